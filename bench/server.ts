@@ -1,0 +1,125 @@
+/**
+ * The server under test as a child process of the bench: started on a free 127.0.0.1 port
+ * (optionally pinned to one CPU with `taskset`), polled until `GET /v1/health` answers 200, and
+ * stopped with SIGTERM, then SIGKILL after 5 s. Its output is kept (last 64 KiB of each stream) so
+ * a server that dies can be diagnosed.
+ */
+import { type ChildProcess, spawn, spawnSync } from "node:child_process"
+import { get } from "node:http"
+import { createServer } from "node:net"
+import { setTimeout as sleep } from "node:timers/promises"
+
+/** How to start the server. */
+export interface ServerOptions {
+  /** A shell command, run as `sh -c "exec <command>"` so the process id is the server's own. */
+  readonly command: string | undefined
+  readonly cwd: string
+  readonly env: Readonly<Record<string, string | undefined>>
+  /** CPU to pin the server to with `taskset -c`, or `null`. */
+  readonly cpu: number | null
+}
+
+/** A running server process. */
+export interface Server {
+  readonly pid: number
+  readonly alive: () => boolean
+  /** What the server wrote to stderr (and stdout), last 64 KiB each. */
+  readonly output: () => { readonly stderr: string; readonly stdout: string }
+  /** SIGTERM, wait up to 5 s, then SIGKILL; resolves once the process is gone. */
+  readonly stop: () => Promise<void>
+  /** Synchronous last resort for `process.on("exit")`. */
+  readonly kill: () => void
+}
+
+/** Thrown when the server is gone before it answered, with its output. */
+export class ServerExited extends Error {}
+
+const OUTPUT_TAIL = 64 * 1024
+const TERM_GRACE_MS = 5_000
+
+/** The default server: the PolyAgent HTTP edge, with the Node that runs the bench. */
+export const defaultCommand = (): ReadonlyArray<string> => [process.execPath, "packages/http/src/bin.ts"]
+
+export const hasCommand = (name: string): boolean =>
+  spawnSync("sh", ["-c", `command -v ${name}`], { stdio: "ignore" }).status === 0
+
+/** A port that was free a moment ago on 127.0.0.1. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer()
+    probe.once("error", reject)
+    probe.listen(0, "127.0.0.1", () => {
+      const address = probe.address()
+      const port = typeof address === "object" && address !== null ? address.port : 0
+      probe.close(() => (port > 0 ? resolve(port) : reject(new Error("no free port"))))
+    })
+  })
+}
+
+export function startServer(options: ServerOptions): Server {
+  const argv = options.command === undefined ? defaultCommand() : ["sh", "-c", `exec ${options.command}`]
+  const pinned = options.cpu === null ? argv : ["taskset", "-c", String(options.cpu), ...argv]
+  const [file = "", ...args] = pinned
+  const child = spawn(file, args, { cwd: options.cwd, env: options.env, stdio: ["ignore", "pipe", "pipe"] })
+  const stdout = tail(child, "stdout")
+  const stderr = tail(child, "stderr")
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()))
+  const alive = () => child.exitCode === null && child.signalCode === null
+  child.once("error", (error) => stderr.push(`spawn failed: ${error.message}\n`))
+  return {
+    pid: child.pid ?? -1,
+    alive,
+    output: () => ({ stderr: stderr.text(), stdout: stdout.text() }),
+    stop: async () => {
+      if (!alive()) return
+      child.kill("SIGTERM")
+      if (await exitsWithin(exited, TERM_GRACE_MS)) return
+      child.kill("SIGKILL")
+      await exitsWithin(exited, TERM_GRACE_MS)
+    },
+    kill: () => {
+      if (alive()) child.kill("SIGKILL")
+    }
+  }
+}
+
+/** Polls `GET /v1/health` every 200 ms until it answers 200; fails after `timeoutMs` or if the server exits. */
+export async function waitHealthy(server: Server, port: number, timeoutMs: number): Promise<number> {
+  const startedAt = performance.now()
+  const deadline = startedAt + timeoutMs
+  for (let attempt = 0; attempt < 1_000 && performance.now() < deadline; attempt++) {
+    if (!server.alive()) throw new ServerExited("the server exited before /v1/health answered 200")
+    if ((await healthStatus(port)) === 200) return performance.now() - startedAt
+    await sleep(200)
+  }
+  throw new Error(`GET /v1/health did not answer 200 within ${timeoutMs / 1000} s`)
+}
+
+function healthStatus(port: number): Promise<number> {
+  return new Promise((resolve) => {
+    const req = get({ host: "127.0.0.1", port, path: "/v1/health", agent: false, timeout: 1_000 }, (res) => {
+      res.resume()
+      resolve(res.statusCode ?? 0)
+    })
+    req.on("timeout", () => req.destroy())
+    req.on("error", () => resolve(0))
+  })
+}
+
+function exitsWithin(exited: Promise<void>, ms: number): Promise<boolean> {
+  // An unref'd timer: a server that exited at once must not hold the bench open for `ms`.
+  const timer = sleep(ms, false, { ref: false })
+  return Promise.race([exited.then(() => true), timer])
+}
+
+/** Keeps the last {@link OUTPUT_TAIL} characters of one output stream of the child. */
+function tail(child: ChildProcess, name: "stdout" | "stderr"): { push: (s: string) => void; text: () => string } {
+  let text = ""
+  const push = (s: string) => {
+    text += s
+    if (text.length > 2 * OUTPUT_TAIL) text = text.slice(-OUTPUT_TAIL)
+  }
+  child[name]?.setEncoding("utf8")
+  child[name]?.on("data", push)
+  return { push, text: () => text.slice(-OUTPUT_TAIL) }
+}

@@ -1,0 +1,131 @@
+/**
+ * The HTTP API of PolyAgent as one `HttpApi` definition: the single source of the
+ * server's routing and decoding, of `api/openapi/polyagent-api.yaml` and of the typed
+ * client. Wire names are snake_case (../shared/API.md).
+ */
+import { Context, Schema } from "effect"
+import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiMiddleware, HttpApiSchema, HttpApiSecurity, OpenApi } from "effect/http-api"
+import { ModelCatalog, Session, SessionActor, type Storage, Usage } from "@polyagent/runtime"
+import * as ApiError from "./ApiError.ts"
+
+/** Who is calling: resolved from the bearer token by {@link Authentication}. */
+export class Principal extends Context.Service<
+  Principal,
+  { readonly tenant: string; readonly subject: string; readonly role: Storage.Role }
+>()("@polyagent/http/Principal") {}
+
+/** Bearer authentication with an API key (JWT comes later). */
+export class Authentication extends HttpApiMiddleware.Service<Authentication, { provides: Principal }>()(
+  "@polyagent/http/Authentication",
+  { security: { bearer: HttpApiSecurity.bearer }, error: ApiError.Unauthenticated }
+) {}
+
+/** Turns request decoding failures into the `invalid_request` envelope. */
+export class RequestErrors extends HttpApiMiddleware.Service<RequestErrors>()("@polyagent/http/RequestErrors", {
+  error: [ApiError.InvalidRequest, ApiError.Internal]
+}) {}
+
+const MAX_MESSAGE_CHARS = 200_000
+
+/** The body of `POST /v1/chat` and `POST /v1/chat/stream`. */
+export const ChatRequest = Schema.Struct({
+  message: Schema.String.check(Schema.isNonEmpty(), Schema.isMaxLength(MAX_MESSAGE_CHARS)),
+  session_id: Schema.optional(Session.SessionId),
+  agent_id: Schema.optional(Schema.String),
+  model: Schema.optional(Schema.String.check(Schema.isNonEmpty(), Schema.isMaxLength(200))),
+  use_tools: Schema.optional(Schema.Boolean),
+  metadata: Schema.optional(Schema.Record(Schema.String, Schema.Unknown))
+})
+export type ChatRequest = typeof ChatRequest.Type
+
+const event = <const Name extends string, S extends Schema.Top>(name: Name, data: S) =>
+  Schema.Struct({ event: Schema.Literal(name), data: Schema.fromJsonString(data) })
+
+const ErrorEnvelope = Schema.Struct({
+  error: Schema.Struct({ type: Schema.String, message: Schema.String, request_id: Schema.String })
+})
+
+/** The events of `POST /v1/chat/stream`, in the order they come. */
+export const ChatEvent = Schema.Union([
+  event("session", Schema.Struct({ session_id: Schema.String })),
+  event("delta", Schema.Struct({ content: Schema.String })),
+  event("usage", Usage.Usage),
+  event("done", SessionActor.TurnResult),
+  event("error", ErrorEnvelope)
+])
+export type ChatEvent = typeof ChatEvent.Type
+
+const turnErrors = [
+  ApiError.NotFound,
+  ApiError.Internal,
+  ApiError.UpstreamError,
+  ApiError.Unavailable,
+  ApiError.UpstreamTimeout
+] as const
+
+export class ChatGroup extends HttpApiGroup.make("chat")
+  .add(
+    HttpApiEndpoint.post("send", "/v1/chat", {
+      payload: ChatRequest,
+      success: SessionActor.TurnResult,
+      error: turnErrors
+    }),
+    HttpApiEndpoint.post("stream", "/v1/chat/stream", {
+      payload: ChatRequest,
+      success: HttpApiSchema.StreamSse({ events: ChatEvent }),
+      error: turnErrors
+    })
+  )
+  .middleware(Authentication) {}
+
+/** `DELETE /v1/sessions/{id}`'s answer. */
+export const Deleted = Schema.Struct({ id: Schema.String, deleted: Schema.Literal(true) })
+
+export class SessionsGroup extends HttpApiGroup.make("sessions")
+  .add(
+    HttpApiEndpoint.get("get", "/v1/sessions/:id", {
+      params: { id: Schema.String },
+      success: Session.Session,
+      error: [ApiError.NotFound, ApiError.Internal]
+    }),
+    HttpApiEndpoint.delete("delete", "/v1/sessions/:id", {
+      params: { id: Schema.String },
+      success: Deleted,
+      error: turnErrors
+    })
+  )
+  .middleware(Authentication) {}
+
+/** A model of `GET /v1/models`, with whether it can be used now. */
+export const ModelEntry = Schema.Struct({
+  ...ModelCatalog.ModelInfo.fields,
+  status: Schema.Literals(["available", "degraded", "unavailable"])
+})
+
+export class ModelsGroup extends HttpApiGroup.make("models")
+  .add(HttpApiEndpoint.get("list", "/v1/models", { success: Schema.Struct({ data: Schema.Array(ModelEntry) }) }))
+  .middleware(Authentication) {}
+
+/** `GET /v1/health`. */
+export const Health = Schema.Struct({
+  status: Schema.Literals(["ok", "degraded", "down"]),
+  components: Schema.Record(Schema.String, Schema.Literals(["ok", "degraded", "down"]))
+})
+
+export class SystemGroup extends HttpApiGroup.make("system").add(
+  HttpApiEndpoint.get("health", "/v1/health", { success: Health, error: ApiError.Unavailable })
+) {}
+
+/** The whole API. */
+export class Api extends HttpApi.make("polyagent")
+  .add(ChatGroup, SessionsGroup, ModelsGroup, SystemGroup)
+  .middleware(RequestErrors)
+  .annotateMerge(
+    OpenApi.annotations({
+      title: "PolyAgent API",
+      version: "0.1.0",
+      description:
+        "LLM gateway and agent platform. Every error answers `{ error: { type, message, request_id } }`; " +
+        "every response carries `X-Request-Id`."
+    })
+  ) {}

@@ -1,0 +1,128 @@
+/**
+ * The error envelope of ../shared/API.md — `{ error: { type, message, request_id } }` —
+ * as one schema class per status, so every endpoint declares the errors it can answer
+ * with and the OpenAPI document lists them. Messages are ours: never a stack, SQL, or an
+ * upstream provider's text.
+ */
+import { Context, Effect, Schema } from "effect"
+
+/** The request id of the request being served; the edge sets it for every request. */
+export const RequestId = Context.Reference<string>("@polyagent/http/RequestId", { defaultValue: () => "" })
+
+const Body = <const Type extends string>(type: Type) =>
+  Schema.Struct({ type: Schema.Literal(type), message: Schema.String, request_id: Schema.String })
+
+export class InvalidRequest extends Schema.Error<InvalidRequest>("@polyagent/http/InvalidRequest")(
+  { error: Body("invalid_request") },
+  { httpApiStatus: 400, description: "The request is malformed or breaks a limit" }
+) {}
+
+export class Unauthenticated extends Schema.Error<Unauthenticated>("@polyagent/http/Unauthenticated")(
+  { error: Body("unauthenticated") },
+  { httpApiStatus: 401, description: "No valid credential" }
+) {}
+
+export class Forbidden extends Schema.Error<Forbidden>("@polyagent/http/Forbidden")(
+  { error: Body("forbidden") },
+  { httpApiStatus: 403, description: "The credential's role does not allow this" }
+) {}
+
+export class NotFound extends Schema.Error<NotFound>("@polyagent/http/NotFound")(
+  { error: Body("not_found") },
+  { httpApiStatus: 404, description: "No such resource for this tenant" }
+) {}
+
+export class PayloadTooLarge extends Schema.Error<PayloadTooLarge>("@polyagent/http/PayloadTooLarge")(
+  { error: Body("payload_too_large") },
+  { httpApiStatus: 413, description: "The body is over the configured limit" }
+) {}
+
+export class Internal extends Schema.Error<Internal>("@polyagent/http/Internal")(
+  { error: Body("internal") },
+  { httpApiStatus: 500, description: "An unexpected failure; the request id finds it in the logs" }
+) {}
+
+export class UpstreamError extends Schema.Error<UpstreamError>("@polyagent/http/UpstreamError")(
+  { error: Body("upstream_error") },
+  { httpApiStatus: 502, description: "The model provider failed" }
+) {}
+
+export class Unavailable extends Schema.Error<Unavailable>("@polyagent/http/Unavailable")(
+  { error: Body("unavailable") },
+  { httpApiStatus: 503, description: "The server cannot take this request now" }
+) {}
+
+export class UpstreamTimeout extends Schema.Error<UpstreamTimeout>("@polyagent/http/UpstreamTimeout")(
+  { error: Body("upstream_timeout") },
+  { httpApiStatus: 504, description: "The turn did not finish in time" }
+) {}
+
+/** Any envelope error. */
+export type ApiError =
+  | InvalidRequest
+  | Unauthenticated
+  | Forbidden
+  | NotFound
+  | PayloadTooLarge
+  | Internal
+  | UpstreamError
+  | Unavailable
+  | UpstreamTimeout
+
+const classes = {
+  invalid_request: InvalidRequest,
+  unauthenticated: Unauthenticated,
+  forbidden: Forbidden,
+  not_found: NotFound,
+  payload_too_large: PayloadTooLarge,
+  internal: Internal,
+  upstream_error: UpstreamError,
+  unavailable: Unavailable,
+  upstream_timeout: UpstreamTimeout
+} as const
+
+/** The error `type`s of the envelope. */
+export type ErrorType = keyof typeof classes
+
+/** The HTTP status of each error type. */
+export const statusOf: Record<ErrorType, number> = {
+  invalid_request: 400,
+  unauthenticated: 401,
+  forbidden: 403,
+  not_found: 404,
+  payload_too_large: 413,
+  internal: 500,
+  upstream_error: 502,
+  unavailable: 503,
+  upstream_timeout: 504
+}
+
+/** The envelope as plain JSON, for answers made outside the HttpApi (404, 405, SSE `error` events). */
+export const envelope = (type: ErrorType, message: string, requestId: string) => ({
+  error: { type, message, request_id: requestId }
+})
+
+type BodyOf<T extends ErrorType> = { readonly type: T; readonly message: string; readonly request_id: string }
+type InstanceOf<T extends ErrorType> = InstanceType<(typeof classes)[T]>
+
+const constructors: { readonly [T in ErrorType]: (error: BodyOf<T>) => InstanceOf<T> } = {
+  invalid_request: (error) => new InvalidRequest({ error }),
+  unauthenticated: (error) => new Unauthenticated({ error }),
+  forbidden: (error) => new Forbidden({ error }),
+  not_found: (error) => new NotFound({ error }),
+  payload_too_large: (error) => new PayloadTooLarge({ error }),
+  internal: (error) => new Internal({ error }),
+  upstream_error: (error) => new UpstreamError({ error }),
+  unavailable: (error) => new Unavailable({ error }),
+  upstream_timeout: (error) => new UpstreamTimeout({ error })
+}
+
+/** An envelope error of `type` for the current request. */
+export const make = <T extends ErrorType>(type: T, message: string): Effect.Effect<InstanceOf<T>> =>
+  Effect.map(Effect.service(RequestId), (requestId) => {
+    const construct: (error: BodyOf<T>) => InstanceOf<T> = constructors[type]
+    return construct({ type, message, request_id: requestId })
+  })
+
+/** Fails with an envelope error of `type` for the current request. */
+export const fail = <T extends ErrorType>(type: T, message: string) => Effect.flatMap(make(type, message), Effect.fail)

@@ -1,0 +1,79 @@
+/**
+ * API-key authentication: a bearer token `pa_…` is hashed and looked up in storage; only
+ * hashes are ever stored. At start-up the bootstrap admin key of tenant `default` is
+ * ensured: `POLYAGENT_ADMIN_KEY` when set, otherwise a new key printed once when the
+ * tenant has none yet.
+ */
+import { Clock, DateTime, Effect, Layer, Option, Redacted } from "effect"
+import { Identifier, Storage } from "@polyagent/runtime"
+import { createHash } from "node:crypto"
+import { Authentication, Principal } from "./Api.ts"
+import * as ApiError from "./ApiError.ts"
+
+/** The tenant of the bootstrap admin key. */
+export const DEFAULT_TENANT = "default"
+
+/** The stored form of a key: SHA-256, enough for 130-bit random keys (no password stretching needed). */
+export const hashKey = (key: string): string => createHash("sha256").update(key).digest("hex")
+
+/** A new API key: `pa_` and 40 base62 characters. */
+export const newKey = Effect.sync(() => `pa_${Identifier.randomBase62(40)}`)
+
+/** The middleware that turns a bearer token into a {@link Principal}. */
+export const layer = Layer.effect(
+  Authentication,
+  Effect.gen(function* () {
+    const storage = yield* Storage.Storage
+    const unauthenticated = ApiError.fail("unauthenticated", "a valid API key is required: Authorization: Bearer pa_…")
+    return Authentication.of({
+      bearer: (httpEffect, { credential }) =>
+        Effect.gen(function* () {
+          const token = Redacted.value(credential)
+          if (!token.startsWith("pa_")) return yield* unauthenticated
+          const found = yield* storage.findApiKeyByHash(hashKey(token)).pipe(
+            Effect.catchTag("StorageError", (error) =>
+              Effect.logError("authentication lookup failed", error).pipe(
+                Effect.andThen(ApiError.fail("unauthenticated", "authentication is unavailable, try again"))
+              )
+            )
+          )
+          if (Option.isNone(found)) return yield* unauthenticated
+          const key = found.value
+          return yield* Effect.provideService(httpEffect, Principal, {
+            tenant: key.tenant,
+            subject: key.id,
+            role: key.role
+          })
+        })
+    })
+  })
+)
+
+/**
+ * Ensures the bootstrap admin key exists. With `configured`, that key is stored (hashed)
+ * unless it already is; without it, a tenant with no key gets a new one, printed once.
+ */
+export const bootstrapAdminKey = Effect.fn("Authentication.bootstrapAdminKey")(function* (
+  configured: Option.Option<Redacted.Redacted<string>>,
+  announce: (key: string) => Effect.Effect<void>
+) {
+  const storage = yield* Storage.Storage
+  const now = DateTime.formatIso(DateTime.makeUnsafe(yield* Clock.currentTimeMillis))
+  const store = (key: string, name: string) =>
+    Effect.gen(function* () {
+      const id = yield* Identifier.make("key")
+      yield* storage.insertApiKey(
+        new Storage.ApiKeyRecord({ id, tenant: DEFAULT_TENANT, name, role: "admin", key_hash: hashKey(key), created_at: now })
+      )
+    })
+  if (Option.isSome(configured)) {
+    const key = Redacted.value(configured.value)
+    const existing = yield* storage.findApiKeyByHash(hashKey(key))
+    if (Option.isNone(existing)) yield* store(key, "bootstrap (POLYAGENT_ADMIN_KEY)")
+    return
+  }
+  if ((yield* storage.countApiKeys(DEFAULT_TENANT)) > 0) return
+  const key = yield* newKey
+  yield* store(key, "bootstrap")
+  yield* announce(key)
+})

@@ -1,0 +1,165 @@
+/**
+ * The handlers of the API's groups. They authenticate through the `Principal` the
+ * middleware provides, send turns to the session actors, and turn every domain or
+ * cluster failure into the error envelope.
+ */
+import { Cause, Effect, Layer, Option, Stream } from "effect"
+import { HttpApiBuilder } from "effect/http-api"
+import { Identifier, ModelCatalog, Session, SessionActor, Storage } from "@polyagent/runtime"
+import { Api, type ChatEvent, type ChatRequest, Principal } from "./Api.ts"
+import * as ApiError from "./ApiError.ts"
+
+type ClusterError = { readonly _tag: "MailboxFull" | "AlreadyProcessingMessage" | "PersistenceError" | "EntityNotAssignedToRunner" }
+
+type TurnApiError =
+  | ApiError.NotFound
+  | ApiError.Internal
+  | ApiError.UpstreamError
+  | ApiError.Unavailable
+  | ApiError.UpstreamTimeout
+
+/** The envelope error for a failed turn or cluster call. */
+const toApiError = (error: SessionActor.TurnError | ClusterError): Effect.Effect<never, TurnApiError> => {
+  switch (error._tag) {
+    case "SessionNotFound":
+    case "ModelNotFound":
+      return ApiError.fail("not_found", error.message)
+    case "ModelError":
+      return ApiError.fail("upstream_error", error.message)
+    case "TurnTimeout":
+      return ApiError.fail("upstream_timeout", error.message)
+    case "StorageError":
+      return Effect.logError("turn failed in storage", error).pipe(
+        Effect.andThen(ApiError.fail("internal", "the turn could not be stored"))
+      )
+    default:
+      return ApiError.fail("unavailable", "the session is busy, try again")
+  }
+}
+
+const storageFailed = (error: Storage.StorageError) =>
+  Effect.logError("storage failed", error).pipe(Effect.andThen(ApiError.fail("internal", "storage failed")))
+
+const ChatHandlers = HttpApiBuilder.group(
+  Api,
+  "chat",
+  Effect.fn(function* (handlers) {
+    const clientFor = yield* SessionActor.Session.client
+    const catalog = yield* ModelCatalog.ModelCatalog
+    const storage = yield* Storage.Storage
+
+    /** The session a request addresses: its own, or a new one. */
+    const target = Effect.fn(function* (request: ChatRequest) {
+      const principal = yield* Principal
+      if (request.agent_id !== undefined) {
+        return yield* ApiError.fail("not_found", `agent ${request.agent_id} not found`)
+      }
+      const create = request.session_id === undefined
+      const sessionId = request.session_id ?? (yield* Identifier.make("sess"))
+      const client = clientFor(SessionActor.entityId(principal.tenant, sessionId))
+      const input: SessionActor.TurnInput = { message: request.message, model: request.model ?? null, create }
+      return { principal, sessionId, create, client, input }
+    })
+
+    const errorEvent = (cause: Cause.Cause<SessionActor.TurnError | ClusterError>) =>
+      Effect.gen(function* () {
+        const failure = Cause.findErrorOption(cause)
+        const error = Option.isSome(failure)
+          ? yield* Effect.flip(toApiError(failure.value))
+          : yield* Effect.logError("stream failed", cause).pipe(Effect.andThen(ApiError.make("internal", "internal error")))
+        return { event: "error", data: error } satisfies ChatEvent
+      })
+
+    return handlers
+      .handle("send", ({ payload }) =>
+        Effect.flatMap(target(payload), ({ client, input }) => client.Send(input).pipe(Effect.catch(toApiError)))
+      )
+      .handle("stream", ({ payload }) =>
+        Effect.gen(function* () {
+          const { principal, sessionId, create, client, input } = yield* target(payload)
+          // Answer unknown sessions and models with a status, before the event stream starts.
+          yield* catalog.resolve(payload.model).pipe(Effect.catch(toApiError))
+          if (!create) {
+            const session = yield* storage.getSession(principal.tenant, sessionId).pipe(Effect.catch(storageFailed))
+            if (Option.isNone(session)) return yield* toApiError(new Session.SessionNotFound({ session_id: sessionId }))
+          }
+          const turn = client.Stream(input).pipe(
+            Stream.flatMap((turnEvent): Stream.Stream<ChatEvent> =>
+              turnEvent._tag === "Delta"
+                ? Stream.make({ event: "delta", data: { content: turnEvent.content } })
+                : Stream.make(
+                    { event: "usage", data: turnEvent.result.usage },
+                    { event: "done", data: turnEvent.result }
+                  )
+            ),
+            Stream.catchCause((cause) =>
+              // A client that went away gets no error event: the stream just ends.
+              Cause.hasInterruptsOnly(cause) ? Stream.empty : Stream.fromEffect(errorEvent(cause))
+            )
+          )
+          return Stream.concat(Stream.make<Array<ChatEvent>>({ event: "session", data: { session_id: sessionId } }), turn)
+        })
+      )
+  })
+)
+
+const SessionsHandlers = HttpApiBuilder.group(
+  Api,
+  "sessions",
+  Effect.fn(function* (handlers) {
+    const clientFor = yield* SessionActor.Session.client
+    const storage = yield* Storage.Storage
+    const notFound = (id: string) => ApiError.fail("not_found", `session ${id} not found`)
+    return handlers
+      .handle("get", ({ params }) =>
+        Effect.gen(function* () {
+          const { tenant } = yield* Principal
+          const session = yield* storage.getSession(tenant, params.id)
+          if (Option.isNone(session)) return yield* notFound(params.id)
+          const messages = yield* storage.listMessages(tenant, params.id)
+          const { id, created_at, updated_at } = session.value
+          return new Session.Session({ id, created_at, updated_at, messages })
+        }).pipe(Effect.catchTag("StorageError", storageFailed))
+      )
+      .handle("delete", ({ params }) =>
+        Effect.gen(function* () {
+          const { tenant } = yield* Principal
+          const session = yield* storage.getSession(tenant, params.id).pipe(Effect.catch(storageFailed))
+          if (Option.isNone(session)) return yield* notFound(params.id)
+          yield* clientFor(SessionActor.entityId(tenant, params.id)).Delete().pipe(Effect.catch(toApiError))
+          return { id: params.id, deleted: true } as const
+        })
+      )
+  })
+)
+
+const ModelsHandlers = HttpApiBuilder.group(
+  Api,
+  "models",
+  Effect.fn(function* (handlers) {
+    const catalog = yield* ModelCatalog.ModelCatalog
+    const data = catalog.list.map((info) => ({ ...info, status: "available" as const }))
+    return handlers.handle("list", () => Effect.succeed({ data }))
+  })
+)
+
+const SystemHandlers = HttpApiBuilder.group(
+  Api,
+  "system",
+  Effect.fn(function* (handlers) {
+    const storage = yield* Storage.Storage
+    return handlers.handle("health", () =>
+      storage.ping.pipe(
+        Effect.as({ status: "ok" as const, components: { storage: "ok" as const } }),
+        Effect.catch((error) =>
+          Effect.logError("health check: storage is down", error).pipe(
+            Effect.andThen(ApiError.fail("unavailable", "storage is down"))
+          )
+        )
+      )
+    )
+  })
+)
+
+/** All handlers. */
+export const layer = Layer.mergeAll(ChatHandlers, SessionsHandlers, ModelsHandlers, SystemHandlers)

@@ -1,0 +1,77 @@
+/**
+ * The composition of a PolyAgent server: configuration → database → storage and the
+ * cluster's single runner → session actors → the HTTP edge. Nothing else happens here.
+ */
+import * as NodeCrypto from "@effect/platform-node/NodeCrypto"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import { Duration, Effect, Layer, Option } from "effect"
+import { SingleRunner } from "effect/cluster"
+import { HttpRouter } from "effect/http"
+import { HttpApiBuilder, HttpApiScalar } from "effect/http-api"
+import { ProviderCatalog } from "@polyagent/providers"
+import { type AppConfig, Database, type ModelCatalog, SessionActor, Storage } from "@polyagent/runtime"
+import { createServer } from "node:http"
+import { Api } from "./Api.ts"
+import * as Authentication from "./Authentication.ts"
+import * as Edge from "./Edge.ts"
+import * as Handlers from "./Handlers.ts"
+
+/** Options for tests and embedders. */
+export interface Options {
+  /** Replaces the provider catalogue (tests use models that fail or hang on purpose). */
+  readonly models?: Layer.Layer<ModelCatalog.ModelCatalog> | undefined
+  /** Called with a newly created bootstrap admin key, which is shown only this once. */
+  readonly announceAdminKey?: ((key: string) => Effect.Effect<void>) | undefined
+}
+
+const printAdminKey = (key: string) =>
+  Effect.sync(() => {
+    process.stdout.write(
+      `\nA new admin API key was created for tenant "default". It is shown only now; store it:\n\n  ${key}\n\n`
+    )
+  })
+
+/** The database of `config`: PostgreSQL when `POSTGRES_URL` is set, else the embedded SQLite file. */
+export const database = (config: AppConfig.AppConfigValue) =>
+  Option.match(config.storage.postgresUrl, {
+    onNone: () => Database.layerSqlite(config.storage.dataDir),
+    onSome: (url) => Database.layerPg({ url })
+  })
+
+/** The whole server as one layer; building it binds the port. */
+export const layer = (config: AppConfig.AppConfigValue, options: Options = {}) => {
+  const db = database(config)
+  const storage = Storage.layerSql.pipe(Layer.provide(db))
+  const cluster = SingleRunner.layer({
+    runnerStorage: "sql",
+    shardingConfig: { entityMaxIdleTime: config.sessions.maxIdle }
+  }).pipe(Layer.provide([db, NodeCrypto.layerDigest]))
+  const models = options.models ?? ProviderCatalog.layer(config)
+  const sessions = SessionActor.layer({ maxIdleTime: config.sessions.maxIdle }).pipe(
+    Layer.provide(SessionActor.layerSettings({ turnTimeout: config.server.requestTimeout }))
+  )
+  const bootstrap = Layer.effectDiscard(
+    Authentication.bootstrapAdminKey(config.security.adminKey, options.announceAdminKey ?? printAdminKey)
+  )
+  const api = HttpApiBuilder.layer(Api, { openapiPath: "/openapi.json" }).pipe(
+    Layer.provide(Handlers.layer),
+    Layer.provide([Authentication.layer, Edge.layerRequestErrors])
+  )
+  const routes = Layer.mergeAll(api, HttpApiScalar.layer(Api, { path: "/docs" }))
+  const http = HttpRouter.serve(routes, {
+    disableLogger: true,
+    middleware: Edge.middleware({ bodyLimit: config.server.bodyLimit })
+  }).pipe(
+    Layer.provide(
+      NodeHttpServer.layer(createServer, {
+        host: config.server.host,
+        port: config.server.port,
+        gracefulShutdownTimeout: Duration.toMillis(config.server.shutdownGrace)
+      })
+    )
+  )
+  return Layer.mergeAll(http, bootstrap).pipe(
+    Layer.provide(sessions),
+    Layer.provideMerge(Layer.mergeAll(storage, models, cluster))
+  )
+}

@@ -1,0 +1,357 @@
+/**
+ * PolyAgent's one configuration. Three sources, lowest to highest precedence: built-in
+ * defaults, a YAML file (`POLYAGENT_CONFIG`, else `config/polyagent.yaml` when present) and
+ * environment variables read through the current `ConfigProvider`. The sources are merged in
+ * their YAML shape (snake_case keys) and decoded once by a closed Schema, so a typo or a wrong
+ * value stops start-up with a `ConfigError` naming the key, the source and what was expected.
+ * Secrets decode to `Redacted` and never appear in a message.
+ */
+import { readFile } from "node:fs/promises"
+import * as NodePath from "node:path"
+import {
+  Config,
+  ConfigProvider,
+  Context,
+  Duration,
+  Effect,
+  Layer,
+  Option,
+  Predicate,
+  Schema,
+  SchemaIssue,
+  SchemaTransformation
+} from "effect"
+import { parse, YAMLParseError } from "yaml"
+
+const intAtLeast = (minimum: number, maximum = Number.MAX_SAFE_INTEGER) => {
+  const expected =
+    maximum === Number.MAX_SAFE_INTEGER ? `an integer >= ${minimum}` : `an integer between ${minimum} and ${maximum}`
+  return Schema.Number.check(Schema.isInt({ expected }), Schema.isBetween({ minimum, maximum }, { expected }))
+}
+const PositiveInt = intAtLeast(1)
+const NonEmpty = Schema.NonEmptyString
+const Secret = <S extends Schema.Codec<string>>(value: S) => Schema.OptionFromNullOr(Schema.RedactedFromValue(value))
+const HttpUrl = Schema.String.check(Schema.isPattern(/^https?:\/\/\S+$/, { expected: "an http(s) URL" }))
+
+const durationUnits = new Map<string, Duration.Unit>([
+  ...["ms", "milli", "millis"].map((u) => [u, "millis"] as const),
+  ...["s", "sec", "second", "seconds"].map((u) => [u, "seconds"] as const),
+  ...["m", "min", "minute", "minutes"].map((u) => [u, "minutes"] as const),
+  ...["h", "hour", "hours"].map((u) => [u, "hours"] as const),
+  ...["d", "day", "days"].map((u) => [u, "days"] as const)
+])
+const parseDuration = (input: string | number): Option.Option<Duration.Duration> => {
+  if (typeof input === "number") {
+    return Number.isFinite(input) && input >= 0 ? Option.some(Duration.millis(input)) : Option.none()
+  }
+  const match = /^(\d+(?:\.\d+)?)\s*([a-z]+)$/.exec(input.trim())
+  const unit = durationUnits.get(match?.[2] ?? "")
+  if (match?.[1] === undefined || unit === undefined) return Option.none()
+  const text: Duration.Input = `${Number(match[1])} ${unit}`
+  return Duration.fromInput(text)
+}
+const durationExpected = 'a duration such as "500 millis", "60s" or "2m", or a number of milliseconds'
+/** A duration written as `"500 millis"`, `"60 seconds"`, `"60s"`, `"2m"` or a number of milliseconds. */
+export const DurationSetting = Schema.Union([Schema.String, Schema.Number]).pipe(
+  Schema.decodeTo(
+    Schema.Duration,
+    SchemaTransformation.transformEffect({
+      decode: (input, options) =>
+        Option.match(parseDuration(input), {
+          onNone: () => Effect.fail(new SchemaIssue.InvalidValue({ expected: durationExpected }, input, options)),
+          onSome: Effect.succeed
+        }),
+      encode: (duration) => Effect.succeed(Duration.toMillis(duration))
+    })
+  )
+)
+
+/** One entry of `models.catalog`: adds a model or replaces a built-in one with the same id. */
+export const ModelEntry = Schema.Struct({
+  provider: NonEmpty,
+  capabilities: Schema.Struct({
+    tools: Schema.Boolean,
+    vision: Schema.Boolean,
+    streaming: Schema.Boolean,
+    contextWindow: PositiveInt
+  }).pipe(Schema.encodeKeys({ contextWindow: "context_window" })),
+  costPer1kTokens: Schema.Struct({
+    input: Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0)),
+    output: Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0))
+  })
+}).pipe(Schema.encodeKeys({ costPer1kTokens: "cost_per_1k_tokens" }))
+
+const ProviderSettings = Schema.Struct({
+  apiKey: Secret(NonEmpty),
+  baseUrl: Schema.OptionFromNullOr(HttpUrl)
+}).pipe(Schema.encodeKeys({ apiKey: "api_key", baseUrl: "base_url" }))
+
+/**
+ * The whole configuration. Decoding takes the YAML shape (snake_case keys, durations as
+ * strings or milliseconds, secrets as strings or `null`) and yields camelCase fields with
+ * `Duration`, `Option<Redacted>` and validated numbers. Decode with `onExcessProperty: "error"`.
+ */
+export const AppConfigSchema = Schema.Struct({
+  server: Schema.Struct({
+    host: NonEmpty,
+    port: intAtLeast(0, 65535),
+    requestTimeout: DurationSetting,
+    bodyLimit: PositiveInt,
+    shutdownGrace: DurationSetting
+  }).pipe(
+    Schema.encodeKeys({ requestTimeout: "request_timeout", bodyLimit: "body_limit", shutdownGrace: "shutdown_grace" })
+  ),
+  storage: Schema.Struct({ dataDir: NonEmpty, postgresUrl: Secret(NonEmpty) }).pipe(
+    Schema.encodeKeys({ dataDir: "data_dir", postgresUrl: "postgres_url" })
+  ),
+  redisUrl: Secret(NonEmpty),
+  sessions: Schema.Struct({ maxIdle: DurationSetting, maxResident: PositiveInt }).pipe(
+    Schema.encodeKeys({ maxIdle: "max_idle", maxResident: "max_resident" })
+  ),
+  security: Schema.Struct({
+    adminKey: Secret(
+      Schema.String.check(
+        Schema.isPattern(/^pa_\S{21,}$/, { expected: 'a key starting with "pa_", at least 24 characters, no spaces' })
+      )
+    ),
+    jwtSecret: Secret(NonEmpty)
+  }).pipe(Schema.encodeKeys({ adminKey: "admin_key", jwtSecret: "jwt_secret" })),
+  rateLimit: Schema.Struct({ enabled: Schema.Boolean, requestsPerMinute: PositiveInt, burst: PositiveInt }).pipe(
+    Schema.encodeKeys({ requestsPerMinute: "requests_per_minute" })
+  ),
+  models: Schema.Struct({
+    default: NonEmpty,
+    local: Schema.Struct({ chunkDelay: DurationSetting }).pipe(Schema.encodeKeys({ chunkDelay: "chunk_delay" })),
+    catalog: Schema.Record(Schema.String, ModelEntry)
+  }),
+  providers: Schema.Struct({
+    openai: ProviderSettings,
+    anthropic: ProviderSettings,
+    openrouter: ProviderSettings,
+    glm: ProviderSettings
+  })
+}).pipe(Schema.encodeKeys({ redisUrl: "redis_url", rateLimit: "rate_limit" }))
+
+/** The loaded configuration, as services read it. */
+export interface AppConfigValue extends Schema.Schema.Type<typeof AppConfigSchema> {}
+/** The configuration in its YAML shape (what a file, the defaults and the environment provide). */
+export type AppConfigInput = typeof AppConfigSchema.Encoded
+
+/** Built-in defaults, in YAML shape; `config/polyagent.yaml` documents the same values. */
+export const defaults: AppConfigInput = {
+  server: { host: "127.0.0.1", port: 8080, request_timeout: "60s", body_limit: 1_048_576, shutdown_grace: "10s" },
+  storage: { data_dir: "./.polyagent", postgres_url: null },
+  redis_url: null,
+  sessions: { max_idle: "5m", max_resident: 10_000 },
+  security: { admin_key: null, jwt_secret: null },
+  rate_limit: { enabled: false, requests_per_minute: 600, burst: 60 },
+  models: { default: "local", local: { chunk_delay: "0 millis" }, catalog: {} },
+  providers: {
+    openai: { api_key: null, base_url: null },
+    anthropic: { api_key: null, base_url: null },
+    openrouter: { api_key: null, base_url: null },
+    glm: { api_key: null, base_url: null }
+  }
+}
+
+/** Configuration could not be loaded; `message` names the key path and the source, never a secret. */
+export class ConfigError extends Schema.TaggedError<ConfigError>()("ConfigError", { message: Schema.String }) {}
+
+interface EnvSetting {
+  readonly name: string
+  readonly path: ReadonlyArray<string>
+  readonly secret?: boolean
+  readonly numeric?: boolean
+}
+/** Environment variables and the keys they override; the only way to set `providers`. */
+export const envSettings: ReadonlyArray<EnvSetting> = [
+  { name: "GATEWAY_HOST", path: ["server", "host"] },
+  { name: "GATEWAY_PORT", path: ["server", "port"], numeric: true },
+  { name: "POLYAGENT_DATA_DIR", path: ["storage", "data_dir"] },
+  { name: "POSTGRES_URL", path: ["storage", "postgres_url"], secret: true },
+  { name: "REDIS_URL", path: ["redis_url"], secret: true },
+  { name: "POLYAGENT_ADMIN_KEY", path: ["security", "admin_key"], secret: true },
+  { name: "JWT_SECRET", path: ["security", "jwt_secret"], secret: true },
+  ...["openai", "anthropic", "openrouter", "glm"].flatMap((provider) => [
+    { name: `${provider.toUpperCase()}_API_KEY`, path: ["providers", provider, "api_key"], secret: true },
+    { name: `${provider.toUpperCase()}_BASE_URL`, path: ["providers", provider, "base_url"] }
+  ])
+]
+const secretKeys = new Set(envSettings.filter((s) => s.secret === true).map((s) => s.path.join(".")))
+
+const isPlainObject = (u: unknown): u is { readonly [key: string]: unknown } =>
+  Predicate.isObject(u) && [Object.prototype, null].includes(Object.getPrototypeOf(u))
+const own = (u: unknown, key: string): unknown => (isPlainObject(u) && Object.hasOwn(u, key) ? u[key] : undefined)
+
+// Plain objects merge key by key; anything else (Duration, Option, arrays) replaces. An empty
+// YAML section (`catalog:` parses as null) keeps the defaults under it.
+const deepMerge = (base: unknown, over: unknown): unknown => {
+  if (over === undefined || (over === null && isPlainObject(base))) return base
+  if (!isPlainObject(base) || !isPlainObject(over)) return over
+  const keys = new Set([...Object.keys(base), ...Object.keys(over)])
+  return Object.fromEntries([...keys].map((key) => [key, deepMerge(own(base, key), own(over, key))]))
+}
+const nest = (path: ReadonlyArray<string>, value: unknown): unknown =>
+  path.reduceRight<unknown>((inner, key) => Object.fromEntries([[key, inner]]), value)
+
+// Issue paths mix YAML keys and camelCase field names; users only know the YAML ones.
+const userPath = (path: ReadonlyArray<PropertyKey>): ReadonlyArray<string> =>
+  path.map((key, i) =>
+    i === 2 && path[0] === "models" && path[1] === "catalog"
+      ? String(key)
+      : String(key)
+          .replace(/([a-z])([A-Z0-9])/g, "$1_$2")
+          .toLowerCase()
+  )
+const formatter = SchemaIssue.makeFormatterStandardSchemaV1({
+  leafHook: (issue) =>
+    Predicate.isTagged(issue, "UnexpectedKey")
+      ? "unknown key"
+      : Predicate.isTagged(issue, "MissingKey")
+        ? "is required"
+        : SchemaIssue.defaultLeafHook(issue)
+})
+
+interface Sources {
+  readonly file: Option.Option<string>
+  readonly env: ReadonlyMap<string, { readonly name: string; readonly raw: string }>
+  readonly input: unknown
+}
+const describeIssue = (sources: Sources, path: ReadonlyArray<PropertyKey>, message: string): string => {
+  const segments = userPath(path)
+  const key = segments.join(".")
+  const fileLabel = Option.getOrElse(sources.file, () => "defaults")
+  if (message === "unknown key") return `${fileLabel}: unknown key "${key}"`
+  const env = sources.env.get(key)
+  const value = env === undefined ? segments.reduce<unknown>(own, sources.input) : env.raw
+  const primitive =
+    Predicate.isString(value) || Predicate.isNumber(value) || Predicate.isBoolean(value) || value === null
+  const shown = primitive && !secretKeys.has(key) ? `, got ${JSON.stringify(value)}` : ""
+  const origin = env === undefined ? `in ${fileLabel}` : `from ${env.name}`
+  return `${key}: ${message.charAt(0).toLowerCase()}${message.slice(1)}${shown} (${origin})`
+}
+
+const describeIssues = (sources: Sources, issue: SchemaIssue.Issue): string => {
+  const lines = formatter(issue).issues.map(({ path = [], message }) =>
+    describeIssue(
+      sources,
+      path.map((p) => (typeof p === "object" ? p.key : p)),
+      message
+    )
+  )
+  return [...new Set(lines)].join("\n")
+}
+const decodeInput = (input: unknown, sources: Sources) =>
+  Schema.decodeUnknownEffect(AppConfigSchema)(input, { errors: "all", onExcessProperty: "error" }).pipe(
+    Effect.mapError((error) => new ConfigError({ message: describeIssues(sources, error.issue) }))
+  )
+
+type ConfigFile = { readonly label: string; readonly absolute: string; readonly required: boolean }
+const readConfigFile = (file: ConfigFile) =>
+  Effect.tryPromise({ try: () => readFile(file.absolute, "utf8"), catch: (cause) => cause }).pipe(
+    Effect.map(Option.some),
+    Effect.catch((cause) => {
+      const code = Predicate.hasProperty(cause, "code") ? cause.code : undefined
+      if (code === "ENOENT" && !file.required) return Effect.succeedNone
+      const reason = code === "ENOENT" ? "file not found" : `cannot be read (${String(code ?? cause)})`
+      const label = file.required ? `POLYAGENT_CONFIG=${file.label}` : file.label
+      return Effect.fail(new ConfigError({ message: `${label}: ${reason}` }))
+    })
+  )
+
+// The pretty message quotes the offending lines, which may hold a secret: keep its first clause.
+const parseYaml = (label: string, text: string) =>
+  Effect.try({
+    try: (): unknown => parse(text, { prettyErrors: true }),
+    catch: (cause) => {
+      const first = (cause instanceof Error ? cause.message : String(cause)).split("\n")[0] ?? ""
+      const description = first.replace(/ at line \d+, column \d+:?$/, "")
+      const at = cause instanceof YAMLParseError ? cause.linePos?.[0] : undefined
+      const where = at === undefined ? label : `${label}:${at.line}:${at.col}`
+      return new ConfigError({ message: `${where}: invalid YAML: ${description}` })
+    }
+  }).pipe(
+    Effect.filterOrFail(
+      (doc) => doc === null || isPlainObject(doc),
+      () => new ConfigError({ message: `${label}: expected a mapping of settings at the top level` })
+    ),
+    Effect.filterOrFail(
+      (doc) => own(doc, "providers") === undefined || own(doc, "providers") === null,
+      () => new ConfigError({ message: `${label}: unknown key "providers" (set providers with OPENAI_API_KEY etc.)` })
+    )
+  )
+
+/** Where `load` reads from; both default to the real process (environment via the current `ConfigProvider`). */
+export interface LoadOptions {
+  readonly env?: Record<string, string | undefined>
+  readonly cwd?: string
+}
+
+/**
+ * Loads the configuration: defaults < YAML file < environment. `POLYAGENT_CONFIG` names the
+ * file (an error if it does not exist); otherwise `config/polyagent.yaml` under `cwd` is used
+ * when present. Empty environment variables count as unset.
+ */
+export const load = Effect.fn("AppConfig.load")(function* (
+  options?: LoadOptions
+): Effect.fn.Return<AppConfigValue, ConfigError> {
+  const provider =
+    options?.env === undefined ? yield* ConfigProvider.ConfigProvider : ConfigProvider.fromEnvRecord(options.env)
+  const cwd = options?.cwd ?? (yield* Effect.sync(() => process.cwd()))
+  const readEnv = (name: string) =>
+    Config.option(Config.String(name))
+      .parse(provider)
+      .pipe(Effect.mapError((error) => new ConfigError({ message: `${name}: ${error.message}` })))
+
+  const configured = yield* readEnv("POLYAGENT_CONFIG")
+  const path = Option.getOrElse(configured, () => "config/polyagent.yaml")
+  const file: ConfigFile = { label: path, absolute: NodePath.resolve(cwd, path), required: Option.isSome(configured) }
+  const text = yield* readConfigFile(file)
+  const yaml = Option.isSome(text) ? yield* parseYaml(file.label, text.value) : undefined
+
+  const env = new Map<string, { readonly name: string; readonly raw: string }>()
+  let input = deepMerge(defaults, yaml)
+  for (const setting of envSettings) {
+    const raw = yield* readEnv(setting.name)
+    if (Option.isNone(raw)) continue
+    env.set(setting.path.join("."), { name: setting.name, raw: raw.value })
+    input = deepMerge(input, nest(setting.path, setting.numeric === true ? Number(raw.value) : raw.value))
+  }
+  return yield* decodeInput(input, { file: Option.map(text, () => file.label), env, input })
+})
+
+/** A partial configuration for tests: nested sections may be given in part; records and values replace. */
+export type Overrides<T> = T extends { readonly [key: string]: unknown }
+  ? string extends keyof T
+    ? T
+    : { readonly [K in keyof T]?: Overrides<T[K]> }
+  : T
+
+const isAppConfigValue = Schema.is(Schema.toType(AppConfigSchema))
+
+/** The defaults with `overrides` applied, validated like a loaded configuration. */
+export const make = Effect.fn("AppConfig.make")(function* (
+  overrides: Overrides<AppConfigValue> = {}
+): Effect.fn.Return<AppConfigValue, ConfigError> {
+  const base = yield* decodeInput(defaults, { file: Option.none(), env: new Map(), input: defaults })
+  const merged = deepMerge(base, overrides)
+  if (!isAppConfigValue(merged)) return yield* new ConfigError({ message: "overrides: not a valid configuration" })
+  return merged
+})
+
+/**
+ * The configuration as a service. `layer` loads it from the real environment and working
+ * directory and fails with `ConfigError`; tests use `layerFrom` or `layerTest`.
+ */
+export class AppConfig extends Context.Service<AppConfig, AppConfigValue>()("@polyagent/runtime/AppConfig") {
+  /** Loads from the current `ConfigProvider` (the process environment by default) and `process.cwd()`. */
+  static readonly layer: Layer.Layer<AppConfig, ConfigError> = Layer.effect(AppConfig, load())
+  /** Provides an already loaded configuration. */
+  static layerFrom(value: AppConfigValue): Layer.Layer<AppConfig> {
+    return Layer.succeed(AppConfig, value)
+  }
+  /** The defaults with `overrides` applied (no file, no environment); invalid overrides are a defect. */
+  static layerTest(overrides: Overrides<AppConfigValue> = {}): Layer.Layer<AppConfig> {
+    return Layer.effect(AppConfig, Effect.orDie(make(overrides)))
+  }
+}

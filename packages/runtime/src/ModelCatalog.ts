@@ -1,0 +1,129 @@
+/**
+ * The models the runtime can call. The runtime sees a model only as effect/ai's
+ * `LanguageModel` plus the facts it needs to route, label and bill a turn
+ * (`ModelInfo`); which providers back them is decided by the composition in
+ * `@polyagent/http`.
+ */
+import { Context, Effect, Layer, Schema } from "effect"
+import type { AiError, LanguageModel } from "effect/ai"
+import { Price } from "./Usage.ts"
+
+/** What a model can do. */
+export class Capabilities extends Schema.Class<Capabilities>("@polyagent/runtime/Capabilities")({
+  tools: Schema.Boolean,
+  vision: Schema.Boolean,
+  streaming: Schema.Boolean,
+  context_window: Schema.Int
+}) {}
+
+/** A model as `GET /v1/models` lists it. */
+export class ModelInfo extends Schema.Class<ModelInfo>("@polyagent/runtime/ModelInfo")({
+  id: Schema.String,
+  provider: Schema.String,
+  description: Schema.String,
+  /** True for models that run in-process without any network (the `local` development model). */
+  offline: Schema.Boolean,
+  capabilities: Capabilities,
+  cost_per_1k_tokens: Price
+}) {}
+
+/** A model ready to be called. */
+export interface Model {
+  readonly info: ModelInfo
+  readonly languageModel: LanguageModel.LanguageModel
+}
+
+/** The model named by a request does not exist or is not enabled. */
+export class ModelNotFound extends Schema.TaggedError<ModelNotFound>()("ModelNotFound", {
+  model: Schema.String
+}) {
+  override get message(): string {
+    return `model ${this.model} is not available; GET /v1/models lists the models you can use`
+  }
+}
+
+/** The enabled models, and the one used when a request names none. */
+export class ModelCatalog extends Context.Service<
+  ModelCatalog,
+  {
+    readonly list: ReadonlyArray<ModelInfo>
+    readonly resolve: (id: string | undefined) => Effect.Effect<Model, ModelNotFound>
+  }
+>()("@polyagent/runtime/ModelCatalog") {}
+
+/** A catalogue over a fixed set of models; `defaultId` must name one of them. */
+export const make = (models: ReadonlyArray<Model>, defaultId: string): ModelCatalog["Service"] => {
+  const byId = new Map(models.map((model) => [model.info.id, model]))
+  return ModelCatalog.of({
+    list: models.map((model) => model.info),
+    resolve: (id) => {
+      const model = byId.get(id ?? defaultId)
+      return model === undefined ? Effect.fail(new ModelNotFound({ model: id ?? defaultId })) : Effect.succeed(model)
+    }
+  })
+}
+
+/** A layer of {@link make}. */
+export const layer = (models: ReadonlyArray<Model>, defaultId: string): Layer.Layer<ModelCatalog> =>
+  Layer.succeed(ModelCatalog, make(models, defaultId))
+
+/** Why a model call failed, in the terms the edge and the router act on. */
+export const ModelErrorReason = Schema.Literals([
+  "rate_limited",
+  "unauthorized",
+  "bad_request",
+  "context_too_long",
+  "overloaded",
+  "timeout",
+  "network",
+  "content_filtered",
+  "invalid_response",
+  "unknown"
+])
+export type ModelErrorReason = typeof ModelErrorReason.Type
+
+/**
+ * A model call failed. The message is ours, never the provider's text (which may echo
+ * prompts or keys); `retryable` tells a router whether another attempt may succeed.
+ */
+export class ModelError extends Schema.TaggedError<ModelError>()("ModelError", {
+  model: Schema.String,
+  provider: Schema.String,
+  reason: ModelErrorReason,
+  retryable: Schema.Boolean
+}) {
+  override get message(): string {
+    return `model ${this.model} (${this.provider}) failed: ${this.reason.replaceAll("_", " ")}`
+  }
+}
+
+const reasonOfAiError: Record<AiError.AiErrorReason["_tag"], ModelErrorReason> = {
+  NetworkError: "network",
+  RateLimitError: "rate_limited",
+  QuotaExhaustedError: "rate_limited",
+  AuthenticationError: "unauthorized",
+  ContentPolicyError: "content_filtered",
+  InvalidRequestError: "bad_request",
+  InternalProviderError: "overloaded",
+  InvalidResponseError: "invalid_response",
+  InvalidOutputError: "invalid_response",
+  StructuredOutputError: "invalid_response",
+  UnsupportedSchemaError: "bad_request",
+  UnknownError: "unknown",
+  ToolNotFoundError: "invalid_response",
+  ToolParameterValidationError: "invalid_response",
+  InvalidToolResultError: "invalid_response",
+  ToolResultEncodingError: "invalid_response",
+  ToolConfigurationError: "bad_request",
+  ToolkitRequiredError: "bad_request",
+  InvalidUserInputError: "bad_request"
+}
+
+/** Maps effect/ai's error of a call to `info`'s model onto a {@link ModelError}. */
+export const fromAiError = (info: ModelInfo, error: AiError.AiError): ModelError =>
+  new ModelError({
+    model: info.id,
+    provider: info.provider,
+    reason: reasonOfAiError[error.reason._tag],
+    retryable: error.isRetryable
+  })

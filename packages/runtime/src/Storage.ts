@@ -1,0 +1,193 @@
+/**
+ * Storage: everything PolyAgent keeps — sessions, their messages, API keys — behind one
+ * service with one SQL implementation that runs on both the embedded SQLite database and
+ * PostgreSQL (the SQL is written to the common subset of both). Every row carries its
+ * tenant, and every read is scoped by it.
+ */
+import { Array as Arr, Context, Effect, Layer, Option, Schema } from "effect"
+import { Migrator, SqlClient } from "effect/sql"
+import type { SqlError } from "effect/sql/SqlError"
+import { Message, type NewMessage } from "./Message.ts"
+import { SessionInfo } from "./Session.ts"
+import { Usage } from "./Usage.ts"
+import { migrations } from "./internal/migrations.ts"
+
+/** A storage operation failed. The message names the operation, never SQL or values. */
+export class StorageError extends Schema.TaggedError<StorageError>()("StorageError", {
+  operation: Schema.String,
+  cause: Schema.Defect()
+}) {
+  override get message(): string {
+    return `storage failed during ${this.operation}`
+  }
+}
+
+/** Roles of ../shared/API.md: `admin` ⊃ `builder` ⊃ `user`. */
+export const Role = Schema.Literals(["admin", "builder", "user"])
+export type Role = typeof Role.Type
+
+/** A stored API key: only the hash of the key is kept. */
+export class ApiKeyRecord extends Schema.Class<ApiKeyRecord>("@polyagent/runtime/ApiKeyRecord")({
+  id: Schema.String,
+  tenant: Schema.String,
+  name: Schema.String,
+  role: Role,
+  key_hash: Schema.String,
+  created_at: Schema.String
+}) {}
+
+/** The storage service. */
+export class Storage extends Context.Service<
+  Storage,
+  {
+    /** Creates the session unless it exists; answers whether it was created. */
+    readonly createSession: (tenant: string, id: string, now: string) => Effect.Effect<boolean, StorageError>
+    readonly getSession: (tenant: string, id: string) => Effect.Effect<Option.Option<SessionInfo>, StorageError>
+    /** Deletes the session and its messages; answers whether it existed. */
+    readonly deleteSession: (tenant: string, id: string) => Effect.Effect<boolean, StorageError>
+    /** The messages of a session in order. */
+    readonly listMessages: (tenant: string, sessionId: string) => Effect.Effect<ReadonlyArray<Message>, StorageError>
+    /**
+     * Appends messages to an existing session in one transaction, numbering them after the
+     * last stored one, and answers them as stored.
+     */
+    readonly appendMessages: (
+      tenant: string,
+      sessionId: string,
+      messages: ReadonlyArray<NewMessage>
+    ) => Effect.Effect<ReadonlyArray<Message>, StorageError>
+    readonly insertApiKey: (key: ApiKeyRecord) => Effect.Effect<void, StorageError>
+    readonly findApiKeyByHash: (hash: string) => Effect.Effect<Option.Option<ApiKeyRecord>, StorageError>
+    readonly countApiKeys: (tenant: string) => Effect.Effect<number, StorageError>
+    /** A round trip to the database, for health checks. */
+    readonly ping: Effect.Effect<void, StorageError>
+  }
+>()("@polyagent/runtime/Storage") {}
+
+const MessageRow = Schema.Struct({
+  id: Schema.String,
+  seq: Schema.Number,
+  role: Message.fields.role,
+  content: Schema.String,
+  model: Schema.NullOr(Schema.String),
+  provider: Schema.NullOr(Schema.String),
+  prompt_tokens: Schema.NullOr(Schema.Number),
+  completion_tokens: Schema.NullOr(Schema.Number),
+  cost_usd: Schema.NullOr(Schema.Number),
+  created_at: Schema.String
+})
+const decodeMessageRows = Schema.decodeUnknownEffect(Schema.Array(MessageRow))
+const decodeSessionRows = Schema.decodeUnknownEffect(Schema.Array(SessionInfo))
+const decodeKeyRows = Schema.decodeUnknownEffect(Schema.Array(ApiKeyRecord))
+const CountRows = Schema.decodeUnknownEffect(Schema.Array(Schema.Struct({ n: Schema.Union([Schema.Number, Schema.NumberFromString]) })))
+
+const toMessage = (row: typeof MessageRow.Type): Message =>
+  new Message({
+    id: row.id,
+    seq: row.seq,
+    role: row.role,
+    content: row.content,
+    model: row.model,
+    provider: row.provider,
+    usage:
+      row.prompt_tokens === null || row.completion_tokens === null
+        ? null
+        : new Usage({
+            prompt_tokens: row.prompt_tokens,
+            completion_tokens: row.completion_tokens,
+            total_tokens: row.prompt_tokens + row.completion_tokens
+          }),
+    cost_usd: row.cost_usd,
+    created_at: row.created_at
+  })
+
+/** Builds the storage on the `SqlClient` in context, after running the migrations. */
+export const make = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  yield* Migrator.make({})({ loader: Migrator.fromRecord(migrations), table: "polyagent_migrations" })
+
+  const failWith =
+    (operation: string) =>
+    <A, R>(effect: Effect.Effect<A, SqlError | Schema.SchemaError, R>): Effect.Effect<A, StorageError, R> =>
+      Effect.mapError(effect, (cause) => new StorageError({ operation, cause }))
+
+  const selectMessages = (tenant: string, sessionId: string) =>
+    sql`SELECT id, seq, role, content, model, provider, prompt_tokens, completion_tokens, cost_usd, created_at
+        FROM messages WHERE tenant = ${tenant} AND session_id = ${sessionId} ORDER BY seq`.pipe(
+      Effect.flatMap(decodeMessageRows),
+      Effect.map((rows) => rows.map(toMessage))
+    )
+
+  return Storage.of({
+    createSession: (tenant, id, now) =>
+      sql`INSERT INTO sessions (tenant, id, created_at, updated_at) VALUES (${tenant}, ${id}, ${now}, ${now})
+          ON CONFLICT (tenant, id) DO NOTHING RETURNING id`.pipe(
+        Effect.map((rows) => rows.length === 1),
+        failWith("createSession")
+      ),
+    getSession: (tenant, id) =>
+      sql`SELECT id, tenant, created_at, updated_at FROM sessions WHERE tenant = ${tenant} AND id = ${id}`.pipe(
+        Effect.flatMap(decodeSessionRows),
+        Effect.map((rows) => Option.fromNullishOr(rows[0])),
+        failWith("getSession")
+      ),
+    deleteSession: (tenant, id) =>
+      Effect.gen(function* () {
+        yield* sql`DELETE FROM messages WHERE tenant = ${tenant} AND session_id = ${id}`
+        const deleted = yield* sql`DELETE FROM sessions WHERE tenant = ${tenant} AND id = ${id} RETURNING id`
+        return deleted.length === 1
+      }).pipe(sql.withTransaction, failWith("deleteSession")),
+    listMessages: (tenant, sessionId) => selectMessages(tenant, sessionId).pipe(failWith("listMessages")),
+    appendMessages: (tenant, sessionId, messages) =>
+      Effect.gen(function* () {
+        const last = yield* sql`SELECT COALESCE(MAX(seq), 0) AS n FROM messages
+                                WHERE tenant = ${tenant} AND session_id = ${sessionId}`.pipe(Effect.flatMap(CountRows))
+        const first = (last[0]?.n ?? 0) + 1
+        const rows = messages.map((message, i): Record<string, unknown> => ({
+          tenant,
+          session_id: sessionId,
+          seq: first + i,
+          id: message.id,
+          role: message.role,
+          content: message.content,
+          model: message.model,
+          provider: message.provider,
+          prompt_tokens: message.usage?.prompt_tokens ?? null,
+          completion_tokens: message.usage?.completion_tokens ?? null,
+          cost_usd: message.cost_usd,
+          created_at: message.created_at
+        }))
+        if (Arr.isReadonlyArrayNonEmpty(rows)) yield* sql`INSERT INTO messages ${sql.insert(rows)}`
+        const updatedAt = messages.at(-1)?.created_at
+        if (updatedAt !== undefined) {
+          yield* sql`UPDATE sessions SET updated_at = ${updatedAt} WHERE tenant = ${tenant} AND id = ${sessionId}`
+        }
+        return messages.map((message, i) => new Message({ ...message, seq: first + i }))
+      }).pipe(sql.withTransaction, failWith("appendMessages")),
+    insertApiKey: (key) =>
+      sql`INSERT INTO api_keys ${sql.insert({ ...key })}`.pipe(Effect.asVoid, failWith("insertApiKey")),
+    findApiKeyByHash: (hash) =>
+      sql`SELECT id, tenant, name, role, key_hash, created_at FROM api_keys
+          WHERE key_hash = ${hash} AND revoked_at IS NULL`.pipe(
+        Effect.flatMap(decodeKeyRows),
+        Effect.map((rows) => Option.fromNullishOr(rows[0])),
+        failWith("findApiKeyByHash")
+      ),
+    countApiKeys: (tenant) =>
+      sql`SELECT COUNT(*) AS n FROM api_keys WHERE tenant = ${tenant} AND revoked_at IS NULL`.pipe(
+        Effect.flatMap(CountRows),
+        Effect.map((rows) => rows[0]?.n ?? 0),
+        failWith("countApiKeys")
+      ),
+    ping: sql`SELECT 1`.pipe(Effect.asVoid, failWith("ping"))
+  })
+})
+
+/** The storage on the `SqlClient` in context (SQLite or PostgreSQL). */
+export const layerSql: Layer.Layer<Storage, StorageError, SqlClient.SqlClient> = Layer.effect(
+  Storage,
+  make.pipe(
+    Effect.mapError((cause) => new StorageError({ operation: "migrate", cause })),
+    Effect.withSpan("Storage.migrate")
+  )
+)

@@ -1,0 +1,45 @@
+/**
+ * Versioned schema migrations, written once for both SQLite and PostgreSQL. Never edit a
+ * shipped migration: add the next number.
+ */
+import { Effect } from "effect"
+import { SqlClient } from "effect/sql"
+
+export const migrations = {
+  "1_sessions_messages_keys": Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`CREATE TABLE sessions (
+      tenant TEXT NOT NULL,
+      id TEXT NOT NULL,
+      created_at TEXT NOT NULL,
+      updated_at TEXT NOT NULL,
+      PRIMARY KEY (tenant, id)
+    )`
+    yield* sql`CREATE TABLE messages (
+      tenant TEXT NOT NULL,
+      session_id TEXT NOT NULL,
+      seq INTEGER NOT NULL,
+      id TEXT NOT NULL,
+      role TEXT NOT NULL,
+      content TEXT NOT NULL,
+      model TEXT,
+      provider TEXT,
+      prompt_tokens INTEGER,
+      completion_tokens INTEGER,
+      cost_usd DOUBLE PRECISION,
+      created_at TEXT NOT NULL,
+      PRIMARY KEY (tenant, session_id, seq),
+      FOREIGN KEY (tenant, session_id) REFERENCES sessions (tenant, id)
+    )`
+    yield* sql`CREATE TABLE api_keys (
+      id TEXT PRIMARY KEY,
+      tenant TEXT NOT NULL,
+      name TEXT NOT NULL,
+      role TEXT NOT NULL,
+      key_hash TEXT NOT NULL UNIQUE,
+      created_at TEXT NOT NULL,
+      revoked_at TEXT
+    )`
+    yield* sql`CREATE INDEX api_keys_tenant ON api_keys (tenant)`
+  })
+}
