@@ -86,9 +86,19 @@ export async function runClosedLoop<S>(plan: LoadPlan, send: (agent: Agent) => P
 }
 
 /** `POST path` with a JSON body; reads the whole answer (kept in `body` only when `keepBody`). */
-export function postJson(agent: Agent, target: Target, path: string, body: Buffer, keepBody: boolean): Promise<Exchange> {
+export function postJson(
+  agent: Agent,
+  target: Target,
+  path: string,
+  body: Buffer,
+  keepBody: boolean
+): Promise<Exchange> {
   return post(agent, target, path, body, {}, (res, startedAt) =>
-    readAll(res, keepBody).then((text) => ({ status: res.statusCode ?? 0, totalMs: performance.now() - startedAt, body: text }))
+    readAll(res, keepBody).then((text) => ({
+      status: res.statusCode ?? 0,
+      totalMs: performance.now() - startedAt,
+      body: text
+    }))
   ).then((result) => result ?? { status: 0, totalMs: 0, body: "" })
 }
 

@@ -5,7 +5,17 @@
  */
 import { Agent } from "node:http"
 import { summarize } from "./harness/lib/common.mjs"
-import { type Exchange, isOk, type LoadPlan, type LoadRun, postJson, postStream, runClosedLoop, type StreamExchange, type Target } from "./load.ts"
+import {
+  type Exchange,
+  isOk,
+  type LoadPlan,
+  type LoadRun,
+  postJson,
+  postStream,
+  runClosedLoop,
+  type StreamExchange,
+  type Target
+} from "./load.ts"
 import type { RssSampler } from "./rss.ts"
 
 /** What every scenario shares. */
@@ -69,13 +79,17 @@ const MAX_REQUESTS = 2_000_000
 const SESSION_CREATE_CONCURRENCY = 8
 
 const chatBody = (sessionId?: string): Buffer =>
-  Buffer.from(JSON.stringify(sessionId === undefined ? { message: MESSAGE } : { message: MESSAGE, session_id: sessionId }))
+  Buffer.from(
+    JSON.stringify(sessionId === undefined ? { message: MESSAGE } : { message: MESSAGE, session_id: sessionId })
+  )
 
 /** `POST /v1/chat` with a new session per request. */
 export async function chatNew(bench: Bench, connections: number): Promise<ChatFigures> {
   const body = chatBody()
   const peak = bench.rss.phase()
-  const run = await runClosedLoop(plan(bench, connections), (agent) => postJson(agent, bench.target, CHAT_PATH, body, false))
+  const run = await runClosedLoop(plan(bench, connections), (agent) =>
+    postJson(agent, bench.target, CHAT_PATH, body, false)
+  )
   return chatFigures(run, connections, bench, peak())
 }
 
@@ -84,7 +98,9 @@ export async function chatSession(bench: Bench, connections: number, sessions: n
   const ids = await createSessions(bench.target, sessions)
   const next = roundRobin(ids.map(chatBody))
   const peak = bench.rss.phase()
-  const run = await runClosedLoop(plan(bench, connections), (agent) => postJson(agent, bench.target, CHAT_PATH, next(), false))
+  const run = await runClosedLoop(plan(bench, connections), (agent) =>
+    postJson(agent, bench.target, CHAT_PATH, next(), false)
+  )
   const figures = chatFigures(run, connections, bench, peak())
   return { ...figures, sessions, turns_per_session: Math.round(1 + run.sent / sessions) }
 }
@@ -93,7 +109,9 @@ export async function chatSession(bench: Bench, connections: number, sessions: n
 export async function stream(bench: Bench, connections: number): Promise<StreamFigures> {
   const body = chatBody()
   const peak = bench.rss.phase()
-  const run = await runClosedLoop(plan(bench, connections), (agent) => postStream(agent, bench.target, STREAM_PATH, body))
+  const run = await runClosedLoop(plan(bench, connections), (agent) =>
+    postStream(agent, bench.target, STREAM_PATH, body)
+  )
   return streamFigures(run, connections, bench, peak())
 }
 
@@ -105,7 +123,9 @@ export async function createSessions(target: Target, count: number): Promise<Arr
   try {
     for (let batch = 0; batch < count; batch += SESSION_CREATE_CONCURRENCY) {
       const size = Math.min(SESSION_CREATE_CONCURRENCY, count - batch)
-      const answers = await Promise.all(Array.from({ length: size }, () => postJson(agent, target, CHAT_PATH, body, true)))
+      const answers = await Promise.all(
+        Array.from({ length: size }, () => postJson(agent, target, CHAT_PATH, body, true))
+      )
       for (const answer of answers) ids.push(sessionIdOf(answer))
     }
   } finally {
@@ -116,7 +136,12 @@ export async function createSessions(target: Target, count: number): Promise<Arr
 
 function sessionIdOf(answer: Exchange): string {
   const parsed = isOk(answer.status) ? parseJson(answer.body) : undefined
-  if (typeof parsed === "object" && parsed !== null && "session_id" in parsed && typeof parsed.session_id === "string") {
+  if (
+    typeof parsed === "object" &&
+    parsed !== null &&
+    "session_id" in parsed &&
+    typeof parsed.session_id === "string"
+  ) {
     return parsed.session_id
   }
   throw new Error(`creating a session: HTTP ${answer.status || "socket error"} ${answer.body.slice(0, 300)}`)
@@ -166,7 +191,12 @@ function chatFigures(run: LoadRun<Exchange>, connections: number, bench: Bench, 
   }
 }
 
-function streamFigures(run: LoadRun<StreamExchange>, connections: number, bench: Bench, rssPeak: number | null): StreamFigures {
+function streamFigures(
+  run: LoadRun<StreamExchange>,
+  connections: number,
+  bench: Bench,
+  rssPeak: number | null
+): StreamFigures {
   const answered = run.samples.filter((s) => isOk(s.status) && !s.errorEvent)
   const done = answered.flatMap((s) => (s.doneMs === null ? [] : [s.doneMs]))
   const ttfb = summarize(answered.flatMap((s) => (s.firstByteMs === null ? [] : [s.firstByteMs])))

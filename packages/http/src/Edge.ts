@@ -6,8 +6,8 @@
  * undecodable bodies, unsupported content types, and unexpected failures (500, logged
  * with the request id, never shown).
  */
-import { ByteSize, Cause, Effect, Layer, Option } from "effect"
-import { HttpIncomingMessage, HttpServerError, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { ByteSize, Cause, Effect, Layer, type Types } from "effect"
+import { HttpIncomingMessage, HttpRouter, HttpServerError, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { HttpApi, HttpApiMiddleware } from "effect/http-api"
 import { Identifier } from "@polyagent/runtime"
 import { Api, RequestErrors } from "./Api.ts"
@@ -45,9 +45,10 @@ const respond = (type: ApiError.ErrorType, message: string, requestId: string, h
 
 /** The answer for a failure that escaped the handlers. */
 const fromCause = (cause: Cause.Cause<unknown>, request: HttpServerRequest.HttpServerRequest, requestId: string) => {
-  const failure = Cause.findErrorOption(cause)
-  if (Option.isSome(failure) && HttpServerError.isHttpServerError(failure.value)) {
-    const reason = failure.value.reason
+  // The HttpApi builder turns some body-read failures into defects, so look at both.
+  const error = Cause.squash(cause)
+  if (HttpServerError.isHttpServerError(error)) {
+    const reason = error.reason
     if (reason._tag === "RouteNotFound") {
       const path = request.url.split("?", 1)[0] ?? "/"
       const allowed = allowedMethods(path)
@@ -74,33 +75,37 @@ const fromCause = (cause: Cause.Cause<unknown>, request: HttpServerRequest.HttpS
   )
 }
 
-/** The edge middleware for `HttpRouter.serve`. */
-export const middleware =
-  (options: { readonly bodyLimit: number }) =>
-  <E, R>(
-    app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>
-  ): Effect.Effect<HttpServerResponse.HttpServerResponse, never, R | HttpServerRequest.HttpServerRequest> =>
-    Effect.gen(function* () {
-      const request = yield* HttpServerRequest.HttpServerRequest
-      const incoming = request.headers["x-request-id"]
-      const requestId = incoming !== undefined && REQUEST_ID.test(incoming) ? incoming : yield* Identifier.make("req")
-      const declared = Number(request.headers["content-length"] ?? 0)
-      let response: HttpServerResponse.HttpServerResponse
-      if (declared > options.bodyLimit) {
-        response = respond("payload_too_large", `the request body is over the limit of ${options.bodyLimit} bytes`, requestId)
-      } else {
-        response = yield* app.pipe(
-          Effect.provideService(ApiError.RequestId, requestId),
-          Effect.provideService(HttpIncomingMessage.MaxBodySize, ByteSize.bytes(options.bodyLimit)),
-          Effect.catchCause((cause) => fromCause(cause, request, requestId))
-        )
-        // The HttpApi builder answers an unsupported content type with a plain-text 415.
-        if (response.status === 415) {
-          response = respond("invalid_request", "the body must be JSON (Content-Type: application/json)", requestId)
+/** The edge as a global router middleware: it sees every request, matched or not. */
+export const layer = (options: { readonly bodyLimit: number }) =>
+  HttpRouter.middleware(
+    (app): Effect.Effect<HttpServerResponse.HttpServerResponse, Types.unhandled, HttpServerRequest.HttpServerRequest> =>
+      Effect.gen(function* () {
+        const request = yield* HttpServerRequest.HttpServerRequest
+        const incoming = request.headers["x-request-id"]
+        const requestId = incoming !== undefined && REQUEST_ID.test(incoming) ? incoming : yield* Identifier.make("req")
+        const declared = Number(request.headers["content-length"] ?? 0)
+        let response: HttpServerResponse.HttpServerResponse
+        if (declared > options.bodyLimit) {
+          response = respond(
+            "payload_too_large",
+            `the request body is over the limit of ${options.bodyLimit} bytes`,
+            requestId
+          )
+        } else {
+          response = yield* app.pipe(
+            Effect.provideService(ApiError.RequestId, requestId),
+            Effect.provideService(HttpIncomingMessage.MaxBodySize, ByteSize.bytes(options.bodyLimit)),
+            Effect.catchCause((cause) => fromCause(cause, request, requestId))
+          )
+          // The HttpApi builder answers an unsupported content type with a plain-text 415.
+          if (response.status === 415) {
+            response = respond("invalid_request", "the body must be JSON (Content-Type: application/json)", requestId)
+          }
         }
-      }
-      return HttpServerResponse.setHeader(response, "x-request-id", requestId)
-    })
+        return HttpServerResponse.setHeader(response, "x-request-id", requestId)
+      }),
+    { global: true }
+  )
 
 /** Request decoding failures become `invalid_request` with the offending field named. */
 export const layerRequestErrors: Layer.Layer<RequestErrors> = HttpApiMiddleware.layerSchemaErrorTransform(

@@ -38,7 +38,7 @@ export const database = (config: AppConfig.AppConfigValue) =>
     onSome: (url) => Database.layerPg({ url })
   })
 
-/** The whole server as one layer; building it binds the port. */
+/** The whole server as one layer; building it binds the port (`HttpServer` tells the address). */
 export const layer = (config: AppConfig.AppConfigValue, options: Options = {}) => {
   const db = database(config)
   const storage = Storage.layerSql.pipe(Layer.provide(db))
@@ -57,12 +57,13 @@ export const layer = (config: AppConfig.AppConfigValue, options: Options = {}) =
     Layer.provide(Handlers.layer),
     Layer.provide([Authentication.layer, Edge.layerRequestErrors])
   )
-  const routes = Layer.mergeAll(api, HttpApiScalar.layer(Api, { path: "/docs" }))
-  const http = HttpRouter.serve(routes, {
-    disableLogger: true,
-    middleware: Edge.middleware({ bodyLimit: config.server.bodyLimit })
-  }).pipe(
-    Layer.provide(
+  const routes = Layer.mergeAll(
+    api,
+    HttpApiScalar.layer(Api, { path: "/docs" }),
+    Edge.layer({ bodyLimit: config.server.bodyLimit })
+  )
+  const http = HttpRouter.serve(routes, { disableLogger: true }).pipe(
+    Layer.provideMerge(
       NodeHttpServer.layer(createServer, {
         host: config.server.host,
         port: config.server.port,

@@ -1,0 +1,246 @@
+/**
+ * `npm run bench`: throughput, latency and memory of the PolyAgent HTTP edge on this machine.
+ *
+ * Starts the server (`node packages/http/src/bin.ts`) on a free 127.0.0.1 port with a fresh data
+ * directory, a random bootstrap admin key and no config file or provider keys, so it answers with
+ * the offline `local` model and the figures are the gateway's own cost, not a provider's. With
+ * `taskset`, the server runs on CPU 1 and this load generator on CPU 0. Then, each scenario after
+ * a warm-up, with a fixed number of keep-alive connections that each send the next request as soon
+ * as the last one is answered (closed loop):
+ *
+ * - chat_new: `POST /v1/chat`, a new session per request (32 connections).
+ * - chat_session: `POST /v1/chat` naming one of 64 sessions created first, round-robin (32
+ *   connections). Turns on one session are serialised by the server, and the history grows all
+ *   run long, so this is the session actor path with history.
+ * - stream: `POST /v1/chat/stream` (16 connections): time to the first byte of the event stream
+ *   and to the end of its `event: done`.
+ *
+ * Reading it: req/s (streams/s) is the server's capacity at that concurrency, counting 2xx answers
+ * only; the percentiles are per request, from send to the last byte. Non-2xx answers, socket
+ * errors and timeouts are "errors" and make the other figures meaningless until they are zero.
+ * RSS is the server's resident memory: idle after start, the highest 100 ms sample under load, and
+ * at the end. Compare figures from runs on the same machine only; on 2 cores other busy
+ * processes show up as noise. The output is a table, then ONE line of JSON with every figure.
+ *
+ *   npm run bench [-- --quick] [-- --duration 20] [-- --server-cmd "node other-server.mjs"]
+ */
+import { spawnSync } from "node:child_process"
+import { randomBytes } from "node:crypto"
+import { mkdtempSync, rmSync } from "node:fs"
+import { cpus, tmpdir } from "node:os"
+import { join, resolve } from "node:path"
+import { setTimeout as sleep } from "node:timers/promises"
+import { parseArgs } from "node:util"
+import type { Target } from "./load.ts"
+import { type Failed, renderReport, type Results } from "./report.ts"
+import { type RssSampler, startRssSampler } from "./rss.ts"
+import { type Bench, chatNew, chatSession, stream } from "./scenarios.ts"
+import { freePort, hasCommand, type Server, ServerExited, startServer, waitHealthy } from "./server.ts"
+
+const CHAT_CONNECTIONS = 32
+const STREAM_CONNECTIONS = 16
+const SESSIONS = 64
+const WARMUP_S = 2
+const DURATION_S = 8
+const STARTUP_TIMEOUT_MS = 30_000
+const REQUEST_TIMEOUT_MS = 30_000
+const SETTLE_MS = 1_000
+const PAUSE_MS = 500
+const DEFAULT_SERVER = "node packages/http/src/bin.ts"
+const REPO_ROOT = resolve(import.meta.dirname, "..")
+
+/** Settings the bench does not pass on: it measures the zero-config server (embedded storage, `local` model). */
+const WITHHELD_ENV = [
+  "POLYAGENT_CONFIG",
+  "POSTGRES_URL",
+  "REDIS_URL",
+  ...["OPENAI", "ANTHROPIC", "OPENROUTER", "GLM"].flatMap((p) => [`${p}_API_KEY`, `${p}_BASE_URL`])
+]
+
+const USAGE = `usage: node bench/run.ts [--quick] [--duration SECONDS] [--server-cmd "COMMAND"]
+  --quick           halve warm-up and duration (${WARMUP_S / 2} s + ${DURATION_S / 2} s per scenario)
+  --duration N      measured seconds per scenario (1-600; default ${DURATION_S})
+  --server-cmd CMD  start CMD instead of "${DEFAULT_SERVER}" (run as: sh -c "exec CMD", cwd = repo root)`
+
+interface Options {
+  readonly warmupS: number
+  readonly durationS: number
+  readonly serverCmd: string | undefined
+}
+
+/** What the bench has to give back on the way out, however it ends. */
+const owned: { server?: Server; dataDir?: string; rss?: RssSampler } = {}
+
+const log = (line: string): void => {
+  process.stderr.write(`[bench] ${line}\n`)
+}
+
+function parseOptions(argv: ReadonlyArray<string>): Options {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: {
+      quick: { type: "boolean", default: false },
+      duration: { type: "string" },
+      "server-cmd": { type: "string" },
+      help: { type: "boolean", short: "h", default: false }
+    },
+    strict: true,
+    allowPositionals: false
+  })
+  if (values.help) {
+    console.log(USAGE)
+    process.exit(0)
+  }
+  const durationS =
+    values.duration === undefined ? (values.quick ? DURATION_S / 2 : DURATION_S) : Number(values.duration)
+  if (!Number.isFinite(durationS) || durationS < 1 || durationS > 600)
+    throw new Error(`--duration: expected 1-600 seconds\n${USAGE}`)
+  return { warmupS: values.quick ? WARMUP_S / 2 : WARMUP_S, durationS, serverCmd: values["server-cmd"] }
+}
+
+/** Pins this process (all its threads) to CPU 0 so the server can have CPU 1 to itself. */
+function pinLoadGenerator(): { server_cpu: number; loadgen_cpu: number } | null {
+  if (cpus().length < 2 || !hasCommand("taskset")) return null
+  const pinned = spawnSync("taskset", ["-a", "-p", "-c", "0", String(process.pid)], { stdio: "ignore" })
+  return pinned.status === 0 ? { server_cpu: 1, loadgen_cpu: 0 } : null
+}
+
+function serverEnv(port: number, dataDir: string, adminKey: string): Record<string, string | undefined> {
+  const env: Record<string, string | undefined> = { ...process.env }
+  for (const name of WITHHELD_ENV) delete env[name]
+  return {
+    ...env,
+    GATEWAY_PORT: String(port),
+    GATEWAY_HOST: "127.0.0.1",
+    POLYAGENT_DATA_DIR: dataDir,
+    POLYAGENT_ADMIN_KEY: adminKey
+  }
+}
+
+/** Runs one scenario; its failure becomes `{ error }` unless the server itself is gone. */
+async function attempt<F>(name: string, server: Server, run: () => Promise<F>): Promise<F | Failed> {
+  log(name)
+  try {
+    const figures = await run()
+    if (!server.alive()) throw new ServerExited(`the server exited during ${name}`)
+    await sleep(PAUSE_MS)
+    return figures
+  } catch (error) {
+    if (error instanceof ServerExited || !server.alive()) throw error
+    log(`${name} failed: ${messageOf(error)}`)
+    return { error: messageOf(error) }
+  }
+}
+
+async function main(options: Options): Promise<Results> {
+  const pinned = pinLoadGenerator()
+  const port = await freePort()
+  const adminKey = `pa_bench_${randomBytes(16).toString("hex")}`
+  const dataDir = mkdtempSync(join(tmpdir(), "polyagent-bench-"))
+  owned.dataDir = dataDir
+  const label = options.serverCmd ?? DEFAULT_SERVER
+  log(`starting ${label} on 127.0.0.1:${port}${pinned ? " (CPU 1; load generator on CPU 0)" : ""}`)
+  const server = startServer({
+    command: options.serverCmd,
+    cwd: REPO_ROOT,
+    env: serverEnv(port, dataDir, adminKey),
+    cpu: pinned ? 1 : null
+  })
+  owned.server = server
+  const startupMs = await waitHealthy(server, port, STARTUP_TIMEOUT_MS)
+  const rss = startRssSampler(server.pid)
+  owned.rss = rss
+  await sleep(SETTLE_MS)
+  const idle = rss.now()
+  const target: Target = {
+    host: "127.0.0.1",
+    port,
+    headers: { authorization: `Bearer ${adminKey}`, "content-type": "application/json" },
+    timeoutMs: REQUEST_TIMEOUT_MS
+  }
+  const bench: Bench = {
+    target,
+    warmupMs: options.warmupS * 1000,
+    durationMs: options.durationS * 1000,
+    proceed: server.alive,
+    rss
+  }
+  const each = `${options.warmupS} s warm-up + ${options.durationS} s`
+  const chat_new = await attempt(`chat_new: ${CHAT_CONNECTIONS} connections, ${each}`, server, () =>
+    chatNew(bench, CHAT_CONNECTIONS)
+  )
+  const chat_session = await attempt(
+    `chat_session: ${SESSIONS} sessions, ${CHAT_CONNECTIONS} connections, ${each}`,
+    server,
+    () => chatSession(bench, CHAT_CONNECTIONS, SESSIONS)
+  )
+  const streamed = await attempt(`stream: ${STREAM_CONNECTIONS} connections, ${each}`, server, () =>
+    stream(bench, STREAM_CONNECTIONS)
+  )
+  await sleep(SETTLE_MS)
+  return {
+    chat_new,
+    chat_session,
+    stream: streamed,
+    rss_mb: { idle, peak: rss.peak(), end: rss.now(), hwm: rss.highWater() },
+    server: label,
+    pinned,
+    warmup_s: options.warmupS,
+    duration_s: options.durationS,
+    startup_ms: Math.round(startupMs),
+    node: process.version,
+    cpus: cpus().length
+  }
+}
+
+/** Stops the sampler and the server, removes the data directory; safe to call more than once. */
+async function cleanup(): Promise<void> {
+  owned.rss?.stop()
+  await owned.server?.stop()
+  removeDataDir()
+}
+
+function removeDataDir(): void {
+  if (owned.dataDir !== undefined) rmSync(owned.dataDir, { recursive: true, force: true })
+}
+
+/** Ctrl-C and SIGTERM stop the server first; a second signal, or any exit, kills it outright. */
+function installCleanup(): void {
+  process.on("exit", () => {
+    owned.server?.kill()
+    removeDataDir()
+  })
+  let signalled = false
+  const onSignal = (code: number) => () => {
+    if (signalled) process.exit(code)
+    signalled = true
+    log("interrupted: stopping the server")
+    void cleanup().finally(() => process.exit(code))
+  }
+  process.on("SIGINT", onSignal(130))
+  process.on("SIGTERM", onSignal(143))
+}
+
+function reportFailure(error: unknown): void {
+  log(`failed: ${messageOf(error)}`)
+  const output = owned.server?.output()
+  if (output === undefined) return
+  if (output.stderr !== "") process.stderr.write(`--- server stderr (last 64 KiB) ---\n${output.stderr}\n`)
+  else if (output.stdout !== "")
+    process.stderr.write(`--- server stdout (last 64 KiB; stderr was empty) ---\n${output.stdout}\n`)
+  else process.stderr.write("--- the server wrote nothing ---\n")
+}
+
+const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error))
+
+installCleanup()
+try {
+  const results = await main(parseOptions(process.argv.slice(2)))
+  console.log(renderReport(results))
+  console.log(JSON.stringify(results))
+} catch (error) {
+  reportFailure(error)
+  process.exitCode = 1
+} finally {
+  await cleanup()
+}
