@@ -33,6 +33,10 @@ module.exports = {
     tsPreCompilationDeps: true,
     parser: "swc",
     combinedDependencies: true,
-    enhancedResolveOptions: { exportsFields: ["exports"], conditionNames: ["import", "default"], extensions: [".ts", ".js"] }
+    enhancedResolveOptions: {
+      exportsFields: ["exports"],
+      conditionNames: ["import", "default"],
+      extensions: [".ts", ".js"]
+    }
   }
 }

@@ -69,7 +69,7 @@ interface Options {
 }
 
 /** What the bench has to give back on the way out, however it ends. */
-const owned: { server?: Server; dataDir?: string; rss?: RssSampler } = {}
+const owned: { server?: Server; dataDir?: string; rss?: RssSampler; interrupted?: boolean } = {}
 
 const log = (line: string): void => {
   process.stderr.write(`[bench] ${line}\n`)
@@ -94,8 +94,18 @@ function parseOptions(argv: ReadonlyArray<string>): Options {
   const durationS =
     values.duration === undefined ? (values.quick ? DURATION_S / 2 : DURATION_S) : Number(values.duration)
   if (!Number.isFinite(durationS) || durationS < 1 || durationS > 600)
-    throw new Error(`--duration: expected 1-600 seconds\n${USAGE}`)
+    throw new Error("--duration: expected 1-600 seconds")
   return { warmupS: values.quick ? WARMUP_S / 2 : WARMUP_S, durationS, serverCmd: values["server-cmd"] }
+}
+
+/** Bad arguments: the message and the usage, exit status 2. */
+function parseOptionsOrExit(argv: ReadonlyArray<string>): Options {
+  try {
+    return parseOptions(argv)
+  } catch (error) {
+    process.stderr.write(`${messageOf(error)}\n${USAGE}\n`)
+    process.exit(2)
+  }
 }
 
 /** Pins this process (all its threads) to CPU 0 so the server can have CPU 1 to itself. */
@@ -162,7 +172,7 @@ async function main(options: Options): Promise<Results> {
     target,
     warmupMs: options.warmupS * 1000,
     durationMs: options.durationS * 1000,
-    proceed: server.alive,
+    proceed: () => server.alive() && owned.interrupted !== true,
     rss
   }
   const each = `${options.warmupS} s warm-up + ${options.durationS} s`
@@ -214,6 +224,7 @@ function installCleanup(): void {
   const onSignal = (code: number) => () => {
     if (signalled) process.exit(code)
     signalled = true
+    owned.interrupted = true
     log("interrupted: stopping the server")
     void cleanup().finally(() => process.exit(code))
   }
@@ -234,8 +245,9 @@ function reportFailure(error: unknown): void {
 const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error))
 
 installCleanup()
+const options = parseOptionsOrExit(process.argv.slice(2))
 try {
-  const results = await main(parseOptions(process.argv.slice(2)))
+  const results = await main(options)
   console.log(renderReport(results))
   console.log(JSON.stringify(results))
 } catch (error) {

@@ -4,7 +4,15 @@
  * client. Wire names are snake_case (../shared/API.md).
  */
 import { Context, Schema } from "effect"
-import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiMiddleware, HttpApiSchema, HttpApiSecurity, OpenApi } from "effect/http-api"
+import {
+  HttpApi,
+  HttpApiEndpoint,
+  HttpApiGroup,
+  HttpApiMiddleware,
+  HttpApiSchema,
+  HttpApiSecurity,
+  OpenApi
+} from "effect/http-api"
 import { ModelCatalog, Session, SessionActor, type Storage, Usage } from "@polyagent/runtime"
 import * as ApiError from "./ApiError.ts"
 

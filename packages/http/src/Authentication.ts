@@ -30,13 +30,15 @@ export const layer = Layer.effect(
         Effect.gen(function* () {
           const token = Redacted.value(credential)
           if (!token.startsWith("pa_")) return yield* unauthenticated
-          const found = yield* storage.findApiKeyByHash(hashKey(token)).pipe(
-            Effect.catchTag("StorageError", (error) =>
-              Effect.logError("authentication lookup failed", error).pipe(
-                Effect.andThen(ApiError.fail("unauthenticated", "authentication is unavailable, try again"))
+          const found = yield* storage
+            .findApiKeyByHash(hashKey(token))
+            .pipe(
+              Effect.catchTag("StorageError", (error) =>
+                Effect.logError("authentication lookup failed", error).pipe(
+                  Effect.andThen(ApiError.fail("unauthenticated", "authentication is unavailable, try again"))
+                )
               )
             )
-          )
           if (Option.isNone(found)) return yield* unauthenticated
           const key = found.value
           return yield* Effect.provideService(httpEffect, Principal, {
@@ -63,7 +65,14 @@ export const bootstrapAdminKey = Effect.fn("Authentication.bootstrapAdminKey")(f
     Effect.gen(function* () {
       const id = yield* Identifier.make("key")
       yield* storage.insertApiKey(
-        new Storage.ApiKeyRecord({ id, tenant: DEFAULT_TENANT, name, role: "admin", key_hash: hashKey(key), created_at: now })
+        new Storage.ApiKeyRecord({
+          id,
+          tenant: DEFAULT_TENANT,
+          name,
+          role: "admin",
+          key_hash: hashKey(key),
+          created_at: now
+        })
       )
     })
   if (Option.isSome(configured)) {

@@ -112,6 +112,8 @@ export const layerRequestErrors: Layer.Layer<RequestErrors> = HttpApiMiddleware.
   RequestErrors,
   (error) =>
     error.kind === "Body" || error.kind === "ResponseHeaders"
-      ? Effect.logError("response encoding failed", error).pipe(Effect.andThen(ApiError.fail("internal", "internal error")))
+      ? Effect.logError("response encoding failed", error).pipe(
+          Effect.andThen(ApiError.fail("internal", "internal error"))
+        )
       : ApiError.fail("invalid_request", `invalid ${error.kind.toLowerCase()}: ${error.cause.message}`)
 )

@@ -9,7 +9,9 @@ import { Identifier, ModelCatalog, Session, SessionActor, Storage } from "@polya
 import { Api, type ChatEvent, type ChatRequest, Principal } from "./Api.ts"
 import * as ApiError from "./ApiError.ts"
 
-type ClusterError = { readonly _tag: "MailboxFull" | "AlreadyProcessingMessage" | "PersistenceError" | "EntityNotAssignedToRunner" }
+type ClusterError = {
+  readonly _tag: "MailboxFull" | "AlreadyProcessingMessage" | "PersistenceError" | "EntityNotAssignedToRunner"
+}
 
 type TurnApiError =
   | ApiError.NotFound
@@ -40,6 +42,18 @@ const toApiError = (error: SessionActor.TurnError | ClusterError): Effect.Effect
 const storageFailed = (error: Storage.StorageError) =>
   Effect.logError("storage failed", error).pipe(Effect.andThen(ApiError.fail("internal", "storage failed")))
 
+/** The `error` event that ends a failed stream. */
+const errorEvent = (cause: Cause.Cause<SessionActor.TurnError | ClusterError>) =>
+  Effect.gen(function* () {
+    const failure = Cause.findErrorOption(cause)
+    const error = Option.isSome(failure)
+      ? yield* Effect.flip(toApiError(failure.value))
+      : yield* Effect.logError("stream failed", cause).pipe(Effect.andThen(ApiError.make("internal", "internal error")))
+    return { event: "error", data: error } satisfies ChatEvent
+  })
+
+const sessionNotFound = (id: string) => ApiError.fail("not_found", `session ${id} not found`)
+
 const ChatHandlers = HttpApiBuilder.group(
   Api,
   "chat",
@@ -61,15 +75,6 @@ const ChatHandlers = HttpApiBuilder.group(
       return { principal, sessionId, create, client, input }
     })
 
-    const errorEvent = (cause: Cause.Cause<SessionActor.TurnError | ClusterError>) =>
-      Effect.gen(function* () {
-        const failure = Cause.findErrorOption(cause)
-        const error = Option.isSome(failure)
-          ? yield* Effect.flip(toApiError(failure.value))
-          : yield* Effect.logError("stream failed", cause).pipe(Effect.andThen(ApiError.make("internal", "internal error")))
-        return { event: "error", data: error } satisfies ChatEvent
-      })
-
     return handlers
       .handle("send", ({ payload }) =>
         Effect.flatMap(target(payload), ({ client, input }) => client.Send(input).pipe(Effect.catch(toApiError)))
@@ -84,20 +89,24 @@ const ChatHandlers = HttpApiBuilder.group(
             if (Option.isNone(session)) return yield* toApiError(new Session.SessionNotFound({ session_id: sessionId }))
           }
           const turn = client.Stream(input).pipe(
-            Stream.flatMap((turnEvent): Stream.Stream<ChatEvent> =>
-              turnEvent._tag === "Delta"
-                ? Stream.make({ event: "delta", data: { content: turnEvent.content } })
-                : Stream.make(
-                    { event: "usage", data: turnEvent.result.usage },
-                    { event: "done", data: turnEvent.result }
-                  )
+            Stream.flatMap(
+              (turnEvent): Stream.Stream<ChatEvent> =>
+                turnEvent._tag === "Delta"
+                  ? Stream.make({ event: "delta", data: { content: turnEvent.content } })
+                  : Stream.make(
+                      { event: "usage", data: turnEvent.result.usage },
+                      { event: "done", data: turnEvent.result }
+                    )
             ),
             Stream.catchCause((cause) =>
               // A client that went away gets no error event: the stream just ends.
               Cause.hasInterruptsOnly(cause) ? Stream.empty : Stream.fromEffect(errorEvent(cause))
             )
           )
-          return Stream.concat(Stream.make<Array<ChatEvent>>({ event: "session", data: { session_id: sessionId } }), turn)
+          return Stream.concat(
+            Stream.make<Array<ChatEvent>>({ event: "session", data: { session_id: sessionId } }),
+            turn
+          )
         })
       )
   })
@@ -109,13 +118,12 @@ const SessionsHandlers = HttpApiBuilder.group(
   Effect.fn(function* (handlers) {
     const clientFor = yield* SessionActor.Session.client
     const storage = yield* Storage.Storage
-    const notFound = (id: string) => ApiError.fail("not_found", `session ${id} not found`)
     return handlers
       .handle("get", ({ params }) =>
         Effect.gen(function* () {
           const { tenant } = yield* Principal
           const session = yield* storage.getSession(tenant, params.id)
-          if (Option.isNone(session)) return yield* notFound(params.id)
+          if (Option.isNone(session)) return yield* sessionNotFound(params.id)
           const messages = yield* storage.listMessages(tenant, params.id)
           const { id, created_at, updated_at } = session.value
           return new Session.Session({ id, created_at, updated_at, messages })
@@ -125,7 +133,7 @@ const SessionsHandlers = HttpApiBuilder.group(
         Effect.gen(function* () {
           const { tenant } = yield* Principal
           const session = yield* storage.getSession(tenant, params.id).pipe(Effect.catch(storageFailed))
-          if (Option.isNone(session)) return yield* notFound(params.id)
+          if (Option.isNone(session)) return yield* sessionNotFound(params.id)
           yield* clientFor(SessionActor.entityId(tenant, params.id)).Delete().pipe(Effect.catch(toApiError))
           return { id: params.id, deleted: true } as const
         })

@@ -8,7 +8,9 @@ import { AppConfig, ModelCatalog } from "@polyagent/runtime"
 import * as LocalModel from "./local/LocalModel.ts"
 
 /** The catalogue for `config`; fails start-up when `models.default` names no enabled model. */
-export const layer = (config: AppConfig.AppConfigValue): Layer.Layer<ModelCatalog.ModelCatalog, AppConfig.ConfigError> =>
+export const layer = (
+  config: AppConfig.AppConfigValue
+): Layer.Layer<ModelCatalog.ModelCatalog, AppConfig.ConfigError> =>
   Layer.effect(
     ModelCatalog.ModelCatalog,
     Effect.gen(function* () {

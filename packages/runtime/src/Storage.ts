@@ -79,7 +79,9 @@ const MessageRow = Schema.Struct({
 const decodeMessageRows = Schema.decodeUnknownEffect(Schema.Array(MessageRow))
 const decodeSessionRows = Schema.decodeUnknownEffect(Schema.Array(SessionInfo))
 const decodeKeyRows = Schema.decodeUnknownEffect(Schema.Array(ApiKeyRecord))
-const CountRows = Schema.decodeUnknownEffect(Schema.Array(Schema.Struct({ n: Schema.Union([Schema.Number, Schema.NumberFromString]) })))
+const CountRows = Schema.decodeUnknownEffect(
+  Schema.Array(Schema.Struct({ n: Schema.Union([Schema.Number, Schema.NumberFromString]) }))
+)
 
 const toMessage = (row: typeof MessageRow.Type): Message =>
   new Message({
@@ -101,15 +103,15 @@ const toMessage = (row: typeof MessageRow.Type): Message =>
     created_at: row.created_at
   })
 
+const failWith =
+  (operation: string) =>
+  <A, R>(effect: Effect.Effect<A, SqlError | Schema.SchemaError, R>): Effect.Effect<A, StorageError, R> =>
+    Effect.mapError(effect, (cause) => new StorageError({ operation, cause }))
+
 /** Builds the storage on the `SqlClient` in context, after running the migrations. */
 export const make = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
   yield* Migrator.make({})({ loader: Migrator.fromRecord(migrations), table: "polyagent_migrations" })
-
-  const failWith =
-    (operation: string) =>
-    <A, R>(effect: Effect.Effect<A, SqlError | Schema.SchemaError, R>): Effect.Effect<A, StorageError, R> =>
-      Effect.mapError(effect, (cause) => new StorageError({ operation, cause }))
 
   const selectMessages = (tenant: string, sessionId: string) =>
     sql`SELECT id, seq, role, content, model, provider, prompt_tokens, completion_tokens, cost_usd, created_at
@@ -143,20 +145,22 @@ export const make = Effect.gen(function* () {
         const last = yield* sql`SELECT COALESCE(MAX(seq), 0) AS n FROM messages
                                 WHERE tenant = ${tenant} AND session_id = ${sessionId}`.pipe(Effect.flatMap(CountRows))
         const first = (last[0]?.n ?? 0) + 1
-        const rows = messages.map((message, i): Record<string, unknown> => ({
-          tenant,
-          session_id: sessionId,
-          seq: first + i,
-          id: message.id,
-          role: message.role,
-          content: message.content,
-          model: message.model,
-          provider: message.provider,
-          prompt_tokens: message.usage?.prompt_tokens ?? null,
-          completion_tokens: message.usage?.completion_tokens ?? null,
-          cost_usd: message.cost_usd,
-          created_at: message.created_at
-        }))
+        const rows = messages.map(
+          (message, i): Record<string, unknown> => ({
+            tenant,
+            session_id: sessionId,
+            seq: first + i,
+            id: message.id,
+            role: message.role,
+            content: message.content,
+            model: message.model,
+            provider: message.provider,
+            prompt_tokens: message.usage?.prompt_tokens ?? null,
+            completion_tokens: message.usage?.completion_tokens ?? null,
+            cost_usd: message.cost_usd,
+            created_at: message.created_at
+          })
+        )
         if (Arr.isReadonlyArrayNonEmpty(rows)) yield* sql`INSERT INTO messages ${sql.insert(rows)}`
         const updatedAt = messages.at(-1)?.created_at
         if (updatedAt !== undefined) {
@@ -174,7 +178,7 @@ export const make = Effect.gen(function* () {
         failWith("findApiKeyByHash")
       ),
     countApiKeys: (tenant) =>
-      sql`SELECT COUNT(*) AS n FROM api_keys WHERE tenant = ${tenant} AND revoked_at IS NULL`.pipe(
+      sql`SELECT CAST(COUNT(*) AS INTEGER) AS n FROM api_keys WHERE tenant = ${tenant} AND revoked_at IS NULL`.pipe(
         Effect.flatMap(CountRows),
         Effect.map((rows) => rows[0]?.n ?? 0),
         failWith("countApiKeys")
