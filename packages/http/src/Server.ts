@@ -44,7 +44,7 @@ export const layer = (config: AppConfig.AppConfigValue, options: Options = {}) =
   const storage = Storage.layerSql.pipe(Layer.provide(db))
   const cluster = SingleRunner.layer({
     runnerStorage: "sql",
-    shardingConfig: { entityMaxIdleTime: config.sessions.maxIdle }
+    shardingConfig: { entityMaxIdleTime: config.sessions.maxIdle, maxResidentEntities: config.sessions.maxResident }
   }).pipe(Layer.provide([db, NodeCrypto.layerDigest]))
   const models = options.models ?? ProviderCatalog.layer(config)
   const sessions = SessionActor.layer({ maxIdleTime: config.sessions.maxIdle }).pipe(

@@ -1,0 +1,52 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { OpenApi } from "effect/http-api"
+import { Api } from "../src/Api.ts"
+import * as ApiError from "../src/ApiError.ts"
+
+describe("toolchain", () => {
+  it("runs on Node 24, the version the project pins", () => {
+    assert.match(process.version, /^v24\./)
+  })
+})
+
+describe("Api", () => {
+  const document = OpenApi.fromApi(Api)
+
+  it("documents every route of the contract", () => {
+    const routes = Object.entries(document.paths).flatMap(([path, item]) =>
+      Object.keys(item ?? {}).map((method) => `${method.toUpperCase()} ${path}`)
+    )
+    for (const route of [
+      "POST /v1/chat",
+      "POST /v1/chat/stream",
+      "GET /v1/sessions/{id}",
+      "DELETE /v1/sessions/{id}",
+      "GET /v1/models",
+      "GET /v1/health"
+    ]) {
+      assert.include(routes, route)
+    }
+  })
+
+  it("declares bearer authentication on every route but health", () => {
+    const health = document.paths["/v1/health"]?.get
+    assert.deepStrictEqual(health?.security ?? [], [])
+    const chat = document.paths["/v1/chat"]?.post
+    assert.isAbove(chat?.security?.length ?? 0, 0)
+  })
+})
+
+describe("ApiError", () => {
+  it.effect("builds the envelope with the current request id and the status of its type", () =>
+    Effect.gen(function* () {
+      const error = yield* ApiError.make("not_found", "session x not found").pipe(
+        Effect.provideService(ApiError.RequestId, "req_1")
+      )
+      assert.instanceOf(error, ApiError.NotFound)
+      assert.deepStrictEqual(error.error, { type: "not_found", message: "session x not found", request_id: "req_1" })
+      assert.strictEqual(ApiError.statusOf.not_found, 404)
+      assert.strictEqual(ApiError.statusOf.upstream_timeout, 504)
+    })
+  )
+})

@@ -1,0 +1,211 @@
+/**
+ * The session actor on the in-memory test runner, with SQLite storage and a scripted model:
+ * serial turns, history across activations, typed failures that leave the session usable.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Array as Arr, Duration, Effect, Layer, Ref, Stream } from "effect"
+import { AiError, LanguageModel, type Prompt, type Response } from "effect/ai"
+import { TestRunner } from "effect/cluster"
+import * as Database from "../src/Database.ts"
+import * as ModelCatalog from "../src/ModelCatalog.ts"
+import * as SessionActor from "../src/SessionActor.ts"
+import { Storage, layerSql } from "../src/Storage.ts"
+import * as Usage from "../src/Usage.ts"
+
+const info = new ModelCatalog.ModelInfo({
+  id: "scripted",
+  provider: "test",
+  description: "answers with the user messages it saw",
+  offline: true,
+  capabilities: new ModelCatalog.Capabilities({ tools: false, vision: false, streaming: true, context_window: 1000 }),
+  cost_per_1k_tokens: new Usage.Price({ input: 1, output: 2 })
+})
+
+const textOf = (message: Prompt.Message): string =>
+  typeof message.content === "string"
+    ? message.content
+    : message.content.map((part) => (part.type === "text" ? part.text : "")).join("")
+
+/** Answers "seen: a | b" with every user message of the prompt; "fail" fails, "die" dies. */
+const scripted = (calls: Ref.Ref<number>) => {
+  const answer = (options: LanguageModel.ProviderOptions) =>
+    Effect.gen(function* () {
+      yield* Ref.update(calls, (n) => n + 1)
+      const users = options.prompt.content.filter((m) => m.role === "user").map(textOf)
+      const last = users.at(-1) ?? ""
+      if (last === "fail") {
+        return yield* AiError.make({
+          module: "test",
+          method: "call",
+          reason: new AiError.InternalProviderError({ description: "provider said: secret-ish text" })
+        })
+      }
+      if (last === "die") return yield* Effect.die(new Error("model bug"))
+      return `seen: ${users.join(" | ")}`
+    })
+  const finish = (text: string): Response.FinishPartEncoded => ({
+    type: "finish",
+    reason: "stop",
+    usage: {
+      inputTokens: { uncached: 10, total: 10, cacheRead: 0, cacheWrite: 0 },
+      outputTokens: { total: text.length, text: text.length, reasoning: 0 }
+    }
+  })
+  return LanguageModel.make({
+    generateText: (options) =>
+      Effect.map(answer(options), (text): Array<Response.PartEncoded> => [{ type: "text", text }, finish(text)]),
+    streamText: (options) =>
+      Stream.unwrap(
+        Effect.map(answer(options), (text) =>
+          Stream.fromIterable<Response.StreamPartEncoded>([
+            { type: "text-start", id: "t" },
+            ...text
+              .split(" ")
+              .map((word): Response.StreamPartEncoded => ({ type: "text-delta", id: "t", delta: `${word} ` })),
+            { type: "text-end", id: "t" },
+            finish(text)
+          ])
+        )
+      )
+  })
+}
+
+const makeLayer = Effect.fnUntraced(function* (maxIdleTime: Duration.Input = "1 minute") {
+  const calls = yield* Ref.make(0)
+  const model = yield* scripted(calls)
+  const storage = layerSql.pipe(
+    Layer.provide(Database.layerSqlite(`/tmp/polyagent-actor-${process.pid}-${Date.now()}`))
+  )
+  const sessions = SessionActor.layer({ maxIdleTime }).pipe(
+    Layer.provide([
+      ModelCatalog.layer([{ info, languageModel: model }], "scripted"),
+      SessionActor.layerSettings({ turnTimeout: Duration.seconds(30) })
+    ])
+  )
+  return { calls, layer: sessions.pipe(Layer.provideMerge(Layer.merge(TestRunner.layer, storage))) }
+})
+
+const send = (tenant: string, id: string, message: string, create = false) =>
+  Effect.flatMap(SessionActor.Session.client, (clientFor) =>
+    clientFor(SessionActor.entityId(tenant, id)).Send({ message, model: null, create })
+  )
+
+describe("SessionActor", () => {
+  it.live("runs turns of one session one after another and stores each before replying", () =>
+    Effect.gen(function* () {
+      const { layer } = yield* makeLayer()
+      yield* Effect.gen(function* () {
+        const first = yield* send("t", "s1", "m0", true)
+        assert.strictEqual(first.message.content, "seen: m0")
+        assert.strictEqual(first.cost_usd, Usage.cost(first.usage, info.cost_per_1k_tokens))
+        const results = yield* Effect.forEach(Arr.range(1, 10), (i) => send("t", "s1", `m${i}`), {
+          concurrency: "unbounded"
+        })
+        const stored = yield* (yield* Storage).listMessages("t", "s1")
+        assert.strictEqual(stored.length, 22)
+        // Each answer saw exactly the turns stored before it: the k-th answer saw k user messages.
+        for (const [k, message] of stored.entries()) {
+          assert.strictEqual(message.seq, k + 1)
+          assert.strictEqual(message.role, k % 2 === 0 ? "user" : "assistant")
+          if (message.role === "assistant") assert.strictEqual(message.content.split(" | ").length, (k + 1) / 2)
+        }
+        assert.strictEqual(results.length, 10)
+      }).pipe(Effect.provide(layer))
+    })
+  )
+
+  it.live("an unknown session answers SessionNotFound; an unknown model ModelNotFound", () =>
+    Effect.gen(function* () {
+      const { layer } = yield* makeLayer()
+      yield* Effect.gen(function* () {
+        const missing = yield* Effect.flip(send("t", "nope", "hello"))
+        assert.strictEqual(missing._tag, "SessionNotFound")
+        const clientFor = yield* SessionActor.Session.client
+        const unknownModel = yield* Effect.flip(
+          clientFor(SessionActor.entityId("t", "s2")).Send({ message: "x", model: "gpt-9", create: true })
+        )
+        assert.strictEqual(unknownModel._tag, "ModelNotFound")
+      }).pipe(Effect.provide(layer))
+    })
+  )
+
+  it.live("a failing or dying model answers the caller, stores nothing, and the session goes on", () =>
+    Effect.gen(function* () {
+      const { layer, calls } = yield* makeLayer()
+      yield* Effect.gen(function* () {
+        yield* send("t", "s3", "hello", true)
+        const failed = yield* Effect.flip(send("t", "s3", "fail"))
+        assert.strictEqual(failed._tag, "ModelError")
+        if (failed._tag === "ModelError") assert.strictEqual(failed.reason, "overloaded")
+        const died = yield* Effect.exit(send("t", "s3", "die"))
+        assert.strictEqual(died._tag, "Failure")
+        const after = yield* send("t", "s3", "still here?")
+        assert.strictEqual(after.message.content, "seen: hello | still here?")
+        // The dead turn was not replayed: one call per turn.
+        assert.strictEqual(yield* Ref.get(calls), 4)
+        assert.strictEqual((yield* (yield* Storage).listMessages("t", "s3")).length, 4)
+      }).pipe(Effect.provide(layer))
+    })
+  )
+
+  it.live("streams deltas, then the stored answer", () =>
+    Effect.gen(function* () {
+      const { layer } = yield* makeLayer()
+      yield* Effect.gen(function* () {
+        const clientFor = yield* SessionActor.Session.client
+        const events = yield* clientFor(SessionActor.entityId("t", "s4"))
+          .Stream({ message: "stream me", model: null, create: true })
+          .pipe(Stream.runCollect)
+        const deltas = events.flatMap((event) => (event._tag === "Delta" ? [event.content] : []))
+        const done = events.at(-1)
+        assert.isAbove(deltas.length, 1)
+        assert.strictEqual(done?._tag, "Done")
+        if (done?._tag === "Done") assert.strictEqual(deltas.join(""), done.result.message.content)
+        assert.strictEqual((yield* (yield* Storage).listMessages("t", "s4")).length, 2)
+      }).pipe(Effect.provide(layer))
+    })
+  )
+
+  it.live(
+    "an idle session passivates and reloads its history from storage",
+    () =>
+      Effect.gen(function* () {
+        const { layer } = yield* makeLayer("1 second")
+        yield* Effect.gen(function* () {
+          yield* send("t", "s5", "before", true)
+          // Written behind the actor's back: only a fresh activation can see it.
+          const storage = yield* Storage
+          yield* storage.appendMessages("t", "s5", [
+            {
+              id: "m-outside",
+              role: "user",
+              content: "outside",
+              model: null,
+              provider: null,
+              usage: null,
+              cost_usd: null,
+              created_at: "2026-01-01T00:00:00.000Z"
+            }
+          ])
+          // The cluster's reaper looks for idle entities every 5 s at the finest.
+          yield* Effect.sleep("6500 millis")
+          const after = yield* send("t", "s5", "after")
+          assert.strictEqual(after.message.content, "seen: before | outside | after")
+        }).pipe(Effect.provide(layer))
+      }),
+    20_000
+  )
+
+  it.live("Delete removes the session and the actor forgets it", () =>
+    Effect.gen(function* () {
+      const { layer } = yield* makeLayer()
+      yield* Effect.gen(function* () {
+        yield* send("t", "s6", "hello", true)
+        const clientFor = yield* SessionActor.Session.client
+        assert.isTrue(yield* clientFor(SessionActor.entityId("t", "s6")).Delete())
+        const missing = yield* Effect.flip(send("t", "s6", "again"))
+        assert.strictEqual(missing._tag, "SessionNotFound")
+      }).pipe(Effect.provide(layer))
+    })
+  )
+})
