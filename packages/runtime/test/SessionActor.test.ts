@@ -26,6 +26,15 @@ const textOf = (message: Prompt.Message): string =>
     ? message.content
     : message.content.map((part) => (part.type === "text" ? part.text : "")).join("")
 
+const finish = (text: string): Response.FinishPartEncoded => ({
+  type: "finish",
+  reason: "stop",
+  usage: {
+    inputTokens: { uncached: 10, total: 10, cacheRead: 0, cacheWrite: 0 },
+    outputTokens: { total: text.length, text: text.length, reasoning: 0 }
+  }
+})
+
 /** Answers "seen: a | b" with every user message of the prompt; "fail" fails, "die" dies. */
 const scripted = (calls: Ref.Ref<number>) => {
   const answer = (options: LanguageModel.ProviderOptions) =>
@@ -43,14 +52,6 @@ const scripted = (calls: Ref.Ref<number>) => {
       if (last === "die") return yield* Effect.die(new Error("model bug"))
       return `seen: ${users.join(" | ")}`
     })
-  const finish = (text: string): Response.FinishPartEncoded => ({
-    type: "finish",
-    reason: "stop",
-    usage: {
-      inputTokens: { uncached: 10, total: 10, cacheRead: 0, cacheWrite: 0 },
-      outputTokens: { total: text.length, text: text.length, reasoning: 0 }
-    }
-  })
   return LanguageModel.make({
     generateText: (options) =>
       Effect.map(answer(options), (text): Array<Response.PartEncoded> => [{ type: "text", text }, finish(text)]),

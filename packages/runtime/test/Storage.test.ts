@@ -49,125 +49,126 @@ const message = (id: string, role: NewMessage["role"], content: string, at: stri
   created_at: at
 })
 
-const suite = (name: string, database: Layer.Layer<SqlClient.SqlClient, unknown>) =>
-  describe(name, () => {
-    const layer = Layer.provideMerge(layerSql, database).pipe(Layer.orDie)
+const databases: Array<[string, Layer.Layer<SqlClient.SqlClient, unknown>]> = [
+  ["SQLite", sqlite],
+  ["PostgreSQL", postgres]
+]
 
-    it.layer(layer, { timeout: 30_000 })((it) => {
-      it.effect("creates a session once and finds it only in its tenant", () =>
-        Effect.gen(function* () {
-          const storage = yield* Storage
-          assert.isTrue(yield* storage.createSession("t1", "s1", "2026-01-01T00:00:00.000Z"))
-          assert.isFalse(yield* storage.createSession("t1", "s1", "2026-01-01T00:00:01.000Z"))
-          const found = yield* storage.getSession("t1", "s1")
-          assert.isTrue(Option.isSome(found))
-          assert.strictEqual(Option.getOrThrow(found).created_at, "2026-01-01T00:00:00.000Z")
-          assert.isTrue(Option.isNone(yield* storage.getSession("t2", "s1")))
-        })
-      )
+describe.each(databases)("Storage on %s", (_name, database) => {
+  const layer = Layer.provideMerge(layerSql, database).pipe(Layer.orDie)
 
-      it.effect("appends messages in order, numbering them after the last one, with usage and cost", () =>
-        Effect.gen(function* () {
-          const storage = yield* Storage
-          yield* storage.createSession("t1", "s2", "2026-01-01T00:00:00.000Z")
-          const first = yield* storage.appendMessages("t1", "s2", [
-            message("m1", "user", "hello", "2026-01-01T00:00:01.000Z"),
-            message("m2", "assistant", "hi there", "2026-01-01T00:00:02.000Z")
-          ])
-          assert.deepStrictEqual(
-            first.map((m) => m.seq),
-            [1, 2]
-          )
-          yield* storage.appendMessages("t1", "s2", [message("m3", "user", "again", "2026-01-01T00:00:03.000Z")])
-          const all = yield* storage.listMessages("t1", "s2")
-          assert.deepStrictEqual(
-            all.map((m) => [m.seq, m.id, m.role, m.content]),
-            [
-              [1, "m1", "user", "hello"],
-              [2, "m2", "assistant", "hi there"],
-              [3, "m3", "user", "again"]
-            ]
-          )
-          const assistant = all[1]
-          assert.deepStrictEqual(assistant?.usage, Usage.make(12, 7))
-          assert.strictEqual(assistant?.cost_usd, 0.000123)
-          assert.strictEqual(all[0]?.usage, null)
-          const session = Option.getOrThrow(yield* storage.getSession("t1", "s2"))
-          assert.strictEqual(session.updated_at, "2026-01-01T00:00:03.000Z")
-          assert.deepStrictEqual(yield* storage.listMessages("t2", "s2"), [])
-        })
-      )
+  it.layer(layer, { timeout: 30_000 })((it) => {
+    it.effect("creates a session once and finds it only in its tenant", () =>
+      Effect.gen(function* () {
+        const storage = yield* Storage
+        assert.isTrue(yield* storage.createSession("t1", "s1", "2026-01-01T00:00:00.000Z"))
+        assert.isFalse(yield* storage.createSession("t1", "s1", "2026-01-01T00:00:01.000Z"))
+        const found = yield* storage.getSession("t1", "s1")
+        assert.isTrue(Option.isSome(found))
+        assert.strictEqual(Option.getOrThrow(found).created_at, "2026-01-01T00:00:00.000Z")
+        assert.isTrue(Option.isNone(yield* storage.getSession("t2", "s1")))
+      })
+    )
 
-      it.effect("keeps unicode and large content intact", () =>
-        Effect.gen(function* () {
-          const storage = yield* Storage
-          yield* storage.createSession("t1", "s3", "2026-01-01T00:00:00.000Z")
-          const content = `héllo 👋 ${"x".repeat(100_000)} '; DROP TABLE messages; --`
-          yield* storage.appendMessages("t1", "s3", [message("m4", "user", content, "2026-01-01T00:00:01.000Z")])
-          const [stored] = yield* storage.listMessages("t1", "s3")
-          assert.strictEqual(stored?.content, content)
-        })
-      )
+    it.effect("appends messages in order, numbering them after the last one, with usage and cost", () =>
+      Effect.gen(function* () {
+        const storage = yield* Storage
+        yield* storage.createSession("t1", "s2", "2026-01-01T00:00:00.000Z")
+        const first = yield* storage.appendMessages("t1", "s2", [
+          message("m1", "user", "hello", "2026-01-01T00:00:01.000Z"),
+          message("m2", "assistant", "hi there", "2026-01-01T00:00:02.000Z")
+        ])
+        assert.deepStrictEqual(
+          first.map((m) => m.seq),
+          [1, 2]
+        )
+        yield* storage.appendMessages("t1", "s2", [message("m3", "user", "again", "2026-01-01T00:00:03.000Z")])
+        const all = yield* storage.listMessages("t1", "s2")
+        assert.deepStrictEqual(
+          all.map((m) => [m.seq, m.id, m.role, m.content]),
+          [
+            [1, "m1", "user", "hello"],
+            [2, "m2", "assistant", "hi there"],
+            [3, "m3", "user", "again"]
+          ]
+        )
+        const assistant = all[1]
+        assert.deepStrictEqual(assistant?.usage, Usage.make(12, 7))
+        assert.strictEqual(assistant?.cost_usd, 0.000123)
+        assert.strictEqual(all[0]?.usage, null)
+        const session = Option.getOrThrow(yield* storage.getSession("t1", "s2"))
+        assert.strictEqual(session.updated_at, "2026-01-01T00:00:03.000Z")
+        assert.deepStrictEqual(yield* storage.listMessages("t2", "s2"), [])
+      })
+    )
 
-      it.effect("a failed append stores nothing", () =>
-        Effect.gen(function* () {
-          const storage = yield* Storage
-          yield* storage.createSession("t1", "s4", "2026-01-01T00:00:00.000Z")
-          yield* storage.appendMessages("t1", "s4", [message("m5", "user", "one", "2026-01-01T00:00:01.000Z")])
-          // The second message of the batch collides with nothing, but a message of a session
-          // that does not exist breaks the foreign key: the whole batch must roll back.
-          const failed = yield* Effect.flip(
-            storage.appendMessages("t1", "no-such-session", [message("m6", "user", "x", "2026-01-01T00:00:02.000Z")])
-          )
-          assert.strictEqual(failed._tag, "StorageError")
-          assert.notInclude(failed.message, "INSERT")
-          assert.strictEqual((yield* storage.listMessages("t1", "s4")).length, 1)
-          assert.strictEqual((yield* storage.listMessages("t1", "no-such-session")).length, 0)
-        })
-      )
+    it.effect("keeps unicode and large content intact", () =>
+      Effect.gen(function* () {
+        const storage = yield* Storage
+        yield* storage.createSession("t1", "s3", "2026-01-01T00:00:00.000Z")
+        const content = `héllo 👋 ${"x".repeat(100_000)} '; DROP TABLE messages; --`
+        yield* storage.appendMessages("t1", "s3", [message("m4", "user", content, "2026-01-01T00:00:01.000Z")])
+        const [stored] = yield* storage.listMessages("t1", "s3")
+        assert.strictEqual(stored?.content, content)
+      })
+    )
 
-      it.effect("deletes a session with its messages, only in its tenant", () =>
-        Effect.gen(function* () {
-          const storage = yield* Storage
-          yield* storage.createSession("t1", "s5", "2026-01-01T00:00:00.000Z")
-          yield* storage.appendMessages("t1", "s5", [message("m7", "user", "bye", "2026-01-01T00:00:01.000Z")])
-          assert.isFalse(yield* storage.deleteSession("t2", "s5"))
-          assert.isTrue(yield* storage.deleteSession("t1", "s5"))
-          assert.isTrue(Option.isNone(yield* storage.getSession("t1", "s5")))
-          assert.deepStrictEqual(yield* storage.listMessages("t1", "s5"), [])
-          assert.isFalse(yield* storage.deleteSession("t1", "s5"))
-        })
-      )
+    it.effect("a failed append stores nothing", () =>
+      Effect.gen(function* () {
+        const storage = yield* Storage
+        yield* storage.createSession("t1", "s4", "2026-01-01T00:00:00.000Z")
+        yield* storage.appendMessages("t1", "s4", [message("m5", "user", "one", "2026-01-01T00:00:01.000Z")])
+        // The second message of the batch collides with nothing, but a message of a session
+        // that does not exist breaks the foreign key: the whole batch must roll back.
+        const failed = yield* Effect.flip(
+          storage.appendMessages("t1", "no-such-session", [message("m6", "user", "x", "2026-01-01T00:00:02.000Z")])
+        )
+        assert.strictEqual(failed._tag, "StorageError")
+        assert.notInclude(failed.message, "INSERT")
+        assert.strictEqual((yield* storage.listMessages("t1", "s4")).length, 1)
+        assert.strictEqual((yield* storage.listMessages("t1", "no-such-session")).length, 0)
+      })
+    )
 
-      it.effect("stores API keys by hash and counts them per tenant", () =>
-        Effect.gen(function* () {
-          const storage = yield* Storage
-          const key = new ApiKeyRecord({
-            id: "key_1",
-            tenant: "acme",
-            name: "ci",
-            role: "builder",
-            key_hash: "a".repeat(64),
-            created_at: "2026-01-01T00:00:00.000Z"
-          })
-          assert.strictEqual(yield* storage.countApiKeys("acme"), 0)
-          yield* storage.insertApiKey(key)
-          assert.strictEqual(yield* storage.countApiKeys("acme"), 1)
-          assert.deepStrictEqual(yield* storage.findApiKeyByHash("a".repeat(64)), Option.some(key))
-          assert.isTrue(Option.isNone(yield* storage.findApiKeyByHash("b".repeat(64))))
-          const duplicate = yield* Effect.flip(storage.insertApiKey(new ApiKeyRecord({ ...key, id: "key_2" })))
-          assert.strictEqual(duplicate._tag, "StorageError")
-        })
-      )
+    it.effect("deletes a session with its messages, only in its tenant", () =>
+      Effect.gen(function* () {
+        const storage = yield* Storage
+        yield* storage.createSession("t1", "s5", "2026-01-01T00:00:00.000Z")
+        yield* storage.appendMessages("t1", "s5", [message("m7", "user", "bye", "2026-01-01T00:00:01.000Z")])
+        assert.isFalse(yield* storage.deleteSession("t2", "s5"))
+        assert.isTrue(yield* storage.deleteSession("t1", "s5"))
+        assert.isTrue(Option.isNone(yield* storage.getSession("t1", "s5")))
+        assert.deepStrictEqual(yield* storage.listMessages("t1", "s5"), [])
+        assert.isFalse(yield* storage.deleteSession("t1", "s5"))
+      })
+    )
 
-      it.effect("answers a ping", () =>
-        Effect.gen(function* () {
-          const storage = yield* Storage
-          yield* storage.ping
+    it.effect("stores API keys by hash and counts them per tenant", () =>
+      Effect.gen(function* () {
+        const storage = yield* Storage
+        const key = new ApiKeyRecord({
+          id: "key_1",
+          tenant: "acme",
+          name: "ci",
+          role: "builder",
+          key_hash: "a".repeat(64),
+          created_at: "2026-01-01T00:00:00.000Z"
         })
-      )
-    })
+        assert.strictEqual(yield* storage.countApiKeys("acme"), 0)
+        yield* storage.insertApiKey(key)
+        assert.strictEqual(yield* storage.countApiKeys("acme"), 1)
+        assert.deepStrictEqual(yield* storage.findApiKeyByHash("a".repeat(64)), Option.some(key))
+        assert.isTrue(Option.isNone(yield* storage.findApiKeyByHash("b".repeat(64))))
+        const duplicate = yield* Effect.flip(storage.insertApiKey(new ApiKeyRecord({ ...key, id: "key_2" })))
+        assert.strictEqual(duplicate._tag, "StorageError")
+      })
+    )
+
+    it.effect("answers a ping", () =>
+      Effect.gen(function* () {
+        const storage = yield* Storage
+        yield* storage.ping
+      })
+    )
   })
-
-suite("Storage on SQLite", sqlite)
-suite("Storage on PostgreSQL", postgres)
+})
