@@ -31,8 +31,8 @@ export interface StreamExchange {
   readonly firstByteMs: number | null
   /** End of the `event: done` event, `null` if the stream ended without one. */
   readonly doneMs: number | null
-  /** Whether the server sent an `event: error` event. */
-  readonly errorEvent: boolean
+  /** The data of the server's `event: error` event (first 300 characters), `null` if it sent none. */
+  readonly errorEvent: string | null
 }
 
 /** How long and how hard one scenario runs. */
@@ -105,7 +105,7 @@ export function postJson(
 /** `POST path` expecting `text/event-stream`; times the first body byte and the `done` event. */
 export function postStream(agent: Agent, target: Target, path: string, body: Buffer): Promise<StreamExchange> {
   return post(agent, target, path, body, { accept: "text/event-stream" }, readStream).then(
-    (result) => result ?? { status: 0, firstByteMs: null, doneMs: null, errorEvent: false }
+    (result) => result ?? { status: 0, firstByteMs: null, doneMs: null, errorEvent: null }
   )
 }
 
@@ -155,10 +155,10 @@ function readStream(res: IncomingMessage, startedAt: number): Promise<StreamExch
     const status = res.statusCode ?? 0
     let firstByteMs: number | null = null
     let doneMs: number | null = null
-    let errorEvent = false
-    const parse = sseParser((event) => {
+    let errorEvent: string | null = null
+    const parse = sseParser((event, data) => {
       if (event === "done" && doneMs === null) doneMs = performance.now() - startedAt
-      if (event === "error") errorEvent = true
+      if (event === "error") errorEvent ??= data.slice(0, 300)
     })
     res.setEncoding("utf8")
     res.on("data", (chunk: string) => {
@@ -175,23 +175,27 @@ function readStream(res: IncomingMessage, startedAt: number): Promise<StreamExch
 
 /**
  * Feeds SSE text in arbitrary chunks and calls `onEvent` with each event's name (`message` when it
- * has no `event:` line) once the blank line that ends it has arrived.
+ * has no `event:` line) and data (its `data:` lines joined by newlines) once the blank line that
+ * ends it has arrived.
  */
-export function sseParser(onEvent: (name: string) => void): (chunk: string) => void {
+export function sseParser(onEvent: (name: string, data: string) => void): (chunk: string) => void {
   let pending = ""
   let name = ""
+  let data: Array<string> = []
   let fields = 0
   return (chunk) => {
     const lines = (pending + chunk).split(/\r?\n/)
     pending = lines.pop() ?? ""
     for (const line of lines) {
       if (line === "") {
-        if (fields > 0) onEvent(name || "message")
+        if (fields > 0) onEvent(name || "message", data.join("\n"))
         name = ""
+        data = []
         fields = 0
       } else if (!line.startsWith(":")) {
         fields++
         if (line.startsWith("event:")) name = line.slice(6).trim()
+        else if (line.startsWith("data:")) data.push(line.slice(line.startsWith("data: ") ? 6 : 5))
       }
     }
   }

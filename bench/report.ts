@@ -116,7 +116,9 @@ function errorsNote(results: Results): string {
   const parts = named.flatMap(([name, figures]) =>
     isFailed(figures) || figures.errors === 0 ? [] : [`${name} ${JSON.stringify(figures.statuses)}`]
   )
-  return parts.length === 0 ? "" : `answers by status (errors present): ${parts.join("; ")}`
+  const firstError = isFailed(results.stream) ? null : results.stream.first_error_event
+  const detail = firstError === null ? "" : `\nfirst stream event: error: ${firstError}`
+  return parts.length === 0 ? "" : `answers by status (errors present): ${parts.join("; ")}${detail}`
 }
 
 /** Left-aligned first column, right-aligned figures; a short row (a failure) runs on unpadded. */

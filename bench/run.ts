@@ -71,6 +71,8 @@ interface Options {
 /** What the bench has to give back on the way out, however it ends. */
 const owned: { server?: Server; dataDir?: string; rss?: RssSampler; interrupted?: boolean } = {}
 
+const interrupted = (): boolean => owned.interrupted === true
+
 const log = (line: string): void => {
   process.stderr.write(`[bench] ${line}\n`)
 }
@@ -127,16 +129,21 @@ function serverEnv(port: number, dataDir: string, adminKey: string): Record<stri
   }
 }
 
+/** Ctrl-C or SIGTERM arrived: the signal handler cleans up and exits, nothing is reported. */
+class Interrupted extends Error {}
+
 /** Runs one scenario; its failure becomes `{ error }` unless the server itself is gone. */
 async function attempt<F>(name: string, server: Server, run: () => Promise<F>): Promise<F | Failed> {
+  if (interrupted()) throw new Interrupted()
   log(name)
   try {
     const figures = await run()
+    if (interrupted()) throw new Interrupted()
     if (!server.alive()) throw new ServerExited(`the server exited during ${name}`)
     await sleep(PAUSE_MS)
     return figures
   } catch (error) {
-    if (error instanceof ServerExited || !server.alive()) throw error
+    if (error instanceof ServerExited || error instanceof Interrupted || !server.alive()) throw error
     log(`${name} failed: ${messageOf(error)}`)
     return { error: messageOf(error) }
   }
@@ -157,6 +164,7 @@ async function main(options: Options): Promise<Results> {
     cpu: pinned ? 1 : null
   })
   owned.server = server
+  log(`server pid ${server.pid}`)
   const startupMs = await waitHealthy(server, port, STARTUP_TIMEOUT_MS)
   const rss = startRssSampler(server.pid)
   owned.rss = rss
@@ -172,7 +180,7 @@ async function main(options: Options): Promise<Results> {
     target,
     warmupMs: options.warmupS * 1000,
     durationMs: options.durationS * 1000,
-    proceed: () => server.alive() && owned.interrupted !== true,
+    proceed: () => server.alive() && !interrupted(),
     rss
   }
   const each = `${options.warmupS} s warm-up + ${options.durationS} s`
@@ -251,7 +259,7 @@ try {
   console.log(renderReport(results))
   console.log(JSON.stringify(results))
 } catch (error) {
-  reportFailure(error)
+  if (!interrupted()) reportFailure(error)
   process.exitCode = 1
 } finally {
   await cleanup()

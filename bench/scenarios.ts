@@ -68,6 +68,10 @@ export interface StreamFigures {
   readonly incomplete: number
   /** Non-2xx answers, socket errors, timeouts and streams with an `event: error`. */
   readonly errors: number
+  /** Streams that answered 2xx but sent an `event: error` (counted in `errors`). */
+  readonly error_events: number
+  /** The data of the first `event: error`, to say what went wrong; `null` if there was none. */
+  readonly first_error_event: string | null
   readonly statuses: Readonly<Record<string, number>>
   readonly rss_peak_mb: number | null
 }
@@ -186,7 +190,7 @@ function chatFigures(run: LoadRun<Exchange>, connections: number, bench: Bench, 
     p99_ms: round2(latency.p99),
     max_ms: round2(latency.max),
     errors: run.samples.length - ok.length,
-    statuses: countStatuses(run.samples.map((s) => s.status)),
+    statuses: countKeys(run.samples.map((s) => statusKey(s.status))),
     rss_peak_mb: rssPeak
   }
 }
@@ -197,7 +201,8 @@ function streamFigures(
   bench: Bench,
   rssPeak: number | null
 ): StreamFigures {
-  const answered = run.samples.filter((s) => isOk(s.status) && !s.errorEvent)
+  const failedInStream = run.samples.filter((s) => isOk(s.status) && s.errorEvent !== null)
+  const answered = run.samples.filter((s) => isOk(s.status) && s.errorEvent === null)
   const done = answered.flatMap((s) => (s.doneMs === null ? [] : [s.doneMs]))
   const ttfb = summarize(answered.flatMap((s) => (s.firstByteMs === null ? [] : [s.firstByteMs])))
   const total = summarize(done)
@@ -213,17 +218,20 @@ function streamFigures(
     done_max_ms: round2(total.max),
     incomplete: answered.length - done.length,
     errors: run.samples.length - answered.length,
-    statuses: countStatuses(run.samples.map((s) => s.status)),
+    error_events: failedInStream.length,
+    first_error_event: failedInStream[0]?.errorEvent ?? null,
+    statuses: countKeys(
+      run.samples.map((s) => (s.errorEvent === null ? statusKey(s.status) : `${s.status} + event: error`))
+    ),
     rss_peak_mb: rssPeak
   }
 }
 
-function countStatuses(statuses: ReadonlyArray<number>): Record<string, number> {
+const statusKey = (status: number): string => (status === 0 ? "socket" : String(status))
+
+function countKeys(keys: ReadonlyArray<string>): Record<string, number> {
   const counts: Record<string, number> = {}
-  for (const status of statuses) {
-    const key = status === 0 ? "socket" : String(status)
-    counts[key] = (counts[key] ?? 0) + 1
-  }
+  for (const key of keys) counts[key] = (counts[key] ?? 0) + 1
   return counts
 }
 
