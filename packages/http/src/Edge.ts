@@ -45,6 +45,8 @@ const respond = (type: ApiError.ErrorType, message: string, requestId: string, h
 
 /** The answer for a failure that escaped the handlers. */
 const fromCause = (cause: Cause.Cause<unknown>, request: HttpServerRequest.HttpServerRequest, requestId: string) => {
+  // The client went away: nobody reads this answer, and it is no server error.
+  if (Cause.hasInterruptsOnly(cause)) return Effect.succeed(HttpServerResponse.empty({ status: 499 }))
   // The HttpApi builder turns some body-read failures into defects, so look at both.
   const error = Cause.squash(cause)
   if (HttpServerError.isHttpServerError(error)) {

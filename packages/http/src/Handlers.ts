@@ -4,14 +4,18 @@
  * cluster failure into the error envelope.
  */
 import { Cause, Effect, Layer, Option, Stream } from "effect"
+import type * as ClusterErrors from "effect/cluster/ClusterError"
 import { HttpApiBuilder } from "effect/http-api"
 import { Identifier, ModelCatalog, Session, SessionActor, Storage } from "@polyagent/runtime"
 import { Api, type ChatEvent, type ChatRequest, Principal } from "./Api.ts"
 import * as ApiError from "./ApiError.ts"
 
-type ClusterError = {
-  readonly _tag: "MailboxFull" | "AlreadyProcessingMessage" | "PersistenceError" | "EntityNotAssignedToRunner"
-}
+/** What a call to a session entity can fail with besides the turn's own errors. */
+type ClusterError =
+  | ClusterErrors.MailboxFull
+  | ClusterErrors.AlreadyProcessingMessage
+  | ClusterErrors.PersistenceError
+  | ClusterErrors.EntityNotAssignedToRunner
 
 type TurnApiError =
   | ApiError.NotFound
@@ -34,8 +38,16 @@ const toApiError = (error: SessionActor.TurnError | ClusterError): Effect.Effect
       return Effect.logError("turn failed in storage", error).pipe(
         Effect.andThen(ApiError.fail("internal", "the turn could not be stored"))
       )
-    default:
-      return ApiError.fail("unavailable", "the session is busy, try again")
+    case "MailboxFull":
+      // The runner holds `sessions.max_resident` active sessions (or a session has too many queued turns).
+      return ApiError.fail("unavailable", "the server is at its limit of active sessions; try again shortly")
+    case "EntityNotAssignedToRunner":
+    case "AlreadyProcessingMessage":
+      return ApiError.fail("unavailable", "the session is moving between runners; try again shortly")
+    case "PersistenceError":
+      return Effect.logError("cluster storage failed", error).pipe(
+        Effect.andThen(ApiError.fail("internal", "the turn could not be delivered"))
+      )
   }
 }
 

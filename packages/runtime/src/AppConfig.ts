@@ -142,7 +142,7 @@ export const defaults: AppConfigInput = {
   server: { host: "127.0.0.1", port: 8080, request_timeout: "60s", body_limit: 1_048_576, shutdown_grace: "10s" },
   storage: { data_dir: "./.polyagent", postgres_url: null },
   redis_url: null,
-  sessions: { max_idle: "5m", max_resident: 10_000 },
+  sessions: { max_idle: "1m", max_resident: 10_000 },
   security: { admin_key: null, jwt_secret: null },
   rate_limit: { enabled: false, requests_per_minute: 600, burst: 60 },
   models: { default: "local", local: { chunk_delay: "0 millis" }, catalog: {} },

@@ -47,7 +47,7 @@ describe("AppConfig", () => {
       assert.strictEqual(config.storage.dataDir, "./.polyagent")
       assert.isTrue(Option.isNone(config.storage.postgresUrl))
       assert.isTrue(Option.isNone(config.redisUrl))
-      assert.strictEqual(Duration.toMillis(config.sessions.maxIdle), 300_000)
+      assert.strictEqual(Duration.toMillis(config.sessions.maxIdle), 60_000)
       assert.strictEqual(config.sessions.maxResident, 10_000)
       assert.isTrue(Option.isNone(config.security.adminKey))
       assert.deepStrictEqual(config.rateLimit, { enabled: false, requestsPerMinute: 600, burst: 60 })
