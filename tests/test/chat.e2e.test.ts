@@ -127,9 +127,9 @@ describe.each(backends)("chat on $name", ({ postgres }) => {
 
   it("keeps every message across a restart and continues the conversation", async () => {
     const exited = await gateway.restart()
-    // It ends by itself (not SIGKILLed after 10 s); Effect's runMain reports an interrupted main fiber as 130.
+    // It ends by itself (not SIGKILLed after 10 s), and a signalled shutdown is a clean one.
     assert.isNull(exited?.signal, `SIGTERM should end the server by itself:\n${exited?.stderr}`)
-    assert.include([0, 130, 143], exited?.code)
+    assert.strictEqual(exited?.code, 0)
     assert.notMatch(exited?.stderr ?? "", STACK_FRAME)
 
     const answer = await gateway.get(`/v1/sessions/${sessionId}`)
