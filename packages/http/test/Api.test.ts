@@ -1,8 +1,11 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
+import { readFileSync } from "node:fs"
+import { fileURLToPath } from "node:url"
 import { OpenApi } from "effect/http-api"
 import { Api } from "../src/Api.ts"
 import * as ApiError from "../src/ApiError.ts"
+import * as OpenApiDocument from "../src/OpenApiDocument.ts"
 
 describe("toolchain", () => {
   it("runs on Node 24, the version the project pins", () => {
@@ -49,4 +52,11 @@ describe("ApiError", () => {
       assert.strictEqual(ApiError.statusOf.upstream_timeout, 504)
     })
   )
+})
+
+describe("api/openapi/polyagent-api.yaml", () => {
+  it("is what the HttpApi definition generates (run `npm run openapi` after changing the API)", () => {
+    const committed = readFileSync(fileURLToPath(new URL(`../../../${OpenApiDocument.path}`, import.meta.url)), "utf8")
+    assert.strictEqual(committed, OpenApiDocument.render())
+  })
 })
