@@ -7,7 +7,10 @@ import { Session } from "@polyagent/runtime"
 import { mkdtemp, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { Schema } from "effect"
 import { decode, Gateway, sseEvents } from "../src/harness.ts"
+
+const SessionEvent = Schema.Struct({ session_id: Schema.String })
 
 describe("SIGTERM with a turn in flight", () => {
   let configDir = ""
@@ -29,8 +32,8 @@ describe("SIGTERM with a turn in flight", () => {
   it("finishes and stores the turn, refuses new connections, exits 0", async () => {
     const response = await gateway.stream("/v1/chat/stream", { message: "finish me" })
     assert.strictEqual(response.status, 200)
-    assert.isNotNull(response.body)
-    const events = sseEvents(response.body!)
+    if (response.body === null) return assert.fail("the stream has no body")
+    const events = sseEvents(response.body)
     const first = await events.next()
     assert.strictEqual(first.value?.event, "session")
     const second = await events.next()
@@ -54,7 +57,7 @@ describe("SIGTERM with a turn in flight", () => {
     assert.strictEqual(exited?.code, 0, exited?.stderr)
 
     await gateway.restart()
-    const sessionId = (first.value?.data as { session_id: string }).session_id
+    const { session_id: sessionId } = decode(SessionEvent, first.value?.data)
     const answer = await gateway.get(`/v1/sessions/${sessionId}`)
     const session = decode(Session.Session, answer.json)
     assert.deepStrictEqual(
