@@ -4,10 +4,11 @@
  * with and the OpenAPI document lists them. Messages are ours: never a stack, SQL, or an
  * upstream provider's text.
  */
-import { Context, Effect, Schema } from "effect"
+import { RequestId as RuntimeRequestId } from "@polyagent/runtime"
+import { Effect, Schema } from "effect"
 
 /** The request id of the request being served; the edge sets it for every request. */
-export const RequestId = Context.Reference<string>("@polyagent/http/RequestId", { defaultValue: () => "" })
+export const RequestId = RuntimeRequestId.RequestId
 
 const Body = <const Type extends string>(type: Type) =>
   Schema.Struct({ type: Schema.Literal(type), message: Schema.String, request_id: Schema.String })

@@ -83,7 +83,12 @@ const ChatHandlers = HttpApiBuilder.group(
       const create = request.session_id === undefined
       const sessionId = request.session_id ?? (yield* Identifier.make("sess"))
       const client = clientFor(SessionActor.entityId(principal.tenant, sessionId))
-      const input: SessionActor.TurnInput = { message: request.message, model: request.model ?? null, create }
+      const input: SessionActor.TurnInput = {
+        message: request.message,
+        model: request.model ?? null,
+        create,
+        request_id: yield* Effect.service(ApiError.RequestId)
+      }
       return { principal, sessionId, create, client, input }
     })
 

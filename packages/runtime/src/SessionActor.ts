@@ -12,6 +12,7 @@ import { Entity } from "effect/cluster"
 import { Rpc } from "effect/rpc"
 import * as Identifier from "./Identifier.ts"
 import { type Message, Role } from "./Message.ts"
+import { RequestId } from "./RequestId.ts"
 import { ModelCatalog, ModelError, ModelNotFound, fromAiError, type Model } from "./ModelCatalog.ts"
 import { SessionNotFound } from "./Session.ts"
 import { Storage, StorageError } from "./Storage.ts"
@@ -21,7 +22,9 @@ import * as Usage from "./Usage.ts"
 export const TurnInput = Schema.Struct({
   message: Schema.String,
   model: Schema.NullOr(Schema.String),
-  create: Schema.Boolean
+  create: Schema.Boolean,
+  /** The client request this turn serves, passed on to the provider and the logs. */
+  request_id: Schema.String
 })
 export type TurnInput = typeof TurnInput.Type
 
@@ -184,9 +187,10 @@ export const layer = (options: {
       const send = Effect.fn("SessionActor.send")(
         function* (input: TurnInput) {
           const { model, user, prompt } = yield* prepare(input)
-          const response = yield* model.languageModel
-            .generateText({ prompt })
-            .pipe(Effect.mapError((error) => fromAiError(model.info, error)))
+          const response = yield* model.languageModel.generateText({ prompt }).pipe(
+            Effect.mapError((error) => fromAiError(model.info, error)),
+            Effect.provideService(RequestId, input.request_id)
+          )
           return yield* commit(model, user, response.text, usageOf(response.usage))
         },
         Effect.timeoutOrElse({ duration: settings.turnTimeout, orElse: () => timedOut })
@@ -198,6 +202,7 @@ export const layer = (options: {
             let text = ""
             let usage = Usage.make(0, 0)
             const deltas = model.languageModel.streamText({ prompt }).pipe(
+              Stream.provideService(RequestId, input.request_id),
               Stream.mapError((error) => fromAiError(model.info, error)),
               Stream.filterMap((part) => {
                 if (part.type === "text-delta") {

@@ -8,6 +8,7 @@ import { AiError, LanguageModel, type Prompt, type Response } from "effect/ai"
 import { TestRunner } from "effect/cluster"
 import * as Database from "../src/Database.ts"
 import * as ModelCatalog from "../src/ModelCatalog.ts"
+import * as RequestId from "../src/RequestId.ts"
 import * as SessionActor from "../src/SessionActor.ts"
 import { Storage, layerSql } from "../src/Storage.ts"
 import * as Usage from "../src/Usage.ts"
@@ -36,10 +37,12 @@ const finish = (text: string): Response.FinishPartEncoded => ({
 })
 
 /** Answers "seen: a | b" with every user message of the prompt; "fail" fails, "die" dies. */
-const scripted = (calls: Ref.Ref<number>) => {
+const scripted = (calls: Ref.Ref<number>, requestIds: Ref.Ref<ReadonlyArray<string>>) => {
   const answer = (options: LanguageModel.ProviderOptions) =>
     Effect.gen(function* () {
       yield* Ref.update(calls, (n) => n + 1)
+      const requestId = yield* RequestId.RequestId
+      yield* Ref.update(requestIds, (ids) => [...ids, requestId])
       const users = options.prompt.content.filter((m) => m.role === "user").map(textOf)
       const last = users.at(-1) ?? ""
       if (last === "fail") {
@@ -73,7 +76,8 @@ const scripted = (calls: Ref.Ref<number>) => {
 
 const makeLayer = Effect.fnUntraced(function* (maxIdleTime: Duration.Input = "1 minute") {
   const calls = yield* Ref.make(0)
-  const model = yield* scripted(calls)
+  const requestIds = yield* Ref.make<ReadonlyArray<string>>([])
+  const model = yield* scripted(calls, requestIds)
   const storage = layerSql.pipe(
     Layer.provide(Database.layerSqlite(`/tmp/polyagent-actor-${process.pid}-${Date.now()}`))
   )
@@ -83,12 +87,12 @@ const makeLayer = Effect.fnUntraced(function* (maxIdleTime: Duration.Input = "1 
       SessionActor.layerSettings({ turnTimeout: Duration.seconds(30) })
     ])
   )
-  return { calls, layer: sessions.pipe(Layer.provideMerge(Layer.merge(TestRunner.layer, storage))) }
+  return { calls, requestIds, layer: sessions.pipe(Layer.provideMerge(Layer.merge(TestRunner.layer, storage))) }
 })
 
 const send = (tenant: string, id: string, message: string, create = false) =>
   Effect.flatMap(SessionActor.Session.client, (clientFor) =>
-    clientFor(SessionActor.entityId(tenant, id)).Send({ message, model: null, create })
+    clientFor(SessionActor.entityId(tenant, id)).Send({ message, model: null, create, request_id: `req-${message}` })
   )
 
 describe("SessionActor", () => {
@@ -115,6 +119,17 @@ describe("SessionActor", () => {
     })
   )
 
+  it.live("the model call runs with the request id of the client request", () =>
+    Effect.gen(function* () {
+      const { layer, requestIds } = yield* makeLayer()
+      yield* Effect.gen(function* () {
+        yield* send("t", "s7", "one", true)
+        yield* send("t", "s7", "two")
+        assert.deepStrictEqual(yield* Ref.get(requestIds), ["req-one", "req-two"])
+      }).pipe(Effect.provide(layer))
+    })
+  )
+
   it.live("an unknown session answers SessionNotFound; an unknown model ModelNotFound", () =>
     Effect.gen(function* () {
       const { layer } = yield* makeLayer()
@@ -123,7 +138,12 @@ describe("SessionActor", () => {
         assert.strictEqual(missing._tag, "SessionNotFound")
         const clientFor = yield* SessionActor.Session.client
         const unknownModel = yield* Effect.flip(
-          clientFor(SessionActor.entityId("t", "s2")).Send({ message: "x", model: "gpt-9", create: true })
+          clientFor(SessionActor.entityId("t", "s2")).Send({
+            message: "x",
+            model: "gpt-9",
+            create: true,
+            request_id: "req-x"
+          })
         )
         assert.strictEqual(unknownModel._tag, "ModelNotFound")
       }).pipe(Effect.provide(layer))
@@ -155,7 +175,7 @@ describe("SessionActor", () => {
       yield* Effect.gen(function* () {
         const clientFor = yield* SessionActor.Session.client
         const events = yield* clientFor(SessionActor.entityId("t", "s4"))
-          .Stream({ message: "stream me", model: null, create: true })
+          .Stream({ message: "stream me", model: null, create: true, request_id: "req-stream" })
           .pipe(Stream.runCollect)
         const deltas = events.flatMap((event) => (event._tag === "Delta" ? [event.content] : []))
         const done = events.at(-1)

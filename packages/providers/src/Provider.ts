@@ -1,0 +1,34 @@
+/**
+ * What every model provider offers the composition: a `LanguageModel` for each of its model
+ * ids (effect/ai's interface, which is all the runtime ever sees) and a cheap health probe
+ * for the router. A provider is built from its key, optional base URL and request timeout.
+ */
+import type { Duration, Effect, Redacted } from "effect"
+import type { LanguageModel } from "effect/ai"
+
+/** How a provider is reached. */
+export interface Settings {
+  readonly apiKey: Redacted.Redacted<string>
+  /** Overrides the public endpoint (tests point it at a local fake server). */
+  readonly baseUrl?: string | undefined
+  /** Bound on one upstream request; interrupting the Effect aborts the request at once. */
+  readonly timeout: Duration.Duration
+}
+
+/** The outcome of a health probe. */
+export interface Probe {
+  readonly ok: boolean
+  readonly latencyMs: number
+  /** The upstream HTTP status when there was an answer. */
+  readonly status?: number | undefined
+}
+
+/** A configured provider. */
+export interface Provider {
+  /** `openai`, `anthropic`, `openrouter`, `glm`, `openai-compatible`. */
+  readonly name: string
+  /** The model `modelId` of this provider (the id the provider's API knows). */
+  readonly languageModel: (modelId: string) => Effect.Effect<LanguageModel.LanguageModel>
+  /** A cheap authenticated request (listing models), never a paid completion. */
+  readonly probe: Effect.Effect<Probe>
+}
