@@ -38,7 +38,8 @@ const info = new ModelCatalog.ModelInfo({
   description: "A model that hangs, fails or dies when the last user message says so",
   offline: true,
   capabilities: new ModelCatalog.Capabilities({ tools: false, vision: false, streaming: true, context_window: 8192 }),
-  cost_per_1k_tokens: new Usage.Price({ input: 0, output: 0 })
+  cost_per_1k_tokens: new Usage.Price({ input: 0, output: 0 }),
+  price_date: null
 })
 
 /** What the scripted model saw and did. */

@@ -15,6 +15,7 @@ import {
 } from "effect/http-api"
 import { ModelCatalog, Session, SessionActor, type Storage, Usage } from "@polyagent/runtime"
 import * as ApiError from "./ApiError.ts"
+import * as ChatCompletions from "./ChatCompletions.ts"
 
 /** Who is calling: resolved from the bearer token by {@link Authentication}. */
 export class Principal extends Context.Service<
@@ -114,6 +115,25 @@ export class ModelsGroup extends HttpApiGroup.make("models")
   .add(HttpApiEndpoint.get("list", "/v1/models", { success: Schema.Struct({ data: Schema.Array(ModelEntry) }) }))
   .middleware(Authentication) {}
 
+/** An event of a streamed completion: `data:` lines of JSON chunks, then `[DONE]`; `error` on failure. */
+export const CompletionEvent = Schema.Struct({ event: Schema.Literals(["message", "error"]), data: Schema.String })
+export type CompletionEvent = typeof CompletionEvent.Type
+
+export class OpenAiGroup extends HttpApiGroup.make("openai")
+  .add(
+    HttpApiEndpoint.post("completions", "/v1/chat/completions", {
+      payload: ChatCompletions.Request,
+      success: [ChatCompletions.Completion, HttpApiSchema.StreamSse({ events: CompletionEvent })],
+      error: [ApiError.NotFound, ApiError.RateLimited, ApiError.UpstreamError, ApiError.UpstreamTimeout]
+    })
+  )
+  .middleware(Authentication)
+  .annotateMerge(
+    OpenApi.annotations({
+      description: "OpenAI-compatible, stateless: point the official openai SDK at http://host:port/v1"
+    })
+  ) {}
+
 /** `GET /v1/health`. */
 export const Health = Schema.Struct({
   status: Schema.Literals(["ok", "degraded", "down"]),
@@ -126,7 +146,7 @@ export class SystemGroup extends HttpApiGroup.make("system").add(
 
 /** The whole API. */
 export class Api extends HttpApi.make("polyagent")
-  .add(ChatGroup, SessionsGroup, ModelsGroup, SystemGroup)
+  .add(ChatGroup, SessionsGroup, ModelsGroup, OpenAiGroup, SystemGroup)
   .middleware(RequestErrors)
   .annotateMerge(
     OpenApi.annotations({

@@ -38,6 +38,11 @@ export class PayloadTooLarge extends Schema.Error<PayloadTooLarge>("@polyagent/h
   { httpApiStatus: 413, description: "The body is over the configured limit" }
 ) {}
 
+export class RateLimited extends Schema.Error<RateLimited>("@polyagent/http/RateLimited")(
+  { error: Body("rate_limited") },
+  { httpApiStatus: 429, description: "Too many requests; `Retry-After` says when to try again" }
+) {}
+
 export class Internal extends Schema.Error<Internal>("@polyagent/http/Internal")(
   { error: Body("internal") },
   { httpApiStatus: 500, description: "An unexpected failure; the request id finds it in the logs" }
@@ -65,6 +70,7 @@ export type ApiError =
   | Forbidden
   | NotFound
   | PayloadTooLarge
+  | RateLimited
   | Internal
   | UpstreamError
   | Unavailable
@@ -76,6 +82,7 @@ const classes = {
   forbidden: Forbidden,
   not_found: NotFound,
   payload_too_large: PayloadTooLarge,
+  rate_limited: RateLimited,
   internal: Internal,
   upstream_error: UpstreamError,
   unavailable: Unavailable,
@@ -92,6 +99,7 @@ export const statusOf: Record<ErrorType, number> = {
   forbidden: 403,
   not_found: 404,
   payload_too_large: 413,
+  rate_limited: 429,
   internal: 500,
   upstream_error: 502,
   unavailable: 503,
@@ -112,6 +120,7 @@ const constructors: { readonly [T in ErrorType]: (error: BodyOf<T>) => InstanceO
   forbidden: (error) => new Forbidden({ error }),
   not_found: (error) => new NotFound({ error }),
   payload_too_large: (error) => new PayloadTooLarge({ error }),
+  rate_limited: (error) => new RateLimited({ error }),
   internal: (error) => new Internal({ error }),
   upstream_error: (error) => new UpstreamError({ error }),
   unavailable: (error) => new Unavailable({ error }),

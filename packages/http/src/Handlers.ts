@@ -9,6 +9,7 @@ import { HttpApiBuilder } from "effect/http-api"
 import { Identifier, ModelCatalog, Session, SessionActor, Storage } from "@polyagent/runtime"
 import { Api, type ChatEvent, type ChatRequest, Principal } from "./Api.ts"
 import * as ApiError from "./ApiError.ts"
+import * as CompletionsHandlers from "./CompletionsHandlers.ts"
 
 /** What a call to a session entity can fail with besides the turn's own errors. */
 type ClusterError =
@@ -187,4 +188,10 @@ const SystemHandlers = HttpApiBuilder.group(
 )
 
 /** All handlers. */
-export const layer = Layer.mergeAll(ChatHandlers, SessionsHandlers, ModelsHandlers, SystemHandlers)
+export const layer = Layer.mergeAll(
+  ChatHandlers,
+  SessionsHandlers,
+  ModelsHandlers,
+  CompletionsHandlers.layer,
+  SystemHandlers
+)

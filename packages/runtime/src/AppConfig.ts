@@ -69,6 +69,8 @@ export const DurationSetting = Schema.Union([Schema.String, Schema.Number]).pipe
 /** One entry of `models.catalog`: adds a model or replaces a built-in one with the same id. */
 export const ModelEntry = Schema.Struct({
   provider: NonEmpty,
+  /** The provider's own id of the model, when it differs from the catalogue id. */
+  model: Schema.optionalKey(NonEmpty),
   capabilities: Schema.Struct({
     tools: Schema.Boolean,
     vision: Schema.Boolean,
@@ -78,8 +80,14 @@ export const ModelEntry = Schema.Struct({
   costPer1kTokens: Schema.Struct({
     input: Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0)),
     output: Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0))
-  })
-}).pipe(Schema.encodeKeys({ costPer1kTokens: "cost_per_1k_tokens" }))
+  }),
+  /** The day the prices were published (`YYYY-MM-DD`). */
+  priceDate: Schema.optionalKey(
+    Schema.String.check(Schema.isPattern(/^\d{4}-\d{2}-\d{2}$/, { expected: "a date as YYYY-MM-DD" }))
+  ),
+  /** Bound on one upstream call to this model; `server.request_timeout` when absent. */
+  timeout: Schema.optionalKey(DurationSetting)
+}).pipe(Schema.encodeKeys({ costPer1kTokens: "cost_per_1k_tokens", priceDate: "price_date" }))
 
 const ProviderSettings = Schema.Struct({
   apiKey: Secret(NonEmpty),

@@ -4,7 +4,7 @@
  * (`ModelInfo`); which providers back them is decided by the composition in
  * `@polyagent/http`.
  */
-import { Context, Effect, Layer, Schema } from "effect"
+import { Context, Duration, Effect, Layer, Schema } from "effect"
 import type { AiError, LanguageModel } from "effect/ai"
 import { Price } from "./Usage.ts"
 
@@ -24,7 +24,9 @@ export class ModelInfo extends Schema.Class<ModelInfo>("@polyagent/runtime/Model
   /** True for models that run in-process without any network (the `local` development model). */
   offline: Schema.Boolean,
   capabilities: Capabilities,
-  cost_per_1k_tokens: Price
+  cost_per_1k_tokens: Price,
+  /** The day `cost_per_1k_tokens` was published by the provider; null for free models. */
+  price_date: Schema.NullOr(Schema.String)
 }) {}
 
 /** A model ready to be called. */
@@ -90,7 +92,9 @@ export class ModelError extends Schema.TaggedError<ModelError>()("ModelError", {
   model: Schema.String,
   provider: Schema.String,
   reason: ModelErrorReason,
-  retryable: Schema.Boolean
+  retryable: Schema.Boolean,
+  /** How long the provider asked us to wait (rate limits), when it said. */
+  retry_after_ms: Schema.NullOr(Schema.Number)
 }) {
   override get message(): string {
     return `model ${this.model} (${this.provider}) failed: ${this.reason.replaceAll("_", " ")}`
@@ -125,5 +129,6 @@ export const fromAiError = (info: ModelInfo, error: AiError.AiError): ModelError
     model: info.id,
     provider: info.provider,
     reason: reasonOfAiError[error.reason._tag],
-    retryable: error.isRetryable
+    retryable: error.isRetryable,
+    retry_after_ms: error.retryAfter === undefined ? null : Duration.toMillis(error.retryAfter)
   })

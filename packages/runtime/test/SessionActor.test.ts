@@ -19,7 +19,8 @@ const info = new ModelCatalog.ModelInfo({
   description: "answers with the user messages it saw",
   offline: true,
   capabilities: new ModelCatalog.Capabilities({ tools: false, vision: false, streaming: true, context_window: 1000 }),
-  cost_per_1k_tokens: new Usage.Price({ input: 1, output: 2 })
+  cost_per_1k_tokens: new Usage.Price({ input: 1, output: 2 }),
+  price_date: null
 })
 
 const textOf = (message: Prompt.Message): string =>

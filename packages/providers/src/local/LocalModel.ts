@@ -22,7 +22,8 @@ export const info: ModelCatalog.ModelInfo = new ModelCatalog.ModelInfo({
     "It echoes the conversation (user turn count, system prompt, your last message) and answers nothing.",
   offline: true,
   capabilities: new ModelCatalog.Capabilities({ tools: false, vision: false, streaming: true, context_window: 32768 }),
-  cost_per_1k_tokens: new Usage.Price({ input: 0, output: 0 })
+  cost_per_1k_tokens: new Usage.Price({ input: 0, output: 0 }),
+  price_date: null
 })
 
 /** Options of {@link make}. */

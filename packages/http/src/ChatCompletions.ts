@@ -1,0 +1,208 @@
+/**
+ * The OpenAI Chat Completions wire format, so that the official `openai` SDK pointed at
+ * `http://host:port/v1` works unchanged: the request and response schemas, and pure
+ * conversions between them and effect/ai's prompt and response parts. Stateless: the
+ * client sends the whole conversation every time.
+ */
+import { Schema } from "effect"
+import { type Prompt, type Response, Tool } from "effect/ai"
+
+const Text = Schema.String
+const TextPart = Schema.Struct({ type: Schema.Literal("text"), text: Text })
+const ImagePart = Schema.Struct({
+  type: Schema.Literal("image_url"),
+  image_url: Schema.Struct({ url: Schema.String, detail: Schema.optional(Schema.String) })
+})
+const TextContent = Schema.Union([Text, Schema.Array(TextPart)])
+
+/** A tool call as the assistant made it. */
+export const ToolCall = Schema.Struct({
+  id: Schema.String,
+  type: Schema.Literal("function"),
+  function: Schema.Struct({ name: Schema.String, arguments: Schema.String })
+})
+
+/** One message of the conversation, in OpenAI's shape. */
+export const Message = Schema.Union([
+  Schema.Struct({ role: Schema.Literals(["system", "developer"]), content: TextContent, name: Schema.optional(Text) }),
+  Schema.Struct({
+    role: Schema.Literal("user"),
+    content: Schema.Union([Text, Schema.Array(Schema.Union([TextPart, ImagePart]))]),
+    name: Schema.optional(Text)
+  }),
+  Schema.Struct({
+    role: Schema.Literal("assistant"),
+    content: Schema.optional(Schema.NullOr(TextContent)),
+    tool_calls: Schema.optional(Schema.Array(ToolCall)),
+    name: Schema.optional(Text)
+  }),
+  Schema.Struct({ role: Schema.Literal("tool"), content: TextContent, tool_call_id: Schema.String })
+])
+export type Message = typeof Message.Type
+
+/** A function the model may call. */
+export const FunctionTool = Schema.Struct({
+  type: Schema.Literal("function"),
+  function: Schema.Struct({
+    name: Schema.String.check(Schema.isPattern(/^[A-Za-z0-9_-]{1,64}$/)),
+    description: Schema.optional(Schema.String),
+    parameters: Schema.optional(Schema.Record(Schema.String, Schema.Unknown)),
+    strict: Schema.optional(Schema.NullOr(Schema.Boolean))
+  })
+})
+
+/** The request body of `POST /v1/chat/completions` (fields OpenAI knows and we do not use are ignored). */
+export const Request = Schema.Struct({
+  model: Schema.String.check(Schema.isNonEmpty()),
+  messages: Schema.Array(Message).check(Schema.isMinLength(1)),
+  stream: Schema.optional(Schema.NullOr(Schema.Boolean)),
+  stream_options: Schema.optional(Schema.NullOr(Schema.Struct({ include_usage: Schema.optional(Schema.Boolean) }))),
+  tools: Schema.optional(Schema.Array(FunctionTool)),
+  tool_choice: Schema.optional(
+    Schema.Union([
+      Schema.Literals(["none", "auto", "required"]),
+      Schema.Struct({ type: Schema.Literal("function"), function: Schema.Struct({ name: Schema.String }) })
+    ])
+  ),
+  temperature: Schema.optional(Schema.NullOr(Schema.Finite.check(Schema.isBetween({ minimum: 0, maximum: 2 })))),
+  top_p: Schema.optional(Schema.NullOr(Schema.Finite.check(Schema.isBetween({ minimum: 0, maximum: 1 })))),
+  max_tokens: Schema.optional(Schema.NullOr(Schema.Int.check(Schema.isGreaterThan(0)))),
+  max_completion_tokens: Schema.optional(Schema.NullOr(Schema.Int.check(Schema.isGreaterThan(0)))),
+  stop: Schema.optional(Schema.NullOr(Schema.Union([Schema.String, Schema.Array(Schema.String)]))),
+  n: Schema.optional(Schema.NullOr(Schema.Literal(1))),
+  user: Schema.optional(Schema.String)
+})
+export type Request = typeof Request.Type
+
+const Usage = Schema.Struct({ prompt_tokens: Schema.Int, completion_tokens: Schema.Int, total_tokens: Schema.Int })
+export type Usage = typeof Usage.Type
+
+/** The answer of a non-streamed call. */
+export const Completion = Schema.Struct({
+  id: Schema.String,
+  object: Schema.Literal("chat.completion"),
+  created: Schema.Int,
+  model: Schema.String,
+  choices: Schema.Array(
+    Schema.Struct({
+      index: Schema.Int,
+      message: Schema.Struct({
+        role: Schema.Literal("assistant"),
+        content: Schema.NullOr(Schema.String),
+        refusal: Schema.Null,
+        tool_calls: Schema.optional(Schema.Array(ToolCall))
+      }),
+      finish_reason: Schema.String,
+      logprobs: Schema.Null
+    })
+  ),
+  usage: Usage
+})
+export type Completion = typeof Completion.Type
+
+/** OpenAI's `finish_reason` for effect/ai's. */
+export const finishReason = (reason: Response.FinishReason): string => {
+  switch (reason) {
+    case "stop":
+      return "stop"
+    case "length":
+      return "length"
+    case "tool-calls":
+      return "tool_calls"
+    case "content-filter":
+      return "content_filter"
+    default:
+      return "stop"
+  }
+}
+
+const textOf = (content: typeof TextContent.Type): string =>
+  typeof content === "string" ? content : content.map((part) => part.text).join("")
+
+/** `data:` URLs carry the bytes; other URLs are passed on for the provider to fetch. */
+const imagePart = (url: string): Prompt.FilePartEncoded => {
+  const match = /^data:([^;,]+);base64,(.*)$/s.exec(url)
+  return match === null
+    ? { type: "file", mediaType: "image/*", data: url }
+    : { type: "file", mediaType: match[1] ?? "image/*", data: match[2] ?? "" }
+}
+
+/** The conversation as effect/ai prompt messages; a tool result takes its tool's name from the call. */
+export const toPrompt = (messages: ReadonlyArray<Message>): Array<Prompt.MessageEncoded> => {
+  const toolNames = new Map<string, string>()
+  return messages.map((message): Prompt.MessageEncoded => {
+    switch (message.role) {
+      case "system":
+      case "developer":
+        return { role: "system", content: textOf(message.content) }
+      case "user":
+        return {
+          role: "user",
+          content:
+            typeof message.content === "string"
+              ? message.content
+              : message.content.map((part) =>
+                  part.type === "text" ? { type: "text", text: part.text } : imagePart(part.image_url.url)
+                )
+        }
+      case "assistant": {
+        const text = message.content === undefined || message.content === null ? "" : textOf(message.content)
+        const calls = (message.tool_calls ?? []).map((call): Prompt.ToolCallPartEncoded => {
+          toolNames.set(call.id, call.function.name)
+          return {
+            type: "tool-call",
+            id: call.id,
+            name: call.function.name,
+            params: parseArguments(call.function.arguments)
+          }
+        })
+        return { role: "assistant", content: [...(text === "" ? [] : [{ type: "text" as const, text }]), ...calls] }
+      }
+      case "tool":
+        return {
+          role: "tool",
+          content: [
+            {
+              type: "tool-result",
+              id: message.tool_call_id,
+              name: toolNames.get(message.tool_call_id) ?? "unknown",
+              isFailure: false,
+              result: textOf(message.content)
+            }
+          ]
+        }
+    }
+  })
+}
+
+/** Tool-call arguments are JSON text; text that is not JSON is passed on as it is. */
+export const parseArguments = (text: string): unknown => {
+  try {
+    return text.length === 0 ? {} : JSON.parse(text)
+  } catch {
+    return text
+  }
+}
+
+const clientTool = (tool: typeof FunctionTool.Type) =>
+  Tool.dynamic(tool.function.name, {
+    ...(tool.function.description === undefined ? {} : { description: tool.function.description }),
+    parameters: tool.function.parameters ?? { type: "object", properties: {} }
+  })
+
+/** A function of the client as an effect/ai tool: its JSON Schema passed on untouched. */
+export type ClientTool = ReturnType<typeof clientTool>
+
+/** The client's functions as effect/ai tools. */
+export const toTools = (tools: Request["tools"]): Array<ClientTool> => (tools ?? []).map(clientTool)
+
+/** The client's `tool_choice` in effect/ai's terms. */
+export const toToolChoice = (choice: Request["tool_choice"]) =>
+  choice === undefined ? "auto" : typeof choice === "string" ? choice : { tool: choice.function.name }
+
+/** Usage in OpenAI's shape from effect/ai's. */
+export const usageOf = (usage: Response.Usage): Usage => {
+  const prompt = usage.inputTokens.total ?? 0
+  const completion = usage.outputTokens.total ?? 0
+  return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion }
+}

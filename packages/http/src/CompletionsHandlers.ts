@@ -1,0 +1,236 @@
+/**
+ * `POST /v1/chat/completions`: OpenAI's Chat Completions on any model of the catalogue,
+ * stateless (no session), streamed or not. The client's `tools` are passed to the model
+ * and its tool calls returned as OpenAI returns them; PolyAgent runs none of them here.
+ */
+import { Clock, Effect, Stream } from "effect"
+import type { AiError, LanguageModel, Response, Toolkit } from "effect/ai"
+import { HttpServerResponse } from "effect/http"
+import { HttpApiBuilder } from "effect/http-api"
+import { CallOptions, Identifier, ModelCatalog } from "@polyagent/runtime"
+import { Api, type CompletionEvent } from "./Api.ts"
+import * as ApiError from "./ApiError.ts"
+import * as ChatCompletions from "./ChatCompletions.ts"
+
+/** The envelope for a failed model call; a rate limit keeps the provider's `Retry-After`. */
+const modelFailed = (error: ModelCatalog.ModelError) =>
+  Effect.gen(function* () {
+    switch (error.reason) {
+      case "rate_limited": {
+        const requestId = yield* ApiError.RequestId
+        const seconds = Math.max(1, Math.ceil((error.retry_after_ms ?? 1000) / 1000))
+        return HttpServerResponse.jsonUnsafe(ApiError.envelope("rate_limited", error.message, requestId), {
+          status: 429,
+          headers: { "retry-after": String(seconds) }
+        })
+      }
+      case "timeout":
+        return yield* ApiError.fail("upstream_timeout", error.message)
+      default:
+        return yield* ApiError.fail("upstream_error", error.message)
+    }
+  })
+
+const callOptionsOf = (request: ChatCompletions.Request): CallOptions.CallOptions => ({
+  temperature: request.temperature ?? undefined,
+  topP: request.top_p ?? undefined,
+  maxTokens: request.max_completion_tokens ?? request.max_tokens ?? undefined,
+  stop: request.stop === undefined || request.stop === null ? undefined : [request.stop].flat(),
+  user: request.user
+})
+
+/**
+ * The client's functions as a toolkit whose handler is never called: tool-call resolution is
+ * disabled, so calls go back to the client, which runs them.
+ */
+const clientToolkit = (
+  tools: ReadonlyArray<ChatCompletions.ClientTool>
+): Toolkit.WithHandler<Record<string, ChatCompletions.ClientTool>> => ({
+  tools: Object.fromEntries(tools.map((tool) => [tool.name, tool])),
+  handle: () => Effect.die(new Error("client tools are run by the client"))
+})
+
+/** What a non-streamed answer needs, whichever way the model was called. */
+interface Answer {
+  readonly text: string
+  readonly content: ReadonlyArray<Response.AnyPart>
+  readonly finishReason: Response.FinishReason
+  readonly usage: Response.Usage
+}
+
+const answerOf = (response: {
+  readonly text: string
+  readonly content: ReadonlyArray<Response.AnyPart>
+  readonly finishReason: Response.FinishReason
+  readonly usage: Response.Usage
+}): Answer => ({
+  text: response.text,
+  content: response.content,
+  finishReason: response.finishReason,
+  usage: response.usage
+})
+
+/** The model's answer to a request: with the client's tools when it sent any. */
+const generate = (
+  languageModel: LanguageModel.LanguageModel,
+  request: ChatCompletions.Request
+): Effect.Effect<Answer, AiError.AiError> => {
+  const prompt = ChatCompletions.toPrompt(request.messages)
+  const tools = ChatCompletions.toTools(request.tools)
+  if (tools.length === 0 || request.tool_choice === "none") {
+    return Effect.map(languageModel.generateText({ prompt }), answerOf)
+  }
+  return languageModel
+    .generateText({
+      prompt,
+      toolkit: clientToolkit(tools),
+      toolChoice: ChatCompletions.toToolChoice(request.tool_choice),
+      disableToolCallResolution: true
+    })
+    .pipe(Effect.map(answerOf))
+}
+
+/** The model's answer to a request as stream parts. */
+const streamParts = (
+  languageModel: LanguageModel.LanguageModel,
+  request: ChatCompletions.Request
+): Stream.Stream<Response.AnyPart, AiError.AiError> => {
+  const prompt = ChatCompletions.toPrompt(request.messages)
+  const tools = ChatCompletions.toTools(request.tools)
+  if (tools.length === 0 || request.tool_choice === "none") return languageModel.streamText({ prompt })
+  return languageModel.streamText({
+    prompt,
+    toolkit: clientToolkit(tools),
+    toolChoice: ChatCompletions.toToolChoice(request.tool_choice),
+    disableToolCallResolution: true
+  })
+}
+
+const toolCallsOf = (parts: ReadonlyArray<Response.AnyPart>) =>
+  parts.flatMap((part) =>
+    part.type === "tool-call"
+      ? [
+          {
+            id: part.id,
+            type: "function" as const,
+            function: { name: part.name, arguments: JSON.stringify(part.params) }
+          }
+        ]
+      : []
+  )
+
+/** Streams a completion as OpenAI's chunks. */
+const streamCompletion = (
+  { info, languageModel }: ModelCatalog.Model,
+  request: ChatCompletions.Request,
+  header: { readonly id: string; readonly created: number; readonly model: string }
+): Stream.Stream<CompletionEvent> => {
+  const chunk = (delta: object, finishReason: string | null = null): CompletionEvent => ({
+    event: "message",
+    data: JSON.stringify({
+      ...header,
+      object: "chat.completion.chunk",
+      choices: [{ index: 0, delta, finish_reason: finishReason, logprobs: null }]
+    })
+  })
+  const toolIndex = new Map<string, number>()
+  const includeUsage = request.stream_options?.include_usage === true
+  const parts = streamParts(languageModel, request).pipe(
+    Stream.flatMap((part): Stream.Stream<CompletionEvent> => {
+      switch (part.type) {
+        case "text-delta":
+          return Stream.make(chunk({ content: part.delta }))
+        case "tool-params-start": {
+          const index = toolIndex.size
+          toolIndex.set(part.id, index)
+          return Stream.make(
+            chunk({
+              tool_calls: [{ index, id: part.id, type: "function", function: { name: part.name, arguments: "" } }]
+            })
+          )
+        }
+        case "tool-params-delta":
+          return Stream.make(
+            chunk({ tool_calls: [{ index: toolIndex.get(part.id) ?? 0, function: { arguments: part.delta } }] })
+          )
+        case "tool-call": {
+          // Providers that stream arguments have sent them already; others send the call whole.
+          if (toolIndex.has(part.id)) return Stream.empty
+          const index = toolIndex.size
+          toolIndex.set(part.id, index)
+          const call = { name: part.name, arguments: JSON.stringify(part.params) }
+          return Stream.make(chunk({ tool_calls: [{ index, id: part.id, type: "function", function: call }] }))
+        }
+        case "finish": {
+          const finish = chunk({}, ChatCompletions.finishReason(part.reason))
+          if (!includeUsage) return Stream.make(finish)
+          const usage = ChatCompletions.usageOf(part.usage)
+          return Stream.make(finish, {
+            event: "message",
+            data: JSON.stringify({ ...header, object: "chat.completion.chunk", choices: [], usage })
+          })
+        }
+        default:
+          return Stream.empty
+      }
+    })
+  )
+  const errorEvent = (error: AiError.AiError) =>
+    Effect.map(Effect.service(ApiError.RequestId), (requestId): CompletionEvent => {
+      const failure = ModelCatalog.fromAiError(info, error)
+      const type = failure.reason === "rate_limited" ? "rate_limited" : "upstream_error"
+      return { event: "error", data: JSON.stringify(ApiError.envelope(type, failure.message, requestId)) }
+    })
+  return Stream.concat(Stream.make(chunk({ role: "assistant", content: "" })), parts).pipe(
+    Stream.concat(Stream.make<Array<CompletionEvent>>({ event: "message", data: "[DONE]" })),
+    Stream.catch((error) => Stream.fromEffect(errorEvent(error)))
+  )
+}
+
+export const layer = HttpApiBuilder.group(
+  Api,
+  "openai",
+  Effect.fn(function* (handlers) {
+    const catalog = yield* ModelCatalog.ModelCatalog
+    return handlers.handle("completions", ({ payload }) =>
+      Effect.gen(function* () {
+        const model = yield* catalog
+          .resolve(payload.model)
+          .pipe(Effect.catch((error) => ApiError.fail("not_found", error.message)))
+        const header = {
+          id: `chatcmpl-${Identifier.randomBase62(24)}`,
+          created: Math.floor((yield* Clock.currentTimeMillis) / 1000),
+          model: model.info.id
+        }
+        const options = callOptionsOf(payload)
+        if (payload.stream === true) {
+          return streamCompletion(model, payload, header).pipe(Stream.provideService(CallOptions.CallOptions, options))
+        }
+        const response = yield* generate(model.languageModel, payload).pipe(
+          Effect.provideService(CallOptions.CallOptions, options),
+          Effect.mapError((error) => ModelCatalog.fromAiError(model.info, error))
+        )
+        const toolCalls = toolCallsOf(response.content)
+        const completion: ChatCompletions.Completion = {
+          ...header,
+          object: "chat.completion",
+          choices: [
+            {
+              index: 0,
+              message: {
+                role: "assistant",
+                content: response.text === "" && toolCalls.length > 0 ? null : response.text,
+                refusal: null,
+                ...(toolCalls.length === 0 ? {} : { tool_calls: toolCalls })
+              },
+              finish_reason: ChatCompletions.finishReason(response.finishReason),
+              logprobs: null
+            }
+          ],
+          usage: ChatCompletions.usageOf(response.usage)
+        }
+        return completion
+      }).pipe(Effect.catchTag("ModelError", modelFailed))
+    )
+  })
+)
