@@ -188,6 +188,30 @@ describe("SessionActor", () => {
     })
   )
 
+  it.live("a streamed turn and a sent turn on one session run one after the other", () =>
+    Effect.gen(function* () {
+      const { layer } = yield* makeLayer()
+      yield* Effect.gen(function* () {
+        yield* send("t", "s8", "first", true)
+        const clientFor = yield* SessionActor.Session.client
+        const client = clientFor(SessionActor.entityId("t", "s8"))
+        const [streamed, sent] = yield* Effect.all(
+          [
+            client
+              .Stream({ message: "streamed", model: null, create: false, request_id: "r1" })
+              .pipe(Stream.runCollect),
+            Effect.delay(send("t", "s8", "sent"), "5 millis")
+          ],
+          { concurrency: "unbounded" }
+        )
+        const done = streamed.at(-1)
+        assert.strictEqual(done?._tag, "Done")
+        if (done?._tag === "Done") assert.strictEqual(done.result.message.content, "seen: first | streamed ")
+        assert.strictEqual(sent.message.content, "seen: first | streamed | sent")
+      }).pipe(Effect.provide(layer))
+    })
+  )
+
   it.live(
     "an idle session passivates and reloads its history from storage",
     () =>
