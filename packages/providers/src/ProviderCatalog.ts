@@ -1,22 +1,135 @@
 /**
- * The model catalogue of a running server: every enabled provider's models behind the
- * runtime's `ModelCatalog`. Today that is the offline `local` model; providers that
- * need a key join when their key is configured.
+ * The model catalogue of a running server: the offline `local` model, plus every model of
+ * the built-in list (`config/models.yaml`) and of `models.catalog` whose provider is enabled
+ * — OpenAI, Anthropic, OpenRouter and GLM when their key is set, `openai-compatible` models
+ * by their `base_url`. Each becomes a `ModelCatalog.Model` the runtime can call; nothing else
+ * of the providers is visible past this module.
  */
-import { Effect, Layer } from "effect"
-import { AppConfig, ModelCatalog } from "@polyagent/runtime"
+import { Duration, Effect, Layer, Option, Schema } from "effect"
+import { AppConfig, ModelCatalog, Usage } from "@polyagent/runtime"
+import { readFile } from "node:fs/promises"
+import { fileURLToPath } from "node:url"
+import { parse } from "yaml"
+import * as AnthropicProvider from "./anthropic/AnthropicProvider.ts"
+import * as GlmProvider from "./glm/GlmProvider.ts"
 import * as LocalModel from "./local/LocalModel.ts"
+import * as OpenAiCompatibleProvider from "./openai-compatible/OpenAiCompatibleProvider.ts"
+import * as OpenAiProvider from "./openai/OpenAiProvider.ts"
+import * as OpenRouterProvider from "./openrouter/OpenRouterProvider.ts"
+import type * as Provider from "./Provider.ts"
 
-/** The catalogue for `config`; fails start-up when `models.default` names no enabled model. */
+/** A catalogue entry, as `models.catalog` and `config/models.yaml` write it. */
+export type Entry = typeof AppConfig.ModelEntry.Type
+
+/** The providers that are enabled by a key (`OPENAI_API_KEY`, …), and how each is built. */
+const keyed: Record<
+  keyof AppConfig.AppConfigValue["providers"],
+  (settings: Provider.Settings) => Effect.Effect<Provider.Provider>
+> = {
+  openai: (settings) => OpenAiProvider.make(settings),
+  anthropic: AnthropicProvider.make,
+  openrouter: (settings) => OpenRouterProvider.make(settings),
+  glm: GlmProvider.make
+}
+
+const compatible = "openai-compatible"
+
+/** Where the built-in list lives. */
+export const builtInPath = fileURLToPath(new URL("../../../config/models.yaml", import.meta.url))
+
+const decodeEntries = Schema.decodeUnknownEffect(Schema.Record(Schema.String, AppConfig.ModelEntry), {
+  onExcessProperty: "error"
+})
+
+/** The built-in model list; a broken file stops start-up with a message naming it. */
+export const builtIn: Effect.Effect<Record<string, Entry>, AppConfig.ConfigError> = Effect.tryPromise({
+  try: () => readFile(builtInPath, "utf8"),
+  catch: () => new AppConfig.ConfigError({ message: `${builtInPath}: cannot be read` })
+}).pipe(
+  Effect.flatMap((text) =>
+    Effect.try({
+      try: (): unknown => parse(text),
+      catch: () => new AppConfig.ConfigError({ message: `${builtInPath}: invalid YAML` })
+    })
+  ),
+  Effect.flatMap((document) =>
+    decodeEntries(document ?? {}).pipe(
+      Effect.mapError((error) => new AppConfig.ConfigError({ message: `${builtInPath}: ${error.message}` }))
+    )
+  )
+)
+
+/** How `GET /v1/models` describes a model of a provider. */
+export const infoOf = (id: string, entry: Entry): ModelCatalog.ModelInfo =>
+  new ModelCatalog.ModelInfo({
+    id,
+    provider: entry.provider,
+    description: `${entry.model ?? id} on ${entry.provider}`,
+    offline: false,
+    capabilities: new ModelCatalog.Capabilities({
+      tools: entry.capabilities.tools,
+      vision: entry.capabilities.vision,
+      streaming: entry.capabilities.streaming,
+      context_window: entry.capabilities.contextWindow
+    }),
+    cost_per_1k_tokens: new Usage.Price({ input: entry.costPer1kTokens.input, output: entry.costPer1kTokens.output }),
+    price_date: entry.priceDate ?? null
+  })
+
+const isKeyed = (name: string): name is keyof typeof keyed => Object.hasOwn(keyed, name)
+
+/**
+ * The catalogue for `config`. Fails start-up when an entry names an unknown provider, an
+ * `openai-compatible` entry has no `base_url`, or `models.default` names no enabled model.
+ */
 export const layer = (
   config: AppConfig.AppConfigValue
 ): Layer.Layer<ModelCatalog.ModelCatalog, AppConfig.ConfigError> =>
   Layer.effect(
     ModelCatalog.ModelCatalog,
     Effect.gen(function* () {
+      const entries: Record<string, Entry> = { ...(yield* builtIn), ...config.models.catalog }
+      // One client per provider, base URL and timeout: models with their own timeout get their own.
+      const built = new Map<string, Provider.Provider>()
+      const providerFor = Effect.fnUntraced(function* (id: string, entry: Entry) {
+        const timeout = entry.timeout ?? config.server.requestTimeout
+        const cacheKey = `${entry.provider} ${entry.baseUrl ?? ""} ${Duration.toMillis(timeout)}`
+        const cached = built.get(cacheKey)
+        if (cached !== undefined) return Option.some(cached)
+        let provider: Provider.Provider
+        if (entry.provider === compatible) {
+          if (entry.baseUrl === undefined) {
+            return yield* new AppConfig.ConfigError({
+              message: `models.catalog.${id}.base_url: an openai-compatible model needs the URL of its server`
+            })
+          }
+          provider = yield* OpenAiCompatibleProvider.make({ name: compatible, baseUrl: entry.baseUrl, timeout })
+        } else if (isKeyed(entry.provider)) {
+          const settings = config.providers[entry.provider]
+          if (Option.isNone(settings.apiKey)) return Option.none()
+          provider = yield* keyed[entry.provider]({
+            apiKey: settings.apiKey.value,
+            baseUrl: Option.getOrUndefined(settings.baseUrl),
+            timeout
+          })
+        } else {
+          const known = [...Object.keys(keyed), compatible].join(", ")
+          return yield* new AppConfig.ConfigError({
+            message: `models.catalog.${id}.provider: unknown provider "${entry.provider}" (known: ${known})`
+          })
+        }
+        built.set(cacheKey, provider)
+        return Option.some(provider)
+      })
+
       const models: Array<ModelCatalog.Model> = [
         { info: LocalModel.info, languageModel: yield* LocalModel.make({ chunkDelay: config.models.local.chunkDelay }) }
       ]
+      for (const [id, entry] of Object.entries(entries)) {
+        const provider = yield* providerFor(id, entry)
+        if (Option.isNone(provider)) continue
+        models.push({ info: infoOf(id, entry), languageModel: yield* provider.value.languageModel(entry.model ?? id) })
+      }
       if (!models.some((model) => model.info.id === config.models.default)) {
         const enabled = models.map((model) => model.info.id).join(", ")
         return yield* new AppConfig.ConfigError({

@@ -71,6 +71,8 @@ export const ModelEntry = Schema.Struct({
   provider: NonEmpty,
   /** The provider's own id of the model, when it differs from the catalogue id. */
   model: Schema.optionalKey(NonEmpty),
+  /** The server of an `openai-compatible` model (vLLM, Ollama, LM Studio…), e.g. `http://127.0.0.1:11434/v1`. */
+  baseUrl: Schema.optionalKey(HttpUrl),
   capabilities: Schema.Struct({
     tools: Schema.Boolean,
     vision: Schema.Boolean,
@@ -87,7 +89,7 @@ export const ModelEntry = Schema.Struct({
   ),
   /** Bound on one upstream call to this model; `server.request_timeout` when absent. */
   timeout: Schema.optionalKey(DurationSetting)
-}).pipe(Schema.encodeKeys({ costPer1kTokens: "cost_per_1k_tokens", priceDate: "price_date" }))
+}).pipe(Schema.encodeKeys({ costPer1kTokens: "cost_per_1k_tokens", priceDate: "price_date", baseUrl: "base_url" }))
 
 const ProviderSettings = Schema.Struct({
   apiKey: Secret(NonEmpty),

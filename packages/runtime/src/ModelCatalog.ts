@@ -123,12 +123,27 @@ const reasonOfAiError: Record<AiError.AiErrorReason["_tag"], ModelErrorReason> =
   InvalidUserInputError: "bad_request"
 }
 
+/**
+ * effect/ai has no reason for a prompt over the context window or for a timed-out request, so
+ * adapters mark them: an `InvalidRequestError` whose `constraint` is this, and a `NetworkError`
+ * whose `description` starts with {@link timeoutPrefix}.
+ */
+export const contextTooLongConstraint = "context_too_long"
+/** See {@link contextTooLongConstraint}. */
+export const timeoutPrefix = "Timeout"
+
+const reasonOf = (reason: AiError.AiErrorReason): ModelErrorReason => {
+  if (reason._tag === "InvalidRequestError" && reason.constraint === contextTooLongConstraint) return "context_too_long"
+  if (reason._tag === "NetworkError" && reason.description?.startsWith(timeoutPrefix) === true) return "timeout"
+  return reasonOfAiError[reason._tag]
+}
+
 /** Maps effect/ai's error of a call to `info`'s model onto a {@link ModelError}. */
 export const fromAiError = (info: ModelInfo, error: AiError.AiError): ModelError =>
   new ModelError({
     model: info.id,
     provider: info.provider,
-    reason: reasonOfAiError[error.reason._tag],
+    reason: reasonOf(error.reason),
     retryable: error.isRetryable,
     retry_after_ms: error.retryAfter === undefined ? null : Duration.toMillis(error.retryAfter)
   })

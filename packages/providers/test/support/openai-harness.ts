@@ -1,0 +1,55 @@
+/**
+ * Test plumbing for the OpenAI-family providers: a `FakeUpstream` owned by the test's scope, the
+ * tools the fake's tool scenarios call, and helpers to run a model and look at what it produced or
+ * how it failed.
+ */
+import { Effect, Exit, Option, Schema, type Scope, Stream } from "effect"
+import { type AiError, Tool, Toolkit } from "effect/ai"
+import * as FakeUpstream from "../../testing/FakeUpstream.ts"
+
+/** A fake started for the test and closed when its scope ends. */
+export const fake = (
+  routes: Readonly<Record<string, FakeUpstream.Handler>>
+): Effect.Effect<FakeUpstream.FakeUpstream, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.promise(() => FakeUpstream.start(routes)),
+    (upstream) => Effect.promise(() => upstream.close())
+  )
+
+/** The fake's `get_weather`. */
+export const GetWeather = Tool.make("get_weather", {
+  description: "The current weather in a city",
+  parameters: Schema.Struct({
+    location: Schema.String.annotate({ description: "A city, e.g. Paris" }),
+    unit: Schema.Literals(["celsius", "fahrenheit"])
+  }),
+  success: Schema.String
+})
+
+/** The fake's `get_time`. */
+export const GetTime = Tool.make("get_time", {
+  description: "The current time in a time zone",
+  parameters: Schema.Struct({ timezone: Schema.String }),
+  success: Schema.String
+})
+
+/** Both tools; calls are returned, not run (`disableToolCallResolution`). */
+export const toolkit = Toolkit.make(GetWeather, GetTime)
+
+/** Every part of `stream`, or the failure that ended it and the parts before it. */
+export const streamAll = <P>(
+  stream: Stream.Stream<P, AiError.AiError>
+): Effect.Effect<{ readonly parts: ReadonlyArray<P>; readonly failure: AiError.AiError | undefined }> =>
+  Effect.gen(function* () {
+    const parts: Array<P> = []
+    const exit = yield* Effect.exit(Stream.runForEach(stream, (part) => Effect.sync(() => parts.push(part))))
+    return { parts, failure: Option.getOrUndefined(Exit.findErrorOption(exit)) }
+  })
+
+/** The text of the `text-delta` parts. */
+export const textOf = (parts: ReadonlyArray<{ readonly type: string }>): string =>
+  parts
+    .flatMap((part) =>
+      part.type === "text-delta" && "delta" in part && typeof part.delta === "string" ? [part.delta] : []
+    )
+    .join("")

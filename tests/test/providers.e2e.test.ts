@@ -1,0 +1,191 @@
+/**
+ * The real server (`npm start`) with every provider enabled and pointed at local fake servers
+ * that speak OpenAI Chat Completions (OpenAI, OpenRouter, GLM) and Anthropic Messages: chat
+ * and streamed chat through the session actor report the right model, provider, usage and
+ * cost; an upstream 500 is a 502 without the upstream's text; the request id travels
+ * upstream; and the official `openai` SDK gets an Anthropic model's answer in OpenAI's format.
+ */
+import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
+import { SessionActor } from "@polyagent/runtime"
+import OpenAI from "openai"
+import { AnthropicWire as Anthropic, FakeUpstream, OpenAiWire } from "@polyagent/providers/testing"
+import { decode, ErrorEnvelope, Gateway, readSse } from "../src/harness.ts"
+
+interface Case {
+  readonly provider: string
+  readonly model: string
+  /** The fake's answer, and its usage as PolyAgent reports it. */
+  readonly answer: string
+  readonly usage: { readonly prompt_tokens: number; readonly completion_tokens: number }
+  /** USD per 1k tokens of `model` in config/models.yaml. */
+  readonly price: { readonly input: number; readonly output: number }
+  readonly serverError: string
+}
+
+const openAiUsage = {
+  prompt_tokens: OpenAiWire.usage.prompt_tokens,
+  completion_tokens: OpenAiWire.usage.completion_tokens
+}
+const cases: ReadonlyArray<Case> = [
+  {
+    provider: "openai",
+    model: "gpt-4o-mini",
+    answer: OpenAiWire.answerText,
+    usage: openAiUsage,
+    price: { input: 0.00015, output: 0.0006 },
+    serverError: OpenAiWire.Scenario.serverError
+  },
+  {
+    provider: "anthropic",
+    model: "claude-haiku-4-5",
+    answer: Anthropic.answerText,
+    // Anthropic reports cache reads and writes apart from `input_tokens`; all of them are input.
+    usage: {
+      prompt_tokens:
+        Anthropic.usage.input_tokens +
+        Anthropic.usage.cache_read_input_tokens +
+        Anthropic.usage.cache_creation_input_tokens,
+      completion_tokens: Anthropic.usage.output_tokens
+    },
+    price: { input: 0.001, output: 0.005 },
+    serverError: Anthropic.faults.serverError
+  },
+  {
+    provider: "openrouter",
+    model: "meta-llama/llama-3.3-70b-instruct",
+    answer: OpenAiWire.answerText,
+    usage: openAiUsage,
+    price: { input: 0.00013, output: 0.0004 },
+    serverError: OpenAiWire.Scenario.serverError
+  },
+  {
+    provider: "glm",
+    model: "glm-4.7",
+    answer: OpenAiWire.answerText,
+    usage: openAiUsage,
+    price: { input: 0.0006, output: 0.0022 },
+    serverError: OpenAiWire.Scenario.serverError
+  }
+]
+
+const costOf = ({ usage, price }: Case): number =>
+  Math.round(((usage.prompt_tokens * price.input + usage.completion_tokens * price.output) / 1000) * 1e6) / 1e6
+
+describe("providers through the real server", () => {
+  let openAiFake: FakeUpstream.FakeUpstream
+  let anthropicFake: FakeUpstream.FakeUpstream
+  let gateway: Gateway
+
+  beforeAll(async () => {
+    openAiFake = await FakeUpstream.start({
+      ...OpenAiWire.routes("/v1"),
+      ...OpenAiWire.routes("/api/v1"),
+      ...OpenAiWire.routes("/api/paas/v4", { flavor: "glm" })
+    })
+    anthropicFake = await FakeUpstream.start(Anthropic.routes())
+    gateway = await Gateway.start({
+      env: {
+        OPENAI_API_KEY: "sk-openai-test-key",
+        OPENAI_BASE_URL: `${openAiFake.url}/v1`,
+        OPENROUTER_API_KEY: "sk-or-test-key",
+        OPENROUTER_BASE_URL: `${openAiFake.url}/api/v1`,
+        GLM_API_KEY: "glm-test-key",
+        GLM_BASE_URL: `${openAiFake.url}/api/paas/v4`,
+        ANTHROPIC_API_KEY: "sk-ant-test-key",
+        ANTHROPIC_BASE_URL: anthropicFake.url
+      }
+    })
+  })
+
+  afterAll(async () => {
+    await gateway?.dispose()
+    await openAiFake?.close()
+    await anthropicFake?.close()
+  })
+
+  const fakeOf = (testCase: Case) => (testCase.provider === "anthropic" ? anthropicFake : openAiFake)
+
+  describe.each(cases)("$provider ($model)", (testCase) => {
+    it("answers a chat turn with the model's provider, usage and cost", async () => {
+      const answer = await gateway.post("/v1/chat", { message: "hello", model: testCase.model })
+      assert.strictEqual(answer.status, 200, answer.text)
+      const turn = decode(SessionActor.TurnResult, answer.json)
+      assert.strictEqual(turn.message.content, testCase.answer)
+      assert.strictEqual(turn.model, testCase.model)
+      assert.strictEqual(turn.provider, testCase.provider)
+      assert.deepStrictEqual(
+        { ...turn.usage },
+        {
+          ...testCase.usage,
+          total_tokens: testCase.usage.prompt_tokens + testCase.usage.completion_tokens
+        }
+      )
+      assert.strictEqual(turn.cost_usd, costOf(testCase))
+      const upstream = fakeOf(testCase).received.at(-1)
+      assert.strictEqual(upstream?.headers["x-request-id"], answer.headers.get("x-request-id"))
+    })
+
+    it("streams a chat turn through the session actor", async () => {
+      const events = await readSse(await gateway.stream("/v1/chat/stream", { message: "hello", model: testCase.model }))
+      const names = events.map((event) => event.event)
+      assert.strictEqual(names[0], "session")
+      assert.deepStrictEqual(names.slice(-2), ["usage", "done"])
+      const deltas = events.flatMap((event) =>
+        event.event === "delta" && typeof event.data === "object" && event.data !== null && "content" in event.data
+          ? [String(event.data.content)]
+          : []
+      )
+      assert.isAbove(deltas.length, 1)
+      const done = decode(SessionActor.TurnResult, events.at(-1)?.data)
+      assert.strictEqual(deltas.join(""), testCase.answer)
+      assert.strictEqual(done.message.content, testCase.answer)
+      assert.strictEqual(done.provider, testCase.provider)
+      assert.strictEqual(done.cost_usd, costOf(testCase))
+    })
+
+    it("answers an upstream 500 with 502 upstream_error and none of the upstream's text", async () => {
+      const answer = await gateway.post("/v1/chat", { message: `hello ${testCase.serverError}`, model: testCase.model })
+      assert.strictEqual(answer.status, 502, answer.text)
+      const envelope = decode(ErrorEnvelope, answer.json)
+      assert.strictEqual(envelope.error.type, "upstream_error")
+      assert.match(envelope.error.message, /failed: overloaded/)
+      for (const leaked of ["sk-", "test-key", "Internal", "server error", "api_error"]) {
+        assert.notInclude(answer.text, leaked)
+      }
+    })
+  })
+
+  it("lets the official openai SDK talk to an Anthropic model in OpenAI's format", async () => {
+    const client = new OpenAI({ apiKey: gateway.adminKey, baseURL: `${gateway.url}/v1`, maxRetries: 0 })
+    const completion = await client.chat.completions.create({
+      model: "claude-haiku-4-5",
+      messages: [{ role: "user", content: "hello" }]
+    })
+    assert.strictEqual(completion.choices[0]?.message.content, Anthropic.answerText)
+    assert.strictEqual(completion.model, "claude-haiku-4-5")
+    const stream = await client.chat.completions.create({
+      model: "claude-haiku-4-5",
+      messages: [{ role: "user", content: `weather? ${Anthropic.scenarios.tool}` }],
+      tools: [
+        {
+          type: "function",
+          function: { name: "get_weather", parameters: { type: "object", properties: { city: { type: "string" } } } }
+        }
+      ],
+      stream: true
+    })
+    let name = ""
+    let args = ""
+    let finish: string | null = null
+    for await (const chunk of stream) {
+      for (const call of chunk.choices[0]?.delta.tool_calls ?? []) {
+        name += call.function?.name ?? ""
+        args += call.function?.arguments ?? ""
+      }
+      finish = chunk.choices[0]?.finish_reason ?? finish
+    }
+    assert.strictEqual(name, "get_weather")
+    assert.deepStrictEqual(JSON.parse(args), Anthropic.weatherInput)
+    assert.strictEqual(finish, "tool_calls")
+  })
+})
