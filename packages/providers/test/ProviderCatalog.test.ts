@@ -1,0 +1,94 @@
+import { assert, describe, it } from "@effect/vitest"
+import { AppConfig, ModelCatalog } from "@polyagent/runtime"
+import { Duration, Effect, Option, Redacted } from "effect"
+import * as ProviderCatalog from "../src/ProviderCatalog.ts"
+
+const catalogOf = (overrides: AppConfig.Overrides<AppConfig.AppConfigValue>) =>
+  Effect.gen(function* () {
+    const config = yield* AppConfig.make(overrides)
+    return yield* Effect.provide(Effect.service(ModelCatalog.ModelCatalog), ProviderCatalog.layer(config))
+  })
+
+const key = (value: string) => ({ apiKey: Option.some(Redacted.make(value)), baseUrl: Option.none<string>() })
+
+const compatibleEntry = {
+  provider: "openai-compatible",
+  baseUrl: "http://127.0.0.1:11434/v1",
+  capabilities: { tools: true, vision: false, streaming: true, contextWindow: 131072 },
+  costPer1kTokens: { input: 0, output: 0 },
+  timeout: Duration.seconds(120)
+}
+
+describe("ProviderCatalog", () => {
+  it.effect("offers only the offline model when no provider has a key", () =>
+    Effect.gen(function* () {
+      const catalog = yield* catalogOf({})
+      assert.deepStrictEqual(
+        catalog.list.map((info) => info.id),
+        ["local"]
+      )
+    })
+  )
+
+  it.effect("adds a provider's built-in models, with their dated prices, once its key is set", () =>
+    Effect.gen(function* () {
+      const catalog = yield* catalogOf({ providers: { openai: key("sk-test"), anthropic: key("sk-ant-test") } })
+      const providers = new Set(catalog.list.map((info) => info.provider))
+      assert.deepStrictEqual([...providers].sort(), ["anthropic", "local", "openai"])
+      const mini = catalog.list.find((info) => info.id === "gpt-4o-mini")
+      assert.strictEqual(mini?.provider, "openai")
+      assert.isAbove(mini?.cost_per_1k_tokens.output ?? 0, 0)
+      assert.match(mini?.price_date ?? "", /^\d{4}-\d{2}-\d{2}$/)
+      const model = yield* catalog.resolve("claude-haiku-4-5")
+      assert.strictEqual(model.info.provider, "anthropic")
+    })
+  )
+
+  it.effect("serves an openai-compatible server from a catalogue entry, no key needed", () =>
+    Effect.gen(function* () {
+      const catalog = yield* catalogOf({ models: { catalog: { "llama3.1:8b": compatibleEntry } } })
+      const model = yield* catalog.resolve("llama3.1:8b")
+      assert.strictEqual(model.info.provider, "openai-compatible")
+      assert.isFalse(model.info.offline)
+    })
+  )
+
+  it.effect("refuses an unknown provider, naming the entry", () =>
+    Effect.gen(function* () {
+      const error = yield* Effect.flip(
+        catalogOf({ models: { catalog: { odd: { ...compatibleEntry, provider: "acme" } } } })
+      )
+      assert.include(error.message, "models.catalog.odd.provider")
+      assert.include(error.message, '"acme"')
+    })
+  )
+
+  it.effect("refuses an openai-compatible model without a base_url", () =>
+    Effect.gen(function* () {
+      const { baseUrl: _, ...withoutUrl } = compatibleEntry
+      const error = yield* Effect.flip(catalogOf({ models: { catalog: { lost: withoutUrl } } }))
+      assert.include(error.message, "models.catalog.lost.base_url")
+    })
+  )
+
+  it.effect("refuses a default model that is not enabled", () =>
+    Effect.gen(function* () {
+      const error = yield* Effect.flip(catalogOf({ models: { default: "gpt-4o-mini" } }))
+      assert.include(error.message, "models.default")
+      assert.include(error.message, "gpt-4o-mini")
+    })
+  )
+
+  it.effect("ships a built-in list in which every entry is valid", () =>
+    Effect.gen(function* () {
+      const entries = yield* ProviderCatalog.builtIn
+      assert.isAbove(Object.keys(entries).length, 8)
+      for (const provider of ["openai", "anthropic", "openrouter", "glm"]) {
+        assert.isTrue(
+          Object.values(entries).some((entry) => entry.provider === provider),
+          `the built-in list has ${provider} models`
+        )
+      }
+    })
+  )
+})
