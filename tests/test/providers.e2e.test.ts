@@ -7,6 +7,7 @@
  */
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { SessionActor } from "@polyagent/runtime"
+import { Schema } from "effect"
 import OpenAI from "openai"
 import { AnthropicWire as Anthropic, FakeUpstream, OpenAiWire } from "@polyagent/providers/testing"
 import { decode, ErrorEnvelope, Gateway, readSse } from "../src/harness.ts"
@@ -67,6 +68,10 @@ const cases: ReadonlyArray<Case> = [
     serverError: OpenAiWire.Scenario.serverError
   }
 ]
+
+const Models = Schema.Struct({
+  data: Schema.Array(Schema.Struct({ id: Schema.String, provider: Schema.String, status: Schema.String }))
+})
 
 const costOf = ({ usage, price }: Case): number =>
   Math.round(((usage.prompt_tokens * price.input + usage.completion_tokens * price.output) / 1000) * 1e6) / 1e6
@@ -153,6 +158,23 @@ describe("providers through the real server", () => {
         assert.notInclude(answer.text, leaked)
       }
     })
+  })
+
+  it("lists every provider's models as available once their probe answered", async () => {
+    // The first probes run at start-up; give them a moment.
+    let listed: typeof Models.Type.data = []
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const answer = await gateway.get("/v1/models")
+      assert.strictEqual(answer.status, 200, answer.text)
+      listed = decode(Models, answer.json).data
+      if (listed.every((entry) => entry.status !== "unknown")) break
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+    for (const testCase of cases) {
+      const model = listed.find((entry) => entry.id === testCase.model)
+      assert.strictEqual(model?.provider, testCase.provider)
+      assert.strictEqual(model?.status, "available")
+    }
   })
 
   it("lets the official openai SDK talk to an Anthropic model in OpenAI's format", async () => {

@@ -108,7 +108,7 @@ export class SessionsGroup extends HttpApiGroup.make("sessions")
 /** A model of `GET /v1/models`, with whether it can be used now. */
 export const ModelEntry = Schema.Struct({
   ...ModelCatalog.ModelInfo.fields,
-  status: Schema.Literals(["available", "degraded", "unavailable"])
+  status: ModelCatalog.ModelStatus
 })
 
 export class ModelsGroup extends HttpApiGroup.make("models")

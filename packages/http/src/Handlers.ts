@@ -164,8 +164,11 @@ const ModelsHandlers = HttpApiBuilder.group(
   "models",
   Effect.fn(function* (handlers) {
     const catalog = yield* ModelCatalog.ModelCatalog
-    const data = catalog.list.map((info) => ({ ...info, status: "available" as const }))
-    return handlers.handle("list", () => Effect.succeed({ data }))
+    return handlers.handle("list", () =>
+      Effect.forEach(catalog.list, (info) =>
+        Effect.map(catalog.status(info.id), (status) => ({ ...info, status }))
+      ).pipe(Effect.map((data) => ({ data })))
+    )
   })
 )
 

@@ -5,7 +5,7 @@
  * by their `base_url`. Each becomes a `ModelCatalog.Model` the runtime can call; nothing else
  * of the providers is visible past this module.
  */
-import { Duration, Effect, Layer, Option, Schema } from "effect"
+import { Duration, Effect, Layer, Option, Ref, Schedule, Schema } from "effect"
 import { AppConfig, ModelCatalog, Usage } from "@polyagent/runtime"
 import { readFile } from "node:fs/promises"
 import { fileURLToPath } from "node:url"
@@ -125,10 +125,12 @@ export const layer = (
       const models: Array<ModelCatalog.Model> = [
         { info: LocalModel.info, languageModel: yield* LocalModel.make({ chunkDelay: config.models.local.chunkDelay }) }
       ]
+      const providerOfModel = new Map<string, Provider.Provider>()
       for (const [id, entry] of Object.entries(entries)) {
         const provider = yield* providerFor(id, entry)
         if (Option.isNone(provider)) continue
         models.push({ info: infoOf(id, entry), languageModel: yield* provider.value.languageModel(entry.model ?? id) })
+        providerOfModel.set(id, provider.value)
       }
       if (!models.some((model) => model.info.id === config.models.default)) {
         const enabled = models.map((model) => model.info.id).join(", ")
@@ -136,6 +138,36 @@ export const layer = (
           message: `models.default: "${config.models.default}" is not an enabled model (enabled: ${enabled})`
         })
       }
-      return ModelCatalog.make(models, config.models.default)
+      const probes = yield* probeInBackground([...new Set(built.values())])
+      const status = (id: string): Effect.Effect<ModelCatalog.ModelStatus> => {
+        const provider = providerOfModel.get(id)
+        if (provider === undefined) return Effect.succeed("available")
+        return Effect.map(Ref.get(probes), (results) => {
+          const probe = results.get(provider)
+          return probe === undefined ? "unknown" : probe.ok ? "available" : "unavailable"
+        })
+      }
+      return ModelCatalog.make(models, config.models.default, status)
     })
   )
+
+/** How often every enabled provider is probed. */
+export const probeInterval = Duration.minutes(1)
+
+/**
+ * Probes `providers` now and every {@link probeInterval} for as long as the catalogue lives;
+ * the answer holds the last result of each. A probe never fails (it reports `ok: false`).
+ */
+const probeInBackground = Effect.fnUntraced(function* (providers: ReadonlyArray<Provider.Provider>) {
+  const results = yield* Ref.make(new Map<Provider.Provider, Provider.Probe>())
+  const probeAll = Effect.forEach(
+    providers,
+    (provider) =>
+      Effect.flatMap(provider.probe, (probe) =>
+        Ref.update(results, (previous) => new Map(previous).set(provider, probe))
+      ),
+    { concurrency: "unbounded", discard: true }
+  )
+  if (providers.length > 0) yield* Effect.forkScoped(Effect.repeat(probeAll, Schedule.spaced(probeInterval)))
+  return results
+})

@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { AppConfig, ModelCatalog } from "@polyagent/runtime"
-import { Duration, Effect, Option, Redacted } from "effect"
+import { Duration, Effect, Option, Redacted, Schedule } from "effect"
 import * as ProviderCatalog from "../src/ProviderCatalog.ts"
 
 const catalogOf = (overrides: AppConfig.Overrides<AppConfig.AppConfigValue>) =>
@@ -76,6 +76,28 @@ describe("ProviderCatalog", () => {
       const error = yield* Effect.flip(catalogOf({ models: { default: "gpt-4o-mini" } }))
       assert.include(error.message, "models.default")
       assert.include(error.message, "gpt-4o-mini")
+    })
+  )
+
+  it.live("reports a model of an unreachable provider as unavailable once probed", () =>
+    Effect.gen(function* () {
+      const config = yield* AppConfig.make({
+        providers: {
+          openai: { apiKey: Option.some(Redacted.make("sk-test")), baseUrl: Option.some("http://127.0.0.1:9/v1") }
+        }
+      })
+      yield* Effect.gen(function* () {
+        const catalog = yield* ModelCatalog.ModelCatalog
+        assert.strictEqual(yield* catalog.status("local"), "available")
+        const status = yield* catalog.status("gpt-4o-mini").pipe(
+          Effect.repeat({
+            until: (current) => current !== "unknown",
+            schedule: Schedule.spaced("20 millis"),
+            times: 100
+          })
+        )
+        assert.strictEqual(status, "unavailable")
+      }).pipe(Effect.provide(ProviderCatalog.layer(config)))
     })
   )
 

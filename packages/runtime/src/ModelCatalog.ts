@@ -50,18 +50,35 @@ export class ModelCatalog extends Context.Service<
   {
     readonly list: ReadonlyArray<ModelInfo>
     readonly resolve: (id: string | undefined) => Effect.Effect<Model, ModelNotFound>
+    /** Whether the model can be called now, from its provider's last health probe. */
+    readonly status: (id: string) => Effect.Effect<ModelStatus>
   }
 >()("@polyagent/runtime/ModelCatalog") {}
 
-/** A catalogue over a fixed set of models; `defaultId` must name one of them. */
-export const make = (models: ReadonlyArray<Model>, defaultId: string): ModelCatalog["Service"] => {
+/**
+ * How a model is doing: `available` when its provider's last probe answered, `unavailable` when
+ * it failed, `unknown` before the first probe.
+ */
+export const ModelStatus = Schema.Literals(["available", "unavailable", "unknown"])
+export type ModelStatus = typeof ModelStatus.Type
+
+/**
+ * A catalogue over a fixed set of models; `defaultId` must name one of them. `status` defaults
+ * to `available` for every model (models that need no probe, like the offline one).
+ */
+export const make = (
+  models: ReadonlyArray<Model>,
+  defaultId: string,
+  status: (id: string) => Effect.Effect<ModelStatus> = () => Effect.succeed("available")
+): ModelCatalog["Service"] => {
   const byId = new Map(models.map((model) => [model.info.id, model]))
   return ModelCatalog.of({
     list: models.map((model) => model.info),
     resolve: (id) => {
       const model = byId.get(id ?? defaultId)
       return model === undefined ? Effect.fail(new ModelNotFound({ model: id ?? defaultId })) : Effect.succeed(model)
-    }
+    },
+    status
   })
 }
 
