@@ -5,6 +5,7 @@ export default defineConfig({
     // The JSON report gives .ci/run its totals; the default reporter is for people.
     reporters: ["default", ["json", { outputFile: ".vitest-report.json" }]],
     projects: [
+      { test: { name: "tools", root: "packages/tools", include: ["test/**/*.test.ts"] } },
       { test: { name: "runtime", root: "packages/runtime", include: ["test/**/*.test.ts"] } },
       { test: { name: "providers", root: "packages/providers", include: ["test/**/*.test.ts"] } },
       { test: { name: "http", root: "packages/http", include: ["test/**/*.test.ts"] } },

@@ -1,8 +1,7 @@
 /**
- * `@polyagent/tools`: the plugin SDK for tool authors (tool definitions, registry,
- * executor). The package exists from the start so the layering of ../shared/DESIGN.md
- * (runtime → tools, plugins → tools only) is checked before any tool lands; its modules
- * arrive with the tool-calling work.
+ * `@polyagent/tools`: the plugin SDK. A tool is a name, a description, Schemas for its
+ * parameters and result, the permissions it needs, and an Effect handler; a plugin is an npm
+ * package whose default export is `ToolPlugin.make({ name, version, tools, layer? })`.
  */
-// oxlint-disable-next-line unicorn/require-module-specifiers -- an empty module until the SDK lands
-export type {}
+export * as Tool from "./Tool.ts"
+export * as ToolPlugin from "./ToolPlugin.ts"
