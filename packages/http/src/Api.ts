@@ -13,7 +13,7 @@ import {
   HttpApiSecurity,
   OpenApi
 } from "effect/http-api"
-import { ModelCatalog, Session, SessionActor, type Storage, Usage } from "@polyagent/runtime"
+import { Agent as AgentModule, ModelCatalog, Session, SessionActor, type Storage, Usage } from "@polyagent/runtime"
 import * as ApiError from "./ApiError.ts"
 import * as ChatCompletions from "./ChatCompletions.ts"
 
@@ -66,6 +66,7 @@ export type ChatEvent = typeof ChatEvent.Type
 
 const turnErrors = [
   ApiError.NotFound,
+  ApiError.Conflict,
   ApiError.Internal,
   ApiError.UpstreamError,
   ApiError.Unavailable,
@@ -134,6 +135,36 @@ export class OpenAiGroup extends HttpApiGroup.make("openai")
     })
   ) {}
 
+export class AgentsGroup extends HttpApiGroup.make("agents")
+  .add(
+    HttpApiEndpoint.post("create", "/v1/agents", {
+      payload: AgentModule.AgentCreate,
+      success: AgentModule.Agent.pipe(HttpApiSchema.status(201)),
+      error: [ApiError.Forbidden, ApiError.Internal]
+    }),
+    HttpApiEndpoint.get("list", "/v1/agents", {
+      success: Schema.Struct({ data: Schema.Array(AgentModule.Agent) }),
+      error: ApiError.Internal
+    }),
+    HttpApiEndpoint.get("get", "/v1/agents/:id", {
+      params: { id: Schema.String },
+      success: AgentModule.Agent,
+      error: [ApiError.NotFound, ApiError.Internal]
+    }),
+    HttpApiEndpoint.patch("update", "/v1/agents/:id", {
+      params: { id: Schema.String },
+      payload: AgentModule.AgentPatch,
+      success: AgentModule.Agent,
+      error: [ApiError.NotFound, ApiError.Forbidden, ApiError.Internal]
+    }),
+    HttpApiEndpoint.delete("delete", "/v1/agents/:id", {
+      params: { id: Schema.String },
+      success: Deleted,
+      error: [ApiError.NotFound, ApiError.Forbidden, ApiError.Internal]
+    })
+  )
+  .middleware(Authentication) {}
+
 /** `GET /v1/health`. */
 export const Health = Schema.Struct({
   status: Schema.Literals(["ok", "degraded", "down"]),
@@ -146,7 +177,7 @@ export class SystemGroup extends HttpApiGroup.make("system").add(
 
 /** The whole API. */
 export class Api extends HttpApi.make("polyagent")
-  .add(ChatGroup, SessionsGroup, ModelsGroup, OpenAiGroup, SystemGroup)
+  .add(ChatGroup, SessionsGroup, AgentsGroup, ModelsGroup, OpenAiGroup, SystemGroup)
   .middleware(RequestErrors)
   .annotateMerge(
     OpenApi.annotations({

@@ -33,6 +33,11 @@ export class NotFound extends Schema.Error<NotFound>("@polyagent/http/NotFound")
   { httpApiStatus: 404, description: "No such resource for this tenant" }
 ) {}
 
+export class Conflict extends Schema.Error<Conflict>("@polyagent/http/Conflict")(
+  { error: Body("conflict") },
+  { httpApiStatus: 409, description: "The request contradicts the resource's state" }
+) {}
+
 export class PayloadTooLarge extends Schema.Error<PayloadTooLarge>("@polyagent/http/PayloadTooLarge")(
   { error: Body("payload_too_large") },
   { httpApiStatus: 413, description: "The body is over the configured limit" }
@@ -69,6 +74,7 @@ export type ApiError =
   | Unauthenticated
   | Forbidden
   | NotFound
+  | Conflict
   | PayloadTooLarge
   | RateLimited
   | Internal
@@ -81,6 +87,7 @@ const classes = {
   unauthenticated: Unauthenticated,
   forbidden: Forbidden,
   not_found: NotFound,
+  conflict: Conflict,
   payload_too_large: PayloadTooLarge,
   rate_limited: RateLimited,
   internal: Internal,
@@ -98,6 +105,7 @@ export const statusOf: Record<ErrorType, number> = {
   unauthenticated: 401,
   forbidden: 403,
   not_found: 404,
+  conflict: 409,
   payload_too_large: 413,
   rate_limited: 429,
   internal: 500,
@@ -119,6 +127,7 @@ const constructors: { readonly [T in ErrorType]: (error: BodyOf<T>) => InstanceO
   unauthenticated: (error) => new Unauthenticated({ error }),
   forbidden: (error) => new Forbidden({ error }),
   not_found: (error) => new NotFound({ error }),
+  conflict: (error) => new Conflict({ error }),
   payload_too_large: (error) => new PayloadTooLarge({ error }),
   rate_limited: (error) => new RateLimited({ error }),
   internal: (error) => new Internal({ error }),

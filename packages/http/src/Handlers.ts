@@ -8,6 +8,7 @@ import type * as ClusterErrors from "effect/cluster/ClusterError"
 import { HttpApiBuilder } from "effect/http-api"
 import { Identifier, ModelCatalog, Session, SessionActor, Storage } from "@polyagent/runtime"
 import { Api, type ChatEvent, type ChatRequest, Principal } from "./Api.ts"
+import * as AgentsHandlers from "./AgentsHandlers.ts"
 import * as ApiError from "./ApiError.ts"
 import * as CompletionsHandlers from "./CompletionsHandlers.ts"
 
@@ -20,6 +21,7 @@ type ClusterError =
 
 type TurnApiError =
   | ApiError.NotFound
+  | ApiError.Conflict
   | ApiError.Internal
   | ApiError.UpstreamError
   | ApiError.Unavailable
@@ -29,8 +31,11 @@ type TurnApiError =
 const toApiError = (error: SessionActor.TurnError | ClusterError): Effect.Effect<never, TurnApiError> => {
   switch (error._tag) {
     case "SessionNotFound":
+    case "AgentNotFound":
     case "ModelNotFound":
       return ApiError.fail("not_found", error.message)
+    case "SessionAgentConflict":
+      return ApiError.fail("conflict", error.message)
     case "ModelError":
       return ApiError.fail("upstream_error", error.message)
     case "TurnTimeout":
@@ -78,9 +83,6 @@ const ChatHandlers = HttpApiBuilder.group(
     /** The session a request addresses: its own, or a new one. */
     const target = Effect.fn(function* (request: ChatRequest) {
       const principal = yield* Principal
-      if (request.agent_id !== undefined) {
-        return yield* ApiError.fail("not_found", `agent ${request.agent_id} not found`)
-      }
       const create = request.session_id === undefined
       const sessionId = request.session_id ?? (yield* Identifier.make("sess"))
       const client = clientFor(SessionActor.entityId(principal.tenant, sessionId))
@@ -88,6 +90,7 @@ const ChatHandlers = HttpApiBuilder.group(
         message: request.message,
         model: request.model ?? null,
         create,
+        agent_id: request.agent_id ?? null,
         request_id: yield* Effect.service(ApiError.RequestId)
       }
       return { principal, sessionId, create, client, input }
@@ -143,8 +146,8 @@ const SessionsHandlers = HttpApiBuilder.group(
           const session = yield* storage.getSession(tenant, params.id)
           if (Option.isNone(session)) return yield* sessionNotFound(params.id)
           const messages = yield* storage.listMessages(tenant, params.id)
-          const { id, created_at, updated_at } = session.value
-          return new Session.Session({ id, created_at, updated_at, messages })
+          const { id, agent_id, created_at, updated_at } = session.value
+          return new Session.Session({ id, agent_id, created_at, updated_at, messages })
         }).pipe(Effect.catchTag("StorageError", storageFailed))
       )
       .handle("delete", ({ params }) =>
@@ -194,6 +197,7 @@ const SystemHandlers = HttpApiBuilder.group(
 export const layer = Layer.mergeAll(
   ChatHandlers,
   SessionsHandlers,
+  AgentsHandlers.layer,
   ModelsHandlers,
   CompletionsHandlers.layer,
   SystemHandlers

@@ -12,6 +12,8 @@ export const SessionId = Schema.String.check(Schema.isPattern(/^[A-Za-z0-9_-]{1,
 export class SessionInfo extends Schema.Class<SessionInfo>("@polyagent/runtime/SessionInfo")({
   id: Schema.String,
   tenant: Schema.String,
+  /** The agent the session runs with, if any. */
+  agent_id: Schema.NullOr(Schema.String),
   created_at: Schema.String,
   updated_at: Schema.String
 }) {}
@@ -19,6 +21,7 @@ export class SessionInfo extends Schema.Class<SessionInfo>("@polyagent/runtime/S
 /** A session with its messages in order, as `GET /v1/sessions/{id}` returns it. */
 export class Session extends Schema.Class<Session>("@polyagent/runtime/Session")({
   id: Schema.String,
+  agent_id: Schema.NullOr(Schema.String),
   created_at: Schema.String,
   updated_at: Schema.String,
   messages: Schema.Array(Message)
@@ -30,5 +33,17 @@ export class SessionNotFound extends Schema.TaggedError<SessionNotFound>()("Sess
 }) {
   override get message(): string {
     return `session ${this.session_id} not found`
+  }
+}
+
+/** The session runs with another agent than the request names; an agent is fixed at creation. */
+export class SessionAgentConflict extends Schema.TaggedError<SessionAgentConflict>()("SessionAgentConflict", {
+  session_id: Schema.String,
+  agent_id: Schema.NullOr(Schema.String)
+}) {
+  override get message(): string {
+    return this.agent_id === null
+      ? `session ${this.session_id} runs without an agent`
+      : `session ${this.session_id} runs with agent ${this.agent_id}`
   }
 }

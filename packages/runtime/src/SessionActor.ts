@@ -14,7 +14,9 @@ import * as Identifier from "./Identifier.ts"
 import { type Message, Role } from "./Message.ts"
 import { RequestId } from "./RequestId.ts"
 import { ModelCatalog, ModelError, ModelNotFound, fromAiError, type Model } from "./ModelCatalog.ts"
-import { SessionNotFound } from "./Session.ts"
+import { SessionAgentConflict, SessionNotFound } from "./Session.ts"
+import { type Agent, AgentNotFound } from "./Agent.ts"
+import { CallOptions } from "./CallOptions.ts"
 import { Storage, StorageError } from "./Storage.ts"
 import * as Usage from "./Usage.ts"
 
@@ -23,6 +25,8 @@ export const TurnInput = Schema.Struct({
   message: Schema.String,
   model: Schema.NullOr(Schema.String),
   create: Schema.Boolean,
+  /** The agent to run with; only a new session takes one, an existing one must match. */
+  agent_id: Schema.NullOr(Schema.String),
   /** The client request this turn serves, passed on to the provider and the logs. */
   request_id: Schema.String
 })
@@ -56,7 +60,15 @@ export class TurnTimeout extends Schema.TaggedError<TurnTimeout>()("TurnTimeout"
 }
 
 /** Every way a turn can fail. */
-export const TurnError = Schema.Union([SessionNotFound, ModelNotFound, ModelError, StorageError, TurnTimeout])
+export const TurnError = Schema.Union([
+  SessionNotFound,
+  SessionAgentConflict,
+  AgentNotFound,
+  ModelNotFound,
+  ModelError,
+  StorageError,
+  TurnTimeout
+])
 export type TurnError = typeof TurnError.Type
 
 /** The session entity and its protocol. */
@@ -97,6 +109,15 @@ const toPrompt = (history: ReadonlyArray<Message>): Array<Prompt.MessageEncoded>
     }
   })
 
+const callOptionsOf = (agent: Agent | undefined): CallOptions =>
+  agent === undefined
+    ? {}
+    : {
+        temperature: agent.parameters.temperature,
+        topP: agent.parameters.top_p,
+        maxTokens: agent.parameters.max_tokens
+      }
+
 const usageOf = (usage: Response.Usage): Usage.Usage =>
   Usage.make(usage.inputTokens.total ?? 0, usage.outputTokens.total ?? 0)
 
@@ -116,6 +137,7 @@ export const layer = (options: {
       // undefined until loaded; loaded lazily so a storage failure answers the caller.
       let history: Array<Message> | undefined
       let exists = false
+      let agentId: string | null = null
 
       const nowIso = Clock.currentTimeMillis.pipe(Effect.map((ms) => DateTime.formatIso(DateTime.makeUnsafe(ms))))
 
@@ -123,6 +145,7 @@ export const layer = (options: {
         if (history !== undefined) return history
         const session = yield* storage.getSession(tenant, sessionId)
         exists = session._tag === "Some"
+        agentId = session._tag === "Some" ? session.value.agent_id : null
         history = exists ? [...(yield* storage.listMessages(tenant, sessionId))] : []
         return history
       })
@@ -132,10 +155,16 @@ export const layer = (options: {
         const past = yield* load
         if (!exists) {
           if (!input.create) return yield* new SessionNotFound({ session_id: sessionId })
-          yield* storage.createSession(tenant, sessionId, yield* nowIso)
+          if (input.agent_id !== null) yield* findAgent(input.agent_id)
+          yield* storage.createSession(tenant, sessionId, yield* nowIso, input.agent_id)
           exists = true
+          agentId = input.agent_id
+        } else if (input.agent_id !== null && input.agent_id !== agentId) {
+          return yield* new SessionAgentConflict({ session_id: sessionId, agent_id: agentId })
         }
-        const model = yield* catalog.resolve(input.model ?? undefined)
+        // Read on every turn: a changed agent applies to the sessions that run with it.
+        const agent = agentId === null ? undefined : yield* findAgent(agentId)
+        const model = yield* catalog.resolve(input.model ?? agent?.model ?? undefined)
         const user: Message = {
           id: yield* Identifier.make("msg"),
           seq: 0,
@@ -147,8 +176,15 @@ export const layer = (options: {
           cost_usd: null,
           created_at: yield* nowIso
         }
-        return { model, user, prompt: toPrompt([...past, user]) }
+        const system: Array<Prompt.MessageEncoded> =
+          agent === undefined || agent.system_prompt === "" ? [] : [{ role: "system", content: agent.system_prompt }]
+        return { model, user, prompt: [...system, ...toPrompt([...past, user])], callOptions: callOptionsOf(agent) }
       })
+
+      const findAgent = (id: string) =>
+        Effect.flatMap(storage.getAgent(tenant, id), (found) =>
+          found._tag === "Some" ? Effect.succeed(found.value) : Effect.fail(new AgentNotFound({ agent_id: id }))
+        )
 
       /** Stores the user message and the answer in one transaction, then remembers them. */
       const commit = Effect.fn("SessionActor.commit")(function* (
@@ -186,10 +222,11 @@ export const layer = (options: {
 
       const send = Effect.fn("SessionActor.send")(
         function* (input: TurnInput) {
-          const { model, user, prompt } = yield* prepare(input)
+          const { model, user, prompt, callOptions } = yield* prepare(input)
           const response = yield* model.languageModel.generateText({ prompt }).pipe(
             Effect.mapError((error) => fromAiError(model.info, error)),
-            Effect.provideService(RequestId, input.request_id)
+            Effect.provideService(RequestId, input.request_id),
+            Effect.provideService(CallOptions, callOptions)
           )
           return yield* commit(model, user, response.text, usageOf(response.usage))
         },
@@ -198,11 +235,12 @@ export const layer = (options: {
 
       const stream = (input: TurnInput): Stream.Stream<TurnEvent, TurnError> =>
         Stream.unwrap(
-          Effect.map(prepare(input), ({ model, user, prompt }) => {
+          Effect.map(prepare(input), ({ model, user, prompt, callOptions }) => {
             let text = ""
             let usage = Usage.make(0, 0)
             const deltas = model.languageModel.streamText({ prompt }).pipe(
               Stream.provideService(RequestId, input.request_id),
+              Stream.provideService(CallOptions, callOptions),
               Stream.mapError((error) => fromAiError(model.info, error)),
               Stream.filterMap((part) => {
                 if (part.type === "text-delta") {
@@ -230,6 +268,7 @@ export const layer = (options: {
             const deleted = yield* storage.deleteSession(tenant, sessionId)
             history = []
             exists = false
+            agentId = null
             return deleted
           })
       })

@@ -9,6 +9,7 @@ import { Migrator, SqlClient } from "effect/sql"
 import type { SqlError } from "effect/sql/SqlError"
 import { Message, type NewMessage } from "./Message.ts"
 import { SessionInfo } from "./Session.ts"
+import { Agent, AgentType, MemorySettings, Parameters } from "./Agent.ts"
 import { Usage } from "./Usage.ts"
 import { migrations } from "./internal/migrations.ts"
 
@@ -40,8 +41,13 @@ export class ApiKeyRecord extends Schema.Class<ApiKeyRecord>("@polyagent/runtime
 export class Storage extends Context.Service<
   Storage,
   {
-    /** Creates the session unless it exists; answers whether it was created. */
-    readonly createSession: (tenant: string, id: string, now: string) => Effect.Effect<boolean, StorageError>
+    /** Creates the session (with the agent it runs with) unless it exists; answers whether it was created. */
+    readonly createSession: (
+      tenant: string,
+      id: string,
+      now: string,
+      agentId?: string | null
+    ) => Effect.Effect<boolean, StorageError>
     readonly getSession: (tenant: string, id: string) => Effect.Effect<Option.Option<SessionInfo>, StorageError>
     /** Deletes the session and its messages; answers whether it existed. */
     readonly deleteSession: (tenant: string, id: string) => Effect.Effect<boolean, StorageError>
@@ -59,6 +65,13 @@ export class Storage extends Context.Service<
     readonly insertApiKey: (key: ApiKeyRecord) => Effect.Effect<void, StorageError>
     readonly findApiKeyByHash: (hash: string) => Effect.Effect<Option.Option<ApiKeyRecord>, StorageError>
     readonly countApiKeys: (tenant: string) => Effect.Effect<number, StorageError>
+    readonly insertAgent: (tenant: string, agent: Agent) => Effect.Effect<void, StorageError>
+    readonly getAgent: (tenant: string, id: string) => Effect.Effect<Option.Option<Agent>, StorageError>
+    /** The tenant's agents, newest first. */
+    readonly listAgents: (tenant: string) => Effect.Effect<ReadonlyArray<Agent>, StorageError>
+    /** Replaces the stored agent; answers whether it existed. */
+    readonly updateAgent: (tenant: string, agent: Agent) => Effect.Effect<boolean, StorageError>
+    readonly deleteAgent: (tenant: string, id: string) => Effect.Effect<boolean, StorageError>
     /** A round trip to the database, for health checks. */
     readonly ping: Effect.Effect<void, StorageError>
   }
@@ -103,6 +116,40 @@ const toMessage = (row: typeof MessageRow.Type): Message =>
     created_at: row.created_at
   })
 
+/** An agent as a row: the structured fields as JSON text, the flag as 0/1 (both databases read it back). */
+const agentRow = (tenant: string, agent: Agent) => ({
+  tenant,
+  id: agent.id,
+  name: agent.name,
+  agent_type: agent.agent_type,
+  system_prompt: agent.system_prompt,
+  model: agent.model,
+  tools_enabled: agent.tools_enabled ? 1 : 0,
+  tools: JSON.stringify(agent.tools),
+  parameters: JSON.stringify(agent.parameters),
+  memory: JSON.stringify(agent.memory),
+  created_at: agent.created_at,
+  updated_at: agent.updated_at
+})
+
+const AgentRow = Schema.Struct({
+  id: Schema.String,
+  name: Schema.String,
+  agent_type: AgentType,
+  system_prompt: Schema.String,
+  model: Schema.NullOr(Schema.String),
+  tools_enabled: Schema.Number,
+  tools: Schema.fromJsonString(Schema.Array(Schema.String)),
+  parameters: Schema.fromJsonString(Parameters),
+  memory: Schema.fromJsonString(MemorySettings),
+  created_at: Schema.String,
+  updated_at: Schema.String
+})
+const decodeAgentRows = (rows: unknown) =>
+  Schema.decodeUnknownEffect(Schema.Array(AgentRow))(rows).pipe(
+    Effect.map((decoded) => decoded.map((row) => new Agent({ ...row, tools_enabled: row.tools_enabled !== 0 })))
+  )
+
 const failWith =
   (operation: string) =>
   <A, R>(effect: Effect.Effect<A, SqlError | Schema.SchemaError, R>): Effect.Effect<A, StorageError, R> =>
@@ -121,14 +168,15 @@ export const make = Effect.gen(function* () {
     )
 
   return Storage.of({
-    createSession: (tenant, id, now) =>
-      sql`INSERT INTO sessions (tenant, id, created_at, updated_at) VALUES (${tenant}, ${id}, ${now}, ${now})
+    createSession: (tenant, id, now, agentId = null) =>
+      sql`INSERT INTO sessions (tenant, id, agent_id, created_at, updated_at)
+          VALUES (${tenant}, ${id}, ${agentId}, ${now}, ${now})
           ON CONFLICT (tenant, id) DO NOTHING RETURNING id`.pipe(
         Effect.map((rows) => rows.length === 1),
         failWith("createSession")
       ),
     getSession: (tenant, id) =>
-      sql`SELECT id, tenant, created_at, updated_at FROM sessions WHERE tenant = ${tenant} AND id = ${id}`.pipe(
+      sql`SELECT id, tenant, agent_id, created_at, updated_at FROM sessions WHERE tenant = ${tenant} AND id = ${id}`.pipe(
         Effect.flatMap(decodeSessionRows),
         Effect.map((rows) => Option.fromNullishOr(rows[0])),
         failWith("getSession")
@@ -182,6 +230,35 @@ export const make = Effect.gen(function* () {
         Effect.flatMap(CountRows),
         Effect.map((rows) => rows[0]?.n ?? 0),
         failWith("countApiKeys")
+      ),
+    insertAgent: (tenant, agent) =>
+      sql`INSERT INTO agents ${sql.insert(agentRow(tenant, agent))}`.pipe(Effect.asVoid, failWith("insertAgent")),
+    getAgent: (tenant, id) =>
+      sql`SELECT * FROM agents WHERE tenant = ${tenant} AND id = ${id}`.pipe(
+        Effect.flatMap(decodeAgentRows),
+        Effect.map((rows) => Option.fromNullishOr(rows[0])),
+        failWith("getAgent")
+      ),
+    listAgents: (tenant) =>
+      sql`SELECT * FROM agents WHERE tenant = ${tenant} ORDER BY created_at DESC, id`.pipe(
+        Effect.flatMap(decodeAgentRows),
+        failWith("listAgents")
+      ),
+    updateAgent: (tenant, agent) => {
+      const row = agentRow(tenant, agent)
+      return sql`UPDATE agents SET name = ${row.name}, agent_type = ${row.agent_type},
+                 system_prompt = ${row.system_prompt}, model = ${row.model}, tools_enabled = ${row.tools_enabled},
+                 tools = ${row.tools}, parameters = ${row.parameters}, memory = ${row.memory},
+                 updated_at = ${row.updated_at}
+                 WHERE tenant = ${tenant} AND id = ${agent.id} RETURNING id`.pipe(
+        Effect.map((rows) => rows.length === 1),
+        failWith("updateAgent")
+      )
+    },
+    deleteAgent: (tenant, id) =>
+      sql`DELETE FROM agents WHERE tenant = ${tenant} AND id = ${id} RETURNING id`.pipe(
+        Effect.map((rows) => rows.length === 1),
+        failWith("deleteAgent")
       ),
     ping: sql`SELECT 1`.pipe(Effect.asVoid, failWith("ping"))
   })

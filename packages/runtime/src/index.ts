@@ -1,12 +1,17 @@
-export * as Message from "./Message.ts"
-export * as ModelCatalog from "./ModelCatalog.ts"
-export * as Session from "./Session.ts"
-export * as Usage from "./Usage.ts"
+/**
+ * `@polyagent/runtime`: the domain (schemas and errors), the session actor, storage, the
+ * model catalogue and configuration. It knows providers and tools only by their interfaces.
+ */
+export * as Agent from "./Agent.ts"
 export * as AppConfig from "./AppConfig.ts"
-export * as SqliteClient from "./SqliteClient.ts"
-export * as SessionActor from "./SessionActor.ts"
-export * as Storage from "./Storage.ts"
+export * as CallOptions from "./CallOptions.ts"
 export * as Database from "./Database.ts"
 export * as Identifier from "./Identifier.ts"
+export * as Message from "./Message.ts"
+export * as ModelCatalog from "./ModelCatalog.ts"
 export * as RequestId from "./RequestId.ts"
-export * as CallOptions from "./CallOptions.ts"
+export * as Session from "./Session.ts"
+export * as SessionActor from "./SessionActor.ts"
+export * as SqliteClient from "./SqliteClient.ts"
+export * as Storage from "./Storage.ts"
+export * as Usage from "./Usage.ts"

@@ -3,9 +3,11 @@
  * serial turns, history across activations, typed failures that leave the session usable.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Array as Arr, Duration, Effect, Layer, Ref, Stream } from "effect"
+import { Array as Arr, Duration, Effect, Layer, Option, Ref, Stream } from "effect"
 import { AiError, LanguageModel, type Prompt, type Response } from "effect/ai"
 import { TestRunner } from "effect/cluster"
+import * as Agent from "../src/Agent.ts"
+import * as CallOptions from "../src/CallOptions.ts"
 import * as Database from "../src/Database.ts"
 import * as ModelCatalog from "../src/ModelCatalog.ts"
 import * as RequestId from "../src/RequestId.ts"
@@ -54,7 +56,13 @@ const scripted = (calls: Ref.Ref<number>, requestIds: Ref.Ref<ReadonlyArray<stri
         })
       }
       if (last === "die") return yield* Effect.die(new Error("model bug"))
-      return `seen: ${users.join(" | ")}`
+      const system = options.prompt.content.find((m) => m.role === "system")
+      const sampling = yield* CallOptions.CallOptions
+      const extras = [
+        ...(system === undefined ? [] : [`system=${textOf(system)}`]),
+        ...(sampling.temperature === undefined ? [] : [`temperature=${sampling.temperature}`])
+      ]
+      return `seen: ${users.join(" | ")}${extras.length === 0 ? "" : ` [${extras.join(", ")}]`}`
     })
   return LanguageModel.make({
     generateText: (options) =>
@@ -93,7 +101,13 @@ const makeLayer = Effect.fnUntraced(function* (maxIdleTime: Duration.Input = "1 
 
 const send = (tenant: string, id: string, message: string, create = false) =>
   Effect.flatMap(SessionActor.Session.client, (clientFor) =>
-    clientFor(SessionActor.entityId(tenant, id)).Send({ message, model: null, create, request_id: `req-${message}` })
+    clientFor(SessionActor.entityId(tenant, id)).Send({
+      message,
+      model: null,
+      create,
+      agent_id: null,
+      request_id: `req-${message}`
+    })
   )
 
 describe("SessionActor", () => {
@@ -131,6 +145,43 @@ describe("SessionActor", () => {
     })
   )
 
+  it.live("a session runs with its agent: system prompt, model and parameters; the agent is fixed", () =>
+    Effect.gen(function* () {
+      const { layer } = yield* makeLayer()
+      yield* Effect.gen(function* () {
+        const storage = yield* Storage
+        const agent = Agent.fromCreate(
+          "agent_1",
+          { name: "Tutor", agent_type: "chat", system_prompt: "Teach.", parameters: { temperature: 0.3 } },
+          "2026-01-01T00:00:00.000Z"
+        )
+        yield* storage.insertAgent("t", agent)
+        const clientFor = yield* SessionActor.Session.client
+        const client = clientFor(SessionActor.entityId("t", "s9"))
+        const turn = (message: string, agentId: string | null, create = false) =>
+          client.Send({ message, model: null, create, agent_id: agentId, request_id: "r" })
+        const first = yield* turn("hi", "agent_1", true)
+        assert.strictEqual(first.message.content, "seen: hi [system=Teach., temperature=0.3]")
+        // Later turns need not name the agent; naming another one is a conflict.
+        const second = yield* turn("again", null)
+        assert.strictEqual(second.message.content, "seen: hi | again [system=Teach., temperature=0.3]")
+        const conflict = yield* Effect.flip(turn("other", "agent_2"))
+        assert.strictEqual(conflict._tag, "SessionAgentConflict")
+        const unknown = yield* Effect.flip(
+          clientFor(SessionActor.entityId("t", "s10")).Send({
+            message: "x",
+            model: null,
+            create: true,
+            agent_id: "agent_404",
+            request_id: "r"
+          })
+        )
+        assert.strictEqual(unknown._tag, "AgentNotFound")
+        assert.isTrue(Option.isNone(yield* storage.getSession("t", "s10")))
+      }).pipe(Effect.provide(layer))
+    })
+  )
+
   it.live("an unknown session answers SessionNotFound; an unknown model ModelNotFound", () =>
     Effect.gen(function* () {
       const { layer } = yield* makeLayer()
@@ -143,6 +194,7 @@ describe("SessionActor", () => {
             message: "x",
             model: "gpt-9",
             create: true,
+            agent_id: null,
             request_id: "req-x"
           })
         )
@@ -176,7 +228,7 @@ describe("SessionActor", () => {
       yield* Effect.gen(function* () {
         const clientFor = yield* SessionActor.Session.client
         const events = yield* clientFor(SessionActor.entityId("t", "s4"))
-          .Stream({ message: "stream me", model: null, create: true, request_id: "req-stream" })
+          .Stream({ message: "stream me", model: null, create: true, agent_id: null, request_id: "req-stream" })
           .pipe(Stream.runCollect)
         const deltas = events.flatMap((event) => (event._tag === "Delta" ? [event.content] : []))
         const done = events.at(-1)
@@ -198,7 +250,7 @@ describe("SessionActor", () => {
         const [streamed, sent] = yield* Effect.all(
           [
             client
-              .Stream({ message: "streamed", model: null, create: false, request_id: "r1" })
+              .Stream({ message: "streamed", model: null, create: false, agent_id: null, request_id: "r1" })
               .pipe(Stream.runCollect),
             Effect.delay(send("t", "s8", "sent"), "5 millis")
           ],

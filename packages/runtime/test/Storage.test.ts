@@ -8,6 +8,7 @@ import { SqlClient } from "effect/sql"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import * as Agent from "../src/Agent.ts"
 import * as Database from "../src/Database.ts"
 import type { NewMessage } from "../src/Message.ts"
 import { ApiKeyRecord, Storage, layerSql } from "../src/Storage.ts"
@@ -161,6 +162,49 @@ describe.each(databases)("Storage on %s", (_name, database) => {
         assert.isTrue(Option.isNone(yield* storage.findApiKeyByHash("b".repeat(64))))
         const duplicate = yield* Effect.flip(storage.insertApiKey(new ApiKeyRecord({ ...key, id: "key_2" })))
         assert.strictEqual(duplicate._tag, "StorageError")
+      })
+    )
+
+    it.effect("stores agents per tenant: create, read, list, update, delete", () =>
+      Effect.gen(function* () {
+        const storage = yield* Storage
+        const agent = Agent.fromCreate(
+          "agent_1",
+          {
+            name: "Support",
+            agent_type: "tool_calling",
+            system_prompt: "Be kind. 'Quotes' and \"double\" survive.",
+            model: "local",
+            tools: ["calculate"],
+            parameters: { temperature: 0.2, max_tokens: 300 }
+          },
+          "2026-01-01T00:00:00.000Z"
+        )
+        yield* storage.insertAgent("t1", agent)
+        assert.deepStrictEqual(yield* storage.getAgent("t1", "agent_1"), Option.some(agent))
+        assert.isTrue(Option.isNone(yield* storage.getAgent("t2", "agent_1")))
+        assert.deepStrictEqual(yield* storage.listAgents("t2"), [])
+        const changed = Agent.applyPatch(agent, { name: "Helpdesk", model: null }, "2026-01-02T00:00:00.000Z")
+        assert.isTrue(yield* storage.updateAgent("t1", changed))
+        assert.isFalse(yield* storage.updateAgent("t2", changed))
+        const [listed] = yield* storage.listAgents("t1")
+        assert.deepStrictEqual(listed, changed)
+        assert.strictEqual(listed?.model, null)
+        assert.isTrue(listed?.tools_enabled)
+        assert.isFalse(yield* storage.deleteAgent("t2", "agent_1"))
+        assert.isTrue(yield* storage.deleteAgent("t1", "agent_1"))
+        assert.isTrue(Option.isNone(yield* storage.getAgent("t1", "agent_1")))
+      })
+    )
+
+    it.effect("remembers the agent a session runs with", () =>
+      Effect.gen(function* () {
+        const storage = yield* Storage
+        yield* storage.createSession("t1", "s-agent", "2026-01-01T00:00:00.000Z", "agent_9")
+        const session = Option.getOrThrow(yield* storage.getSession("t1", "s-agent"))
+        assert.strictEqual(session.agent_id, "agent_9")
+        yield* storage.createSession("t1", "s-plain", "2026-01-01T00:00:00.000Z")
+        assert.strictEqual(Option.getOrThrow(yield* storage.getSession("t1", "s-plain")).agent_id, null)
       })
     )
 

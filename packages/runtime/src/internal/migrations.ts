@@ -41,5 +41,25 @@ export const migrations = {
       revoked_at TEXT
     )`
     yield* sql`CREATE INDEX api_keys_tenant ON api_keys (tenant)`
+  }),
+  "2_agents": Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`CREATE TABLE agents (
+      tenant TEXT NOT NULL,
+      id TEXT NOT NULL,
+      name TEXT NOT NULL,
+      agent_type TEXT NOT NULL,
+      system_prompt TEXT NOT NULL,
+      model TEXT,
+      tools_enabled INTEGER NOT NULL,
+      tools TEXT NOT NULL,
+      parameters TEXT NOT NULL,
+      memory TEXT NOT NULL,
+      created_at TEXT NOT NULL,
+      updated_at TEXT NOT NULL,
+      PRIMARY KEY (tenant, id)
+    )`
+    // The agent a session runs with, fixed when the session is created.
+    yield* sql`ALTER TABLE sessions ADD COLUMN agent_id TEXT`
   })
 }

@@ -1,0 +1,70 @@
+/**
+ * `/v1/agents`: create, list, read, change and delete the tenant's agents. Reading needs any
+ * role; changing needs `builder` (or `admin`), as ../shared/API.md says.
+ */
+import { Clock, DateTime, Effect, Option } from "effect"
+import { HttpApiBuilder } from "effect/http-api"
+import { Agent, Identifier, Storage } from "@polyagent/runtime"
+import { Api, Principal } from "./Api.ts"
+import * as ApiError from "./ApiError.ts"
+
+const storageFailed = (error: Storage.StorageError) =>
+  Effect.logError("storage failed", error).pipe(Effect.andThen(ApiError.fail("internal", "storage failed")))
+
+/** The caller's tenant, when its role may change agents. */
+const builderTenant = Effect.gen(function* () {
+  const principal = yield* Principal
+  if (principal.role === "user") return yield* ApiError.fail("forbidden", "changing agents needs the builder role")
+  return principal.tenant
+})
+
+const nowIso = Effect.map(Clock.currentTimeMillis, (ms) => DateTime.formatIso(DateTime.makeUnsafe(ms)))
+
+const notFound = (id: string) => ApiError.fail("not_found", `agent ${id} not found`)
+
+export const layer = HttpApiBuilder.group(
+  Api,
+  "agents",
+  Effect.fn(function* (handlers) {
+    const storage = yield* Storage.Storage
+    return handlers
+      .handle("create", ({ payload }) =>
+        Effect.gen(function* () {
+          const tenant = yield* builderTenant
+          const agent = Agent.fromCreate(yield* Identifier.make("agent"), payload, yield* nowIso)
+          yield* storage.insertAgent(tenant, agent).pipe(Effect.catch(storageFailed))
+          return agent
+        })
+      )
+      .handle("list", () =>
+        Effect.gen(function* () {
+          const { tenant } = yield* Principal
+          return { data: yield* storage.listAgents(tenant).pipe(Effect.catch(storageFailed)) }
+        })
+      )
+      .handle("get", ({ params }) =>
+        Effect.gen(function* () {
+          const { tenant } = yield* Principal
+          const agent = yield* storage.getAgent(tenant, params.id).pipe(Effect.catch(storageFailed))
+          return Option.isSome(agent) ? agent.value : yield* notFound(params.id)
+        })
+      )
+      .handle("update", ({ params, payload }) =>
+        Effect.gen(function* () {
+          const tenant = yield* builderTenant
+          const current = yield* storage.getAgent(tenant, params.id).pipe(Effect.catch(storageFailed))
+          if (Option.isNone(current)) return yield* notFound(params.id)
+          const updated = Agent.applyPatch(current.value, payload, yield* nowIso)
+          const stored = yield* storage.updateAgent(tenant, updated).pipe(Effect.catch(storageFailed))
+          return stored ? updated : yield* notFound(params.id)
+        })
+      )
+      .handle("delete", ({ params }) =>
+        Effect.gen(function* () {
+          const tenant = yield* builderTenant
+          const deleted = yield* storage.deleteAgent(tenant, params.id).pipe(Effect.catch(storageFailed))
+          return deleted ? ({ id: params.id, deleted: true } as const) : yield* notFound(params.id)
+        })
+      )
+  })
+)
