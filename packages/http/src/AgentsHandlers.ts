@@ -8,9 +8,6 @@ import { Agent, Identifier, Storage } from "@polyagent/runtime"
 import { Api, Principal } from "./Api.ts"
 import * as ApiError from "./ApiError.ts"
 
-const storageFailed = (error: Storage.StorageError) =>
-  Effect.logError("storage failed", error).pipe(Effect.andThen(ApiError.fail("internal", "storage failed")))
-
 /** The caller's tenant, when its role may change agents. */
 const builderTenant = Effect.gen(function* () {
   const principal = yield* Principal
@@ -32,37 +29,37 @@ export const layer = HttpApiBuilder.group(
         Effect.gen(function* () {
           const tenant = yield* builderTenant
           const agent = Agent.fromCreate(yield* Identifier.make("agent"), payload, yield* nowIso)
-          yield* storage.insertAgent(tenant, agent).pipe(Effect.catch(storageFailed))
+          yield* storage.insertAgent(tenant, agent).pipe(Effect.catch(ApiError.storageFailed))
           return agent
         })
       )
       .handle("list", () =>
         Effect.gen(function* () {
           const { tenant } = yield* Principal
-          return { data: yield* storage.listAgents(tenant).pipe(Effect.catch(storageFailed)) }
+          return { data: yield* storage.listAgents(tenant).pipe(Effect.catch(ApiError.storageFailed)) }
         })
       )
       .handle("get", ({ params }) =>
         Effect.gen(function* () {
           const { tenant } = yield* Principal
-          const agent = yield* storage.getAgent(tenant, params.id).pipe(Effect.catch(storageFailed))
+          const agent = yield* storage.getAgent(tenant, params.id).pipe(Effect.catch(ApiError.storageFailed))
           return Option.isSome(agent) ? agent.value : yield* notFound(params.id)
         })
       )
       .handle("update", ({ params, payload }) =>
         Effect.gen(function* () {
           const tenant = yield* builderTenant
-          const current = yield* storage.getAgent(tenant, params.id).pipe(Effect.catch(storageFailed))
+          const current = yield* storage.getAgent(tenant, params.id).pipe(Effect.catch(ApiError.storageFailed))
           if (Option.isNone(current)) return yield* notFound(params.id)
           const updated = Agent.applyPatch(current.value, payload, yield* nowIso)
-          const stored = yield* storage.updateAgent(tenant, updated).pipe(Effect.catch(storageFailed))
+          const stored = yield* storage.updateAgent(tenant, updated).pipe(Effect.catch(ApiError.storageFailed))
           return stored ? updated : yield* notFound(params.id)
         })
       )
       .handle("delete", ({ params }) =>
         Effect.gen(function* () {
           const tenant = yield* builderTenant
-          const deleted = yield* storage.deleteAgent(tenant, params.id).pipe(Effect.catch(storageFailed))
+          const deleted = yield* storage.deleteAgent(tenant, params.id).pipe(Effect.catch(ApiError.storageFailed))
           return deleted ? ({ id: params.id, deleted: true } as const) : yield* notFound(params.id)
         })
       )

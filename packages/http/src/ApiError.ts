@@ -5,6 +5,7 @@
  * upstream provider's text.
  */
 import { RequestId as RuntimeRequestId } from "@polyagent/runtime"
+import type { Storage } from "@polyagent/runtime"
 import { Effect, Schema } from "effect"
 
 /** The request id of the request being served; the edge sets it for every request. */
@@ -145,3 +146,7 @@ export const make = <T extends ErrorType>(type: T, message: string): Effect.Effe
 
 /** Fails with an envelope error of `type` for the current request. */
 export const fail = <T extends ErrorType>(type: T, message: string) => Effect.flatMap(make(type, message), Effect.fail)
+
+/** A storage failure as the client sees it: logged in full, answered as `internal` without details. */
+export const storageFailed = (error: Storage.StorageError): Effect.Effect<never, Internal> =>
+  Effect.logError("storage failed", error).pipe(Effect.andThen(fail("internal", "storage failed")))

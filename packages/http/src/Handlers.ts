@@ -6,7 +6,7 @@
 import { Cause, Effect, Layer, Option, Stream } from "effect"
 import type * as ClusterErrors from "effect/cluster/ClusterError"
 import { HttpApiBuilder } from "effect/http-api"
-import { Identifier, ModelCatalog, Session, SessionActor, Storage } from "@polyagent/runtime"
+import { Agent, Identifier, ModelCatalog, Session, SessionActor, Storage } from "@polyagent/runtime"
 import { Api, type ChatEvent, type ChatRequest, Principal } from "./Api.ts"
 import * as AgentsHandlers from "./AgentsHandlers.ts"
 import * as ApiError from "./ApiError.ts"
@@ -57,9 +57,6 @@ const toApiError = (error: SessionActor.TurnError | ClusterError): Effect.Effect
   }
 }
 
-const storageFailed = (error: Storage.StorageError) =>
-  Effect.logError("storage failed", error).pipe(Effect.andThen(ApiError.fail("internal", "storage failed")))
-
 /** The `error` event that ends a failed stream. */
 const errorEvent = (cause: Cause.Cause<SessionActor.TurnError | ClusterError>) =>
   Effect.gen(function* () {
@@ -106,8 +103,15 @@ const ChatHandlers = HttpApiBuilder.group(
           // Answer unknown sessions and models with a status, before the event stream starts.
           yield* catalog.resolve(payload.model).pipe(Effect.catch(toApiError))
           if (!create) {
-            const session = yield* storage.getSession(principal.tenant, sessionId).pipe(Effect.catch(storageFailed))
+            const session = yield* storage
+              .getSession(principal.tenant, sessionId)
+              .pipe(Effect.catch(ApiError.storageFailed))
             if (Option.isNone(session)) return yield* toApiError(new Session.SessionNotFound({ session_id: sessionId }))
+          } else if (payload.agent_id !== undefined) {
+            const agent = yield* storage
+              .getAgent(principal.tenant, payload.agent_id)
+              .pipe(Effect.catch(ApiError.storageFailed))
+            if (Option.isNone(agent)) return yield* toApiError(new Agent.AgentNotFound({ agent_id: payload.agent_id }))
           }
           const turn = client.Stream(input).pipe(
             Stream.flatMap(
@@ -148,12 +152,12 @@ const SessionsHandlers = HttpApiBuilder.group(
           const messages = yield* storage.listMessages(tenant, params.id)
           const { id, agent_id, created_at, updated_at } = session.value
           return new Session.Session({ id, agent_id, created_at, updated_at, messages })
-        }).pipe(Effect.catchTag("StorageError", storageFailed))
+        }).pipe(Effect.catchTag("StorageError", ApiError.storageFailed))
       )
       .handle("delete", ({ params }) =>
         Effect.gen(function* () {
           const { tenant } = yield* Principal
-          const session = yield* storage.getSession(tenant, params.id).pipe(Effect.catch(storageFailed))
+          const session = yield* storage.getSession(tenant, params.id).pipe(Effect.catch(ApiError.storageFailed))
           if (Option.isNone(session)) return yield* sessionNotFound(params.id)
           yield* clientFor(SessionActor.entityId(tenant, params.id)).Delete().pipe(Effect.catch(toApiError))
           return { id: params.id, deleted: true } as const
