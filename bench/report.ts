@@ -1,15 +1,21 @@
 /**
  * The human-readable part of the bench's output: one table for the request/response scenarios,
- * one for streaming, one line for the server's memory. The JSON line after it is the contract;
- * this is for people.
+ * one for streaming, one line for the server's memory, then the gateway case (latency, throughput
+ * and streaming, direct against through the gateway, the aims, and the harness's `compare.mjs`
+ * table). The JSON line after it is the contract; this is for people.
  */
+import type { GatewayFigures } from "./gateway.ts"
 import type { ChatFigures, SessionFigures, StreamFigures } from "./scenarios.ts"
 
-/** Everything the bench measured; `{ error }` for a scenario that could not run. */
+/** Everything the bench measured; `{ error }` for a scenario that could not run, `null` for one skipped. */
 export interface Results {
-  readonly chat_new: ChatFigures | Failed
-  readonly chat_session: SessionFigures | Failed
-  readonly stream: StreamFigures | Failed
+  /** The scenarios that were run (`--only`, `--skip`). */
+  readonly scenarios: ReadonlyArray<string>
+  readonly chat_new: ChatFigures | Failed | null
+  readonly chat_session: SessionFigures | Failed | null
+  readonly stream: StreamFigures | Failed | null
+  readonly gateway: GatewayFigures | Failed | null
+  /** The zero-config server's memory; all `null` when none of its scenarios ran. */
   readonly rss_mb: {
     readonly idle: number | null
     readonly peak: number | null
@@ -20,7 +26,8 @@ export interface Results {
   readonly pinned: { readonly server_cpu: number; readonly loadgen_cpu: number } | null
   readonly warmup_s: number
   readonly duration_s: number
-  readonly startup_ms: number
+  /** Until the zero-config server answered `/v1/health`; `null` when none of its scenarios ran. */
+  readonly startup_ms: number | null
   readonly node: string
   readonly cpus: number
 }
@@ -31,14 +38,22 @@ export interface Failed {
 
 const isFailed = (x: object): x is Failed => "error" in x
 
-export function renderReport(results: Results): string {
+export function renderReport(results: Results, gatewayTable: string): string {
   const pinning = results.pinned
     ? `server on CPU ${results.pinned.server_cpu}, load generator on CPU ${results.pinned.loadgen_cpu}`
     : "no CPU pinning"
   const heading =
     `PolyAgent bench: ${results.server}\n` +
-    `node ${results.node}, ${results.cpus} CPUs, ${pinning}; ` +
-    `${results.warmup_s} s warm-up + ${results.duration_s} s per scenario; server ready in ${fmt(results.startup_ms, 0)} ms`
+    `node ${results.node}, ${results.cpus} CPUs, ${pinning}; scenarios: ${results.scenarios.join(", ")}`
+  const local = results.chat_new !== null || results.chat_session !== null || results.stream !== null
+  const gateway = results.gateway === null ? [] : ["", renderGateway(results.gateway, gatewayTable)]
+  return [heading, ...(local ? ["", renderLocal(results)] : []), ...gateway].join("\n")
+}
+
+function renderLocal(results: Results): string {
+  const timing =
+    `zero-config server: ${results.warmup_s} s warm-up + ${results.duration_s} s per scenario; ` +
+    `ready in ${fmt(results.startup_ms, 0)} ms`
   const chat = renderTable(
     ["POST /v1/chat", "conns", "req/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "2xx", "errors", "RSS peak MB"],
     [chatRow("new session each", results.chat_new), chatRow("continuing sessions", results.chat_session)]
@@ -63,10 +78,11 @@ export function renderReport(results: Results): string {
   const { idle, peak, end, hwm } = results.rss_mb
   const memory = `server RSS MB: idle ${fmt(idle)}, peak under load ${fmt(peak)}, end ${fmt(end)} (VmHWM ${fmt(hwm)})`
   const notes = [memory, sessionNote(results.chat_session), errorsNote(results)].filter((line) => line !== "")
-  return [heading, "", chat, "", stream, "", ...notes].join("\n")
+  return [timing, "", chat, "", stream, "", ...notes].join("\n")
 }
 
-function chatRow(label: string, figures: ChatFigures | Failed): Array<string> {
+function chatRow(label: string, figures: ChatFigures | Failed | null): Array<string> {
+  if (figures === null) return [label, "skipped"]
   if (isFailed(figures)) return [label, `failed: ${figures.error}`]
   const f = figures
   return [
@@ -83,7 +99,8 @@ function chatRow(label: string, figures: ChatFigures | Failed): Array<string> {
   ]
 }
 
-function streamRow(label: string, figures: StreamFigures | Failed): Array<string> {
+function streamRow(label: string, figures: StreamFigures | Failed | null): Array<string> {
+  if (figures === null) return [label, "skipped"]
   if (isFailed(figures)) return [label, `failed: ${figures.error}`]
   const f = figures
   return [
@@ -102,24 +119,154 @@ function streamRow(label: string, figures: StreamFigures | Failed): Array<string
   ]
 }
 
-const sessionNote = (figures: SessionFigures | Failed): string =>
-  isFailed(figures)
+const sessionNote = (figures: SessionFigures | Failed | null): string =>
+  figures === null || isFailed(figures)
     ? ""
     : `continuing sessions: ${figures.sessions} sessions, ~${figures.turns_per_session} turns each at the end`
 
 function errorsNote(results: Results): string {
-  const named: ReadonlyArray<readonly [string, ChatFigures | StreamFigures | Failed]> = [
+  const named: ReadonlyArray<readonly [string, ChatFigures | StreamFigures | Failed | null]> = [
     ["chat new", results.chat_new],
     ["chat session", results.chat_session],
     ["stream", results.stream]
   ]
   const parts = named.flatMap(([name, figures]) =>
-    isFailed(figures) || figures.errors === 0 ? [] : [`${name} ${JSON.stringify(figures.statuses)}`]
+    figures === null || isFailed(figures) || figures.errors === 0 ? [] : [`${name} ${JSON.stringify(figures.statuses)}`]
   )
-  const firstError = isFailed(results.stream) ? null : results.stream.first_error_event
+  const firstError = results.stream === null || isFailed(results.stream) ? null : results.stream.first_error_event
   const detail = firstError === null ? "" : `\nfirst stream event: error: ${firstError}`
   return parts.length === 0 ? "" : `answers by status (errors present): ${parts.join("; ")}${detail}`
 }
+
+/** The gateway case: what the gateway adds over calling the fake upstream directly. */
+function renderGateway(figures: GatewayFigures | Failed, compareTable: string): string {
+  if (isFailed(figures)) return `gateway case failed: ${figures.error}`
+  const { setup, throughput, stream, errors } = figures
+  const heading =
+    `Gateway: POST ${setup.path} (${setup.model}) -> openai provider -> fake upstream, against the fake directly\n` +
+    `upstream ${setup.upstream_latency_ms} ms to first byte, streams of ${setup.stream_chunks} chunks ` +
+    `${setup.chunk_interval_ms} ms apart; throughput with a ${setup.throughput_upstream_latency_ms} ms upstream\n` +
+    `${setup.pinning}; servers ready in ${fmt(figures.startup_ms, 0)} ms; ${fmt(figures.elapsed_s)} s in all`
+  const latency = renderTable(
+    [
+      `open loop, ${setup.latency_duration_s} s per rate (ms)`,
+      "direct p50",
+      "gateway p50",
+      "added p50",
+      "direct p99",
+      "gateway p99",
+      "added p99",
+      "achieved rps d/g",
+      "errors d/g"
+    ],
+    figures.latency.map((row) => [
+      `@${row.rate_rps} rps`,
+      fmt(row.direct.p50_ms, 2),
+      fmt(row.gateway.p50_ms, 2),
+      signed(row.added_p50_ms),
+      fmt(row.direct.p99_ms, 2),
+      fmt(row.gateway.p99_ms, 2),
+      signed(row.added_p99_ms),
+      `${fmt(row.direct.achieved_rps)} / ${fmt(row.gateway.achieved_rps)}`,
+      `${fmt(row.direct.errors, 0)} / ${fmt(row.gateway.errors, 0)}`
+    ])
+  )
+  const tput = renderTable(
+    [`max throughput (${throughput.tool}, ${throughput.connections} conns)`, "req/s", "p50 ms", "p99 ms", "errors"],
+    [
+      ["direct (fake alone)", ...tputCells(throughput.direct)],
+      [`gateway (${fmt(throughput.ratio, 3)}x direct)`, ...tputCells(throughput.gateway)]
+    ]
+  )
+  const streams = renderTable(
+    [
+      `stream x${stream.concurrency}, ${stream.rounds} rounds (ms)`,
+      "direct p50",
+      "gateway p50",
+      "added p50",
+      "direct p99",
+      "gateway p99",
+      "added p99"
+    ],
+    [
+      streamDeltaRow(
+        "TTFB (response headers)",
+        stream.direct.ttfb_p50_ms,
+        stream.gateway.ttfb_p50_ms,
+        stream.added_ttfb_p50_ms,
+        stream.direct.ttfb_p99_ms,
+        stream.gateway.ttfb_p99_ms,
+        stream.added_ttfb_p99_ms
+      ),
+      streamDeltaRow(
+        "first data: event",
+        stream.direct.first_data_p50_ms,
+        stream.gateway.first_data_p50_ms,
+        stream.added_first_data_p50_ms,
+        stream.direct.first_data_p99_ms,
+        stream.gateway.first_data_p99_ms,
+        stream.added_first_data_p99_ms
+      ),
+      streamDeltaRow(
+        "whole stream ([DONE])",
+        stream.direct.total_p50_ms,
+        stream.gateway.total_p50_ms,
+        stream.added_total_p50_ms,
+        stream.direct.total_p99_ms,
+        stream.gateway.total_p99_ms,
+        stream.added_total_p99_ms
+      )
+    ]
+  )
+  const aims = renderTable(
+    ["aim", "measured", "aim", "met"],
+    figures.aims.map((a) => [a.figure, fmt(a.value, 2), a.aim, a.met === null ? "-" : a.met ? "yes" : "NO"])
+  )
+  const rss = figures.rss_mb
+  const notes = [
+    `stream incomplete/errors: direct ${fmt(stream.direct.incomplete, 0)}, gateway ${fmt(stream.gateway.incomplete, 0)}`,
+    `failed requests: direct ${errors.direct}, gateway ${errors.gateway}; ` +
+      `gateway latency-test statuses (warm-up included) ${JSON.stringify(errors.gateway_latency_statuses)}`,
+    ...Object.entries(errors.harness).map(([test, message]) => `run.mjs ${test} failed: ${message}`),
+    ...(errors.first_error === null
+      ? []
+      : [
+          `first error: ${errors.first_error.target}${errors.first_error.stream ? " (stream)" : ""} answered ` +
+            `${errors.first_error.status}: ${errors.first_error.error_body ?? ""}`
+        ]),
+    `gateway RSS MB: latency/stream server idle ${fmt(rss.latency_stream_server.idle)}, peak ${fmt(rss.latency_stream_server.peak)}; ` +
+      `throughput server idle ${fmt(rss.throughput_server.idle)}, peak ${fmt(rss.throughput_server.peak)}`,
+    `host load average (1 min) start -> end: direct ${figures.loadavg.direct.join(" -> ")}, gateway ${figures.loadavg.gateway.join(" -> ")}`
+  ]
+  const compare = compareTable === "" ? [] : ["", "harness compare.mjs (direct vs gateway):", compareTable]
+  return [heading, "", latency, "", tput, "", streams, "", aims, "", ...notes, ...compare].join("\n")
+}
+
+function tputCells(side: GatewayFigures["throughput"]["direct"]): Array<string> {
+  return [fmt(side.rps, 0), fmt(side.p50_ms, 2), fmt(side.p99_ms, 2), fmt(side.errors, 0)]
+}
+
+function streamDeltaRow(
+  label: string,
+  direct50: number | null,
+  gateway50: number | null,
+  added50: number | null,
+  direct99: number | null,
+  gateway99: number | null,
+  added99: number | null
+): Array<string> {
+  return [
+    label,
+    fmt(direct50, 2),
+    fmt(gateway50, 2),
+    signed(added50),
+    fmt(direct99, 2),
+    fmt(gateway99, 2),
+    signed(added99)
+  ]
+}
+
+const signed = (x: number | null): string => (x === null ? "-" : `${x >= 0 ? "+" : ""}${x.toFixed(2)}`)
 
 /** Left-aligned first column, right-aligned figures; a short row (a failure) runs on unpadded. */
 export function renderTable(header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>): string {

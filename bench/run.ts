@@ -14,6 +14,10 @@
  *   run long, so this is the session actor path with history.
  * - stream: `POST /v1/chat/stream` (16 connections): time to the first byte of the event stream
  *   and to the end of its `event: done`.
+ * - gateway: `POST /v1/chat/completions` through the OpenAI provider to the shared harness's fake
+ *   upstream, against calling the fake directly in the same run (`gateway.ts`): added latency at
+ *   100/500/1000 requests/s, max throughput, streaming time to first byte. This case starts its
+ *   own servers (with `OPENAI_API_KEY` and `OPENAI_BASE_URL`), after the zero-config one is stopped.
  *
  * Reading it: req/s (streams/s) is the server's capacity at that concurrency, counting 2xx answers
  * only; the percentiles are per request, from send to the last byte. Non-2xx answers, socket
@@ -23,6 +27,7 @@
  * processes show up as noise. The output is a table, then ONE line of JSON with every figure.
  *
  *   npm run bench [-- --quick] [-- --duration 20] [-- --server-cmd "node other-server.mjs"]
+ *                 [-- --only gateway] [-- --skip gateway]
  */
 import { spawnSync } from "node:child_process"
 import { randomBytes } from "node:crypto"
@@ -31,6 +36,7 @@ import { cpus, tmpdir } from "node:os"
 import { join, resolve } from "node:path"
 import { setTimeout as sleep } from "node:timers/promises"
 import { parseArgs } from "node:util"
+import { COMPLETIONS_PATH, type GatewayFigures, gatewayCase } from "./gateway.ts"
 import type { Target } from "./load.ts"
 import { type Failed, renderReport, type Results } from "./report.ts"
 import { type RssSampler, startRssSampler } from "./rss.ts"
@@ -49,7 +55,11 @@ const PAUSE_MS = 500
 const DEFAULT_SERVER = "node packages/http/src/bin.ts"
 const REPO_ROOT = resolve(import.meta.dirname, "..")
 
-/** Settings the bench does not pass on: it measures the zero-config server (embedded storage, `local` model). */
+/**
+ * Settings the bench does not pass on: it measures the zero-config server (embedded storage, `local`
+ * model), with only `bench/polyagent.bench.yaml` as configuration. The gateway case adds exactly
+ * `OPENAI_API_KEY` and `OPENAI_BASE_URL` (its fake upstream).
+ */
 const WITHHELD_ENV = [
   "POLYAGENT_CONFIG",
   "POSTGRES_URL",
@@ -57,19 +67,33 @@ const WITHHELD_ENV = [
   ...["OPENAI", "ANTHROPIC", "OPENROUTER", "GLM"].flatMap((p) => [`${p}_API_KEY`, `${p}_BASE_URL`])
 ]
 
+const SCENARIOS = ["chat_new", "chat_session", "stream", "gateway"] as const
+type Scenario = (typeof SCENARIOS)[number]
+
 const USAGE = `usage: node bench/run.ts [--quick] [--duration SECONDS] [--server-cmd "COMMAND"]
-  --quick           halve warm-up and duration (${WARMUP_S / 2} s + ${DURATION_S / 2} s per scenario)
-  --duration N      measured seconds per scenario (1-600; default ${DURATION_S})
-  --server-cmd CMD  start CMD instead of "${DEFAULT_SERVER}" (run as: sh -c "exec CMD", cwd = repo root)`
+                         [--only NAMES] [--skip NAMES]
+  --quick           halve warm-up and duration (${WARMUP_S / 2} s + ${DURATION_S / 2} s per scenario);
+                    the gateway case measures 3 s per rate instead of 5 s
+  --duration N      measured seconds per scenario (1-600; default ${DURATION_S}); not the gateway case
+  --server-cmd CMD  start CMD instead of "${DEFAULT_SERVER}" (run as: sh -c "exec CMD", cwd = repo root)
+  --only NAMES      run only these scenarios (comma-separated: ${SCENARIOS.join(", ")})
+  --skip NAMES      run all scenarios but these`
 
 interface Options {
   readonly warmupS: number
   readonly durationS: number
   readonly serverCmd: string | undefined
+  readonly quick: boolean
+  readonly scenarios: ReadonlyArray<Scenario>
 }
 
 /** What the bench has to give back on the way out, however it ends. */
-const owned: { server?: Server; dataDir?: string; rss?: RssSampler; interrupted?: boolean } = {}
+const owned: {
+  readonly servers: Array<Server>
+  readonly dirs: Array<string>
+  readonly samplers: Array<RssSampler>
+  interrupted?: boolean
+} = { servers: [], dirs: [], samplers: [] }
 
 const interrupted = (): boolean => owned.interrupted === true
 
@@ -84,6 +108,8 @@ function parseOptions(argv: ReadonlyArray<string>): Options {
       quick: { type: "boolean", default: false },
       duration: { type: "string" },
       "server-cmd": { type: "string" },
+      only: { type: "string", multiple: true },
+      skip: { type: "string", multiple: true },
       help: { type: "boolean", short: "h", default: false }
     },
     strict: true,
@@ -97,7 +123,29 @@ function parseOptions(argv: ReadonlyArray<string>): Options {
     values.duration === undefined ? (values.quick ? DURATION_S / 2 : DURATION_S) : Number(values.duration)
   if (!Number.isFinite(durationS) || durationS < 1 || durationS > 600)
     throw new Error("--duration: expected 1-600 seconds")
-  return { warmupS: values.quick ? WARMUP_S / 2 : WARMUP_S, durationS, serverCmd: values["server-cmd"] }
+  const only = scenarioList("--only", values.only)
+  const skip = scenarioList("--skip", values.skip)
+  const scenarios = SCENARIOS.filter((name) => (only.length === 0 || only.includes(name)) && !skip.includes(name))
+  if (scenarios.length === 0) throw new Error("--only/--skip: no scenario left to run")
+  return {
+    warmupS: values.quick ? WARMUP_S / 2 : WARMUP_S,
+    durationS,
+    serverCmd: values["server-cmd"],
+    quick: values.quick,
+    scenarios
+  }
+}
+
+/** `--only a,b --only c` as scenario names; an unknown name is an error. */
+function scenarioList(flag: string, values: ReadonlyArray<string> | undefined): Array<Scenario> {
+  const names = (values ?? []).flatMap((value) => value.split(",")).map((name) => name.trim())
+  return names
+    .filter((name) => name !== "")
+    .map((name) => {
+      const known = SCENARIOS.find((scenario) => scenario === name)
+      if (known === undefined) throw new Error(`${flag}: unknown scenario "${name}" (${SCENARIOS.join(", ")})`)
+      return known
+    })
 }
 
 /** Bad arguments: the message and the usage, exit status 2. */
@@ -125,37 +173,99 @@ function serverEnv(port: number, dataDir: string, adminKey: string): Record<stri
     GATEWAY_PORT: String(port),
     GATEWAY_HOST: "127.0.0.1",
     POLYAGENT_DATA_DIR: dataDir,
-    POLYAGENT_ADMIN_KEY: adminKey
+    POLYAGENT_ADMIN_KEY: adminKey,
+    POLYAGENT_CONFIG: resolve(REPO_ROOT, "bench/polyagent.bench.yaml")
   }
 }
 
 /** Ctrl-C or SIGTERM arrived: the signal handler cleans up and exits, nothing is reported. */
 class Interrupted extends Error {}
 
-/** Runs one scenario; its failure becomes `{ error }` unless the server itself is gone. */
-async function attempt<F>(name: string, server: Server, run: () => Promise<F>): Promise<F | Failed> {
+/**
+ * Runs one scenario; its failure becomes `{ error }` unless the server itself is gone (`alive`
+ * false) or the bench was interrupted.
+ */
+async function attempt<F>(name: string, alive: () => boolean, run: () => Promise<F>): Promise<F | Failed> {
   if (interrupted()) throw new Interrupted()
   log(name)
   try {
     const figures = await run()
     if (interrupted()) throw new Interrupted()
-    if (!server.alive()) throw new ServerExited(`the server exited during ${name}`)
+    if (!alive()) throw new ServerExited(`the server exited during ${name}`)
     await sleep(PAUSE_MS)
     return figures
   } catch (error) {
-    if (error instanceof ServerExited || error instanceof Interrupted || !server.alive()) throw error
+    if (interrupted()) throw new Interrupted()
+    if (error instanceof ServerExited || error instanceof Interrupted || !alive()) throw error
     log(`${name} failed: ${messageOf(error)}`)
     return { error: messageOf(error) }
   }
 }
 
-async function main(options: Options): Promise<Results> {
+/** A fresh temporary directory, removed on the way out. */
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), "polyagent-bench-"))
+  owned.dirs.push(dir)
+  return dir
+}
+
+type LocalResults = Pick<Results, "chat_new" | "chat_session" | "stream" | "rss_mb" | "startup_ms">
+
+const SKIPPED_LOCAL: LocalResults = {
+  chat_new: null,
+  chat_session: null,
+  stream: null,
+  rss_mb: { idle: null, peak: null, end: null, hwm: null },
+  startup_ms: null
+}
+
+async function main(options: Options): Promise<{ results: Results; gatewayTable: string }> {
   const pinned = pinLoadGenerator()
+  const label = options.serverCmd ?? DEFAULT_SERVER
+  const local = options.scenarios.some((name) => name !== "gateway")
+    ? await runLocal(options, label, pinned !== null)
+    : SKIPPED_LOCAL
+  let gateway: GatewayFigures | Failed | null = null
+  let gatewayTable = ""
+  if (options.scenarios.includes("gateway")) {
+    const outcome = await attempt(
+      `gateway: ${COMPLETIONS_PATH} via the openai provider to a fake upstream, vs the fake directly`,
+      () => true,
+      () =>
+        gatewayCase({
+          repoRoot: REPO_ROOT,
+          serverCmd: options.serverCmd,
+          serverEnv,
+          pinned: pinned !== null,
+          quick: options.quick,
+          adopt: (child) => owned.servers.push(child),
+          tempDir,
+          proceed: () => !interrupted(),
+          log
+        })
+    )
+    gateway = "error" in outcome ? outcome : outcome.figures
+    gatewayTable = "error" in outcome ? "" : outcome.compareTable
+  }
+  const results: Results = {
+    scenarios: options.scenarios,
+    ...local,
+    gateway,
+    server: label,
+    pinned,
+    warmup_s: options.warmupS,
+    duration_s: options.durationS,
+    node: process.version,
+    cpus: cpus().length
+  }
+  return { results, gatewayTable }
+}
+
+/** The zero-config server and the scenarios that use it; the server is stopped at the end. */
+async function runLocal(options: Options, label: string, pinned: boolean): Promise<LocalResults> {
   const port = await freePort()
   const adminKey = `pa_bench_${randomBytes(16).toString("hex")}`
-  const dataDir = mkdtempSync(join(tmpdir(), "polyagent-bench-"))
-  owned.dataDir = dataDir
-  const label = options.serverCmd ?? DEFAULT_SERVER
+  const dataDir = tempDir()
   log(`starting ${label} on 127.0.0.1:${port}${pinned ? " (CPU 1; load generator on CPU 0)" : ""}`)
   const server = startServer({
     command: options.serverCmd,
@@ -163,11 +273,11 @@ async function main(options: Options): Promise<Results> {
     env: serverEnv(port, dataDir, adminKey),
     cpu: pinned ? 1 : null
   })
-  owned.server = server
+  owned.servers.push(server)
   log(`server pid ${server.pid}`)
   const startupMs = await waitHealthy(server, port, STARTUP_TIMEOUT_MS)
   const rss = startRssSampler(server.pid)
-  owned.rss = rss
+  owned.samplers.push(rss)
   await sleep(SETTLE_MS)
   const idle = rss.now()
   const target: Target = {
@@ -184,56 +294,51 @@ async function main(options: Options): Promise<Results> {
     rss
   }
   const each = `${options.warmupS} s warm-up + ${options.durationS} s`
-  const chat_new = await attempt(`chat_new: ${CHAT_CONNECTIONS} connections, ${each}`, server, () =>
-    chatNew(bench, CHAT_CONNECTIONS)
-  )
-  const chat_session = await attempt(
-    `chat_session: ${SESSIONS} sessions, ${CHAT_CONNECTIONS} connections, ${each}`,
-    server,
-    () => chatSession(bench, CHAT_CONNECTIONS, SESSIONS)
-  )
-  const streamed = await attempt(`stream: ${STREAM_CONNECTIONS} connections, ${each}`, server, () =>
-    stream(bench, STREAM_CONNECTIONS)
-  )
+  const runs = (name: Scenario) => options.scenarios.includes(name)
+  const alive = () => server.alive()
+  const chat_new = runs("chat_new")
+    ? await attempt(`chat_new: ${CHAT_CONNECTIONS} connections, ${each}`, alive, () => chatNew(bench, CHAT_CONNECTIONS))
+    : null
+  const chat_session = runs("chat_session")
+    ? await attempt(`chat_session: ${SESSIONS} sessions, ${CHAT_CONNECTIONS} connections, ${each}`, alive, () =>
+        chatSession(bench, CHAT_CONNECTIONS, SESSIONS)
+      )
+    : null
+  const streamed = runs("stream")
+    ? await attempt(`stream: ${STREAM_CONNECTIONS} connections, ${each}`, alive, () =>
+        stream(bench, STREAM_CONNECTIONS)
+      )
+    : null
   await sleep(SETTLE_MS)
-  return {
-    chat_new,
-    chat_session,
-    stream: streamed,
-    rss_mb: { idle, peak: rss.peak(), end: rss.now(), hwm: rss.highWater() },
-    server: label,
-    pinned,
-    warmup_s: options.warmupS,
-    duration_s: options.durationS,
-    startup_ms: Math.round(startupMs),
-    node: process.version,
-    cpus: cpus().length
-  }
+  const rss_mb = { idle, peak: rss.peak(), end: rss.now(), hwm: rss.highWater() }
+  rss.stop()
+  await server.stop()
+  return { chat_new, chat_session, stream: streamed, rss_mb, startup_ms: Math.round(startupMs) }
 }
 
-/** Stops the sampler and the server, removes the data directory; safe to call more than once. */
+/** Stops the samplers and every child, removes the temporary directories; safe to call more than once. */
 async function cleanup(): Promise<void> {
-  owned.rss?.stop()
-  await owned.server?.stop()
-  removeDataDir()
+  for (const sampler of owned.samplers) sampler.stop()
+  await Promise.all(owned.servers.map((server) => server.stop()))
+  removeDirs()
 }
 
-function removeDataDir(): void {
-  if (owned.dataDir !== undefined) rmSync(owned.dataDir, { recursive: true, force: true })
+function removeDirs(): void {
+  for (const dir of owned.dirs) rmSync(dir, { recursive: true, force: true })
 }
 
-/** Ctrl-C and SIGTERM stop the server first; a second signal, or any exit, kills it outright. */
+/** Ctrl-C and SIGTERM stop the children first; a second signal, or any exit, kills them outright. */
 function installCleanup(): void {
   process.on("exit", () => {
-    owned.server?.kill()
-    removeDataDir()
+    for (const server of owned.servers) server.kill()
+    removeDirs()
   })
   let signalled = false
   const onSignal = (code: number) => () => {
     if (signalled) process.exit(code)
     signalled = true
     owned.interrupted = true
-    log("interrupted: stopping the server")
+    log("interrupted: stopping the server and the other children")
     void cleanup().finally(() => process.exit(code))
   }
   process.on("SIGINT", onSignal(130))
@@ -242,7 +347,7 @@ function installCleanup(): void {
 
 function reportFailure(error: unknown): void {
   log(`failed: ${messageOf(error)}`)
-  const output = owned.server?.output()
+  const output = owned.servers[0]?.output()
   if (output === undefined) return
   if (output.stderr !== "") process.stderr.write(`--- server stderr (last 64 KiB) ---\n${output.stderr}\n`)
   else if (output.stdout !== "")
@@ -255,8 +360,8 @@ const messageOf = (error: unknown): string => (error instanceof Error ? error.me
 installCleanup()
 const options = parseOptionsOrExit(process.argv.slice(2))
 try {
-  const results = await main(options)
-  console.log(renderReport(results))
+  const { results, gatewayTable } = await main(options)
+  console.log(renderReport(results, gatewayTable))
   console.log(JSON.stringify(results))
 } catch (error) {
   if (!interrupted()) reportFailure(error)

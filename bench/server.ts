@@ -2,7 +2,9 @@
  * The server under test as a child process of the bench: started on a free 127.0.0.1 port
  * (optionally pinned to one CPU with `taskset`), polled until `GET /v1/health` answers 200, and
  * stopped with SIGTERM, then SIGKILL after 5 s. Its output is kept (last 64 KiB of each stream) so
- * a server that dies can be diagnosed.
+ * a server that dies can be diagnosed. The gateway case runs its other children the same way: the
+ * fake upstreams (health path `/healthz`) and the harness's `run.mjs` (in a process group of its
+ * own, so stopping it stops its load generators too).
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process"
 import { get } from "node:http"
@@ -13,6 +15,10 @@ import { setTimeout as sleep } from "node:timers/promises"
 export interface ServerOptions {
   /** A shell command, run as `sh -c "exec <command>"` so the process id is the server's own. */
   readonly command: string | undefined
+  /** A program and its arguments to run instead of `command` or the PolyAgent server. */
+  readonly argv?: ReadonlyArray<string>
+  /** Run in a process group of its own; signals then go to the whole group. */
+  readonly group?: boolean
   readonly cwd: string
   readonly env: Readonly<Record<string, string | undefined>>
   /** CPU to pin the server to with `taskset -c`, or `null`. */
@@ -23,6 +29,8 @@ export interface ServerOptions {
 export interface Server {
   readonly pid: number
   readonly alive: () => boolean
+  /** Resolves with the exit code (`null` after a signal) once the process is gone. */
+  readonly exited: Promise<number | null>
   /** What the server wrote to stderr (and stdout), last 64 KiB each. */
   readonly output: () => { readonly stderr: string; readonly stdout: string }
   /** SIGTERM, wait up to 5 s, then SIGKILL; resolves once the process is gone. */
@@ -57,47 +65,74 @@ export function freePort(): Promise<number> {
 }
 
 export function startServer(options: ServerOptions): Server {
-  const argv = options.command === undefined ? defaultCommand() : ["sh", "-c", `exec ${options.command}`]
+  const argv =
+    options.argv ?? (options.command === undefined ? defaultCommand() : ["sh", "-c", `exec ${options.command}`])
   const pinned = options.cpu === null ? argv : ["taskset", "-c", String(options.cpu), ...argv]
   const [file = "", ...args] = pinned
-  const child = spawn(file, args, { cwd: options.cwd, env: options.env, stdio: ["ignore", "pipe", "pipe"] })
+  const group = options.group === true
+  const child = spawn(file, args, {
+    cwd: options.cwd,
+    env: options.env,
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: group
+  })
   const stdout = tail(child, "stdout")
   const stderr = tail(child, "stderr")
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()))
-  const alive = () => child.exitCode === null && child.signalCode === null
+  const exitCode = new Promise<number | null>((resolve) => {
+    child.once("exit", (code) => resolve(code))
+    child.once("error", () => resolve(null))
+  })
+  const exited = exitCode.then(() => undefined)
+  const alive = () => child.exitCode === null && child.signalCode === null && child.pid !== undefined
   child.once("error", (error) => stderr.push(`spawn failed: ${error.message}\n`))
+  const signal = (name: NodeJS.Signals) => {
+    if (!alive()) return
+    if (!group || child.pid === undefined) {
+      child.kill(name)
+      return
+    }
+    try {
+      process.kill(-child.pid, name)
+    } catch {
+      child.kill(name)
+    }
+  }
   return {
     pid: child.pid ?? -1,
     alive,
+    exited: exitCode,
     output: () => ({ stderr: stderr.text(), stdout: stdout.text() }),
     stop: async () => {
       if (!alive()) return
-      child.kill("SIGTERM")
+      signal("SIGTERM")
       if (await exitsWithin(exited, TERM_GRACE_MS)) return
-      child.kill("SIGKILL")
+      signal("SIGKILL")
       await exitsWithin(exited, TERM_GRACE_MS)
     },
-    kill: () => {
-      if (alive()) child.kill("SIGKILL")
-    }
+    kill: () => signal("SIGKILL")
   }
 }
 
-/** Polls `GET /v1/health` every 200 ms until it answers 200; fails after `timeoutMs` or if the server exits. */
-export async function waitHealthy(server: Server, port: number, timeoutMs: number): Promise<number> {
+/** Polls `GET path` every 200 ms until it answers 200; fails after `timeoutMs` or if the server exits. */
+export async function waitHealthy(
+  server: Server,
+  port: number,
+  timeoutMs: number,
+  path = "/v1/health"
+): Promise<number> {
   const startedAt = performance.now()
   const deadline = startedAt + timeoutMs
   for (let attempt = 0; attempt < 1_000 && performance.now() < deadline; attempt++) {
-    if (!server.alive()) throw new ServerExited("the server exited before /v1/health answered 200")
-    if ((await healthStatus(port)) === 200) return performance.now() - startedAt
+    if (!server.alive()) throw new ServerExited(`the server exited before ${path} answered 200`)
+    if ((await healthStatus(port, path)) === 200) return performance.now() - startedAt
     await sleep(200)
   }
-  throw new Error(`GET /v1/health did not answer 200 within ${timeoutMs / 1000} s`)
+  throw new Error(`GET ${path} did not answer 200 within ${timeoutMs / 1000} s`)
 }
 
-function healthStatus(port: number): Promise<number> {
+function healthStatus(port: number, path: string): Promise<number> {
   return new Promise((resolve) => {
-    const req = get({ host: "127.0.0.1", port, path: "/v1/health", agent: false, timeout: 1_000 }, (res) => {
+    const req = get({ host: "127.0.0.1", port, path, agent: false, timeout: 1_000 }, (res) => {
       res.resume()
       resolve(res.statusCode ?? 0)
     })
