@@ -17,8 +17,17 @@ module.exports = {
     {
       name: "plugins-import-only-the-sdk",
       severity: "error",
-      from: { path: "^plugins/" },
+      from: { path: "^(plugins|examples)/" },
       to: { path: ["^packages/(runtime|http|providers)/", "@polyagent/(runtime|http|providers)"] }
+    },
+    {
+      name: "plugins-import-the-sdk-effect-and-node-only",
+      severity: "error",
+      from: { path: "^(plugins|examples)/[^/]+/src" },
+      to: {
+        dependencyTypesNot: ["core"],
+        pathNot: ["^(plugins|examples)/[^/]+/src/", "^packages/tools/src/", "node_modules/effect/"]
+      }
     },
     {
       name: "only-http-composes-providers",
@@ -29,7 +38,7 @@ module.exports = {
   ],
   options: {
     doNotFollow: { path: "node_modules" },
-    exclude: { path: "node_modules|\\.tsbuild" },
+    exclude: { path: "\\.tsbuild|/dist/" },
     tsPreCompilationDeps: true,
     parser: "swc",
     combinedDependencies: true,

@@ -14,8 +14,7 @@ export interface ToolPlugin {
   readonly name: string
   readonly version: string
   readonly tools: ReadonlyArray<Tool.Any>
-  // oxlint-disable-next-line typescript/no-explicit-any -- each plugin's layer provides its own services
-  readonly layer: Layer.Layer<any, never, never> | undefined
+  readonly layer: Layer.Layer<never, never, never> | undefined
 }
 
 /**
@@ -26,8 +25,7 @@ export const make = (options: {
   readonly name: string
   readonly version: string
   readonly tools: ReadonlyArray<Tool.Any>
-  // oxlint-disable-next-line typescript/no-explicit-any -- each plugin's layer provides its own services
-  readonly layer?: Layer.Layer<any, never, never> | undefined
+  readonly layer?: Layer.Layer<never, never, never> | undefined
 }): ToolPlugin => ({
   [TypeId]: TypeId,
   name: options.name,

@@ -5,3 +5,6 @@
  */
 export * as Tool from "./Tool.ts"
 export * as ToolPlugin from "./ToolPlugin.ts"
+export * as SafeHttp from "./SafeHttp.ts"
+export * as ToolExecutor from "./ToolExecutor.ts"
+export * as ToolRegistry from "./ToolRegistry.ts"
