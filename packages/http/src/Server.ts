@@ -9,6 +9,7 @@ import { SingleRunner } from "effect/cluster"
 import { HttpRouter } from "effect/http"
 import { HttpApiBuilder, HttpApiScalar } from "effect/http-api"
 import { ProviderCatalog } from "@polyagent/providers"
+import { ToolRegistry } from "@polyagent/tools"
 import { type AppConfig, Database, type ModelCatalog, SessionActor, Storage } from "@polyagent/runtime"
 import { createServer } from "node:http"
 import { Api } from "./Api.ts"
@@ -47,6 +48,8 @@ export const layer = (config: AppConfig.AppConfigValue, options: Options = {}) =
     shardingConfig: { entityMaxIdleTime: config.sessions.maxIdle, maxResidentEntities: config.sessions.maxResident }
   }).pipe(Layer.provide([db, NodeCrypto.layerDigest]))
   const models = options.models ?? ProviderCatalog.layer(config)
+  // Loaded at start-up so that a broken plugin stops the server with a message naming it.
+  const tools = ToolRegistry.layer(config.plugins, { cwd: process.cwd() })
   const sessions = SessionActor.layer({ maxIdleTime: config.sessions.maxIdle }).pipe(
     Layer.provide(SessionActor.layerSettings({ turnTimeout: config.server.requestTimeout }))
   )
@@ -73,6 +76,6 @@ export const layer = (config: AppConfig.AppConfigValue, options: Options = {}) =
   )
   return Layer.mergeAll(http, bootstrap).pipe(
     Layer.provide(sessions),
-    Layer.provideMerge(Layer.mergeAll(storage, models, cluster))
+    Layer.provideMerge(Layer.mergeAll(storage, models, cluster, tools))
   )
 }

@@ -26,7 +26,10 @@ const main = Effect.gen(function* () {
       )
     )
   )
-}).pipe(Effect.catchTag("ConfigError", (error) => cannotStart(error.message)))
+}).pipe(
+  Effect.catchTag("ConfigError", (error) => cannotStart(error.message)),
+  Effect.catchTag("PluginLoadError", (error) => cannotStart(error.message))
+)
 
 /** A stop by signal is the normal end of a server: exit 0 once shutdown has finished. */
 const teardown: Runtime.Teardown = (exit, onExit) =>

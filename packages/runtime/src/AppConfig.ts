@@ -134,6 +134,15 @@ export const AppConfigSchema = Schema.Struct({
     local: Schema.Struct({ chunkDelay: DurationSetting }).pipe(Schema.encodeKeys({ chunkDelay: "chunk_delay" })),
     catalog: Schema.Record(Schema.String, ModelEntry)
   }),
+  plugins: Schema.Array(NonEmpty),
+  tools: Schema.Struct({
+    timeout: DurationSetting,
+    concurrency: PositiveInt,
+    maxResultBytes: PositiveInt,
+    network: Schema.Struct({ allowHosts: Schema.Array(NonEmpty) }).pipe(
+      Schema.encodeKeys({ allowHosts: "allow_hosts" })
+    )
+  }).pipe(Schema.encodeKeys({ maxResultBytes: "max_result_bytes" })),
   providers: Schema.Struct({
     openai: ProviderSettings,
     anthropic: ProviderSettings,
@@ -155,6 +164,8 @@ export const defaults: AppConfigInput = {
   sessions: { max_idle: "1m", max_resident: 10_000 },
   security: { admin_key: null, jwt_secret: null },
   rate_limit: { enabled: false, requests_per_minute: 600, burst: 60 },
+  plugins: [],
+  tools: { timeout: "30s", concurrency: 8, max_result_bytes: 65_536, network: { allow_hosts: [] } },
   models: { default: "local", local: { chunk_delay: "0 millis" }, catalog: {} },
   providers: {
     openai: { api_key: null, base_url: null },
