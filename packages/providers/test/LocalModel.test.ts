@@ -34,7 +34,7 @@ describe("LocalModel", () => {
     assert.isTrue(LocalModel.info.offline)
     assert.include(LocalModel.info.description, "not a real LLM")
     assert.isTrue(LocalModel.info.capabilities.streaming)
-    assert.isFalse(LocalModel.info.capabilities.tools)
+    assert.isTrue(LocalModel.info.capabilities.tools)
     assert.deepStrictEqual(
       [LocalModel.info.cost_per_1k_tokens.input, LocalModel.info.cost_per_1k_tokens.output],
       [0, 0]
