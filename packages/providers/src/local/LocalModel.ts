@@ -20,10 +20,9 @@
  * 3. Otherwise the fixed sentence above; a directive in it is merely quoted.
  * Tool choice `required` is not enforced: without a directive there is no call.
  */
-import { ModelCatalog, Usage } from "@polyagent/runtime"
+import { ModelCatalog, Tokens, Usage } from "@polyagent/runtime"
 import { DateTime, Duration, Effect, Formatter, Option, Stream } from "effect"
 import { LanguageModel, Prompt, type Response, Tool } from "effect/ai"
-import { countMessages, countText } from "../internal/tokens.ts"
 import { type Argument, parseDirectives, splitJson } from "./directives.ts"
 
 /** The model id clients send (`"model": "local"`) and the provider name. */
@@ -119,12 +118,12 @@ interface Reply {
 
 const replyTo = ({ prompt, tools, toolChoice }: LanguageModel.ProviderOptions): Reply => {
   const { text, toolCalls } = respond(prompt.content, offeredTools(tools, toolChoice))
-  const textTokens = countText(text)
-  const callTokens = toolCalls.reduce((total, call) => total + countText(`${call.name} ${call.json}`), 0)
+  const textTokens = Tokens.countText(text)
+  const callTokens = toolCalls.reduce((total, call) => total + Tokens.countText(`${call.name} ${call.json}`), 0)
   return {
     text,
     toolCalls,
-    inputTokens: countMessages(prompt.content),
+    inputTokens: Tokens.countMessages(prompt.content),
     textTokens,
     outputTokens: textTokens + callTokens
   }

@@ -1,0 +1,120 @@
+/**
+ * Token counting with OpenAI's `o200k_base` encoding (GPT-4o, GPT-4.1, GPT-5, o-series), offline,
+ * through `gpt-tokenizer`. Models that bill with another tokenizer get a close estimate, not their
+ * exact count. The context window counts prompts with it before a call; providers that must
+ * estimate usage themselves (the `local` model, a stream cut short, a server that reports none)
+ * count with it too. Prompt messages are counted in effect/ai's decoded (`Prompt.Message`) or
+ * encoded (`Prompt.MessageEncoded`) form, stored conversations as our `Message`s.
+ */
+import { Formatter } from "effect"
+import type { Prompt } from "effect/ai"
+import { countTokens, decode, encode } from "gpt-tokenizer/encoding/o200k_base"
+import type { Message } from "./Message.ts"
+
+// gpt-tokenizer throws on text that spells a special token ("<|endoftext|>") unless told otherwise:
+// user text is data, so such strings are counted as the ordinary characters they are.
+const asPlainText = { disallowedSpecial: new Set<string>() }
+
+/**
+ * OpenAI's chat format wraps every message as `<|im_start|>{role}<|im_sep|>{content}<|im_end|>`:
+ * three tokens besides the role and the content.
+ */
+export const tokensPerMessage = 3
+
+/**
+ * Every reply is primed with `<|im_start|>assistant<|im_sep|>`, which the prompt pays for once:
+ * the cost of a prompt is this plus {@link countMessage} of each message.
+ */
+export const replyPriming = 3
+
+/**
+ * The number of `o200k_base` tokens in `text`. Text that looks like a special token
+ * (`<|endoftext|>`) is counted as plain text; it never fails.
+ */
+export const countText = (text: string): number => countTokens(text, asPlainText)
+
+/**
+ * The first `maxTokens` tokens of `text` (all of it when it is shorter). A multi-byte character cut
+ * in half by the limit is left out rather than garbled.
+ */
+export const truncateText = (text: string, maxTokens: number): string => {
+  const tokens = encode(text, asPlainText)
+  return tokens.length <= maxTokens ? text : decode(tokens.slice(0, Math.max(0, maxTokens)))
+}
+
+/**
+ * The prompt tokens a chat request with these messages costs, as OpenAI counts them: per message
+ * 3 tokens of framing + the role + the content, plus 3 tokens that prime the reply. For a
+ * conversation of text messages this equals `gpt-tokenizer`'s `encodeChat(chat, "gpt-4o").length`.
+ *
+ * Takes decoded `Prompt.Message`s (what a `LanguageModel` receives) as well as encoded ones (what
+ * the session actor builds); string content and a single text part count the same.
+ *
+ * Gotchas: parts of one message are counted separately and summed (a close estimate when a message
+ * has several); tool calls and results count their name and JSON; files count only their name,
+ * since what an image or a PDF costs depends on the provider.
+ */
+export const countMessages = (messages: Iterable<Prompt.MessageEncoded>): number => {
+  let total = replyPriming
+  for (const message of messages) total += countMessage(message)
+  return total
+}
+
+/**
+ * What one message adds to a prompt: 3 tokens of framing + the role + the content, without the
+ * reply priming that {@link countMessages} adds once per prompt. Same counting rules.
+ */
+export const countMessage = (message: Prompt.MessageEncoded): number =>
+  tokensPerMessage + countText(message.role) + countContent(message)
+
+/**
+ * The prompt tokens of a stored conversation, counted like {@link countMessages}: framing, role
+ * and text content of each message, plus the reply priming.
+ */
+export const countStored = (messages: Iterable<Message>): number => {
+  let total = replyPriming
+  for (const message of messages) total += tokensPerMessage + countText(message.role) + countText(message.content)
+  return total
+}
+
+const countContent = (message: Prompt.MessageEncoded): number => {
+  if (typeof message.content === "string") return countText(message.content)
+  let total = 0
+  for (const part of message.content) total += countText(partText(part))
+  return total
+}
+
+type AnyPart = Prompt.UserMessagePartEncoded | Prompt.AssistantMessagePartEncoded | Prompt.ToolMessagePartEncoded
+
+/**
+ * The text a provider would send for a part; also what a summary of the conversation reads.
+ * `Formatter.formatJson` never throws (cycles, bigints).
+ */
+export const partText = (part: AnyPart): string => {
+  switch (part.type) {
+    case "text":
+    case "reasoning":
+      return part.text
+    case "file":
+      return part.fileName ?? ""
+    case "tool-call":
+      return `${part.name} ${Formatter.formatJson(part.params)}`
+    case "tool-result":
+      return part.modelOutput === undefined
+        ? `${part.name} ${Formatter.formatJson(part.result)}`
+        : `${part.name} ${modelOutputText(part.modelOutput)}`
+    case "tool-approval-request":
+    case "tool-approval-response":
+      return ""
+  }
+}
+
+// Prompt.toolModelOutputToText, for encoded parts as well as decoded ones.
+const modelOutputText = (parts: ReadonlyArray<Prompt.TextPartEncoded | Prompt.FilePartEncoded>): string =>
+  parts
+    .map((part) =>
+      part.type === "text"
+        ? part.text
+        : `[${part.mediaType}${part.fileName === undefined ? "" : ` ${part.fileName}`} omitted]`
+    )
+    .join("\n")
