@@ -58,18 +58,6 @@ interface Answer {
   readonly usage: Response.Usage
 }
 
-const answerOf = (response: {
-  readonly text: string
-  readonly content: ReadonlyArray<Response.AnyPart>
-  readonly finishReason: Response.FinishReason
-  readonly usage: Response.Usage
-}): Answer => ({
-  text: response.text,
-  content: response.content,
-  finishReason: response.finishReason,
-  usage: response.usage
-})
-
 /** The model's answer to a request: with the client's tools when it sent any. */
 const generate = (
   languageModel: LanguageModel.LanguageModel,
@@ -78,16 +66,14 @@ const generate = (
   const prompt = ChatCompletions.toPrompt(request.messages)
   const tools = ChatCompletions.toTools(request.tools)
   if (tools.length === 0 || request.tool_choice === "none") {
-    return Effect.map(languageModel.generateText({ prompt }), answerOf)
+    return languageModel.generateText({ prompt })
   }
-  return languageModel
-    .generateText({
-      prompt,
-      toolkit: clientToolkit(tools),
-      toolChoice: ChatCompletions.toToolChoice(request.tool_choice),
-      disableToolCallResolution: true
-    })
-    .pipe(Effect.map(answerOf))
+  return languageModel.generateText({
+    prompt,
+    toolkit: clientToolkit(tools),
+    toolChoice: ChatCompletions.toToolChoice(request.tool_choice),
+    disableToolCallResolution: true
+  })
 }
 
 /** The model's answer to a request as stream parts. */
