@@ -5,11 +5,12 @@
  *
  * What a request gets is chosen by a marker in its last user message, so one fake serves every
  * test: no marker is a plain text answer; `[[tool]]`, `[[tools]]` and `[[reasoning]]` are tool and
- * thinking answers; the others are faults (see {@link Scenario}). Fault bodies are OpenAI's own,
- * including a 401 that echoes the key it was sent, as OpenAI's does in part.
+ * thinking answers; the others are faults (see {@link Scenario}). The HTTP errors, with OpenAI's
+ * own bodies, are in `openai-faults.ts`.
  */
 import type { ServerResponse } from "node:http"
 import type { Handler, Received } from "./FakeUpstream.ts"
+import * as Faults from "./openai-faults.ts"
 
 /** The markers a test puts in its last user message. */
 export const Scenario = {
@@ -108,58 +109,25 @@ const chatCompletions = (request: Received, response: ServerResponse, options: W
   const model = String(field(request.body, "model") ?? "gpt-4o")
   const stream = field(request.body, "stream") === true
   const includeUsage = field(field(request.body, "stream_options"), "include_usage") === true
-  if (!authorized(request, options)) return unauthorized(request, response)
+  if (!authorized(request, options)) return Faults.unauthorized(request, response)
   const marker = Object.values(Scenario).find((value) => text.includes(value))
   switch (marker) {
     case Scenario.unauthorized:
-      return unauthorized(request, response)
+      return Faults.unauthorized(request, response)
     case Scenario.forbidden:
-      return error(
-        response,
-        403,
-        "You are not allowed to sample from this model",
-        "invalid_request_error",
-        "model_not_allowed"
-      )
+      return Faults.forbidden(response)
     case Scenario.rateLimited:
-      return error(
-        response,
-        429,
-        "Rate limit reached for gpt-4o in organization org-abc on requests per min (RPM): Limit 3, Used 3, Requested 1.",
-        "requests",
-        "rate_limit_exceeded",
-        { "retry-after": "7", "x-ratelimit-limit-requests": "3", "x-ratelimit-remaining-requests": "0" }
-      )
+      return Faults.rateLimited(response)
     case Scenario.quota:
-      return error(
-        response,
-        429,
-        "You exceeded your current quota, please check your plan and billing details.",
-        "insufficient_quota",
-        "insufficient_quota"
-      )
+      return Faults.quota(response)
     case Scenario.contextTooLong:
-      return error(
-        response,
-        400,
-        "This model's maximum context length is 128000 tokens. However, your messages resulted in 130211 tokens. Please reduce the length of the messages.",
-        "invalid_request_error",
-        "context_length_exceeded",
-        {},
-        "messages"
-      )
+      return Faults.contextTooLong(response)
     case Scenario.serverError:
-      return error(
-        response,
-        500,
-        "The server had an error while processing your request. Sorry about that!",
-        "server_error",
-        null
-      )
+      return Faults.serverError(response)
     case Scenario.overloaded:
-      return error(response, 503, "The engine is currently overloaded, please try again later", "server_error", null)
+      return Faults.overloaded(response)
     case Scenario.glmBalance:
-      return error(response, 429, "余额不足或无可用资源包,请充值。", null, "1113")
+      return Faults.glmBalance(response)
     case Scenario.hang:
       return
   }
@@ -182,7 +150,7 @@ const chatCompletions = (request: Received, response: ServerResponse, options: W
 }
 
 const models = (request: Received, response: ServerResponse, options: WireOptions): void => {
-  if (!authorized(request, options)) return unauthorized(request, response)
+  if (!authorized(request, options)) return Faults.unauthorized(request, response)
   response.writeHead(200, { "content-type": "application/json" })
   response.end(
     JSON.stringify({
@@ -197,31 +165,6 @@ const models = (request: Received, response: ServerResponse, options: WireOption
 
 const authorized = (request: Received, options: WireOptions): boolean =>
   options.apiKey === undefined || request.headers.authorization === `Bearer ${options.apiKey}`
-
-// OpenAI's 401 repeats (most of) the key it got; this fake repeats all of it.
-const unauthorized = (request: Received, response: ServerResponse): void => {
-  const key = (request.headers.authorization ?? "").replace(/^Bearer /, "")
-  error(
-    response,
-    401,
-    `Incorrect API key provided: ${key}. You can find your API key at https://platform.openai.com/account/api-keys.`,
-    "invalid_request_error",
-    "invalid_api_key"
-  )
-}
-
-const error = (
-  response: ServerResponse,
-  status: number,
-  message: string,
-  type: string | null,
-  code: string | null,
-  headers: Record<string, string> = {},
-  param: string | null = null
-): void => {
-  response.writeHead(status, { "content-type": "application/json", "x-request-id": "req_fake_error", ...headers })
-  response.end(JSON.stringify({ error: { message, type, param, code } }))
-}
 
 // ---------------------------------------------------------------------------------------------
 // Answers

@@ -1,13 +1,16 @@
 /**
  * Arithmetic expressions as a model writes them ("2 * (3 + 4)^2", "sqrt(2) / 2", "max(1, pi)"),
- * read without `eval` or `Function`: a tokenizer, a recursive-descent parser to a small syntax
- * tree, and an evaluator over JavaScript numbers. The only names are the constants and
+ * read without `eval` or `Function`: the tokens of `Tokenizer.ts`, a recursive-descent parser to a
+ * small syntax tree, and an evaluator over JavaScript numbers. The only names are the constants and
  * functions listed here, looked up in `Map`s, so nothing reaches a JavaScript object's
  * properties (`constructor`, `__proto__`). Input is bounded in length and nesting, every
  * intermediate value must be a finite real number, and every error names the character
  * position (counted from 0) where it arose. Pure: failures are returned as a `Result`.
  */
 import { Result, Schema } from "effect"
+import { type BinaryOperator, type Punctuator, type Token, tokenize } from "./Tokenizer.ts"
+
+export type { BinaryOperator } from "./Tokenizer.ts"
 
 /** Longest expression accepted, in UTF-16 code units. */
 export const maxLength = 1000
@@ -20,9 +23,6 @@ export class ExpressionError extends Schema.TaggedError<ExpressionError>()("Expr
   message: Schema.String,
   position: Schema.Int
 }) {}
-
-/** A binary operator; `**` is read as `^`. */
-export type BinaryOperator = "+" | "-" | "*" | "/" | "%" | "^"
 
 /** A parsed expression; constants are already replaced by their values. */
 export type Expression =
@@ -89,77 +89,8 @@ export const functions: ReadonlyMap<string, MathFunction> = new Map([
 
 const knownNames = [...constants.keys(), ...functions.keys()].join(", ")
 
-// ---------------------------------------------------------------------------------------------
-// tokens
-
-type Token =
-  | { readonly _tag: "Number"; readonly text: string; readonly value: number; readonly position: number }
-  | { readonly _tag: "Name"; readonly text: string; readonly position: number }
-  | { readonly _tag: "Symbol"; readonly text: string; readonly symbol: Punctuator; readonly position: number }
-  | { readonly _tag: "End"; readonly position: number }
-
-type Punctuator = BinaryOperator | "(" | ")" | ","
-
-const numberPattern = /(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?/y
-const namePattern = /[A-Za-z_][A-Za-z0-9_]*/y
-const whitespacePattern = /\s+/y
-const punctuators: ReadonlyMap<string, Punctuator> = new Map<string, Punctuator>([
-  ["**", "^"],
-  ["+", "+"],
-  ["-", "-"],
-  ["*", "*"],
-  ["/", "/"],
-  ["%", "%"],
-  ["^", "^"],
-  ["(", "("],
-  [")", ")"],
-  [",", ","]
-])
-
 const fail = (message: string, position: number) =>
   new ExpressionError({ message: `${message} at ${position}`, position })
-
-const matchAt = (pattern: RegExp, input: string, position: number): string | undefined => {
-  pattern.lastIndex = position
-  return pattern.exec(input)?.[0]
-}
-
-/** Splits `input` into tokens, ending with an `End` token. */
-const tokenize = (input: string): Result.Result<ReadonlyArray<Token>, ExpressionError> => {
-  const tokens: Array<Token> = []
-  let position = 0
-  while (position < input.length) {
-    const space = matchAt(whitespacePattern, input, position)
-    if (space !== undefined) {
-      position += space.length
-      continue
-    }
-    const number = matchAt(numberPattern, input, position)
-    if (number !== undefined) {
-      const value = Number(number)
-      if (!Number.isFinite(value)) return Result.fail(fail(`number ${number} is too large`, position))
-      tokens.push({ _tag: "Number", text: number, value, position })
-      position += number.length
-      continue
-    }
-    const name = matchAt(namePattern, input, position)
-    if (name !== undefined) {
-      tokens.push({ _tag: "Name", text: name, position })
-      position += name.length
-      continue
-    }
-    const text = input.startsWith("**", position) ? "**" : input.charAt(position)
-    const symbol = punctuators.get(text)
-    if (symbol === undefined) {
-      const character = String.fromCodePoint(input.codePointAt(position) ?? 0)
-      return Result.fail(fail(`unexpected character ${JSON.stringify(character)}`, position))
-    }
-    tokens.push({ _tag: "Symbol", text, symbol, position })
-    position += text.length
-  }
-  tokens.push({ _tag: "End", position: input.length })
-  return Result.succeed(tokens)
-}
 
 // ---------------------------------------------------------------------------------------------
 // parser
@@ -196,7 +127,7 @@ export const parse = (input: string): Result.Result<Expression, ExpressionError>
     )
   }
   const tokenized = tokenize(input)
-  if (Result.isFailure(tokenized)) return Result.fail(tokenized.failure)
+  if (Result.isFailure(tokenized)) return Result.fail(fail(tokenized.failure.message, tokenized.failure.position))
   const tokens = tokenized.success
   const end = tokens[tokens.length - 1] ?? { _tag: "End", position: input.length }
   let index = 0
