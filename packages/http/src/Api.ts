@@ -13,7 +13,7 @@ import {
   HttpApiSecurity,
   OpenApi
 } from "effect/http-api"
-import { Agent as AgentModule, ModelCatalog, Session, SessionActor, type Storage, Usage } from "@polyagent/runtime"
+import { Agent as AgentModule, ModelCatalog, Session, SessionActor, Storage, Usage } from "@polyagent/runtime"
 import * as ApiError from "./ApiError.ts"
 import * as ChatCompletions from "./ChatCompletions.ts"
 
@@ -165,6 +165,41 @@ export class AgentsGroup extends HttpApiGroup.make("agents")
   )
   .middleware(Authentication) {}
 
+const Tenant = Schema.String.check(Schema.isPattern(/^[A-Za-z0-9_-]{1,64}$/))
+
+/** An API key as listed: never its secret or hash. */
+export const ApiKey = Schema.Struct({
+  id: Schema.String,
+  name: Schema.String,
+  role: Storage.Role,
+  tenant: Schema.String,
+  created_at: Schema.String
+})
+
+export class KeysGroup extends HttpApiGroup.make("keys")
+  .add(
+    HttpApiEndpoint.post("create", "/v1/keys", {
+      payload: Schema.Struct({
+        role: Storage.Role,
+        tenant: Schema.optional(Tenant),
+        name: Schema.optional(Schema.String.check(Schema.isMaxLength(200)))
+      }),
+      // The key itself is shown in this answer only.
+      success: Schema.Struct({ ...ApiKey.fields, key: Schema.String }).pipe(HttpApiSchema.status(201)),
+      error: [ApiError.Forbidden, ApiError.Internal]
+    }),
+    HttpApiEndpoint.get("list", "/v1/keys", {
+      success: Schema.Struct({ data: Schema.Array(ApiKey) }),
+      error: [ApiError.Forbidden, ApiError.Internal]
+    }),
+    HttpApiEndpoint.delete("revoke", "/v1/keys/:id", {
+      params: { id: Schema.String },
+      success: Deleted,
+      error: [ApiError.NotFound, ApiError.Forbidden, ApiError.Internal]
+    })
+  )
+  .middleware(Authentication) {}
+
 /** `GET /v1/health`. */
 export const Health = Schema.Struct({
   status: Schema.Literals(["ok", "degraded", "down"]),
@@ -177,7 +212,7 @@ export class SystemGroup extends HttpApiGroup.make("system").add(
 
 /** The whole API. */
 export class Api extends HttpApi.make("polyagent")
-  .add(ChatGroup, SessionsGroup, AgentsGroup, ModelsGroup, OpenAiGroup, SystemGroup)
+  .add(ChatGroup, SessionsGroup, AgentsGroup, KeysGroup, ModelsGroup, OpenAiGroup, SystemGroup)
   .middleware(RequestErrors)
   .annotateMerge(
     OpenApi.annotations({

@@ -11,6 +11,7 @@ import { Api, type ChatEvent, type ChatRequest, Principal } from "./Api.ts"
 import * as AgentsHandlers from "./AgentsHandlers.ts"
 import * as ApiError from "./ApiError.ts"
 import * as CompletionsHandlers from "./CompletionsHandlers.ts"
+import * as KeysHandlers from "./KeysHandlers.ts"
 
 /** What a call to a session entity can fail with besides the turn's own errors. */
 type ClusterError =
@@ -202,6 +203,7 @@ export const layer = Layer.mergeAll(
   ChatHandlers,
   SessionsHandlers,
   AgentsHandlers.layer,
+  KeysHandlers.layer,
   ModelsHandlers,
   CompletionsHandlers.layer,
   SystemHandlers

@@ -65,6 +65,10 @@ export class Storage extends Context.Service<
     readonly insertApiKey: (key: ApiKeyRecord) => Effect.Effect<void, StorageError>
     readonly findApiKeyByHash: (hash: string) => Effect.Effect<Option.Option<ApiKeyRecord>, StorageError>
     readonly countApiKeys: (tenant: string) => Effect.Effect<number, StorageError>
+    /** The tenant's keys that are not revoked, oldest first. */
+    readonly listApiKeys: (tenant: string) => Effect.Effect<ReadonlyArray<ApiKeyRecord>, StorageError>
+    /** Revokes the key: it authenticates no more. Answers whether a live key was revoked. */
+    readonly revokeApiKey: (tenant: string, id: string, now: string) => Effect.Effect<boolean, StorageError>
     readonly insertAgent: (tenant: string, agent: Agent) => Effect.Effect<void, StorageError>
     readonly getAgent: (tenant: string, id: string) => Effect.Effect<Option.Option<Agent>, StorageError>
     /** The tenant's agents, newest first. */
@@ -224,6 +228,18 @@ export const make = Effect.gen(function* () {
         Effect.flatMap(decodeKeyRows),
         Effect.map((rows) => Option.fromNullishOr(rows[0])),
         failWith("findApiKeyByHash")
+      ),
+    listApiKeys: (tenant) =>
+      sql`SELECT id, tenant, name, role, key_hash, created_at FROM api_keys
+          WHERE tenant = ${tenant} AND revoked_at IS NULL ORDER BY created_at, id`.pipe(
+        Effect.flatMap(decodeKeyRows),
+        failWith("listApiKeys")
+      ),
+    revokeApiKey: (tenant, id, now) =>
+      sql`UPDATE api_keys SET revoked_at = ${now}
+          WHERE tenant = ${tenant} AND id = ${id} AND revoked_at IS NULL RETURNING id`.pipe(
+        Effect.map((rows) => rows.length === 1),
+        failWith("revokeApiKey")
       ),
     countApiKeys: (tenant) =>
       sql`SELECT CAST(COUNT(*) AS INTEGER) AS n FROM api_keys WHERE tenant = ${tenant} AND revoked_at IS NULL`.pipe(

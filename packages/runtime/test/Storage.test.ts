@@ -162,6 +162,13 @@ describe.each(databases)("Storage on %s", (_name, database) => {
         assert.isTrue(Option.isNone(yield* storage.findApiKeyByHash("b".repeat(64))))
         const duplicate = yield* Effect.flip(storage.insertApiKey(new ApiKeyRecord({ ...key, id: "key_2" })))
         assert.strictEqual(duplicate._tag, "StorageError")
+        assert.deepStrictEqual(yield* storage.listApiKeys("acme"), [key])
+        assert.isFalse(yield* storage.revokeApiKey("other", "key_1", "2026-01-02T00:00:00.000Z"))
+        assert.isTrue(yield* storage.revokeApiKey("acme", "key_1", "2026-01-02T00:00:00.000Z"))
+        assert.isFalse(yield* storage.revokeApiKey("acme", "key_1", "2026-01-03T00:00:00.000Z"))
+        assert.isTrue(Option.isNone(yield* storage.findApiKeyByHash("a".repeat(64))))
+        assert.deepStrictEqual(yield* storage.listApiKeys("acme"), [])
+        assert.strictEqual(yield* storage.countApiKeys("acme"), 0)
       })
     )
 

@@ -1,0 +1,83 @@
+/**
+ * `/v1/keys`: admins create, list and revoke API keys. A key is shown once, when created, and
+ * stored only as its hash; it can never carry a role above its creator's; keys of another
+ * tenant can be made only by an admin of the platform tenant (`default`).
+ */
+import { Clock, DateTime, Effect } from "effect"
+import { HttpApiBuilder } from "effect/http-api"
+import { Identifier, Storage } from "@polyagent/runtime"
+import { Api, Principal } from "./Api.ts"
+import * as ApiError from "./ApiError.ts"
+import * as Authentication from "./Authentication.ts"
+
+const rank: Record<Storage.Role, number> = { user: 1, builder: 2, admin: 3 }
+
+/** The caller, when it is an admin. */
+const admin = Effect.gen(function* () {
+  const principal = yield* Principal
+  if (principal.role !== "admin") return yield* ApiError.fail("forbidden", "managing keys needs the admin role")
+  return principal
+})
+
+const nowIso = Effect.map(Clock.currentTimeMillis, (ms) => DateTime.formatIso(DateTime.makeUnsafe(ms)))
+
+const listed = ({ id, name, role, tenant, created_at }: Storage.ApiKeyRecord) => ({
+  id,
+  name,
+  role,
+  tenant,
+  created_at
+})
+
+export const layer = HttpApiBuilder.group(
+  Api,
+  "keys",
+  Effect.fn(function* (handlers) {
+    const storage = yield* Storage.Storage
+    return handlers
+      .handle("create", ({ payload }) =>
+        Effect.gen(function* () {
+          const creator = yield* admin
+          if (rank[payload.role] > rank[creator.role]) {
+            return yield* ApiError.fail("forbidden", "a key cannot have a role above its creator's")
+          }
+          const tenant = payload.tenant ?? creator.tenant
+          if (tenant !== creator.tenant && creator.tenant !== Authentication.DEFAULT_TENANT) {
+            return yield* ApiError.fail(
+              "forbidden",
+              "only an admin of the default tenant creates keys of other tenants"
+            )
+          }
+          const key = yield* Authentication.newKey
+          const record = new Storage.ApiKeyRecord({
+            id: yield* Identifier.make("key"),
+            tenant,
+            name: payload.name ?? "",
+            role: payload.role,
+            key_hash: Authentication.hashKey(key),
+            created_at: yield* nowIso
+          })
+          yield* storage.insertApiKey(record).pipe(Effect.catch(ApiError.storageFailed))
+          return { ...listed(record), key }
+        })
+      )
+      .handle("list", () =>
+        Effect.gen(function* () {
+          const { tenant } = yield* admin
+          const keys = yield* storage.listApiKeys(tenant).pipe(Effect.catch(ApiError.storageFailed))
+          return { data: keys.map(listed) }
+        })
+      )
+      .handle("revoke", ({ params }) =>
+        Effect.gen(function* () {
+          const { tenant } = yield* admin
+          const revoked = yield* storage
+            .revokeApiKey(tenant, params.id, yield* nowIso)
+            .pipe(Effect.catch(ApiError.storageFailed))
+          return revoked
+            ? ({ id: params.id, deleted: true } as const)
+            : yield* ApiError.fail("not_found", `key ${params.id} not found`)
+        })
+      )
+  })
+)
