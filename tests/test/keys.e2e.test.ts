@@ -16,6 +16,8 @@ const CreatedKey = Schema.Struct({
   name: Schema.String
 })
 
+const typeOf = (json: unknown) => decode(ErrorEnvelope, json).error.type
+
 describe("keys, roles and tenants", () => {
   let gateway: Gateway
 
@@ -32,8 +34,6 @@ describe("keys, roles and tenants", () => {
     assert.strictEqual(answer.status, 201, answer.text)
     return decode(CreatedKey, answer.json)
   }
-
-  const typeOf = (json: unknown) => decode(ErrorEnvelope, json).error.type
 
   it("a user key chats and reads agents, but changes nothing and manages no keys", async () => {
     const user = makeClient(gateway.url, (await newKey({ role: "user", name: "app" })).key)
