@@ -100,11 +100,13 @@ const weatherTool: OpenAI.ChatCompletionTool = {
 describe("POST /v1/chat/completions with the official openai SDK", () => {
   let scope: Scope.Closeable
   let client: OpenAI
+  let baseUrl = ""
+  let adminKey = ""
   let dataDir = ""
 
   beforeAll(async () => {
     dataDir = await mkdtemp(join(tmpdir(), "polyagent-completions-"))
-    const adminKey = newAdminKey()
+    adminKey = newAdminKey()
     scope = await Effect.runPromise(Scope.make())
     const url = await Effect.runPromise(
       Effect.gen(function* () {
@@ -124,6 +126,7 @@ describe("POST /v1/chat/completions with the official openai SDK", () => {
         return HttpServer.formatAddress(Context.get(context, HttpServer.HttpServer).address)
       })
     )
+    baseUrl = url
     client = new OpenAI({ apiKey: adminKey, baseURL: `${url}/v1`, maxRetries: 0 })
   })
 
@@ -234,6 +237,37 @@ describe("POST /v1/chat/completions with the official openai SDK", () => {
       ]
     })
     assert.strictEqual(completion.choices[0]?.message.content, "results: get_weather=sunny, 21°C")
+  })
+
+  it("runs an agent named as agent:<id>: its system prompt and model, streamed or not", async () => {
+    const created = await fetch(`${baseUrl}/v1/agents`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${adminKey}`, "content-type": "application/json" },
+      body: JSON.stringify({ name: "Terse", agent_type: "chat", system_prompt: "Be terse.", model: "local" })
+    })
+    assert.strictEqual(created.status, 201)
+    const { id } = (await created.json()) as { id: string }
+    const completion = await client.chat.completions.create({
+      model: `agent:${id}`,
+      messages: [{ role: "user", content: "hello" }]
+    })
+    assert.strictEqual(completion.model, `agent:${id}`)
+    assert.include(completion.choices[0]?.message.content ?? "", 'System prompt: "Be terse."')
+    const stream = await client.chat.completions.create({
+      model: `agent:${id}`,
+      messages: [{ role: "user", content: "hello" }],
+      stream: true
+    })
+    let text = ""
+    for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? ""
+    assert.strictEqual(text, completion.choices[0]?.message.content)
+    const missing = await client.chat.completions
+      .create({ model: "agent:agent_nope", messages: [{ role: "user", content: "x" }] })
+      .then(
+        () => undefined,
+        (caught: unknown) => caught
+      )
+    assert.instanceOf(missing, NotFoundError)
   })
 
   it("answers an unknown model with 404 not_found", async () => {

@@ -1,16 +1,20 @@
 /**
- * `POST /v1/chat/completions`: OpenAI's Chat Completions on any model of the catalogue,
- * stateless (no session), streamed or not. The client's `tools` are passed to the model
- * and its tool calls returned as OpenAI returns them; PolyAgent runs none of them here.
+ * `POST /v1/chat/completions`: OpenAI's Chat Completions on any model of the catalogue, or on
+ * an agent (`model: "agent:<id>"`: its system prompt, model and parameters), stateless (no
+ * session), streamed or not. The client's `tools` are passed to the model and its tool calls
+ * returned as OpenAI returns them; PolyAgent runs none of them here.
  */
-import { Clock, Effect, Stream } from "effect"
+import { Clock, Effect, Option, Stream } from "effect"
 import type { AiError, LanguageModel, Response, Toolkit } from "effect/ai"
 import { HttpServerResponse } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
-import { CallOptions, Identifier, ModelCatalog } from "@polyagent/runtime"
-import { Api, type CompletionEvent } from "./Api.ts"
+import { CallOptions, Identifier, ModelCatalog, Storage } from "@polyagent/runtime"
+import { Api, type CompletionEvent, Principal } from "./Api.ts"
 import * as ApiError from "./ApiError.ts"
 import * as ChatCompletions from "./ChatCompletions.ts"
+
+/** `model: "agent:<id>"` runs an agent. */
+const agentPrefix = "agent:"
 
 /** The envelope for a failed model call; a rate limit keeps the provider's `Retry-After`. */
 const modelFailed = (error: ModelCatalog.ModelError) =>
@@ -178,17 +182,47 @@ export const layer = HttpApiBuilder.group(
   "openai",
   Effect.fn(function* (handlers) {
     const catalog = yield* ModelCatalog.ModelCatalog
-    return handlers.handle("completions", ({ payload }) =>
+    const storage = yield* Storage.Storage
+    const resolveModel = (id: string | undefined) =>
+      catalog.resolve(id).pipe(Effect.catch((error) => ApiError.fail("not_found", error.message)))
+
+    /**
+     * What a request runs: the model it names, or for `agent:<id>` that agent's model, with its
+     * system prompt first and its parameters where the request sets none.
+     */
+    const target = Effect.fn(function* (request: ChatCompletions.Request) {
+      if (!request.model.startsWith(agentPrefix)) {
+        return { model: yield* resolveModel(request.model), request, options: callOptionsOf(request) }
+      }
+      const id = request.model.slice(agentPrefix.length)
+      const { tenant } = yield* Principal
+      const found = yield* storage.getAgent(tenant, id).pipe(Effect.catch(ApiError.storageFailed))
+      if (Option.isNone(found)) return yield* ApiError.fail("not_found", `agent ${id} not found`)
+      const agent = found.value
+      const system: ReadonlyArray<ChatCompletions.Message> =
+        agent.system_prompt === "" ? [] : [{ role: "system", content: agent.system_prompt }]
+      const own = callOptionsOf(request)
+      return {
+        model: yield* resolveModel(agent.model ?? undefined),
+        request: { ...request, messages: [...system, ...request.messages] },
+        options: {
+          ...own,
+          temperature: own.temperature ?? agent.parameters.temperature,
+          topP: own.topP ?? agent.parameters.top_p,
+          maxTokens: own.maxTokens ?? agent.parameters.max_tokens
+        }
+      }
+    })
+
+    return handlers.handle("completions", ({ payload: asked }) =>
       Effect.gen(function* () {
-        const model = yield* catalog
-          .resolve(payload.model)
-          .pipe(Effect.catch((error) => ApiError.fail("not_found", error.message)))
+        const { model, request: payload, options } = yield* target(asked)
         const header = {
           id: `chatcmpl-${Identifier.randomBase62(24)}`,
           created: Math.floor((yield* Clock.currentTimeMillis) / 1000),
-          model: model.info.id
+          // An agent's answers carry the id the client asked for.
+          model: asked.model.startsWith(agentPrefix) ? asked.model : model.info.id
         }
-        const options = callOptionsOf(payload)
         if (payload.stream === true) {
           return streamCompletion(model, payload, header).pipe(Stream.provideService(CallOptions.CallOptions, options))
         }
