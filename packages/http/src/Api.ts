@@ -13,7 +13,8 @@ import {
   HttpApiSecurity,
   OpenApi
 } from "effect/http-api"
-import { Agent as AgentModule, ModelCatalog, Session, SessionActor, Storage, Usage } from "@polyagent/runtime"
+import { Agent as AgentModule, Message, ModelCatalog, Session, SessionActor, Storage, Usage } from "@polyagent/runtime"
+import { ToolExecutor } from "@polyagent/tools"
 import * as ApiError from "./ApiError.ts"
 import * as ChatCompletions from "./ChatCompletions.ts"
 
@@ -58,6 +59,8 @@ const ErrorEnvelope = Schema.Struct({
 export const ChatEvent = Schema.Union([
   event("session", Schema.Struct({ session_id: Schema.String })),
   event("delta", Schema.Struct({ content: Schema.String })),
+  event("tool_call", Message.ToolCallRecord),
+  event("tool_result", ToolExecutor.ToolResult),
   event("usage", Usage.Usage),
   event("done", SessionActor.TurnResult),
   event("error", ErrorEnvelope)

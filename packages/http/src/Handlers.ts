@@ -115,15 +115,21 @@ const ChatHandlers = HttpApiBuilder.group(
             if (Option.isNone(agent)) return yield* toApiError(new Agent.AgentNotFound({ agent_id: payload.agent_id }))
           }
           const turn = client.Stream(input).pipe(
-            Stream.flatMap(
-              (turnEvent): Stream.Stream<ChatEvent> =>
-                turnEvent._tag === "Delta"
-                  ? Stream.make({ event: "delta", data: { content: turnEvent.content } })
-                  : Stream.make(
-                      { event: "usage", data: turnEvent.result.usage },
-                      { event: "done", data: turnEvent.result }
-                    )
-            ),
+            Stream.flatMap((turnEvent): Stream.Stream<ChatEvent> => {
+              switch (turnEvent._tag) {
+                case "Delta":
+                  return Stream.make({ event: "delta", data: { content: turnEvent.content } })
+                case "ToolCall":
+                  return Stream.make({ event: "tool_call", data: turnEvent.call })
+                case "ToolResult":
+                  return Stream.make({ event: "tool_result", data: turnEvent.result })
+                case "Done":
+                  return Stream.make(
+                    { event: "usage", data: turnEvent.result.usage },
+                    { event: "done", data: turnEvent.result }
+                  )
+              }
+            }),
             Stream.catchCause((cause) =>
               // A client that went away gets no error event: the stream just ends.
               Cause.hasInterruptsOnly(cause) ? Stream.empty : Stream.fromEffect(errorEvent(cause))

@@ -9,7 +9,7 @@ import { SingleRunner } from "effect/cluster"
 import { HttpRouter } from "effect/http"
 import { HttpApiBuilder, HttpApiScalar } from "effect/http-api"
 import { ProviderCatalog } from "@polyagent/providers"
-import { ToolRegistry } from "@polyagent/tools"
+import { SafeHttp, ToolExecutor, ToolRegistry } from "@polyagent/tools"
 import { type AppConfig, Database, type ModelCatalog, SessionActor, Storage } from "@polyagent/runtime"
 import { createServer } from "node:http"
 import { Api } from "./Api.ts"
@@ -49,9 +49,17 @@ export const layer = (config: AppConfig.AppConfigValue, options: Options = {}) =
   }).pipe(Layer.provide([db, NodeCrypto.layerDigest]))
   const models = options.models ?? ProviderCatalog.layer(config)
   // Loaded at start-up so that a broken plugin stops the server with a message naming it.
-  const tools = ToolRegistry.layer(config.plugins, { cwd: process.cwd() })
+  const registry = ToolRegistry.layer(config.plugins, { cwd: process.cwd() })
+  const tools = ToolExecutor.layer({
+    timeout: config.tools.timeout,
+    concurrency: config.tools.concurrency,
+    maxResultBytes: config.tools.maxResultBytes,
+    hostServices: { network: [SafeHttp.SafeHttp] }
+  }).pipe(Layer.provide(SafeHttp.layer({ allowHosts: config.tools.network.allowHosts })), Layer.provideMerge(registry))
   const sessions = SessionActor.layer({ maxIdleTime: config.sessions.maxIdle }).pipe(
-    Layer.provide(SessionActor.layerSettings({ turnTimeout: config.server.requestTimeout }))
+    Layer.provide(
+      SessionActor.layerSettings({ turnTimeout: config.server.requestTimeout, maxToolSteps: config.tools.maxSteps })
+    )
   )
   const bootstrap = Layer.effectDiscard(
     Authentication.bootstrapAdminKey(config.security.adminKey, options.announceAdminKey ?? printAdminKey)

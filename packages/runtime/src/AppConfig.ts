@@ -136,13 +136,14 @@ export const AppConfigSchema = Schema.Struct({
   }),
   plugins: Schema.Array(NonEmpty),
   tools: Schema.Struct({
+    maxSteps: PositiveInt,
     timeout: DurationSetting,
     concurrency: PositiveInt,
     maxResultBytes: PositiveInt,
     network: Schema.Struct({ allowHosts: Schema.Array(NonEmpty) }).pipe(
       Schema.encodeKeys({ allowHosts: "allow_hosts" })
     )
-  }).pipe(Schema.encodeKeys({ maxResultBytes: "max_result_bytes" })),
+  }).pipe(Schema.encodeKeys({ maxSteps: "max_steps", maxResultBytes: "max_result_bytes" })),
   providers: Schema.Struct({
     openai: ProviderSettings,
     anthropic: ProviderSettings,
@@ -165,7 +166,7 @@ export const defaults: AppConfigInput = {
   security: { admin_key: null, jwt_secret: null },
   rate_limit: { enabled: false, requests_per_minute: 600, burst: 60 },
   plugins: [],
-  tools: { timeout: "30s", concurrency: 8, max_result_bytes: 65_536, network: { allow_hosts: [] } },
+  tools: { max_steps: 8, timeout: "30s", concurrency: 8, max_result_bytes: 65_536, network: { allow_hosts: [] } },
   models: { default: "local", local: { chunk_delay: "0 millis" }, catalog: {} },
   providers: {
     openai: { api_key: null, base_url: null },

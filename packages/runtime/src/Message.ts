@@ -10,7 +10,14 @@ import { Usage } from "./Usage.ts"
 export const Role = Schema.Literals(["system", "user", "assistant", "tool"])
 export type Role = typeof Role.Type
 
-/** One stored message. `seq` orders the messages of a session, from 1. */
+/** A tool call the assistant made: its arguments as the model wrote them (JSON text). */
+export const ToolCallRecord = Schema.Struct({ id: Schema.String, name: Schema.String, arguments: Schema.String })
+export type ToolCallRecord = typeof ToolCallRecord.Type
+
+/**
+ * One stored message. `seq` orders the messages of a session, from 1. An assistant message may
+ * carry `tool_calls`; a `tool` message answers one of them (`tool_call_id`) with the result's JSON.
+ */
 export class Message extends Schema.Class<Message>("@polyagent/runtime/Message")({
   id: Schema.String,
   seq: Schema.Int,
@@ -20,6 +27,8 @@ export class Message extends Schema.Class<Message>("@polyagent/runtime/Message")
   provider: Schema.NullOr(Schema.String),
   usage: Schema.NullOr(Usage),
   cost_usd: Schema.NullOr(Schema.Finite),
+  tool_calls: Schema.NullOr(Schema.Array(ToolCallRecord)),
+  tool_call_id: Schema.NullOr(Schema.String),
   created_at: Schema.String
 }) {}
 

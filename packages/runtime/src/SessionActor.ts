@@ -5,15 +5,29 @@
  * parallel — stores the user message and the assistant's answer together before it
  * replies, and passivates when idle. Turns are volatile messages: a turn is stored by the
  * actor itself, so a crash loses at most the turn in flight, never a stored one.
+ *
+ * A session whose agent enables tools runs the tool-call loop: model → the tool calls it asks
+ * for (parallel where it asks) → results → model, for at most `maxToolSteps` steps. Each step's
+ * assistant message with its calls is stored before the calls run, and each result is stored
+ * as a `tool` message under its call id before the model sees it.
  */
-import { Clock, Context, DateTime, Duration, Effect, Layer, Result, Schema, Stream } from "effect"
-import type { Prompt, Response } from "effect/ai"
+import { Clock, Context, DateTime, Duration, Effect, Layer, Option, Queue, Schema, Stream } from "effect"
+import type { LanguageModel, Prompt, Response } from "effect/ai"
+import { type Tool, ToolExecutor, ToolRegistry } from "@polyagent/tools"
+import {
+  assistantPrompt,
+  parseArguments,
+  resultsPrompt,
+  toolContent,
+  toolkitOf,
+  toPrompt
+} from "./internal/turnTools.ts"
 import { Entity } from "effect/cluster"
 import { Rpc } from "effect/rpc"
 import * as Identifier from "./Identifier.ts"
-import { type Message, Role } from "./Message.ts"
+import { type Message, Role, ToolCallRecord } from "./Message.ts"
 import { RequestId } from "./RequestId.ts"
-import { ModelCatalog, ModelError, ModelNotFound, fromAiError, type Model } from "./ModelCatalog.ts"
+import { ModelCatalog, ModelError, ModelNotFound, fromAiError } from "./ModelCatalog.ts"
 import { SessionAgentConflict, SessionNotFound } from "./Session.ts"
 import { type Agent, AgentNotFound } from "./Agent.ts"
 import { CallOptions } from "./CallOptions.ts"
@@ -38,14 +52,16 @@ export class TurnResult extends Schema.Class<TurnResult>("@polyagent/runtime/Tur
   message: Schema.Struct({ role: Role, content: Schema.String }),
   model: Schema.String,
   provider: Schema.String,
-  tool_calls: Schema.Array(Schema.Unknown),
+  tool_calls: Schema.Array(ToolExecutor.ToolResult),
   usage: Usage.Usage,
   cost_usd: Schema.Finite
 }) {}
 
-/** A piece of a streamed turn: text as it arrives, then the stored answer. */
+/** A piece of a streamed turn: text as it arrives, tool calls and their results, then the stored answer. */
 export const TurnEvent = Schema.Union([
   Schema.TaggedStruct("Delta", { content: Schema.String }),
+  Schema.TaggedStruct("ToolCall", { call: ToolCallRecord }),
+  Schema.TaggedStruct("ToolResult", { result: ToolExecutor.ToolResult }),
   Schema.TaggedStruct("Done", { result: TurnResult })
 ])
 export type TurnEvent = typeof TurnEvent.Type
@@ -90,24 +106,12 @@ const parseEntityId = (id: string): { readonly tenant: string; readonly sessionI
 export class SessionSettings extends Context.Service<
   SessionSettings,
   {
-    /** The bound on one whole turn, model call and storage included. */
+    /** The bound on one whole turn, model calls, tools and storage included. */
     readonly turnTimeout: Duration.Duration
+    /** The most model → tools steps of one turn; the last step answers without tools. */
+    readonly maxToolSteps: number
   }
 >()("@polyagent/runtime/SessionActor/SessionSettings") {}
-
-const toPrompt = (history: ReadonlyArray<Message>): Array<Prompt.MessageEncoded> =>
-  history.flatMap((message): Array<Prompt.MessageEncoded> => {
-    switch (message.role) {
-      case "system":
-        return [{ role: "system", content: message.content }]
-      case "user":
-        return [{ role: "user", content: message.content }]
-      case "assistant":
-        return [{ role: "assistant", content: message.content }]
-      case "tool":
-        return []
-    }
-  })
 
 const callOptionsOf = (agent: Agent | undefined): CallOptions =>
   agent === undefined
@@ -121,6 +125,74 @@ const callOptionsOf = (agent: Agent | undefined): CallOptions =>
 const usageOf = (usage: Response.Usage): Usage.Usage =>
   Usage.make(usage.inputTokens.total ?? 0, usage.outputTokens.total ?? 0)
 
+/** Where a streamed turn sends its pieces. */
+type Emit = (event: TurnEvent) => Effect.Effect<void>
+
+/** What one model call of a turn gave: its text, the tool calls it asks for, its usage. */
+interface Step {
+  readonly text: string
+  readonly calls: ReadonlyArray<ToolCallRecord>
+  readonly usage: Usage.Usage
+}
+
+/** Agents' tools may use every permission PolyAgent grants (today: `network`, through SafeHttp). */
+const grant: ReadonlySet<Tool.Permission> = new Set(["network"])
+
+const recordOf = (part: { readonly id: string; readonly name: string; readonly params: unknown }): ToolCallRecord => ({
+  id: part.id,
+  name: part.name,
+  arguments: JSON.stringify(part.params) ?? "{}"
+})
+
+const stepOf = (response: {
+  readonly text: string
+  readonly toolCalls: ReadonlyArray<{ readonly id: string; readonly name: string; readonly params: unknown }>
+  readonly usage: Response.Usage
+}): Step => ({ text: response.text, calls: response.toolCalls.map(recordOf), usage: usageOf(response.usage) })
+
+type Offered = ReturnType<typeof toolkitOf>
+
+const generateStep = (
+  languageModel: LanguageModel.LanguageModel,
+  prompt: ReadonlyArray<Prompt.MessageEncoded>,
+  toolkit: Offered
+) =>
+  toolkit === undefined
+    ? Effect.map(languageModel.generateText({ prompt }), stepOf)
+    : Effect.map(languageModel.generateText({ prompt, toolkit, disableToolCallResolution: true }), stepOf)
+
+/** A streamed step: text deltas go out as they come; tool calls and usage are collected. */
+const streamStep = (
+  languageModel: LanguageModel.LanguageModel,
+  prompt: ReadonlyArray<Prompt.MessageEncoded>,
+  toolkit: Offered,
+  emit: Emit
+) => {
+  let text = ""
+  const calls: Array<ToolCallRecord> = []
+  let usage = Usage.make(0, 0)
+  const onPart = (part: Response.AnyPart) => {
+    switch (part.type) {
+      case "text-delta":
+        text += part.delta
+        return emit({ _tag: "Delta", content: part.delta })
+      case "tool-call":
+        calls.push(recordOf(part))
+        return Effect.void
+      case "finish":
+        usage = usageOf(part.usage)
+        return Effect.void
+      default:
+        return Effect.void
+    }
+  }
+  const parts =
+    toolkit === undefined
+      ? languageModel.streamText({ prompt })
+      : languageModel.streamText({ prompt, toolkit, disableToolCallResolution: true })
+  return Effect.map(Stream.runForEach(parts, onPart), (): Step => ({ text, calls, usage }))
+}
+
 /** Registers the session entity with the cluster's sharding. */
 export const layer = (options: {
   readonly maxIdleTime: Duration.Input
@@ -133,6 +205,9 @@ export const layer = (options: {
       const catalog = yield* ModelCatalog
       const settings = yield* SessionSettings
       const timeoutMs = Duration.toMillis(settings.turnTimeout)
+      // Tools run only where plugins are loaded; without them agents answer without tools.
+      const registry = yield* Effect.serviceOption(ToolRegistry.ToolRegistry)
+      const executor = yield* Effect.serviceOption(ToolExecutor.ToolExecutor)
 
       // undefined until loaded; loaded lazily so a storage failure answers the caller.
       let history: Array<Message> | undefined
@@ -165,20 +240,18 @@ export const layer = (options: {
         // Read on every turn: a changed agent applies to the sessions that run with it.
         const agent = agentId === null ? undefined : yield* findAgent(agentId)
         const model = yield* catalog.resolve(input.model ?? agent?.model ?? undefined)
-        const user: Message = {
-          id: yield* Identifier.make("msg"),
-          seq: 0,
-          role: "user",
-          content: input.message,
-          model: null,
-          provider: null,
-          usage: null,
-          cost_usd: null,
-          created_at: yield* nowIso
-        }
+        const user = yield* newMessage({ role: "user", content: input.message })
         const system: Array<Prompt.MessageEncoded> =
           agent === undefined || agent.system_prompt === "" ? [] : [{ role: "system", content: agent.system_prompt }]
-        return { model, user, prompt: [...system, ...toPrompt([...past, user])], callOptions: callOptionsOf(agent) }
+        const toolkit =
+          agent?.tools_enabled === true && Option.isSome(registry) ? toolkitOf(registry.value, agent.tools) : undefined
+        return {
+          model,
+          user,
+          prompt: [...system, ...toPrompt([...past, user])],
+          callOptions: callOptionsOf(agent),
+          toolkit
+        }
       })
 
       const findAgent = (id: string) =>
@@ -186,78 +259,110 @@ export const layer = (options: {
           found._tag === "Some" ? Effect.succeed(found.value) : Effect.fail(new AgentNotFound({ agent_id: id }))
         )
 
-      /** Stores the user message and the answer in one transaction, then remembers them. */
-      const commit = Effect.fn("SessionActor.commit")(function* (
-        model: Model,
-        user: Message,
-        text: string,
-        usage: Usage.Usage
-      ) {
-        const cost = Usage.cost(usage, model.info.cost_per_1k_tokens)
-        const assistant: Message = {
-          id: yield* Identifier.make("msg"),
-          seq: 0,
-          role: "assistant",
-          content: text,
-          model: model.info.id,
-          provider: model.info.provider,
-          usage,
-          cost_usd: cost,
-          created_at: yield* nowIso
-        }
-        const stored = yield* storage.appendMessages(tenant, sessionId, [user, assistant])
-        history?.push(...stored)
-        return new TurnResult({
-          session_id: sessionId,
-          message: { role: "assistant", content: text },
-          model: model.info.id,
-          provider: model.info.provider,
-          tool_calls: [],
-          usage,
-          cost_usd: cost
+      const newMessage = (fields: Partial<Message> & Pick<Message, "role" | "content">) =>
+        Effect.gen(function* () {
+          const message: Message = {
+            id: yield* Identifier.make("msg"),
+            seq: 0,
+            model: null,
+            provider: null,
+            usage: null,
+            cost_usd: null,
+            tool_calls: null,
+            tool_call_id: null,
+            created_at: yield* nowIso,
+            ...fields
+          }
+          return message
         })
-      })
+
+      /** Stores messages in one transaction and remembers them. */
+      const store = (messages: ReadonlyArray<Message>) =>
+        Effect.map(storage.appendMessages(tenant, sessionId, messages), (stored) => {
+          history?.push(...stored)
+        })
 
       const timedOut = Effect.fail(new TurnTimeout({ timeout_ms: timeoutMs }))
 
-      const send = Effect.fn("SessionActor.send")(
-        function* (input: TurnInput) {
-          const { model, user, prompt, callOptions } = yield* prepare(input)
-          const response = yield* model.languageModel.generateText({ prompt }).pipe(
+      /**
+       * A turn: model steps, and between them the tool calls the model asks for, journaled
+       * before they run and after. `emit` receives the pieces of a streamed turn; without it
+       * each step is one non-streamed model call.
+       */
+      const runTurn = Effect.fn("SessionActor.turn")(function* (input: TurnInput, emit?: Emit) {
+        const { model, user, prompt: initial, callOptions, toolkit } = yield* prepare(input)
+        let prompt = initial
+        let usage = Usage.make(0, 0)
+        let unstored: Array<Message> = [user]
+        const ran: Array<ToolExecutor.ToolResult> = []
+        for (let step = 1; ; step++) {
+          // The last step offers no tools, so the model has to answer.
+          const offered = Option.isSome(executor) && step <= settings.maxToolSteps ? toolkit : undefined
+          const answer = yield* (
+            emit === undefined
+              ? generateStep(model.languageModel, prompt, offered)
+              : streamStep(model.languageModel, prompt, offered, emit)
+          ).pipe(
             Effect.mapError((error) => fromAiError(model.info, error)),
             Effect.provideService(RequestId, input.request_id),
             Effect.provideService(CallOptions, callOptions)
           )
-          return yield* commit(model, user, response.text, usageOf(response.usage))
-        },
-        Effect.timeoutOrElse({ duration: settings.turnTimeout, orElse: () => timedOut })
-      )
+          usage = Usage.add(usage, answer.usage)
+          if (answer.calls.length === 0 || offered === undefined || Option.isNone(executor)) {
+            const cost = Usage.cost(usage, model.info.cost_per_1k_tokens)
+            const final = yield* newMessage({
+              role: "assistant",
+              content: answer.text,
+              model: model.info.id,
+              provider: model.info.provider,
+              usage,
+              cost_usd: cost
+            })
+            yield* store([...unstored, final])
+            return new TurnResult({
+              session_id: sessionId,
+              message: { role: "assistant", content: answer.text },
+              model: model.info.id,
+              provider: model.info.provider,
+              tool_calls: ran,
+              usage,
+              cost_usd: cost
+            })
+          }
+          // The calls are recorded before they run, so a restart knows what was asked.
+          const asking = yield* newMessage({
+            role: "assistant",
+            content: answer.text,
+            model: model.info.id,
+            provider: model.info.provider,
+            tool_calls: answer.calls
+          })
+          yield* store([...unstored, asking])
+          unstored = []
+          if (emit !== undefined) yield* Effect.forEach(answer.calls, (call) => emit({ _tag: "ToolCall", call }))
+          const results = yield* executor.value.runAll(
+            answer.calls.map((call) => ({ id: call.id, name: call.name, arguments: parseArguments(call.arguments) })),
+            grant
+          )
+          const messages = yield* Effect.forEach(results, (result) =>
+            newMessage({ role: "tool", content: toolContent(result), tool_call_id: result.id })
+          )
+          yield* store(messages)
+          if (emit !== undefined) yield* Effect.forEach(results, (result) => emit({ _tag: "ToolResult", result }))
+          ran.push(...results)
+          prompt = [...prompt, assistantPrompt(answer.text, answer.calls), resultsPrompt(results)]
+        }
+      })
+
+      const send = (input: TurnInput) =>
+        runTurn(input).pipe(Effect.timeoutOrElse({ duration: settings.turnTimeout, orElse: () => timedOut }))
 
       const stream = (input: TurnInput): Stream.Stream<TurnEvent, TurnError> =>
-        Stream.unwrap(
-          Effect.map(prepare(input), ({ model, user, prompt, callOptions }) => {
-            let text = ""
-            let usage = Usage.make(0, 0)
-            const deltas = model.languageModel.streamText({ prompt }).pipe(
-              Stream.provideService(RequestId, input.request_id),
-              Stream.provideService(CallOptions, callOptions),
-              Stream.mapError((error) => fromAiError(model.info, error)),
-              Stream.filterMap((part) => {
-                if (part.type === "text-delta") {
-                  text += part.delta
-                  return Result.succeed<TurnEvent>({ _tag: "Delta", content: part.delta })
-                }
-                if (part.type === "finish") usage = usageOf(part.usage)
-                return Result.failVoid
-              })
-            )
-            const done = Stream.fromEffect(
-              Effect.suspend(() => commit(model, user, text, usage)).pipe(
-                Effect.map((result): TurnEvent => ({ _tag: "Done", result }))
-              )
-            )
-            return Stream.concat(deltas, done)
-          })
+        Stream.callback<TurnEvent, TurnError>((queue) =>
+          runTurn(input, (event) => Effect.asVoid(Queue.offer(queue, event))).pipe(
+            Effect.flatMap((result) => Queue.offer(queue, { _tag: "Done", result })),
+            Effect.andThen(Queue.end(queue))
+          )
         ).pipe(Stream.interruptWhen(Effect.sleep(settings.turnTimeout).pipe(Effect.andThen(timedOut))))
 
       return Session.of({

@@ -7,7 +7,7 @@
 import { Array as Arr, Context, Effect, Layer, Option, Schema } from "effect"
 import { Migrator, SqlClient } from "effect/sql"
 import type { SqlError } from "effect/sql/SqlError"
-import { Message, type NewMessage } from "./Message.ts"
+import { Message, type NewMessage, ToolCallRecord } from "./Message.ts"
 import { SessionInfo } from "./Session.ts"
 import { Agent, AgentType, MemorySettings, Parameters } from "./Agent.ts"
 import { Usage } from "./Usage.ts"
@@ -91,6 +91,8 @@ const MessageRow = Schema.Struct({
   prompt_tokens: Schema.NullOr(Schema.Number),
   completion_tokens: Schema.NullOr(Schema.Number),
   cost_usd: Schema.NullOr(Schema.Number),
+  tool_calls: Schema.NullOr(Schema.fromJsonString(Schema.Array(ToolCallRecord))),
+  tool_call_id: Schema.NullOr(Schema.String),
   created_at: Schema.String
 })
 const decodeMessageRows = Schema.decodeUnknownEffect(Schema.Array(MessageRow))
@@ -117,6 +119,8 @@ const toMessage = (row: typeof MessageRow.Type): Message =>
             total_tokens: row.prompt_tokens + row.completion_tokens
           }),
     cost_usd: row.cost_usd,
+    tool_calls: row.tool_calls,
+    tool_call_id: row.tool_call_id,
     created_at: row.created_at
   })
 
@@ -165,7 +169,8 @@ export const make = Effect.gen(function* () {
   yield* Migrator.make({})({ loader: Migrator.fromRecord(migrations), table: "polyagent_migrations" })
 
   const selectMessages = (tenant: string, sessionId: string) =>
-    sql`SELECT id, seq, role, content, model, provider, prompt_tokens, completion_tokens, cost_usd, created_at
+    sql`SELECT id, seq, role, content, model, provider, prompt_tokens, completion_tokens, cost_usd, tool_calls,
+               tool_call_id, created_at
         FROM messages WHERE tenant = ${tenant} AND session_id = ${sessionId} ORDER BY seq`.pipe(
       Effect.flatMap(decodeMessageRows),
       Effect.map((rows) => rows.map(toMessage))
@@ -210,6 +215,8 @@ export const make = Effect.gen(function* () {
             prompt_tokens: message.usage?.prompt_tokens ?? null,
             completion_tokens: message.usage?.completion_tokens ?? null,
             cost_usd: message.cost_usd,
+            tool_calls: message.tool_calls === null ? null : JSON.stringify(message.tool_calls),
+            tool_call_id: message.tool_call_id,
             created_at: message.created_at
           })
         )

@@ -28,3 +28,7 @@ export class Price extends Schema.Class<Price>("@polyagent/runtime/Price")({
 /** The cost in USD of `usage` at `price`, rounded to a micro-dollar so sums stay exact enough. */
 export const cost = (usage: Usage, price: Price): number =>
   Math.round(((usage.prompt_tokens * price.input + usage.completion_tokens * price.output) / 1000) * 1e6) / 1e6
+
+/** The usage of two model calls together (a turn with several steps). */
+export const add = (a: Usage, b: Usage): Usage =>
+  make(a.prompt_tokens + b.prompt_tokens, a.completion_tokens + b.completion_tokens)

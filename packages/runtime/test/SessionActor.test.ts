@@ -93,7 +93,7 @@ const makeLayer = Effect.fnUntraced(function* (maxIdleTime: Duration.Input = "1 
   const sessions = SessionActor.layer({ maxIdleTime }).pipe(
     Layer.provide([
       ModelCatalog.layer([{ info, languageModel: model }], "scripted"),
-      SessionActor.layerSettings({ turnTimeout: Duration.seconds(30) })
+      SessionActor.layerSettings({ turnTimeout: Duration.seconds(30), maxToolSteps: 4 })
     ])
   )
   return { calls, requestIds, layer: sessions.pipe(Layer.provideMerge(Layer.merge(TestRunner.layer, storage))) }
@@ -282,6 +282,8 @@ describe("SessionActor", () => {
               provider: null,
               usage: null,
               cost_usd: null,
+              tool_calls: null,
+              tool_call_id: null,
               created_at: "2026-01-01T00:00:00.000Z"
             }
           ])

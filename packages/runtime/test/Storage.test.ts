@@ -47,6 +47,8 @@ const message = (id: string, role: NewMessage["role"], content: string, at: stri
   provider: role === "assistant" ? "local" : null,
   usage: role === "assistant" ? Usage.make(12, 7) : null,
   cost_usd: role === "assistant" ? 0.000123 : null,
+  tool_calls: null,
+  tool_call_id: null,
   created_at: at
 })
 
@@ -100,6 +102,23 @@ describe.each(databases)("Storage on %s", (_name, database) => {
         const session = Option.getOrThrow(yield* storage.getSession("t1", "s2"))
         assert.strictEqual(session.updated_at, "2026-01-01T00:00:03.000Z")
         assert.deepStrictEqual(yield* storage.listMessages("t2", "s2"), [])
+      })
+    )
+
+    it.effect("keeps a message's tool calls and the call id of a tool result", () =>
+      Effect.gen(function* () {
+        const storage = yield* Storage
+        yield* storage.createSession("t1", "s-tools", "2026-01-01T00:00:00.000Z")
+        const calls = [{ id: "call_1", name: "add", arguments: '{"a":1,"b":2}' }]
+        yield* storage.appendMessages("t1", "s-tools", [
+          { ...message("m-a", "assistant", "", "2026-01-01T00:00:01.000Z"), tool_calls: calls },
+          { ...message("m-t", "tool", '{"sum":3}', "2026-01-01T00:00:02.000Z"), tool_call_id: "call_1" }
+        ])
+        const [asking, result] = yield* storage.listMessages("t1", "s-tools")
+        assert.deepStrictEqual(asking?.tool_calls, calls)
+        assert.strictEqual(asking?.tool_call_id, null)
+        assert.strictEqual(result?.tool_call_id, "call_1")
+        assert.strictEqual(result?.tool_calls, null)
       })
     )
 

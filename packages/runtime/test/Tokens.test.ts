@@ -25,6 +25,8 @@ const stored = (role: Message["role"], content: string, seq: number): Message =>
   provider: null,
   usage: null,
   cost_usd: null,
+  tool_calls: null,
+  tool_call_id: null,
   created_at: "2025-01-01T00:00:00.000Z"
 })
 

@@ -61,5 +61,10 @@ export const migrations = {
     )`
     // The agent a session runs with, fixed when the session is created.
     yield* sql`ALTER TABLE sessions ADD COLUMN agent_id TEXT`
+  }),
+  "3_tool_calls": Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`ALTER TABLE messages ADD COLUMN tool_calls TEXT`
+    yield* sql`ALTER TABLE messages ADD COLUMN tool_call_id TEXT`
   })
 }

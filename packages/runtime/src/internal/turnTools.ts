@@ -1,0 +1,103 @@
+/**
+ * The pieces of a turn that uses tools: the effect/ai tools the model is offered (from the
+ * loaded plugins' tools an agent names), the conversion of stored tool calls and results back
+ * into prompt messages, and the records a turn reports.
+ */
+import { Effect, Schema } from "effect"
+import { type Prompt, Tool as AiTool, type Toolkit } from "effect/ai"
+import { Tool, type ToolExecutor, type ToolRegistry } from "@polyagent/tools"
+import type { Message, ToolCallRecord } from "../Message.ts"
+
+/** A tool offered to the model: its JSON Schema passed on, its runs done by the executor. */
+const offered = (tool: Tool.Any) =>
+  AiTool.dynamic(tool.name, { description: tool.description, parameters: Tool.jsonSchema(tool) })
+type Offered = ReturnType<typeof offered>
+
+/** The toolkit of the loaded tools in `names`; tools not loaded are left out. */
+export const toolkitOf = (
+  registry: ToolRegistry.ToolRegistry["Service"],
+  names: ReadonlyArray<string>
+): Toolkit.WithHandler<Record<string, Offered>> | undefined => {
+  const tools = names.flatMap((name) => {
+    const found = registry.get(name)
+    return found._tag === "Some" ? [offered(found.value.tool)] : []
+  })
+  if (tools.length === 0) return undefined
+  return {
+    tools: Object.fromEntries(tools.map((tool) => [tool.name, tool])),
+    // Tool-call resolution is off: the session actor runs calls through the executor and journals them.
+    handle: () => Effect.die(new Error("tools are run by the session actor's executor"))
+  }
+}
+
+/** Arguments as the model wrote them, parsed; text that is not JSON is passed on as it is. */
+export const parseArguments = (text: string): unknown => {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return text
+  }
+}
+
+const ErrorContent = Schema.Struct({ error: Schema.Struct({ type: Schema.String, message: Schema.String }) })
+const isErrorContent = Schema.is(Schema.fromJsonString(ErrorContent))
+
+/** What a tool message stores: the result's JSON, or `{"error": {type, message}}`. */
+export const toolContent = (result: ToolExecutor.ToolResult): string =>
+  result.status === "ok" ? result.result : JSON.stringify({ error: result.error })
+
+/** Stored messages as prompt messages, tool calls and their results included. */
+export const toPrompt = (history: ReadonlyArray<Message>): Array<Prompt.MessageEncoded> => {
+  const names = new Map<string, string>()
+  return history.map((message): Prompt.MessageEncoded => {
+    switch (message.role) {
+      case "system":
+        return { role: "system", content: message.content }
+      case "user":
+        return { role: "user", content: message.content }
+      case "assistant":
+        return assistantPrompt(message.content, message.tool_calls ?? [], names)
+      case "tool":
+        return {
+          role: "tool",
+          content: [
+            {
+              type: "tool-result",
+              id: message.tool_call_id ?? "",
+              name: names.get(message.tool_call_id ?? "") ?? "unknown",
+              isFailure: isErrorContent(message.content),
+              result: parseArguments(message.content)
+            }
+          ]
+        }
+    }
+  })
+}
+
+/** An assistant message with its tool calls; remembers the calls' names for their results. */
+export const assistantPrompt = (
+  text: string,
+  calls: ReadonlyArray<ToolCallRecord>,
+  names: Map<string, string> = new Map()
+): Prompt.AssistantMessageEncoded => ({
+  role: "assistant",
+  content: [
+    ...(text === "" ? [] : [{ type: "text" as const, text }]),
+    ...calls.map((call): Prompt.ToolCallPartEncoded => {
+      names.set(call.id, call.name)
+      return { type: "tool-call", id: call.id, name: call.name, params: parseArguments(call.arguments) }
+    })
+  ]
+})
+
+/** The results of one step as a prompt message. */
+export const resultsPrompt = (results: ReadonlyArray<ToolExecutor.ToolResult>): Prompt.ToolMessageEncoded => ({
+  role: "tool",
+  content: results.map((result) => ({
+    type: "tool-result",
+    id: result.id,
+    name: result.name,
+    isFailure: result.status === "error",
+    result: parseArguments(toolContent(result))
+  }))
+})

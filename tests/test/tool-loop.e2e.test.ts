@@ -1,0 +1,101 @@
+/**
+ * The tool-call loop through the real server, offline: an agent with tools, the `local` model
+ * asking for them (`call name({...})`), the executor running them — one succeeds, one fails on
+ * purpose, one times out, one throws — every result stored under its call id, and the turn
+ * finishing with the model's report of the results. Streamed, the events come in order.
+ */
+import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
+import { Agent, Session, SessionActor } from "@polyagent/runtime"
+import { mkdtemp, rm, writeFile } from "node:fs/promises"
+import { tmpdir } from "node:os"
+import { join, resolve } from "node:path"
+import { decode, Gateway, readSse, repoRoot } from "../src/harness.ts"
+
+const plugin = resolve(repoRoot, "tests/fixtures/test-tools-plugin.mjs")
+const directives = 'call add({"a":2,"b":3}) call fail({}) call slow({}) call boom({})'
+
+describe("the tool-call loop", () => {
+  let configDir = ""
+  let gateway: Gateway
+  let agentId = ""
+
+  beforeAll(async () => {
+    configDir = await mkdtemp(join(tmpdir(), "polyagent-tools-"))
+    const config = join(configDir, "polyagent.yaml")
+    await writeFile(config, `plugins: ["${plugin}"]\ntools:\n  timeout: 300 millis\n`)
+    gateway = await Gateway.start({ env: { POLYAGENT_CONFIG: config } })
+    const created = await gateway.post("/v1/agents", {
+      name: "Calculator",
+      agent_type: "tool_calling",
+      system_prompt: "Use your tools.",
+      tools: ["add", "fail", "slow", "boom"]
+    })
+    assert.strictEqual(created.status, 201, created.text)
+    agentId = decode(Agent.Agent, created.json).id
+  })
+
+  afterAll(async () => {
+    await gateway?.dispose()
+    await rm(configDir, { recursive: true, force: true })
+  })
+
+  it("runs the calls, stores each result under its call id, and finishes the turn", async () => {
+    const answer = await gateway.post("/v1/chat", { message: directives, agent_id: agentId })
+    assert.strictEqual(answer.status, 200, answer.text)
+    const turn = decode(SessionActor.TurnResult, answer.json)
+    const byName = new Map(turn.tool_calls.map((result) => [result.name, result]))
+    const add = byName.get("add")
+    assert.deepStrictEqual(add?.status === "ok" ? JSON.parse(add.result) : undefined, { sum: 5 })
+    const errors = Object.fromEntries(
+      ["fail", "slow", "boom"].map((name) => {
+        const result = byName.get(name)
+        return [name, result?.status === "error" ? result.error.type : "missing"]
+      })
+    )
+    assert.deepStrictEqual(errors, { fail: "failed", slow: "timeout", boom: "failed" })
+    assert.notInclude(answer.text, "kaboom", "a throwing tool's message stays in the logs")
+    assert.include(turn.message.content, "tool results: add → ")
+    assert.include(turn.message.content, '{"sum":5}')
+
+    const session = decode(Session.Session, (await gateway.get(`/v1/sessions/${turn.session_id}`)).json)
+    assert.deepStrictEqual(
+      session.messages.map((message) => message.role),
+      ["user", "assistant", "tool", "tool", "tool", "tool", "assistant"]
+    )
+    const asked = session.messages[1]?.tool_calls ?? []
+    assert.deepStrictEqual(
+      asked.map((call) => call.name),
+      ["add", "fail", "slow", "boom"]
+    )
+    assert.deepStrictEqual(
+      session.messages.slice(2, 6).map((message) => message.tool_call_id),
+      asked.map((call) => call.id)
+    )
+  })
+
+  it("streams tool_call and tool_result events before the answer", async () => {
+    const events = await readSse(
+      await gateway.stream("/v1/chat/stream", { message: 'call add({"a":1,"b":1})', agent_id: agentId })
+    )
+    const names = events.map((event) => event.event)
+    assert.deepStrictEqual(names.slice(0, 3), ["session", "tool_call", "tool_result"])
+    assert.deepStrictEqual(names.slice(-2), ["usage", "done"])
+    assert.include(names, "delta")
+    const done = decode(SessionActor.TurnResult, events.at(-1)?.data)
+    assert.strictEqual(done.tool_calls.length, 1)
+    assert.include(done.message.content, '{"sum":2}')
+  })
+
+  it("answers without tools when the agent enables none", async () => {
+    const plain = decode(
+      Agent.Agent,
+      (await gateway.post("/v1/agents", { name: "Plain", agent_type: "chat", system_prompt: "" })).json
+    )
+    const turn = decode(
+      SessionActor.TurnResult,
+      (await gateway.post("/v1/chat", { message: 'call add({"a":2,"b":3})', agent_id: plain.id })).json
+    )
+    assert.deepStrictEqual(turn.tool_calls, [])
+    assert.include(turn.message.content, "You said:")
+  })
+})
