@@ -67,10 +67,13 @@ describe("the tool-call loop", () => {
       asked.map((call) => call.name),
       ["add", "fail", "slow", "boom"]
     )
-    assert.deepStrictEqual(
-      session.messages.slice(2, 6).map((message) => message.tool_call_id),
+    // Results are stored as each call finishes, so in finishing order: the slow one last.
+    const answered = session.messages.slice(2, 6).map((message) => message.tool_call_id)
+    assert.sameMembers(
+      answered,
       asked.map((call) => call.id)
     )
+    assert.strictEqual(answered.at(-1), asked[2]?.id, "the call that timed out is stored last")
   })
 
   it("streams tool_call and tool_result events before the answer", async () => {

@@ -11,13 +11,17 @@
  * assistant message with its calls is stored before the calls run, and each result is stored
  * as a `tool` message under its call id before the model sees it.
  */
-import { Clock, Context, DateTime, Duration, Effect, Layer, Option, Queue, Schema, Stream } from "effect"
-import type { LanguageModel, Prompt, Response } from "effect/ai"
-import { type Tool, ToolExecutor, ToolRegistry } from "@polyagent/tools"
+import { Clock, Context, DateTime, Duration, Effect, Layer, Option, Queue, Schema, Semaphore, Stream } from "effect"
+import type { Prompt } from "effect/ai"
+import { ToolExecutor, ToolRegistry } from "@polyagent/tools"
 import {
   assistantPrompt,
+  generateStep,
+  grant,
+  type Offered,
   parseArguments,
   resultsPrompt,
+  streamStep,
   toolContent,
   toolkitOf,
   toPrompt
@@ -27,7 +31,7 @@ import { Rpc } from "effect/rpc"
 import * as Identifier from "./Identifier.ts"
 import { type Message, Role, ToolCallRecord } from "./Message.ts"
 import { RequestId } from "./RequestId.ts"
-import { ModelCatalog, ModelError, ModelNotFound, fromAiError } from "./ModelCatalog.ts"
+import { type Model, ModelCatalog, ModelError, ModelNotFound, fromAiError } from "./ModelCatalog.ts"
 import { SessionAgentConflict, SessionNotFound } from "./Session.ts"
 import { type Agent, AgentNotFound } from "./Agent.ts"
 import { CallOptions } from "./CallOptions.ts"
@@ -91,7 +95,9 @@ export type TurnError = typeof TurnError.Type
 export const Session = Entity.make("Session", [
   Rpc.make("Send", { payload: TurnInput, success: TurnResult, error: TurnError }),
   Rpc.make("Stream", { payload: TurnInput, success: TurnEvent, error: TurnError, stream: true }),
-  Rpc.make("Delete", { success: Schema.Boolean, error: StorageError })
+  Rpc.make("Delete", { success: Schema.Boolean, error: StorageError }),
+  /** Finishes a turn a crash left between its tool calls and its answer; answers whether there was one. */
+  Rpc.make("Resume", { success: Schema.Boolean, error: TurnError })
 ])
 
 /** The entity id of a session: tenant ids and session ids never contain `/`. */
@@ -122,76 +128,22 @@ const callOptionsOf = (agent: Agent | undefined): CallOptions =>
         maxTokens: agent.parameters.max_tokens
       }
 
-const usageOf = (usage: Response.Usage): Usage.Usage =>
-  Usage.make(usage.inputTokens.total ?? 0, usage.outputTokens.total ?? 0)
-
 /** Where a streamed turn sends its pieces. */
 type Emit = (event: TurnEvent) => Effect.Effect<void>
 
-/** What one model call of a turn gave: its text, the tool calls it asks for, its usage. */
-interface Step {
-  readonly text: string
-  readonly calls: ReadonlyArray<ToolCallRecord>
-  readonly usage: Usage.Usage
+/** What the loop of a turn starts from. */
+interface Turn {
+  readonly model: Model
+  readonly prompt: ReadonlyArray<Prompt.MessageEncoded>
+  readonly callOptions: CallOptions
+  readonly toolkit: Offered
+  readonly requestId: string
+  /** Messages of the turn not stored yet (its user message, until the first store). */
+  readonly unstored: ReadonlyArray<Message>
 }
 
-/** Agents' tools may use every permission PolyAgent grants (today: `network`, through SafeHttp). */
-const grant: ReadonlySet<Tool.Permission> = new Set(["network"])
-
-const recordOf = (part: { readonly id: string; readonly name: string; readonly params: unknown }): ToolCallRecord => ({
-  id: part.id,
-  name: part.name,
-  arguments: JSON.stringify(part.params) ?? "{}"
-})
-
-const stepOf = (response: {
-  readonly text: string
-  readonly toolCalls: ReadonlyArray<{ readonly id: string; readonly name: string; readonly params: unknown }>
-  readonly usage: Response.Usage
-}): Step => ({ text: response.text, calls: response.toolCalls.map(recordOf), usage: usageOf(response.usage) })
-
-type Offered = ReturnType<typeof toolkitOf>
-
-const generateStep = (
-  languageModel: LanguageModel.LanguageModel,
-  prompt: ReadonlyArray<Prompt.MessageEncoded>,
-  toolkit: Offered
-) =>
-  toolkit === undefined
-    ? Effect.map(languageModel.generateText({ prompt }), stepOf)
-    : Effect.map(languageModel.generateText({ prompt, toolkit, disableToolCallResolution: true }), stepOf)
-
-/** A streamed step: text deltas go out as they come; tool calls and usage are collected. */
-const streamStep = (
-  languageModel: LanguageModel.LanguageModel,
-  prompt: ReadonlyArray<Prompt.MessageEncoded>,
-  toolkit: Offered,
-  emit: Emit
-) => {
-  let text = ""
-  const calls: Array<ToolCallRecord> = []
-  let usage = Usage.make(0, 0)
-  const onPart = (part: Response.AnyPart) => {
-    switch (part.type) {
-      case "text-delta":
-        text += part.delta
-        return emit({ _tag: "Delta", content: part.delta })
-      case "tool-call":
-        calls.push(recordOf(part))
-        return Effect.void
-      case "finish":
-        usage = usageOf(part.usage)
-        return Effect.void
-      default:
-        return Effect.void
-    }
-  }
-  const parts =
-    toolkit === undefined
-      ? languageModel.streamText({ prompt })
-      : languageModel.streamText({ prompt, toolkit, disableToolCallResolution: true })
-  return Effect.map(Stream.runForEach(parts, onPart), (): Step => ({ text, calls, usage }))
-}
+const systemOf = (agent: Agent | undefined): Array<Prompt.MessageEncoded> =>
+  agent === undefined || agent.system_prompt === "" ? [] : [{ role: "system", content: agent.system_prompt }]
 
 /** Registers the session entity with the cluster's sharding. */
 export const layer = (options: {
@@ -241,18 +193,17 @@ export const layer = (options: {
         const agent = agentId === null ? undefined : yield* findAgent(agentId)
         const model = yield* catalog.resolve(input.model ?? agent?.model ?? undefined)
         const user = yield* newMessage({ role: "user", content: input.message })
-        const system: Array<Prompt.MessageEncoded> =
-          agent === undefined || agent.system_prompt === "" ? [] : [{ role: "system", content: agent.system_prompt }]
-        const toolkit =
-          agent?.tools_enabled === true && Option.isSome(registry) ? toolkitOf(registry.value, agent.tools) : undefined
         return {
           model,
           user,
-          prompt: [...system, ...toPrompt([...past, user])],
+          prompt: [...systemOf(agent), ...toPrompt([...past, user])],
           callOptions: callOptionsOf(agent),
-          toolkit
+          toolkit: toolkitFor(agent)
         }
       })
+
+      const toolkitFor = (agent: Agent | undefined) =>
+        agent?.tools_enabled === true && Option.isSome(registry) ? toolkitOf(registry.value, agent.tools) : undefined
 
       const findAgent = (id: string) =>
         Effect.flatMap(storage.getAgent(tenant, id), (found) =>
@@ -276,11 +227,15 @@ export const layer = (options: {
           return message
         })
 
+      // Parallel tool calls store their results as they finish: one append at a time keeps `seq` in order.
+      const storeLock = yield* Semaphore.make(1)
       /** Stores messages in one transaction and remembers them. */
       const store = (messages: ReadonlyArray<Message>) =>
-        Effect.map(storage.appendMessages(tenant, sessionId, messages), (stored) => {
-          history?.push(...stored)
-        })
+        storeLock.withPermits(1)(
+          Effect.map(storage.appendMessages(tenant, sessionId, messages), (stored) => {
+            history?.push(...stored)
+          })
+        )
 
       const timedOut = Effect.fail(new TurnTimeout({ timeout_ms: timeoutMs }))
 
@@ -289,11 +244,32 @@ export const layer = (options: {
        * before they run and after. `emit` receives the pieces of a streamed turn; without it
        * each step is one non-streamed model call.
        */
-      const runTurn = Effect.fn("SessionActor.turn")(function* (input: TurnInput, emit?: Emit) {
-        const { model, user, prompt: initial, callOptions, toolkit } = yield* prepare(input)
-        let prompt = initial
+      /** Runs calls in parallel, storing each result as soon as it is known; answers them in call order. */
+      const runCalls = (run: ToolExecutor.ToolExecutor["Service"], calls: ReadonlyArray<ToolCallRecord>, emit?: Emit) =>
+        Effect.forEach(
+          calls,
+          (call) =>
+            run.run({ id: call.id, name: call.name, arguments: parseArguments(call.arguments) }, grant).pipe(
+              Effect.tap((result) =>
+                Effect.flatMap(
+                  newMessage({ role: "tool", content: toolContent(result), tool_call_id: result.id }),
+                  (m) => store([m])
+                )
+              ),
+              Effect.tap((result) => (emit === undefined ? Effect.void : emit({ _tag: "ToolResult", result })))
+            ),
+          { concurrency: "unbounded" }
+        )
+
+      /**
+       * The steps of a turn from `prompt` on: model calls, and between them the tool calls the
+       * model asks for, recorded before they run and after. `emit` receives the pieces of a
+       * streamed turn; without it each step is one non-streamed model call.
+       */
+      const loop = Effect.fn("SessionActor.loop")(function* (turn: Turn, emit?: Emit) {
+        const { model, callOptions, toolkit, requestId } = turn
+        let { prompt, unstored } = turn
         let usage = Usage.make(0, 0)
-        let unstored: Array<Message> = [user]
         const ran: Array<ToolExecutor.ToolResult> = []
         for (let step = 1; ; step++) {
           // The last step offers no tools, so the model has to answer.
@@ -301,24 +277,22 @@ export const layer = (options: {
           const answer = yield* (
             emit === undefined
               ? generateStep(model.languageModel, prompt, offered)
-              : streamStep(model.languageModel, prompt, offered, emit)
+              : streamStep(model.languageModel, prompt, offered, (content) => emit({ _tag: "Delta", content }))
           ).pipe(
             Effect.mapError((error) => fromAiError(model.info, error)),
-            Effect.provideService(RequestId, input.request_id),
+            Effect.provideService(RequestId, requestId),
             Effect.provideService(CallOptions, callOptions)
           )
           usage = Usage.add(usage, answer.usage)
+          const fields = {
+            role: "assistant",
+            content: answer.text,
+            model: model.info.id,
+            provider: model.info.provider
+          } as const
           if (answer.calls.length === 0 || offered === undefined || Option.isNone(executor)) {
             const cost = Usage.cost(usage, model.info.cost_per_1k_tokens)
-            const final = yield* newMessage({
-              role: "assistant",
-              content: answer.text,
-              model: model.info.id,
-              provider: model.info.provider,
-              usage,
-              cost_usd: cost
-            })
-            yield* store([...unstored, final])
+            yield* store([...unstored, yield* newMessage({ ...fields, usage, cost_usd: cost })])
             return new TurnResult({
               session_id: sessionId,
               message: { role: "assistant", content: answer.text },
@@ -330,28 +304,39 @@ export const layer = (options: {
             })
           }
           // The calls are recorded before they run, so a restart knows what was asked.
-          const asking = yield* newMessage({
-            role: "assistant",
-            content: answer.text,
-            model: model.info.id,
-            provider: model.info.provider,
-            tool_calls: answer.calls
-          })
-          yield* store([...unstored, asking])
+          yield* store([...unstored, yield* newMessage({ ...fields, tool_calls: answer.calls })])
           unstored = []
           if (emit !== undefined) yield* Effect.forEach(answer.calls, (call) => emit({ _tag: "ToolCall", call }))
-          const results = yield* executor.value.runAll(
-            answer.calls.map((call) => ({ id: call.id, name: call.name, arguments: parseArguments(call.arguments) })),
-            grant
-          )
-          const messages = yield* Effect.forEach(results, (result) =>
-            newMessage({ role: "tool", content: toolContent(result), tool_call_id: result.id })
-          )
-          yield* store(messages)
-          if (emit !== undefined) yield* Effect.forEach(results, (result) => emit({ _tag: "ToolResult", result }))
+          const results = yield* runCalls(executor.value, answer.calls, emit)
           ran.push(...results)
           prompt = [...prompt, assistantPrompt(answer.text, answer.calls), resultsPrompt(results)]
         }
+      })
+
+      const runTurn = (input: TurnInput, emit?: Emit) =>
+        Effect.flatMap(prepare(input), ({ user, ...turn }) =>
+          loop({ ...turn, requestId: input.request_id, unstored: [user] }, emit)
+        )
+
+      /** Finishes a turn a crash interrupted: the calls without a result run again, then the loop goes on. */
+      const resume = Effect.fn("SessionActor.resume")(function* () {
+        const past = yield* load
+        const asking = past.findLast((message) => message.role === "assistant" && message.tool_calls !== null)
+        const last = past.at(-1)
+        if (asking === undefined || last === undefined || !(last.role === "tool" || last === asking)) return false
+        const answered = new Set(past.filter((m) => m.seq > asking.seq).map((m) => m.tool_call_id))
+        const pending = (asking.tool_calls ?? []).filter((call) => !answered.has(call.id))
+        const agent = agentId === null ? undefined : yield* findAgent(agentId)
+        if (pending.length > 0 && Option.isSome(executor)) yield* runCalls(executor.value, pending)
+        yield* loop({
+          model: yield* catalog.resolve(asking.model ?? agent?.model ?? undefined),
+          prompt: [...systemOf(agent), ...toPrompt(history ?? past)],
+          callOptions: callOptionsOf(agent),
+          toolkit: toolkitFor(agent),
+          requestId: "resume",
+          unstored: []
+        })
+        return true
       })
 
       const send = (input: TurnInput) =>
@@ -368,6 +353,7 @@ export const layer = (options: {
       return Session.of({
         Send: ({ payload }) => send(payload),
         Stream: ({ payload }) => stream(payload),
+        Resume: () => resume(),
         Delete: () =>
           Effect.gen(function* () {
             const deleted = yield* storage.deleteSession(tenant, sessionId)

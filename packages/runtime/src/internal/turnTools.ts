@@ -3,21 +3,22 @@
  * loaded plugins' tools an agent names), the conversion of stored tool calls and results back
  * into prompt messages, and the records a turn reports.
  */
-import { Effect, Schema } from "effect"
-import { type Prompt, Tool as AiTool, type Toolkit } from "effect/ai"
+import { Effect, Schema, Stream } from "effect"
+import { type LanguageModel, type Prompt, type Response, Tool as AiTool, type Toolkit } from "effect/ai"
 import { Tool, type ToolExecutor, type ToolRegistry } from "@polyagent/tools"
 import type { Message, ToolCallRecord } from "../Message.ts"
+import * as Usage from "../Usage.ts"
 
 /** A tool offered to the model: its JSON Schema passed on, its runs done by the executor. */
 const offered = (tool: Tool.Any) =>
   AiTool.dynamic(tool.name, { description: tool.description, parameters: Tool.jsonSchema(tool) })
-type Offered = ReturnType<typeof offered>
+type OfferedTool = ReturnType<typeof offered>
 
 /** The toolkit of the loaded tools in `names`; tools not loaded are left out. */
 export const toolkitOf = (
   registry: ToolRegistry.ToolRegistry["Service"],
   names: ReadonlyArray<string>
-): Toolkit.WithHandler<Record<string, Offered>> | undefined => {
+): Toolkit.WithHandler<Record<string, OfferedTool>> | undefined => {
   const tools = names.flatMap((name) => {
     const found = registry.get(name)
     return found._tag === "Some" ? [offered(found.value.tool)] : []
@@ -101,3 +102,72 @@ export const resultsPrompt = (results: ReadonlyArray<ToolExecutor.ToolResult>): 
     result: parseArguments(toolContent(result))
   }))
 })
+
+/** The usage of a model call in our terms. */
+export const usageOf = (usage: Response.Usage): Usage.Usage =>
+  Usage.make(usage.inputTokens.total ?? 0, usage.outputTokens.total ?? 0)
+
+/** What one model call of a turn gave: its text, the tool calls it asks for, its usage. */
+export interface Step {
+  readonly text: string
+  readonly calls: ReadonlyArray<ToolCallRecord>
+  readonly usage: Usage.Usage
+}
+
+/** Agents' tools may use every permission PolyAgent grants (today: `network`, through SafeHttp). */
+export const grant: ReadonlySet<Tool.Permission> = new Set(["network"])
+
+const recordOf = (part: { readonly id: string; readonly name: string; readonly params: unknown }): ToolCallRecord => ({
+  id: part.id,
+  name: part.name,
+  arguments: JSON.stringify(part.params) ?? "{}"
+})
+
+const stepOf = (response: {
+  readonly text: string
+  readonly toolCalls: ReadonlyArray<{ readonly id: string; readonly name: string; readonly params: unknown }>
+  readonly usage: Response.Usage
+}): Step => ({ text: response.text, calls: response.toolCalls.map(recordOf), usage: usageOf(response.usage) })
+
+export type Offered = ReturnType<typeof toolkitOf>
+
+export const generateStep = (
+  languageModel: LanguageModel.LanguageModel,
+  prompt: ReadonlyArray<Prompt.MessageEncoded>,
+  toolkit: Offered
+) =>
+  toolkit === undefined
+    ? Effect.map(languageModel.generateText({ prompt }), stepOf)
+    : Effect.map(languageModel.generateText({ prompt, toolkit, disableToolCallResolution: true }), stepOf)
+
+/** A streamed step: text deltas go out as they come; tool calls and usage are collected. */
+export const streamStep = (
+  languageModel: LanguageModel.LanguageModel,
+  prompt: ReadonlyArray<Prompt.MessageEncoded>,
+  toolkit: Offered,
+  onDelta: (delta: string) => Effect.Effect<void>
+) => {
+  let text = ""
+  const calls: Array<ToolCallRecord> = []
+  let usage = Usage.make(0, 0)
+  const onPart = (part: Response.AnyPart) => {
+    switch (part.type) {
+      case "text-delta":
+        text += part.delta
+        return onDelta(part.delta)
+      case "tool-call":
+        calls.push(recordOf(part))
+        return Effect.void
+      case "finish":
+        usage = usageOf(part.usage)
+        return Effect.void
+      default:
+        return Effect.void
+    }
+  }
+  const parts =
+    toolkit === undefined
+      ? languageModel.streamText({ prompt })
+      : languageModel.streamText({ prompt, toolkit, disableToolCallResolution: true })
+  return Effect.map(Stream.runForEach(parts, onPart), (): Step => ({ text, calls, usage }))
+}
