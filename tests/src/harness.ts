@@ -289,6 +289,17 @@ export class Gateway {
     }
   }
 
+  /** Kills the server with SIGKILL (no shutdown at all) and starts it again on the same data. */
+  async crashAndRestart(): Promise<void> {
+    const running = this.running
+    this.running = undefined
+    if (running !== undefined) {
+      running.child.kill("SIGKILL")
+      await running.exited
+    }
+    await this.launch()
+  }
+
   /** Stops the server and starts it again with the same data and admin key (on a new port). */
   async restart(): Promise<Exited | undefined> {
     const exited = await this.stop()

@@ -9,6 +9,7 @@ import { Agent, Session, SessionActor } from "@polyagent/runtime"
 import { mkdtemp, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
+import { readFile } from "node:fs/promises"
 import { decode, Gateway, readSse, repoRoot } from "../src/harness.ts"
 
 const plugin = resolve(repoRoot, "tests/fixtures/test-tools-plugin.mjs")
@@ -22,13 +23,13 @@ describe("the tool-call loop", () => {
   beforeAll(async () => {
     configDir = await mkdtemp(join(tmpdir(), "polyagent-tools-"))
     const config = join(configDir, "polyagent.yaml")
-    await writeFile(config, `plugins: ["${plugin}"]\ntools:\n  timeout: 300 millis\n`)
+    await writeFile(config, `plugins: ["${plugin}"]\ntools:\n  timeout: 3s\n`)
     gateway = await Gateway.start({ env: { POLYAGENT_CONFIG: config } })
     const created = await gateway.post("/v1/agents", {
       name: "Calculator",
       agent_type: "tool_calling",
       system_prompt: "Use your tools.",
-      tools: ["add", "fail", "slow", "boom"]
+      tools: ["add", "fail", "slow", "boom", "tick"]
     })
     assert.strictEqual(created.status, 201, created.text)
     agentId = decode(Agent.Agent, created.json).id
@@ -87,6 +88,51 @@ describe("the tool-call loop", () => {
     const done = decode(SessionActor.TurnResult, events.at(-1)?.data)
     assert.strictEqual(done.tool_calls.length, 1)
     assert.include(done.message.content, '{"sum":2}')
+  })
+
+  it("a kill -9 in the middle of the tool calls: after the restart the turn completes, each tool ran once", async () => {
+    const ticks = join(configDir, "ticks.txt")
+    await writeFile(ticks, "")
+    const fast = JSON.stringify({ file: ticks, id: "fast", delay_ms: 0 })
+    const slowTick = JSON.stringify({ file: ticks, id: "slow", delay_ms: 1500 })
+    const created = await gateway.post("/v1/agents", {
+      name: "Ticker",
+      agent_type: "tool_calling",
+      system_prompt: "",
+      tools: ["tick"]
+    })
+    const ticker = decode(Agent.Agent, created.json).id
+    const first = decode(
+      SessionActor.TurnResult,
+      (await gateway.post("/v1/chat", { message: "hi", agent_id: ticker })).json
+    )
+    const sessionId = first.session_id
+    // The turn's answer never comes: the server dies while the slow call runs.
+    const pending = gateway.post("/v1/chat", {
+      message: `call tick(${fast}) call tick(${slowTick})`,
+      session_id: sessionId
+    })
+    pending.catch(() => undefined)
+    const fastDone = async () => (await readFile(ticks, "utf8")).includes("fast")
+    for (let i = 0; i < 100 && !(await fastDone()); i++) await new Promise((r) => setTimeout(r, 20))
+    assert.isTrue(await fastDone(), "the fast call finished before the crash")
+    await new Promise((r) => setTimeout(r, 200))
+    await gateway.crashAndRestart()
+
+    // The restarted server finds the interrupted turn and finishes it by itself.
+    let finished: Session.Session | undefined
+    for (let i = 0; i < 150 && finished === undefined; i++) {
+      const session = decode(Session.Session, (await gateway.get(`/v1/sessions/${sessionId}`)).json)
+      const last = session.messages.at(-1)
+      if (last?.role === "assistant" && last.tool_calls === null && session.messages.length > 2) finished = session
+      else await new Promise((r) => setTimeout(r, 100))
+    }
+    assert.isDefined(finished, "the interrupted turn was completed after the restart")
+    const lines = (await readFile(ticks, "utf8")).trim().split("\n").sort()
+    assert.deepStrictEqual(lines, ["fast", "slow"], "each tool finished exactly once")
+    const roles = finished?.messages.map((message) => message.role)
+    assert.deepStrictEqual(roles, ["user", "assistant", "user", "assistant", "tool", "tool", "assistant"])
+    assert.include(finished?.messages.at(-1)?.content ?? "", "tool results: tick")
   })
 
   it("answers without tools when the agent enables none", async () => {

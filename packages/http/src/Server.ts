@@ -82,7 +82,9 @@ export const layer = (config: AppConfig.AppConfigValue, options: Options = {}) =
       })
     )
   )
-  return Layer.mergeAll(http, bootstrap).pipe(
+  // Turns a crash interrupted between their tool calls and their answer finish in the background.
+  const recovery = Layer.effectDiscard(Effect.forkScoped(SessionActor.resumeUnfinished))
+  return Layer.mergeAll(http, bootstrap, recovery).pipe(
     Layer.provide(sessions),
     Layer.provideMerge(Layer.mergeAll(storage, models, cluster, tools))
   )

@@ -375,3 +375,26 @@ export const layer = (options: {
 /** Settings as a layer. */
 export const layerSettings = (settings: SessionSettings["Service"]): Layer.Layer<SessionSettings> =>
   Layer.succeed(SessionSettings, settings)
+
+/**
+ * Resumes, in the background, every turn a crash left between its tool calls and its answer:
+ * run once at start-up, after the session entity is registered.
+ */
+export const resumeUnfinished = Effect.gen(function* () {
+  const storage = yield* Storage
+  const clientFor = yield* Session.client
+  const sessions = yield* storage.listUnfinishedSessions
+  yield* Effect.forEach(
+    sessions,
+    ({ tenant, id }) =>
+      clientFor(entityId(tenant, id))
+        .Resume()
+        .pipe(
+          Effect.tap((resumed) =>
+            resumed ? Effect.logInfo(`resumed the interrupted turn of session ${id}`) : Effect.void
+          ),
+          Effect.catchCause((cause) => Effect.logWarning(`could not resume session ${id}`, cause))
+        ),
+    { concurrency: 4, discard: true }
+  )
+}).pipe(Effect.catchCause((cause) => Effect.logWarning("could not look for interrupted turns", cause)))

@@ -76,6 +76,14 @@ export class Storage extends Context.Service<
     /** Replaces the stored agent; answers whether it existed. */
     readonly updateAgent: (tenant: string, agent: Agent) => Effect.Effect<boolean, StorageError>
     readonly deleteAgent: (tenant: string, id: string) => Effect.Effect<boolean, StorageError>
+    /**
+     * The sessions whose last message is a tool call or a tool result: turns a crash stopped
+     * between asking for tools and answering.
+     */
+    readonly listUnfinishedSessions: Effect.Effect<
+      ReadonlyArray<{ readonly tenant: string; readonly id: string }>,
+      StorageError
+    >
     /** A round trip to the database, for health checks. */
     readonly ping: Effect.Effect<void, StorageError>
   }
@@ -97,6 +105,9 @@ const MessageRow = Schema.Struct({
 })
 const decodeMessageRows = Schema.decodeUnknownEffect(Schema.Array(MessageRow))
 const decodeSessionRows = Schema.decodeUnknownEffect(Schema.Array(SessionInfo))
+const decodeUnfinished = Schema.decodeUnknownEffect(
+  Schema.Array(Schema.Struct({ tenant: Schema.String, id: Schema.String }))
+)
 const decodeKeyRows = Schema.decodeUnknownEffect(Schema.Array(ApiKeyRecord))
 const CountRows = Schema.decodeUnknownEffect(
   Schema.Array(Schema.Struct({ n: Schema.Union([Schema.Number, Schema.NumberFromString]) }))
@@ -283,6 +294,13 @@ export const make = Effect.gen(function* () {
         Effect.map((rows) => rows.length === 1),
         failWith("deleteAgent")
       ),
+    listUnfinishedSessions: sql`SELECT m.tenant AS tenant, m.session_id AS id FROM messages m
+        JOIN (SELECT tenant, session_id, MAX(seq) AS seq FROM messages GROUP BY tenant, session_id) latest
+          ON m.tenant = latest.tenant AND m.session_id = latest.session_id AND m.seq = latest.seq
+        WHERE m.role = 'tool' OR (m.role = 'assistant' AND m.tool_calls IS NOT NULL)`.pipe(
+      Effect.flatMap(decodeUnfinished),
+      failWith("listUnfinishedSessions")
+    ),
     ping: sql`SELECT 1`.pipe(Effect.asVoid, failWith("ping"))
   })
 })

@@ -119,6 +119,12 @@ describe.each(databases)("Storage on %s", (_name, database) => {
         assert.strictEqual(asking?.tool_call_id, null)
         assert.strictEqual(result?.tool_call_id, "call_1")
         assert.strictEqual(result?.tool_calls, null)
+        // The turn stopped after a tool result, before its answer: it is unfinished.
+        assert.deepInclude(yield* storage.listUnfinishedSessions, { tenant: "t1", id: "s-tools" })
+        yield* storage.appendMessages("t1", "s-tools", [
+          message("m-f", "assistant", "done", "2026-01-01T00:00:03.000Z")
+        ])
+        assert.notDeepInclude(yield* storage.listUnfinishedSessions, { tenant: "t1", id: "s-tools" })
       })
     )
 
