@@ -10,6 +10,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
 import { readFile } from "node:fs/promises"
+import OpenAI, { BadRequestError } from "openai"
 import { decode, Gateway, readSse, repoRoot } from "../src/harness.ts"
 
 const plugin = resolve(repoRoot, "tests/fixtures/test-tools-plugin.mjs")
@@ -133,6 +134,33 @@ describe("the tool-call loop", () => {
     const roles = finished?.messages.map((message) => message.role)
     assert.deepStrictEqual(roles, ["user", "assistant", "user", "assistant", "tool", "tool", "assistant"])
     assert.include(finished?.messages.at(-1)?.content ?? "", "tool results: tick")
+  })
+
+  it("runs an agent's server-side tools behind the OpenAI-compatible route, for the official SDK", async () => {
+    const client = new OpenAI({ apiKey: gateway.adminKey, baseURL: `${gateway.url}/v1`, maxRetries: 0 })
+    const messages: Array<OpenAI.ChatCompletionMessageParam> = [{ role: "user", content: 'call add({"a":20,"b":22})' }]
+    const completion = await client.chat.completions.create({ model: `agent:${agentId}`, messages })
+    const answer = completion.choices[0]?.message
+    assert.include(answer?.content ?? "", '{"sum":42}')
+    assert.isUndefined(answer?.tool_calls, "server-side tool calls stay on the server")
+    assert.strictEqual(completion.choices[0]?.finish_reason, "stop")
+
+    const stream = await client.chat.completions.create({ model: `agent:${agentId}`, messages, stream: true })
+    let text = ""
+    for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? ""
+    assert.strictEqual(text, answer?.content)
+
+    const mixed = await client.chat.completions
+      .create({
+        model: `agent:${agentId}`,
+        messages,
+        tools: [{ type: "function", function: { name: "mine", parameters: { type: "object", properties: {} } } }]
+      })
+      .then(
+        () => undefined,
+        (caught: unknown) => caught
+      )
+    assert.instanceOf(mixed, BadRequestError)
   })
 
   it("answers without tools when the agent enables none", async () => {

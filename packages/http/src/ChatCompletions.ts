@@ -22,6 +22,8 @@ export const ToolCall = Schema.Struct({
   function: Schema.Struct({ name: Schema.String, arguments: Schema.String })
 })
 
+export type ToolCallType = typeof ToolCall.Type
+
 /** One message of the conversation, in OpenAI's shape. */
 export const Message = Schema.Union([
   Schema.Struct({ role: Schema.Literals(["system", "developer"]), content: TextContent, name: Schema.optional(Text) }),

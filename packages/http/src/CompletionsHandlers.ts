@@ -4,11 +4,12 @@
  * session), streamed or not. The client's `tools` are passed to the model and its tool calls
  * returned as OpenAI returns them; PolyAgent runs none of them here.
  */
-import { Clock, Effect, Option, Stream } from "effect"
+import { Clock, Effect, Option, Queue, Stream } from "effect"
 import type { AiError, LanguageModel, Response, Toolkit } from "effect/ai"
 import { HttpServerResponse } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
-import { CallOptions, Identifier, ModelCatalog, Storage } from "@polyagent/runtime"
+import { CallOptions, Identifier, ModelCatalog, SessionActor, Storage, ToolLoop } from "@polyagent/runtime"
+import { ToolExecutor, ToolRegistry } from "@polyagent/tools"
 import { Api, type CompletionEvent, Principal } from "./Api.ts"
 import * as ApiError from "./ApiError.ts"
 import * as ChatCompletions from "./ChatCompletions.ts"
@@ -109,13 +110,16 @@ const toolCallsOf = (parts: ReadonlyArray<Response.AnyPart>) =>
       : []
   )
 
-/** Streams a completion as OpenAI's chunks. */
-const streamCompletion = (
-  { info, languageModel }: ModelCatalog.Model,
-  request: ChatCompletions.Request,
-  header: { readonly id: string; readonly created: number; readonly model: string }
-): Stream.Stream<CompletionEvent> => {
-  const chunk = (delta: object, finishReason: string | null = null): CompletionEvent => ({
+interface Header {
+  readonly id: string
+  readonly created: number
+  readonly model: string
+}
+
+/** OpenAI's chunks of one completion. */
+const chunkOf =
+  (header: Header) =>
+  (delta: object, finishReason: string | null = null): CompletionEvent => ({
     event: "message",
     data: JSON.stringify({
       ...header,
@@ -123,6 +127,75 @@ const streamCompletion = (
       choices: [{ index: 0, delta, finish_reason: finishReason, logprobs: null }]
     })
   })
+
+const done: CompletionEvent = { event: "message", data: "[DONE]" }
+
+/** The `error` event that ends a failed stream, without the provider's text. */
+const errorEvent = (error: ModelCatalog.ModelError) =>
+  Effect.map(Effect.service(ApiError.RequestId), (requestId): CompletionEvent => {
+    const type = error.reason === "rate_limited" ? "rate_limited" : "upstream_error"
+    return { event: "error", data: JSON.stringify(ApiError.envelope(type, error.message, requestId)) }
+  })
+
+/**
+ * An agent's turn with its server-side tools, streamed: the answer's text as OpenAI's chunks;
+ * the tool calls stay on the server (the client has nothing to run).
+ */
+const streamAgentTurn = <E>(options: ToolLoop.Options<E>, header: Header): Stream.Stream<CompletionEvent> => {
+  const chunk = chunkOf(header)
+  return Stream.callback<CompletionEvent>((queue) =>
+    ToolLoop.run({
+      ...options,
+      hooks: { ...options.hooks, delta: (content) => Effect.asVoid(Queue.offer(queue, chunk({ content }))) }
+    }).pipe(
+      Effect.andThen(Queue.offerAll(queue, [chunk({}, "stop"), done])),
+      Effect.catch((error) =>
+        error instanceof ModelCatalog.ModelError
+          ? Effect.flatMap(errorEvent(error), (event) => Queue.offer(queue, event))
+          : Effect.void
+      ),
+      Effect.andThen(Queue.end(queue))
+    )
+  ).pipe(Stream.prepend([chunk({ role: "assistant", content: "" })]))
+}
+
+/** A whole completion. */
+const completionOf = (
+  header: Header,
+  text: string,
+  toolCalls: ReadonlyArray<ChatCompletions.ToolCallType>,
+  finishReason: string,
+  usage: { readonly prompt_tokens: number; readonly completion_tokens: number }
+): ChatCompletions.Completion => ({
+  ...header,
+  object: "chat.completion",
+  choices: [
+    {
+      index: 0,
+      message: {
+        role: "assistant",
+        content: text === "" && toolCalls.length > 0 ? null : text,
+        refusal: null,
+        ...(toolCalls.length === 0 ? {} : { tool_calls: toolCalls })
+      },
+      finish_reason: finishReason,
+      logprobs: null
+    }
+  ],
+  usage: {
+    prompt_tokens: usage.prompt_tokens,
+    completion_tokens: usage.completion_tokens,
+    total_tokens: usage.prompt_tokens + usage.completion_tokens
+  }
+})
+
+/** Streams a completion as OpenAI's chunks. */
+const streamCompletion = (
+  { info, languageModel }: ModelCatalog.Model,
+  request: ChatCompletions.Request,
+  header: Header
+): Stream.Stream<CompletionEvent> => {
+  const chunk = chunkOf(header)
   const toolIndex = new Map<string, number>()
   const includeUsage = request.stream_options?.include_usage === true
   const parts = streamParts(languageModel, request).pipe(
@@ -165,15 +238,9 @@ const streamCompletion = (
       }
     })
   )
-  const errorEvent = (error: AiError.AiError) =>
-    Effect.map(Effect.service(ApiError.RequestId), (requestId): CompletionEvent => {
-      const failure = ModelCatalog.fromAiError(info, error)
-      const type = failure.reason === "rate_limited" ? "rate_limited" : "upstream_error"
-      return { event: "error", data: JSON.stringify(ApiError.envelope(type, failure.message, requestId)) }
-    })
   return Stream.concat(Stream.make(chunk({ role: "assistant", content: "" })), parts).pipe(
-    Stream.concat(Stream.make<Array<CompletionEvent>>({ event: "message", data: "[DONE]" })),
-    Stream.catch((error) => Stream.fromEffect(errorEvent(error)))
+    Stream.concat(Stream.make(done)),
+    Stream.catch((error) => Stream.fromEffect(errorEvent(ModelCatalog.fromAiError(info, error))))
   )
 }
 
@@ -183,6 +250,9 @@ export const layer = HttpApiBuilder.group(
   Effect.fn(function* (handlers) {
     const catalog = yield* ModelCatalog.ModelCatalog
     const storage = yield* Storage.Storage
+    const settings = yield* SessionActor.SessionSettings
+    const registry = yield* Effect.serviceOption(ToolRegistry.ToolRegistry)
+    const executor = yield* Effect.serviceOption(ToolExecutor.ToolExecutor)
     const resolveModel = (id: string | undefined) =>
       catalog.resolve(id).pipe(Effect.catch((error) => ApiError.fail("not_found", error.message)))
 
@@ -192,7 +262,12 @@ export const layer = HttpApiBuilder.group(
      */
     const target = Effect.fn(function* (request: ChatCompletions.Request) {
       if (!request.model.startsWith(agentPrefix)) {
-        return { model: yield* resolveModel(request.model), request, options: callOptionsOf(request) }
+        return {
+          model: yield* resolveModel(request.model),
+          request,
+          options: callOptionsOf(request),
+          toolkit: undefined
+        }
       }
       const id = request.model.slice(agentPrefix.length)
       const { tenant } = yield* Principal
@@ -202,7 +277,12 @@ export const layer = HttpApiBuilder.group(
       const system: ReadonlyArray<ChatCompletions.Message> =
         agent.system_prompt === "" ? [] : [{ role: "system", content: agent.system_prompt }]
       const own = callOptionsOf(request)
+      const toolkit = ToolLoop.toolkitFor(registry, agent)
+      if (toolkit !== undefined && (request.tools ?? []).length > 0) {
+        return yield* ApiError.fail("invalid_request", "an agent with server-side tools takes no client tools")
+      }
       return {
+        toolkit,
         model: yield* resolveModel(agent.model ?? undefined),
         request: { ...request, messages: [...system, ...request.messages] },
         options: {
@@ -216,12 +296,27 @@ export const layer = HttpApiBuilder.group(
 
     return handlers.handle("completions", ({ payload: asked }) =>
       Effect.gen(function* () {
-        const { model, request: payload, options } = yield* target(asked)
+        const { model, request: payload, options, toolkit } = yield* target(asked)
         const header = {
           id: `chatcmpl-${Identifier.randomBase62(24)}`,
           created: Math.floor((yield* Clock.currentTimeMillis) / 1000),
           // An agent's answers carry the id the client asked for.
           model: asked.model.startsWith(agentPrefix) ? asked.model : model.info.id
+        }
+        if (toolkit !== undefined) {
+          const loop: ToolLoop.Options<never> = {
+            model,
+            prompt: ChatCompletions.toPrompt(payload.messages),
+            toolkit,
+            callOptions: options,
+            requestId: yield* ApiError.RequestId,
+            maxSteps: settings.maxToolSteps,
+            executor,
+            hooks: { asked: () => Effect.void, answered: () => Effect.void }
+          }
+          if (payload.stream === true) return streamAgentTurn(loop, header)
+          const outcome = yield* ToolLoop.run(loop)
+          return completionOf(header, outcome.text, [], "stop", outcome.usage)
         }
         if (payload.stream === true) {
           return streamCompletion(model, payload, header).pipe(Stream.provideService(CallOptions.CallOptions, options))
@@ -231,25 +326,13 @@ export const layer = HttpApiBuilder.group(
           Effect.mapError((error) => ModelCatalog.fromAiError(model.info, error))
         )
         const toolCalls = toolCallsOf(response.content)
-        const completion: ChatCompletions.Completion = {
-          ...header,
-          object: "chat.completion",
-          choices: [
-            {
-              index: 0,
-              message: {
-                role: "assistant",
-                content: response.text === "" && toolCalls.length > 0 ? null : response.text,
-                refusal: null,
-                ...(toolCalls.length === 0 ? {} : { tool_calls: toolCalls })
-              },
-              finish_reason: ChatCompletions.finishReason(response.finishReason),
-              logprobs: null
-            }
-          ],
-          usage: ChatCompletions.usageOf(response.usage)
-        }
-        return completion
+        return completionOf(
+          header,
+          response.text,
+          toolCalls,
+          ChatCompletions.finishReason(response.finishReason),
+          ChatCompletions.usageOf(response.usage)
+        )
       }).pipe(Effect.catchTag("ModelError", modelFailed))
     )
   })

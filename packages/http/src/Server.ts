@@ -56,11 +56,11 @@ export const layer = (config: AppConfig.AppConfigValue, options: Options = {}) =
     maxResultBytes: config.tools.maxResultBytes,
     hostServices: { network: [SafeHttp.SafeHttp] }
   }).pipe(Layer.provide(SafeHttp.layer({ allowHosts: config.tools.network.allowHosts })), Layer.provideMerge(registry))
-  const sessions = SessionActor.layer({ maxIdleTime: config.sessions.maxIdle }).pipe(
-    Layer.provide(
-      SessionActor.layerSettings({ turnTimeout: config.server.requestTimeout, maxToolSteps: config.tools.maxSteps })
-    )
-  )
+  const settings = SessionActor.layerSettings({
+    turnTimeout: config.server.requestTimeout,
+    maxToolSteps: config.tools.maxSteps
+  })
+  const sessions = SessionActor.layer({ maxIdleTime: config.sessions.maxIdle })
   const bootstrap = Layer.effectDiscard(
     Authentication.bootstrapAdminKey(config.security.adminKey, options.announceAdminKey ?? printAdminKey)
   )
@@ -86,6 +86,6 @@ export const layer = (config: AppConfig.AppConfigValue, options: Options = {}) =
   const recovery = Layer.effectDiscard(Effect.forkScoped(SessionActor.resumeUnfinished))
   return Layer.mergeAll(http, bootstrap, recovery).pipe(
     Layer.provide(sessions),
-    Layer.provideMerge(Layer.mergeAll(storage, models, cluster, tools))
+    Layer.provideMerge(Layer.mergeAll(storage, models, cluster, tools, settings))
   )
 }

@@ -14,24 +14,13 @@
 import { Clock, Context, DateTime, Duration, Effect, Layer, Option, Queue, Schema, Semaphore, Stream } from "effect"
 import type { Prompt } from "effect/ai"
 import { ToolExecutor, ToolRegistry } from "@polyagent/tools"
-import {
-  assistantPrompt,
-  generateStep,
-  grant,
-  type Offered,
-  parseArguments,
-  resultsPrompt,
-  streamStep,
-  toolContent,
-  toolkitOf,
-  toPrompt
-} from "./internal/turnTools.ts"
+import { toolContent, toPrompt } from "./internal/turnTools.ts"
+import * as ToolLoop from "./ToolLoop.ts"
 import { Entity } from "effect/cluster"
 import { Rpc } from "effect/rpc"
 import * as Identifier from "./Identifier.ts"
 import { type Message, Role, ToolCallRecord } from "./Message.ts"
-import { RequestId } from "./RequestId.ts"
-import { type Model, ModelCatalog, ModelError, ModelNotFound, fromAiError } from "./ModelCatalog.ts"
+import { type Model, ModelCatalog, ModelError, ModelNotFound } from "./ModelCatalog.ts"
 import { SessionAgentConflict, SessionNotFound } from "./Session.ts"
 import { type Agent, AgentNotFound } from "./Agent.ts"
 import { CallOptions } from "./CallOptions.ts"
@@ -136,7 +125,7 @@ interface Turn {
   readonly model: Model
   readonly prompt: ReadonlyArray<Prompt.MessageEncoded>
   readonly callOptions: CallOptions
-  readonly toolkit: Offered
+  readonly toolkit: ToolLoop.Toolkit
   readonly requestId: string
   /** Messages of the turn not stored yet (its user message, until the first store). */
   readonly unstored: ReadonlyArray<Message>
@@ -202,8 +191,7 @@ export const layer = (options: {
         }
       })
 
-      const toolkitFor = (agent: Agent | undefined) =>
-        agent?.tools_enabled === true && Option.isSome(registry) ? toolkitOf(registry.value, agent.tools) : undefined
+      const toolkitFor = (agent: Agent | undefined) => ToolLoop.toolkitFor(registry, agent)
 
       const findAgent = (id: string) =>
         Effect.flatMap(storage.getAgent(tenant, id), (found) =>
@@ -244,73 +232,54 @@ export const layer = (options: {
        * before they run and after. `emit` receives the pieces of a streamed turn; without it
        * each step is one non-streamed model call.
        */
-      /** Runs calls in parallel, storing each result as soon as it is known; answers them in call order. */
-      const runCalls = (run: ToolExecutor.ToolExecutor["Service"], calls: ReadonlyArray<ToolCallRecord>, emit?: Emit) =>
-        Effect.forEach(
-          calls,
-          (call) =>
-            run.run({ id: call.id, name: call.name, arguments: parseArguments(call.arguments) }, grant).pipe(
-              Effect.tap((result) =>
-                Effect.flatMap(
-                  newMessage({ role: "tool", content: toolContent(result), tool_call_id: result.id }),
-                  (m) => store([m])
-                )
-              ),
-              Effect.tap((result) => (emit === undefined ? Effect.void : emit({ _tag: "ToolResult", result })))
-            ),
-          { concurrency: "unbounded" }
+      /** A tool result as a stored message. */
+      const storeResult = (result: ToolExecutor.ToolResult) =>
+        Effect.flatMap(newMessage({ role: "tool", content: toolContent(result), tool_call_id: result.id }), (m) =>
+          store([m])
         )
 
       /**
-       * The steps of a turn from `prompt` on: model calls, and between them the tool calls the
-       * model asks for, recorded before they run and after. `emit` receives the pieces of a
-       * streamed turn; without it each step is one non-streamed model call.
+       * The steps of a turn from `turn.prompt` on, through the tool-call loop: each step's calls are
+       * stored before they run and each result as it finishes; then the answer with the turn's usage
+       * and cost. `emit` receives the pieces of a streamed turn.
        */
       const loop = Effect.fn("SessionActor.loop")(function* (turn: Turn, emit?: Emit) {
-        const { model, callOptions, toolkit, requestId } = turn
-        let { prompt, unstored } = turn
-        let usage = Usage.make(0, 0)
-        const ran: Array<ToolExecutor.ToolResult> = []
-        for (let step = 1; ; step++) {
-          // The last step offers no tools, so the model has to answer.
-          const offered = Option.isSome(executor) && step <= settings.maxToolSteps ? toolkit : undefined
-          const answer = yield* (
-            emit === undefined
-              ? generateStep(model.languageModel, prompt, offered)
-              : streamStep(model.languageModel, prompt, offered, (content) => emit({ _tag: "Delta", content }))
-          ).pipe(
-            Effect.mapError((error) => fromAiError(model.info, error)),
-            Effect.provideService(RequestId, requestId),
-            Effect.provideService(CallOptions, callOptions)
-          )
-          usage = Usage.add(usage, answer.usage)
-          const fields = {
-            role: "assistant",
-            content: answer.text,
-            model: model.info.id,
-            provider: model.info.provider
-          } as const
-          if (answer.calls.length === 0 || offered === undefined || Option.isNone(executor)) {
-            const cost = Usage.cost(usage, model.info.cost_per_1k_tokens)
-            yield* store([...unstored, yield* newMessage({ ...fields, usage, cost_usd: cost })])
-            return new TurnResult({
-              session_id: sessionId,
-              message: { role: "assistant", content: answer.text },
-              model: model.info.id,
-              provider: model.info.provider,
-              tool_calls: ran,
-              usage,
-              cost_usd: cost
-            })
+        const { model } = turn
+        let unstored = turn.unstored
+        const fields = { role: "assistant", model: model.info.id, provider: model.info.provider } as const
+        const outcome = yield* ToolLoop.run({
+          ...turn,
+          maxSteps: settings.maxToolSteps,
+          executor,
+          hooks: {
+            asked: (content, calls) =>
+              Effect.gen(function* () {
+                // The calls are recorded before they run, so a restart knows what was asked.
+                yield* store([...unstored, yield* newMessage({ ...fields, content, tool_calls: calls })])
+                unstored = []
+                if (emit !== undefined) yield* Effect.forEach(calls, (call) => emit({ _tag: "ToolCall", call }))
+              }),
+            answered: (result) =>
+              storeResult(result).pipe(
+                Effect.andThen(emit === undefined ? Effect.void : emit({ _tag: "ToolResult", result }))
+              ),
+            delta: emit === undefined ? undefined : (content) => emit({ _tag: "Delta", content })
           }
-          // The calls are recorded before they run, so a restart knows what was asked.
-          yield* store([...unstored, yield* newMessage({ ...fields, tool_calls: answer.calls })])
-          unstored = []
-          if (emit !== undefined) yield* Effect.forEach(answer.calls, (call) => emit({ _tag: "ToolCall", call }))
-          const results = yield* runCalls(executor.value, answer.calls, emit)
-          ran.push(...results)
-          prompt = [...prompt, assistantPrompt(answer.text, answer.calls), resultsPrompt(results)]
-        }
+        })
+        const cost = Usage.cost(outcome.usage, model.info.cost_per_1k_tokens)
+        yield* store([
+          ...unstored,
+          yield* newMessage({ ...fields, content: outcome.text, usage: outcome.usage, cost_usd: cost })
+        ])
+        return new TurnResult({
+          session_id: sessionId,
+          message: { role: "assistant", content: outcome.text },
+          model: model.info.id,
+          provider: model.info.provider,
+          tool_calls: outcome.results,
+          usage: outcome.usage,
+          cost_usd: cost
+        })
       })
 
       const runTurn = (input: TurnInput, emit?: Emit) =>
@@ -327,7 +296,8 @@ export const layer = (options: {
         const answered = new Set(past.filter((m) => m.seq > asking.seq).map((m) => m.tool_call_id))
         const pending = (asking.tool_calls ?? []).filter((call) => !answered.has(call.id))
         const agent = agentId === null ? undefined : yield* findAgent(agentId)
-        if (pending.length > 0 && Option.isSome(executor)) yield* runCalls(executor.value, pending)
+        if (pending.length > 0 && Option.isSome(executor))
+          yield* ToolLoop.runCalls(executor.value, pending, storeResult)
         yield* loop({
           model: yield* catalog.resolve(asking.model ?? agent?.model ?? undefined),
           prompt: [...systemOf(agent), ...toPrompt(history ?? past)],

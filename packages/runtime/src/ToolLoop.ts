@@ -1,0 +1,110 @@
+/**
+ * The tool-call loop: model → the tool calls it asks for (run in parallel through the
+ * executor) → their results → model, for at most `maxSteps` steps; the last step offers no
+ * tools, so the model has to answer. The loop stores nothing itself: its hooks record each
+ * step's calls before they run and each result as it finishes (the session actor journals
+ * them; the stateless OpenAI-compatible route does not).
+ */
+import { Effect, Option } from "effect"
+import type { Prompt } from "effect/ai"
+import type { ToolExecutor, ToolRegistry } from "@polyagent/tools"
+import type { Agent } from "./Agent.ts"
+import type { CallOptions as CallOptionsValue } from "./CallOptions.ts"
+import { CallOptions } from "./CallOptions.ts"
+import {
+  assistantPrompt,
+  generateStep,
+  grant,
+  type Offered,
+  parseArguments,
+  resultsPrompt,
+  streamStep,
+  toolkitOf
+} from "./internal/turnTools.ts"
+import type { ToolCallRecord } from "./Message.ts"
+import { fromAiError, type Model } from "./ModelCatalog.ts"
+import { RequestId } from "./RequestId.ts"
+import * as Usage from "./Usage.ts"
+
+/** The tools a model is offered, as effect/ai's toolkit; `undefined` for none. */
+export type Toolkit = Offered
+
+/** The toolkit of an agent: the loaded tools it names, when it enables tools. */
+export const toolkitFor = (
+  registry: Option.Option<ToolRegistry.ToolRegistry["Service"]>,
+  agent: Agent | undefined
+): Toolkit =>
+  agent?.tools_enabled === true && Option.isSome(registry) ? toolkitOf(registry.value, agent.tools) : undefined
+
+/** What the loop tells its caller as it goes. */
+export interface Hooks<E> {
+  /** The model asked for `calls` (after writing `text`); called before they run. */
+  readonly asked: (text: string, calls: ReadonlyArray<ToolCallRecord>) => Effect.Effect<void, E>
+  /** One call finished; called before the model sees the result. */
+  readonly answered: (result: ToolExecutor.ToolResult) => Effect.Effect<void, E>
+  /** Text as it streams; without it each step is one non-streamed model call. */
+  readonly delta?: ((content: string) => Effect.Effect<void>) | undefined
+}
+
+/** Where a loop starts. */
+export interface Options<E> {
+  readonly model: Model
+  readonly prompt: ReadonlyArray<Prompt.MessageEncoded>
+  readonly toolkit: Toolkit
+  readonly callOptions: CallOptionsValue
+  readonly requestId: string
+  readonly maxSteps: number
+  readonly executor: Option.Option<ToolExecutor.ToolExecutor["Service"]>
+  readonly hooks: Hooks<E>
+}
+
+/** How a loop ended: the answer, the usage of all its model calls, the results of all its tool calls. */
+export interface Outcome {
+  readonly text: string
+  readonly usage: Usage.Usage
+  readonly results: ReadonlyArray<ToolExecutor.ToolResult>
+}
+
+/** Runs `calls` in parallel (within the executor's limit); `answered` sees each result as it finishes. */
+export const runCalls = <E>(
+  executor: ToolExecutor.ToolExecutor["Service"],
+  calls: ReadonlyArray<ToolCallRecord>,
+  answered: (result: ToolExecutor.ToolResult) => Effect.Effect<void, E>
+): Effect.Effect<Array<ToolExecutor.ToolResult>, E> =>
+  Effect.forEach(
+    calls,
+    (call) =>
+      executor
+        .run({ id: call.id, name: call.name, arguments: parseArguments(call.arguments) }, grant)
+        .pipe(Effect.tap(answered)),
+    { concurrency: "unbounded" }
+  )
+
+/** Runs the loop from `options.prompt`. */
+export const run = <E>(options: Options<E>): Effect.Effect<Outcome, E | ReturnType<typeof fromAiError>> =>
+  Effect.gen(function* () {
+    const { model, toolkit, executor, hooks } = options
+    let prompt = options.prompt
+    let usage = Usage.make(0, 0)
+    const results: Array<ToolExecutor.ToolResult> = []
+    for (let step = 1; ; step++) {
+      const offered = Option.isSome(executor) && step <= options.maxSteps ? toolkit : undefined
+      const answer = yield* (
+        hooks.delta === undefined
+          ? generateStep(model.languageModel, prompt, offered)
+          : streamStep(model.languageModel, prompt, offered, hooks.delta)
+      ).pipe(
+        Effect.mapError((error) => fromAiError(model.info, error)),
+        Effect.provideService(RequestId, options.requestId),
+        Effect.provideService(CallOptions, options.callOptions)
+      )
+      usage = Usage.add(usage, answer.usage)
+      if (answer.calls.length === 0 || offered === undefined || Option.isNone(executor)) {
+        return { text: answer.text, usage, results }
+      }
+      yield* hooks.asked(answer.text, answer.calls)
+      const ran = yield* runCalls(executor.value, answer.calls, hooks.answered)
+      results.push(...ran)
+      prompt = [...prompt, assistantPrompt(answer.text, answer.calls), resultsPrompt(ran)]
+    }
+  }).pipe(Effect.withSpan("ToolLoop.run"))
