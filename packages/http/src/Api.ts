@@ -68,6 +68,7 @@ export const ChatEvent = Schema.Union([
 export type ChatEvent = typeof ChatEvent.Type
 
 const turnErrors = [
+  ApiError.InvalidRequest,
   ApiError.NotFound,
   ApiError.Conflict,
   ApiError.Internal,

@@ -21,6 +21,7 @@ type ClusterError =
   | ClusterErrors.EntityNotAssignedToRunner
 
 type TurnApiError =
+  | ApiError.InvalidRequest
   | ApiError.NotFound
   | ApiError.Conflict
   | ApiError.Internal
@@ -37,6 +38,8 @@ const toApiError = (error: SessionActor.TurnError | ClusterError): Effect.Effect
       return ApiError.fail("not_found", error.message)
     case "SessionAgentConflict":
       return ApiError.fail("conflict", error.message)
+    case "ContextTooLong":
+      return ApiError.fail("invalid_request", error.message)
     case "ModelError":
       return ApiError.fail("upstream_error", error.message)
     case "TurnTimeout":

@@ -58,7 +58,8 @@ export const layer = (config: AppConfig.AppConfigValue, options: Options = {}) =
   }).pipe(Layer.provide(SafeHttp.layer({ allowHosts: config.tools.network.allowHosts })), Layer.provideMerge(registry))
   const settings = SessionActor.layerSettings({
     turnTimeout: config.server.requestTimeout,
-    maxToolSteps: config.tools.maxSteps
+    maxToolSteps: config.tools.maxSteps,
+    contextStrategy: config.sessions.contextStrategy
   })
   const sessions = SessionActor.layer({ maxIdleTime: config.sessions.maxIdle })
   const bootstrap = Layer.effectDiscard(

@@ -115,9 +115,11 @@ export const AppConfigSchema = Schema.Struct({
     Schema.encodeKeys({ dataDir: "data_dir", postgresUrl: "postgres_url" })
   ),
   redisUrl: Secret(NonEmpty),
-  sessions: Schema.Struct({ maxIdle: DurationSetting, maxResident: PositiveInt }).pipe(
-    Schema.encodeKeys({ maxIdle: "max_idle", maxResident: "max_resident" })
-  ),
+  sessions: Schema.Struct({
+    maxIdle: DurationSetting,
+    maxResident: PositiveInt,
+    contextStrategy: Schema.Literals(["drop_oldest", "summarise"])
+  }).pipe(Schema.encodeKeys({ maxIdle: "max_idle", maxResident: "max_resident", contextStrategy: "context_strategy" })),
   security: Schema.Struct({
     adminKey: Secret(
       Schema.String.check(
@@ -162,7 +164,7 @@ export const defaults: AppConfigInput = {
   server: { host: "127.0.0.1", port: 8080, request_timeout: "60s", body_limit: 1_048_576, shutdown_grace: "10s" },
   storage: { data_dir: "./.polyagent", postgres_url: null },
   redis_url: null,
-  sessions: { max_idle: "1m", max_resident: 10_000 },
+  sessions: { max_idle: "1m", max_resident: 10_000, context_strategy: "drop_oldest" },
   security: { admin_key: null, jwt_secret: null },
   rate_limit: { enabled: false, requests_per_minute: 600, burst: 60 },
   plugins: [],

@@ -16,6 +16,7 @@ import type { Prompt } from "effect/ai"
 import { ToolExecutor, ToolRegistry } from "@polyagent/tools"
 import { toolContent, toPrompt } from "./internal/turnTools.ts"
 import * as ToolLoop from "./ToolLoop.ts"
+import * as ContextWindow from "./ContextWindow.ts"
 import { Entity } from "effect/cluster"
 import { Rpc } from "effect/rpc"
 import * as Identifier from "./Identifier.ts"
@@ -71,6 +72,7 @@ export class TurnTimeout extends Schema.TaggedError<TurnTimeout>()("TurnTimeout"
 /** Every way a turn can fail. */
 export const TurnError = Schema.Union([
   SessionNotFound,
+  ContextWindow.ContextTooLong,
   SessionAgentConflict,
   AgentNotFound,
   ModelNotFound,
@@ -105,6 +107,8 @@ export class SessionSettings extends Context.Service<
     readonly turnTimeout: Duration.Duration
     /** The most model → tools steps of one turn; the last step answers without tools. */
     readonly maxToolSteps: number
+    /** What to do when a conversation outgrows the model's context window. */
+    readonly contextStrategy: "drop_oldest" | "summarise"
   }
 >()("@polyagent/runtime/SessionActor/SessionSettings") {}
 
@@ -182,10 +186,19 @@ export const layer = (options: {
         const agent = agentId === null ? undefined : yield* findAgent(agentId)
         const model = yield* catalog.resolve(input.model ?? agent?.model ?? undefined)
         const user = yield* newMessage({ role: "user", content: input.message })
+        const fitted = yield* ContextWindow.fit({
+          messages: [...systemOf(agent), ...toPrompt([...past, user])],
+          contextWindow: model.info.capabilities.context_window,
+          reserve: agent?.parameters.max_tokens ?? ContextWindow.defaultReserve,
+          strategy:
+            settings.contextStrategy === "summarise"
+              ? { _tag: "summarise", model: model.languageModel }
+              : { _tag: "drop_oldest" }
+        })
         return {
           model,
           user,
-          prompt: [...systemOf(agent), ...toPrompt([...past, user])],
+          prompt: fitted.messages,
           callOptions: callOptionsOf(agent),
           toolkit: toolkitFor(agent)
         }

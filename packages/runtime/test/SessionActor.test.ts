@@ -25,6 +25,9 @@ const info = new ModelCatalog.ModelInfo({
   price_date: null
 })
 
+/** A window of 150 tokens: 120 for the prompt once 20% is kept for the answer. */
+const tinyWindow = new ModelCatalog.Capabilities({ tools: false, vision: false, streaming: true, context_window: 150 })
+
 const textOf = (message: Prompt.Message): string =>
   typeof message.content === "string"
     ? message.content
@@ -92,8 +95,14 @@ const makeLayer = Effect.fnUntraced(function* (maxIdleTime: Duration.Input = "1 
   )
   const sessions = SessionActor.layer({ maxIdleTime }).pipe(
     Layer.provide([
-      ModelCatalog.layer([{ info, languageModel: model }], "scripted"),
-      SessionActor.layerSettings({ turnTimeout: Duration.seconds(30), maxToolSteps: 4 })
+      ModelCatalog.layer(
+        [
+          { info, languageModel: model },
+          { info: new ModelCatalog.ModelInfo({ ...info, id: "tiny", capabilities: tinyWindow }), languageModel: model }
+        ],
+        "scripted"
+      ),
+      SessionActor.layerSettings({ turnTimeout: Duration.seconds(30), maxToolSteps: 4, contextStrategy: "drop_oldest" })
     ])
   )
   return { calls, requestIds, layer: sessions.pipe(Layer.provideMerge(Layer.merge(TestRunner.layer, storage))) }
@@ -178,6 +187,28 @@ describe("SessionActor", () => {
         )
         assert.strictEqual(unknown._tag, "AgentNotFound")
         assert.isTrue(Option.isNone(yield* storage.getSession("t", "s10")))
+      }).pipe(Effect.provide(layer))
+    })
+  )
+
+  it.live("a conversation over the model's window drops its oldest turns; one message over it is refused", () =>
+    Effect.gen(function* () {
+      const { layer } = yield* makeLayer()
+      yield* Effect.gen(function* () {
+        const clientFor = yield* SessionActor.Session.client
+        const client = clientFor(SessionActor.entityId("t", "s11"))
+        const turn = (message: string, create = false) =>
+          client.Send({ message, model: "tiny", create, agent_id: null, request_id: "r" })
+        const words = (n: number) => Array.from({ length: 12 }, (_, i) => `word${n}x${i}`).join(" ")
+        yield* turn(words(1), true)
+        yield* turn(words(2))
+        yield* turn(words(3))
+        const last = yield* turn(words(4))
+        const seen = last.message.content.replace(/^seen: /, "").split(" | ")
+        assert.notInclude(seen, words(1), "the oldest turn was dropped")
+        assert.strictEqual(seen.at(-1), words(4), "the newest message is always kept")
+        const tooLong = yield* Effect.flip(turn("x ".repeat(400)))
+        assert.strictEqual(tooLong._tag, "ContextTooLong")
       }).pipe(Effect.provide(layer))
     })
   )
