@@ -25,6 +25,9 @@ const info = new ModelCatalog.ModelInfo({
   price_date: null
 })
 
+/** Twelve distinct words, marked with `n`. */
+const words = (n: number) => Array.from({ length: 12 }, (_, i) => `word${n}x${i}`).join(" ")
+
 /** A window of 150 tokens: 120 for the prompt once 20% is kept for the answer. */
 const tinyWindow = new ModelCatalog.Capabilities({ tools: false, vision: false, streaming: true, context_window: 150 })
 
@@ -199,7 +202,6 @@ describe("SessionActor", () => {
         const client = clientFor(SessionActor.entityId("t", "s11"))
         const turn = (message: string, create = false) =>
           client.Send({ message, model: "tiny", create, agent_id: null, request_id: "r" })
-        const words = (n: number) => Array.from({ length: 12 }, (_, i) => `word${n}x${i}`).join(" ")
         yield* turn(words(1), true)
         yield* turn(words(2))
         yield* turn(words(3))
