@@ -25,7 +25,7 @@ import { type Model, ModelCatalog, ModelError, ModelNotFound } from "./ModelCata
 import { SessionAgentConflict, SessionNotFound } from "./Session.ts"
 import { type Agent, AgentNotFound } from "./Agent.ts"
 import { CallOptions } from "./CallOptions.ts"
-import { Storage, StorageError } from "./Storage.ts"
+import { MemoryFact, Storage, StorageError } from "./Storage.ts"
 import * as Usage from "./Usage.ts"
 
 /** What a client asks of a turn. `create` is set when the edge minted a new session id. */
@@ -35,6 +35,8 @@ export const TurnInput = Schema.Struct({
   create: Schema.Boolean,
   /** The agent to run with; only a new session takes one, an existing one must match. */
   agent_id: Schema.NullOr(Schema.String),
+  /** The end user the turn is for: whose facts an agent with memory remembers and recalls. */
+  user_id: Schema.NullOr(Schema.String),
   /** The client request this turn serves, passed on to the provider and the logs. */
   request_id: Schema.String
 })
@@ -130,13 +132,30 @@ interface Turn {
   readonly prompt: ReadonlyArray<Prompt.MessageEncoded>
   readonly callOptions: CallOptions
   readonly toolkit: ToolLoop.Toolkit
+  readonly builtins: ToolLoop.Builtins
   readonly requestId: string
   /** Messages of the turn not stored yet (its user message, until the first store). */
   readonly unstored: ReadonlyArray<Message>
 }
 
-const systemOf = (agent: Agent | undefined): Array<Prompt.MessageEncoded> =>
-  agent === undefined || agent.system_prompt === "" ? [] : [{ role: "system", content: agent.system_prompt }]
+/** The most facts recalled into one turn. */
+const maxFacts = 50
+
+/** The agent's system prompt, with what it remembers about the user. */
+const systemOf = (agent: Agent | undefined, facts: ReadonlyArray<MemoryFact>): Array<Prompt.MessageEncoded> => {
+  const remembered =
+    facts.length === 0 ? "" : `What you remember about the user:\n${facts.map((f) => `- ${f.fact}`).join("\n")}`
+  const content = [agent?.system_prompt ?? "", remembered].filter((part) => part !== "").join("\n\n")
+  return content === "" ? [] : [{ role: "system", content }]
+}
+
+const decodeFact = Schema.decodeUnknownOption(Schema.Struct({ fact: Schema.String }))
+
+const toolError = (
+  call: ToolExecutor.ToolCall,
+  type: ToolExecutor.ToolErrorType,
+  message: string
+): ToolExecutor.ToolResult => ({ id: call.id, name: call.name, status: "error", error: { type, message } })
 
 /** Registers the session entity with the cluster's sharding. */
 export const layer = (options: {
@@ -186,8 +205,12 @@ export const layer = (options: {
         const agent = agentId === null ? undefined : yield* findAgent(agentId)
         const model = yield* catalog.resolve(input.model ?? agent?.model ?? undefined)
         const user = yield* newMessage({ role: "user", content: input.message })
+        const facts =
+          agent?.memory.enabled === true && input.user_id !== null
+            ? yield* storage.listFacts(tenant, input.user_id, agent.id, maxFacts)
+            : []
         const fitted = yield* ContextWindow.fit({
-          messages: [...systemOf(agent), ...toPrompt([...past, user])],
+          messages: [...systemOf(agent, facts), ...toPrompt([...past, user])],
           contextWindow: model.info.capabilities.context_window,
           reserve: agent?.parameters.max_tokens ?? ContextWindow.defaultReserve,
           strategy:
@@ -200,11 +223,47 @@ export const layer = (options: {
           user,
           prompt: fitted.messages,
           callOptions: callOptionsOf(agent),
-          toolkit: toolkitFor(agent)
+          toolkit: toolkitFor(agent),
+          builtins: builtinsFor(agent, input.user_id)
         }
       })
 
       const toolkitFor = (agent: Agent | undefined) => ToolLoop.toolkitFor(registry, agent)
+
+      /** `remember`, for agents with memory: stores a fact about the turn's user. */
+      const builtinsFor = (agent: Agent | undefined, userId: string | null): ToolLoop.Builtins =>
+        agent?.memory.enabled !== true
+          ? new Map()
+          : new Map([
+              [
+                "remember",
+                (call: ToolExecutor.ToolCall) =>
+                  Effect.gen(function* () {
+                    const fact = Option.getOrUndefined(decodeFact(call.arguments))?.fact.trim() ?? ""
+                    if (fact === "" || userId === null) {
+                      return toolError(call, "invalid_arguments", "remember needs a non-empty fact about a known user")
+                    }
+                    const id = yield* Identifier.make("fact")
+                    const stored = yield* storage
+                      .addFact(
+                        tenant,
+                        new MemoryFact({ id, user_id: userId, agent_id: agent.id, fact, created_at: yield* nowIso })
+                      )
+                      .pipe(
+                        Effect.as(true),
+                        Effect.catch(() => Effect.succeed(false))
+                      )
+                    return stored
+                      ? {
+                          id: call.id,
+                          name: call.name,
+                          status: "ok" as const,
+                          result: JSON.stringify({ remembered: fact })
+                        }
+                      : toolError(call, "failed", "the fact could not be stored")
+                  })
+              ]
+            ])
 
       const findAgent = (id: string) =>
         Effect.flatMap(storage.getAgent(tenant, id), (found) =>
@@ -309,13 +368,13 @@ export const layer = (options: {
         const answered = new Set(past.filter((m) => m.seq > asking.seq).map((m) => m.tool_call_id))
         const pending = (asking.tool_calls ?? []).filter((call) => !answered.has(call.id))
         const agent = agentId === null ? undefined : yield* findAgent(agentId)
-        if (pending.length > 0 && Option.isSome(executor))
-          yield* ToolLoop.runCalls(executor.value, pending, storeResult)
+        if (pending.length > 0) yield* ToolLoop.runCalls(executor, pending, storeResult, builtinsFor(agent, null))
         yield* loop({
           model: yield* catalog.resolve(asking.model ?? agent?.model ?? undefined),
-          prompt: [...systemOf(agent), ...toPrompt(history ?? past)],
+          prompt: [...systemOf(agent, []), ...toPrompt(history ?? past)],
           callOptions: callOptionsOf(agent),
           toolkit: toolkitFor(agent),
+          builtins: builtinsFor(agent, null),
           requestId: "resume",
           unstored: []
         })

@@ -37,6 +37,15 @@ export class ApiKeyRecord extends Schema.Class<ApiKeyRecord>("@polyagent/runtime
   created_at: Schema.String
 }) {}
 
+/** A fact an agent remembers about one of its users. */
+export class MemoryFact extends Schema.Class<MemoryFact>("@polyagent/runtime/MemoryFact")({
+  id: Schema.String,
+  user_id: Schema.String,
+  agent_id: Schema.String,
+  fact: Schema.String,
+  created_at: Schema.String
+}) {}
+
 /** The storage service. */
 export class Storage extends Context.Service<
   Storage,
@@ -76,6 +85,15 @@ export class Storage extends Context.Service<
     /** Replaces the stored agent; answers whether it existed. */
     readonly updateAgent: (tenant: string, agent: Agent) => Effect.Effect<boolean, StorageError>
     readonly deleteAgent: (tenant: string, id: string) => Effect.Effect<boolean, StorageError>
+    /** Remembers a fact an agent learned about a user. */
+    readonly addFact: (tenant: string, fact: MemoryFact) => Effect.Effect<void, StorageError>
+    /** What an agent remembers about a user, oldest first, at most `limit`. */
+    readonly listFacts: (
+      tenant: string,
+      userId: string,
+      agentId: string,
+      limit: number
+    ) => Effect.Effect<ReadonlyArray<MemoryFact>, StorageError>
     /**
      * The sessions whose last message is a tool call or a tool result: turns a crash stopped
      * between asking for tools and answering.
@@ -108,6 +126,7 @@ const decodeSessionRows = Schema.decodeUnknownEffect(Schema.Array(SessionInfo))
 const decodeUnfinished = Schema.decodeUnknownEffect(
   Schema.Array(Schema.Struct({ tenant: Schema.String, id: Schema.String }))
 )
+const decodeFactRows = Schema.decodeUnknownEffect(Schema.Array(MemoryFact))
 const decodeKeyRows = Schema.decodeUnknownEffect(Schema.Array(ApiKeyRecord))
 const CountRows = Schema.decodeUnknownEffect(
   Schema.Array(Schema.Struct({ n: Schema.Union([Schema.Number, Schema.NumberFromString]) }))
@@ -294,6 +313,13 @@ export const make = Effect.gen(function* () {
         Effect.map((rows) => rows.length === 1),
         failWith("deleteAgent")
       ),
+    addFact: (tenant, fact) =>
+      sql`INSERT INTO memory_facts ${sql.insert({ tenant, ...fact })}`.pipe(Effect.asVoid, failWith("addFact")),
+    listFacts: (tenant, userId, agentId, limit) =>
+      sql`SELECT id, user_id, agent_id, fact, created_at FROM (
+            SELECT * FROM memory_facts WHERE tenant = ${tenant} AND user_id = ${userId} AND agent_id = ${agentId}
+            ORDER BY created_at DESC, id DESC LIMIT ${limit}
+          ) newest ORDER BY created_at, id`.pipe(Effect.flatMap(decodeFactRows), failWith("listFacts")),
     listUnfinishedSessions: sql`SELECT m.tenant AS tenant, m.session_id AS id FROM messages m
         JOIN (SELECT tenant, session_id, MAX(seq) AS seq FROM messages GROUP BY tenant, session_id) latest
           ON m.tenant = latest.tenant AND m.session_id = latest.session_id AND m.seq = latest.seq

@@ -17,6 +17,7 @@ import {
   grant,
   type Offered,
   parseArguments,
+  rememberTool,
   resultsPrompt,
   streamStep,
   toolkitOf
@@ -29,12 +30,19 @@ import * as Usage from "./Usage.ts"
 /** The tools a model is offered, as effect/ai's toolkit; `undefined` for none. */
 export type Toolkit = Offered
 
-/** The toolkit of an agent: the loaded tools it names, when it enables tools. */
+/** The toolkit of an agent: the loaded tools it names when it enables tools, and `remember` when it remembers. */
 export const toolkitFor = (
   registry: Option.Option<ToolRegistry.ToolRegistry["Service"]>,
   agent: Agent | undefined
 ): Toolkit =>
-  agent?.tools_enabled === true && Option.isSome(registry) ? toolkitOf(registry.value, agent.tools) : undefined
+  toolkitOf(
+    Option.getOrUndefined(registry),
+    agent?.tools_enabled === true ? agent.tools : [],
+    agent?.memory.enabled === true ? [rememberTool] : []
+  )
+
+/** Tools the caller runs itself (such as `remember`), by name. */
+export type Builtins = ReadonlyMap<string, (call: ToolExecutor.ToolCall) => Effect.Effect<ToolExecutor.ToolResult>>
 
 /** What the loop tells its caller as it goes. */
 export interface Hooks<E> {
@@ -55,6 +63,7 @@ export interface Options<E> {
   readonly requestId: string
   readonly maxSteps: number
   readonly executor: Option.Option<ToolExecutor.ToolExecutor["Service"]>
+  readonly builtins?: Builtins | undefined
   readonly hooks: Hooks<E>
 }
 
@@ -65,18 +74,34 @@ export interface Outcome {
   readonly results: ReadonlyArray<ToolExecutor.ToolResult>
 }
 
-/** Runs `calls` in parallel (within the executor's limit); `answered` sees each result as it finishes. */
+/**
+ * Runs `calls` in parallel (plugin tools within the executor's limit, `builtins` by the caller);
+ * `answered` sees each result as it finishes.
+ */
 export const runCalls = <E>(
-  executor: ToolExecutor.ToolExecutor["Service"],
+  executor: Option.Option<ToolExecutor.ToolExecutor["Service"]>,
   calls: ReadonlyArray<ToolCallRecord>,
-  answered: (result: ToolExecutor.ToolResult) => Effect.Effect<void, E>
+  answered: (result: ToolExecutor.ToolResult) => Effect.Effect<void, E>,
+  builtins: Builtins = new Map()
 ): Effect.Effect<Array<ToolExecutor.ToolResult>, E> =>
   Effect.forEach(
     calls,
-    (call) =>
-      executor
-        .run({ id: call.id, name: call.name, arguments: parseArguments(call.arguments) }, grant)
-        .pipe(Effect.tap(answered)),
+    (record) => {
+      const call = { id: record.id, name: record.name, arguments: parseArguments(record.arguments) }
+      const builtin = builtins.get(call.name)
+      const result: Effect.Effect<ToolExecutor.ToolResult> =
+        builtin !== undefined
+          ? builtin(call)
+          : Option.isSome(executor)
+            ? executor.value.run(call, grant)
+            : Effect.succeed({
+                id: call.id,
+                name: call.name,
+                status: "error",
+                error: { type: "unknown_tool", message: `no tool named ${call.name} is loaded` }
+              })
+      return Effect.tap(result, answered)
+    },
     { concurrency: "unbounded" }
   )
 
@@ -88,7 +113,7 @@ export const run = <E>(options: Options<E>): Effect.Effect<Outcome, E | ReturnTy
     let usage = Usage.make(0, 0)
     const results: Array<ToolExecutor.ToolResult> = []
     for (let step = 1; ; step++) {
-      const offered = Option.isSome(executor) && step <= options.maxSteps ? toolkit : undefined
+      const offered = step <= options.maxSteps ? toolkit : undefined
       const answer = yield* (
         hooks.delta === undefined
           ? generateStep(model.languageModel, prompt, offered)
@@ -99,11 +124,11 @@ export const run = <E>(options: Options<E>): Effect.Effect<Outcome, E | ReturnTy
         Effect.provideService(CallOptions, options.callOptions)
       )
       usage = Usage.add(usage, answer.usage)
-      if (answer.calls.length === 0 || offered === undefined || Option.isNone(executor)) {
+      if (answer.calls.length === 0 || offered === undefined) {
         return { text: answer.text, usage, results }
       }
       yield* hooks.asked(answer.text, answer.calls)
-      const ran = yield* runCalls(executor.value, answer.calls, hooks.answered)
+      const ran = yield* runCalls(executor, answer.calls, hooks.answered, options.builtins)
       results.push(...ran)
       prompt = [...prompt, assistantPrompt(answer.text, answer.calls), resultsPrompt(ran)]
     }

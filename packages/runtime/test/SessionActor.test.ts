@@ -118,6 +118,7 @@ const send = (tenant: string, id: string, message: string, create = false) =>
       model: null,
       create,
       agent_id: null,
+      user_id: null,
       request_id: `req-${message}`
     })
   )
@@ -171,7 +172,7 @@ describe("SessionActor", () => {
         const clientFor = yield* SessionActor.Session.client
         const client = clientFor(SessionActor.entityId("t", "s9"))
         const turn = (message: string, agentId: string | null, create = false) =>
-          client.Send({ message, model: null, create, agent_id: agentId, request_id: "r" })
+          client.Send({ message, model: null, create, agent_id: agentId, user_id: null, request_id: "r" })
         const first = yield* turn("hi", "agent_1", true)
         assert.strictEqual(first.message.content, "seen: hi [system=Teach., temperature=0.3]")
         // Later turns need not name the agent; naming another one is a conflict.
@@ -185,6 +186,7 @@ describe("SessionActor", () => {
             model: null,
             create: true,
             agent_id: "agent_404",
+            user_id: null,
             request_id: "r"
           })
         )
@@ -201,7 +203,7 @@ describe("SessionActor", () => {
         const clientFor = yield* SessionActor.Session.client
         const client = clientFor(SessionActor.entityId("t", "s11"))
         const turn = (message: string, create = false) =>
-          client.Send({ message, model: "tiny", create, agent_id: null, request_id: "r" })
+          client.Send({ message, model: "tiny", create, agent_id: null, user_id: null, request_id: "r" })
         yield* turn(words(1), true)
         yield* turn(words(2))
         yield* turn(words(3))
@@ -228,6 +230,7 @@ describe("SessionActor", () => {
             model: "gpt-9",
             create: true,
             agent_id: null,
+            user_id: null,
             request_id: "req-x"
           })
         )
@@ -261,7 +264,14 @@ describe("SessionActor", () => {
       yield* Effect.gen(function* () {
         const clientFor = yield* SessionActor.Session.client
         const events = yield* clientFor(SessionActor.entityId("t", "s4"))
-          .Stream({ message: "stream me", model: null, create: true, agent_id: null, request_id: "req-stream" })
+          .Stream({
+            message: "stream me",
+            model: null,
+            create: true,
+            agent_id: null,
+            user_id: null,
+            request_id: "req-stream"
+          })
           .pipe(Stream.runCollect)
         const deltas = events.flatMap((event) => (event._tag === "Delta" ? [event.content] : []))
         const done = events.at(-1)
@@ -283,7 +293,14 @@ describe("SessionActor", () => {
         const [streamed, sent] = yield* Effect.all(
           [
             client
-              .Stream({ message: "streamed", model: null, create: false, agent_id: null, request_id: "r1" })
+              .Stream({
+                message: "streamed",
+                model: null,
+                create: false,
+                agent_id: null,
+                user_id: null,
+                request_id: "r1"
+              })
               .pipe(Stream.runCollect),
             Effect.delay(send("t", "s8", "sent"), "5 millis")
           ],

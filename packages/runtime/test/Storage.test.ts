@@ -11,7 +11,7 @@ import { join } from "node:path"
 import * as Agent from "../src/Agent.ts"
 import * as Database from "../src/Database.ts"
 import type { NewMessage } from "../src/Message.ts"
-import { ApiKeyRecord, Storage, layerSql } from "../src/Storage.ts"
+import { ApiKeyRecord, MemoryFact, Storage, layerSql } from "../src/Storage.ts"
 import * as Usage from "../src/Usage.ts"
 
 const PG_URL = "postgres://postgres@127.0.0.1:5432/test"
@@ -38,6 +38,9 @@ const postgres = Layer.unwrap(
     return Layer.provideMerge(dropSchema, client)
   })
 )
+
+const fact = (id: string, user: string, text: string, at: string) =>
+  new MemoryFact({ id, user_id: user, agent_id: "agent_1", fact: text, created_at: at })
 
 const message = (id: string, role: NewMessage["role"], content: string, at: string): NewMessage => ({
   id,
@@ -237,6 +240,27 @@ describe.each(databases)("Storage on %s", (_name, database) => {
         assert.strictEqual(session.agent_id, "agent_9")
         yield* storage.createSession("t1", "s-plain", "2026-01-01T00:00:00.000Z")
         assert.strictEqual(Option.getOrThrow(yield* storage.getSession("t1", "s-plain")).agent_id, null)
+      })
+    )
+
+    it.effect("keeps an agent's facts per user and tenant, newest kept when over the limit", () =>
+      Effect.gen(function* () {
+        const storage = yield* Storage
+        yield* storage.addFact("t1", fact("f1", "u1", "likes tea", "2026-01-01T00:00:01.000Z"))
+        yield* storage.addFact("t1", fact("f2", "u1", "lives in Lyon", "2026-01-01T00:00:02.000Z"))
+        yield* storage.addFact("t1", fact("f3", "u2", "likes coffee", "2026-01-01T00:00:03.000Z"))
+        const u1 = yield* storage.listFacts("t1", "u1", "agent_1", 10)
+        assert.deepStrictEqual(
+          u1.map((f) => f.fact),
+          ["likes tea", "lives in Lyon"]
+        )
+        const newest = yield* storage.listFacts("t1", "u1", "agent_1", 1)
+        assert.deepStrictEqual(
+          newest.map((f) => f.fact),
+          ["lives in Lyon"]
+        )
+        assert.deepStrictEqual(yield* storage.listFacts("t2", "u1", "agent_1", 10), [])
+        assert.deepStrictEqual(yield* storage.listFacts("t1", "u1", "agent_2", 10), [])
       })
     )
 

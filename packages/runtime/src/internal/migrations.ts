@@ -66,5 +66,18 @@ export const migrations = {
     const sql = yield* SqlClient.SqlClient
     yield* sql`ALTER TABLE messages ADD COLUMN tool_calls TEXT`
     yield* sql`ALTER TABLE messages ADD COLUMN tool_call_id TEXT`
+  }),
+  "4_memory_facts": Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`CREATE TABLE memory_facts (
+      tenant TEXT NOT NULL,
+      id TEXT NOT NULL,
+      user_id TEXT NOT NULL,
+      agent_id TEXT NOT NULL,
+      fact TEXT NOT NULL,
+      created_at TEXT NOT NULL,
+      PRIMARY KEY (tenant, id)
+    )`
+    yield* sql`CREATE INDEX memory_facts_user ON memory_facts (tenant, user_id, agent_id)`
   })
 }

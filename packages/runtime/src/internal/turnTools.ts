@@ -14,15 +14,29 @@ const offered = (tool: Tool.Any) =>
   AiTool.dynamic(tool.name, { description: tool.description, parameters: Tool.jsonSchema(tool) })
 type OfferedTool = ReturnType<typeof offered>
 
-/** The toolkit of the loaded tools in `names`; tools not loaded are left out. */
+/** The memory tool of agents that remember: the session actor runs it, not the executor. */
+export const rememberTool = AiTool.dynamic("remember", {
+  description: "Remembers a fact about the user for later conversations with this agent",
+  parameters: {
+    type: "object",
+    properties: { fact: { type: "string", description: "One short fact, in the third person" } },
+    required: ["fact"]
+  }
+})
+
+/** The toolkit of the loaded tools in `names` (tools not loaded are left out), plus `builtins`. */
 export const toolkitOf = (
-  registry: ToolRegistry.ToolRegistry["Service"],
-  names: ReadonlyArray<string>
+  registry: ToolRegistry.ToolRegistry["Service"] | undefined,
+  names: ReadonlyArray<string>,
+  builtins: ReadonlyArray<OfferedTool> = []
 ): Toolkit.WithHandler<Record<string, OfferedTool>> | undefined => {
-  const tools = names.flatMap((name) => {
-    const found = registry.get(name)
-    return found._tag === "Some" ? [offered(found.value.tool)] : []
-  })
+  const tools = [
+    ...names.flatMap((name) => {
+      const found = registry?.get(name)
+      return found?._tag === "Some" ? [offered(found.value.tool)] : []
+    }),
+    ...builtins
+  ]
   if (tools.length === 0) return undefined
   return {
     tools: Object.fromEntries(tools.map((tool) => [tool.name, tool])),
