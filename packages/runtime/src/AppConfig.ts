@@ -6,6 +6,7 @@
  * value stops start-up with a `ConfigError` naming the key, the source and what was expected.
  * Secrets decode to `Redacted` and never appear in a message.
  */
+import { SafeHttp } from "@polyagent/tools"
 import { readFile } from "node:fs/promises"
 import * as NodePath from "node:path"
 import {
@@ -142,9 +143,16 @@ export const AppConfigSchema = Schema.Struct({
     timeout: DurationSetting,
     concurrency: PositiveInt,
     maxResultBytes: PositiveInt,
-    network: Schema.Struct({ allowHosts: Schema.Array(NonEmpty) }).pipe(
-      Schema.encodeKeys({ allowHosts: "allow_hosts" })
-    )
+    network: Schema.Struct({
+      allowHosts: Schema.Array(NonEmpty).check(
+        Schema.makeFilter((entries) => {
+          const invalid = SafeHttp.invalidAllowHosts(entries)
+          return invalid.length === 0
+            ? undefined
+            : `expected host names, *.domains, IPs or CIDRs; cannot read ${JSON.stringify(invalid)}`
+        })
+      )
+    }).pipe(Schema.encodeKeys({ allowHosts: "allow_hosts" }))
   }).pipe(Schema.encodeKeys({ maxSteps: "max_steps", maxResultBytes: "max_result_bytes" })),
   providers: Schema.Struct({
     openai: ProviderSettings,

@@ -174,6 +174,14 @@ describe("AppConfig", () => {
     }).pipe(Effect.scoped)
   )
 
+  it.effect("a network allow-list entry that cannot be read is named", () =>
+    Effect.gen(function* () {
+      const message = yield* failureOf("tools:\n  network:\n    allow_hosts: [api.example.com, 10.0.0.0/33]\n")
+      assert.include(message, "tools.network.allow_hosts")
+      assert.include(message, "10.0.0.0/33")
+    }).pipe(Effect.scoped)
+  )
+
   it.effect("a YAML syntax error names the file and line, without quoting it", () =>
     Effect.gen(function* () {
       const message = yield* failureOf(

@@ -211,3 +211,7 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
 
 /** The guarded client with `options`; see {@link Options} for the defaults. */
 export const layer = (options: Options = {}): Layer.Layer<SafeHttp> => Layer.effect(SafeHttp, make(options))
+
+/** The `allowHosts` entries that cannot be read (configuration checks them before `make` would die). */
+export const invalidAllowHosts = (entries: ReadonlyArray<string>): ReadonlyArray<string> =>
+  Address.parseAllowList(entries).invalid
