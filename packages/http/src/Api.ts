@@ -44,6 +44,8 @@ export const ChatRequest = Schema.Struct({
   agent_id: Schema.optional(Schema.String),
   model: Schema.optional(Schema.String.check(Schema.isNonEmpty(), Schema.isMaxLength(200))),
   use_tools: Schema.optional(Schema.Boolean),
+  /** Keep this message in the model's context however long the conversation grows. */
+  pin: Schema.optional(Schema.Boolean),
   metadata: Schema.optional(Schema.Record(Schema.String, Schema.Unknown))
 })
 export type ChatRequest = typeof ChatRequest.Type

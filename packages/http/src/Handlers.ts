@@ -92,6 +92,7 @@ const ChatHandlers = HttpApiBuilder.group(
         model: request.model ?? null,
         create,
         agent_id: request.agent_id ?? null,
+        pin: request.pin ?? false,
         // The end user: the application's own id for them, or else the key that calls.
         user_id: typeof request.metadata?.["user_id"] === "string" ? request.metadata["user_id"] : principal.subject,
         request_id: yield* Effect.service(ApiError.RequestId)

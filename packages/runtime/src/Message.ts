@@ -29,6 +29,8 @@ export class Message extends Schema.Class<Message>("@polyagent/runtime/Message")
   cost_usd: Schema.NullOr(Schema.Finite),
   tool_calls: Schema.NullOr(Schema.Array(ToolCallRecord)),
   tool_call_id: Schema.NullOr(Schema.String),
+  /** Kept in the model's context however long the conversation grows. */
+  pinned: Schema.Boolean,
   created_at: Schema.String
 }) {}
 

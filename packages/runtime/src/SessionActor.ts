@@ -35,6 +35,8 @@ export const TurnInput = Schema.Struct({
   create: Schema.Boolean,
   /** The agent to run with; only a new session takes one, an existing one must match. */
   agent_id: Schema.NullOr(Schema.String),
+  /** Keep this message in the model's context however long the conversation grows. */
+  pin: Schema.Boolean,
   /** The end user the turn is for: whose facts an agent with memory remembers and recalls. */
   user_id: Schema.NullOr(Schema.String),
   /** The client request this turn serves, passed on to the provider and the logs. */
@@ -204,13 +206,17 @@ export const layer = (options: {
         // Read on every turn: a changed agent applies to the sessions that run with it.
         const agent = agentId === null ? undefined : yield* findAgent(agentId)
         const model = yield* catalog.resolve(input.model ?? agent?.model ?? undefined)
-        const user = yield* newMessage({ role: "user", content: input.message })
+        const user = yield* newMessage({ role: "user", content: input.message, pinned: input.pin })
         const facts =
           agent?.memory.enabled === true && input.user_id !== null
             ? yield* storage.listFacts(tenant, input.user_id, agent.id, maxFacts)
             : []
+        const system = systemOf(agent, facts)
+        const conversation = [...past, user]
         const fitted = yield* ContextWindow.fit({
-          messages: [...systemOf(agent, facts), ...toPrompt([...past, user])],
+          messages: [...system, ...toPrompt(conversation)],
+          // One prompt message per stored message, after the system ones.
+          pinned: conversation.flatMap((message, i) => (message.pinned ? [system.length + i] : [])),
           contextWindow: model.info.capabilities.context_window,
           reserve: agent?.parameters.max_tokens ?? ContextWindow.defaultReserve,
           strategy:
@@ -281,6 +287,7 @@ export const layer = (options: {
             cost_usd: null,
             tool_calls: null,
             tool_call_id: null,
+            pinned: false,
             created_at: yield* nowIso,
             ...fields
           }

@@ -119,6 +119,7 @@ const MessageRow = Schema.Struct({
   cost_usd: Schema.NullOr(Schema.Number),
   tool_calls: Schema.NullOr(Schema.fromJsonString(Schema.Array(ToolCallRecord))),
   tool_call_id: Schema.NullOr(Schema.String),
+  pinned: Schema.Number,
   created_at: Schema.String
 })
 const decodeMessageRows = Schema.decodeUnknownEffect(Schema.Array(MessageRow))
@@ -151,6 +152,7 @@ const toMessage = (row: typeof MessageRow.Type): Message =>
     cost_usd: row.cost_usd,
     tool_calls: row.tool_calls,
     tool_call_id: row.tool_call_id,
+    pinned: row.pinned !== 0,
     created_at: row.created_at
   })
 
@@ -200,7 +202,7 @@ export const make = Effect.gen(function* () {
 
   const selectMessages = (tenant: string, sessionId: string) =>
     sql`SELECT id, seq, role, content, model, provider, prompt_tokens, completion_tokens, cost_usd, tool_calls,
-               tool_call_id, created_at
+               tool_call_id, pinned, created_at
         FROM messages WHERE tenant = ${tenant} AND session_id = ${sessionId} ORDER BY seq`.pipe(
       Effect.flatMap(decodeMessageRows),
       Effect.map((rows) => rows.map(toMessage))
@@ -247,6 +249,7 @@ export const make = Effect.gen(function* () {
             cost_usd: message.cost_usd,
             tool_calls: message.tool_calls === null ? null : JSON.stringify(message.tool_calls),
             tool_call_id: message.tool_call_id,
+            pinned: message.pinned ? 1 : 0,
             created_at: message.created_at
           })
         )

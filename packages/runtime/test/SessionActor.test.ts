@@ -119,6 +119,7 @@ const send = (tenant: string, id: string, message: string, create = false) =>
       create,
       agent_id: null,
       user_id: null,
+      pin: false,
       request_id: `req-${message}`
     })
   )
@@ -172,7 +173,7 @@ describe("SessionActor", () => {
         const clientFor = yield* SessionActor.Session.client
         const client = clientFor(SessionActor.entityId("t", "s9"))
         const turn = (message: string, agentId: string | null, create = false) =>
-          client.Send({ message, model: null, create, agent_id: agentId, user_id: null, request_id: "r" })
+          client.Send({ message, model: null, create, agent_id: agentId, user_id: null, pin: false, request_id: "r" })
         const first = yield* turn("hi", "agent_1", true)
         assert.strictEqual(first.message.content, "seen: hi [system=Teach., temperature=0.3]")
         // Later turns need not name the agent; naming another one is a conflict.
@@ -187,6 +188,7 @@ describe("SessionActor", () => {
             create: true,
             agent_id: "agent_404",
             user_id: null,
+            pin: false,
             request_id: "r"
           })
         )
@@ -203,7 +205,7 @@ describe("SessionActor", () => {
         const clientFor = yield* SessionActor.Session.client
         const client = clientFor(SessionActor.entityId("t", "s11"))
         const turn = (message: string, create = false) =>
-          client.Send({ message, model: "tiny", create, agent_id: null, user_id: null, request_id: "r" })
+          client.Send({ message, model: "tiny", create, agent_id: null, user_id: null, pin: false, request_id: "r" })
         yield* turn(words(1), true)
         yield* turn(words(2))
         yield* turn(words(3))
@@ -213,6 +215,17 @@ describe("SessionActor", () => {
         assert.strictEqual(seen.at(-1), words(4), "the newest message is always kept")
         const tooLong = yield* Effect.flip(turn("x ".repeat(400)))
         assert.strictEqual(tooLong._tag, "ContextTooLong")
+
+        // A pinned message stays however long the conversation grows.
+        const pinning = clientFor(SessionActor.entityId("t", "s12"))
+        const pinnedTurn = (message: string, pin: boolean, create = false) =>
+          pinning.Send({ message, model: "tiny", create, pin, agent_id: null, user_id: null, request_id: "r" })
+        yield* pinnedTurn(words(1), true, true)
+        yield* pinnedTurn(words(2), false)
+        yield* pinnedTurn(words(3), false)
+        const kept = (yield* pinnedTurn(words(4), false)).message.content.replace(/^seen: /, "").split(" | ")
+        assert.include(kept, words(1), "the pinned first message was kept")
+        assert.notInclude(kept, words(2), "older unpinned turns were dropped instead")
       }).pipe(Effect.provide(layer))
     })
   )
@@ -231,6 +244,7 @@ describe("SessionActor", () => {
             create: true,
             agent_id: null,
             user_id: null,
+            pin: false,
             request_id: "req-x"
           })
         )
@@ -270,6 +284,7 @@ describe("SessionActor", () => {
             create: true,
             agent_id: null,
             user_id: null,
+            pin: false,
             request_id: "req-stream"
           })
           .pipe(Stream.runCollect)
@@ -299,6 +314,7 @@ describe("SessionActor", () => {
                 create: false,
                 agent_id: null,
                 user_id: null,
+                pin: false,
                 request_id: "r1"
               })
               .pipe(Stream.runCollect),
@@ -334,6 +350,7 @@ describe("SessionActor", () => {
               cost_usd: null,
               tool_calls: null,
               tool_call_id: null,
+              pinned: false,
               created_at: "2026-01-01T00:00:00.000Z"
             }
           ])

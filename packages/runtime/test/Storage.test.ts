@@ -52,6 +52,7 @@ const message = (id: string, role: NewMessage["role"], content: string, at: stri
   cost_usd: role === "assistant" ? 0.000123 : null,
   tool_calls: null,
   tool_call_id: null,
+  pinned: false,
   created_at: at
 })
 

@@ -27,6 +27,7 @@ const stored = (role: Message["role"], content: string, seq: number): Message =>
   cost_usd: null,
   tool_calls: null,
   tool_call_id: null,
+  pinned: false,
   created_at: "2025-01-01T00:00:00.000Z"
 })
 

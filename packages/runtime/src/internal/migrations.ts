@@ -79,5 +79,9 @@ export const migrations = {
       PRIMARY KEY (tenant, id)
     )`
     yield* sql`CREATE INDEX memory_facts_user ON memory_facts (tenant, user_id, agent_id)`
+  }),
+  "5_pinned_messages": Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`ALTER TABLE messages ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0`
   })
 }
