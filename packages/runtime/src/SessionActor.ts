@@ -11,12 +11,13 @@
  * assistant message with its calls is stored before the calls run, and each result is stored
  * as a `tool` message under its call id before the model sees it.
  */
-import { Clock, Context, DateTime, Duration, Effect, Layer, Option, Queue, Schema, Semaphore, Stream } from "effect"
+import { Clock, Context, DateTime, Duration, Effect, Layer, Queue, Schema, Semaphore, Stream } from "effect"
 import type { Prompt } from "effect/ai"
 import { ToolExecutor, ToolRegistry } from "@polyagent/tools"
 import { toolContent, toPrompt } from "./internal/turnTools.ts"
 import * as ToolLoop from "./ToolLoop.ts"
 import * as ContextWindow from "./ContextWindow.ts"
+import * as AgentTurn from "./internal/agentTurn.ts"
 import { Entity } from "effect/cluster"
 import { Rpc } from "effect/rpc"
 import * as Identifier from "./Identifier.ts"
@@ -25,7 +26,7 @@ import { type Model, ModelCatalog, ModelError, ModelNotFound } from "./ModelCata
 import { SessionAgentConflict, SessionNotFound } from "./Session.ts"
 import { type Agent, AgentNotFound } from "./Agent.ts"
 import { CallOptions } from "./CallOptions.ts"
-import { MemoryFact, Storage, StorageError } from "./Storage.ts"
+import { Storage, StorageError } from "./Storage.ts"
 import * as Usage from "./Usage.ts"
 
 /** What a client asks of a turn. `create` is set when the edge minted a new session id. */
@@ -116,15 +117,6 @@ export class SessionSettings extends Context.Service<
   }
 >()("@polyagent/runtime/SessionActor/SessionSettings") {}
 
-const callOptionsOf = (agent: Agent | undefined): CallOptions =>
-  agent === undefined
-    ? {}
-    : {
-        temperature: agent.parameters.temperature,
-        topP: agent.parameters.top_p,
-        maxTokens: agent.parameters.max_tokens
-      }
-
 /** Where a streamed turn sends its pieces. */
 type Emit = (event: TurnEvent) => Effect.Effect<void>
 
@@ -139,25 +131,6 @@ interface Turn {
   /** Messages of the turn not stored yet (its user message, until the first store). */
   readonly unstored: ReadonlyArray<Message>
 }
-
-/** The most facts recalled into one turn. */
-const maxFacts = 50
-
-/** The agent's system prompt, with what it remembers about the user. */
-const systemOf = (agent: Agent | undefined, facts: ReadonlyArray<MemoryFact>): Array<Prompt.MessageEncoded> => {
-  const remembered =
-    facts.length === 0 ? "" : `What you remember about the user:\n${facts.map((f) => `- ${f.fact}`).join("\n")}`
-  const content = [agent?.system_prompt ?? "", remembered].filter((part) => part !== "").join("\n\n")
-  return content === "" ? [] : [{ role: "system", content }]
-}
-
-const decodeFact = Schema.decodeUnknownOption(Schema.Struct({ fact: Schema.String }))
-
-const toolError = (
-  call: ToolExecutor.ToolCall,
-  type: ToolExecutor.ToolErrorType,
-  message: string
-): ToolExecutor.ToolResult => ({ id: call.id, name: call.name, status: "error", error: { type, message } })
 
 /** Registers the session entity with the cluster's sharding. */
 export const layer = (options: {
@@ -209,9 +182,9 @@ export const layer = (options: {
         const user = yield* newMessage({ role: "user", content: input.message, pinned: input.pin })
         const facts =
           agent?.memory.enabled === true && input.user_id !== null
-            ? yield* storage.listFacts(tenant, input.user_id, agent.id, maxFacts)
+            ? yield* storage.listFacts(tenant, input.user_id, agent.id, AgentTurn.maxFacts)
             : []
-        const system = systemOf(agent, facts)
+        const system = AgentTurn.systemOf(agent?.system_prompt, facts)
         const conversation = [...past, user]
         const fitted = yield* ContextWindow.fit({
           messages: [...system, ...toPrompt(conversation)],
@@ -228,7 +201,7 @@ export const layer = (options: {
           model,
           user,
           prompt: fitted.messages,
-          callOptions: callOptionsOf(agent),
+          callOptions: AgentTurn.callOptionsOf(agent),
           toolkit: toolkitFor(agent),
           builtins: builtinsFor(agent, input.user_id)
         }
@@ -240,36 +213,7 @@ export const layer = (options: {
       const builtinsFor = (agent: Agent | undefined, userId: string | null): ToolLoop.Builtins =>
         agent?.memory.enabled !== true
           ? new Map()
-          : new Map([
-              [
-                "remember",
-                (call: ToolExecutor.ToolCall) =>
-                  Effect.gen(function* () {
-                    const fact = Option.getOrUndefined(decodeFact(call.arguments))?.fact.trim() ?? ""
-                    if (fact === "" || userId === null) {
-                      return toolError(call, "invalid_arguments", "remember needs a non-empty fact about a known user")
-                    }
-                    const id = yield* Identifier.make("fact")
-                    const stored = yield* storage
-                      .addFact(
-                        tenant,
-                        new MemoryFact({ id, user_id: userId, agent_id: agent.id, fact, created_at: yield* nowIso })
-                      )
-                      .pipe(
-                        Effect.as(true),
-                        Effect.catch(() => Effect.succeed(false))
-                      )
-                    return stored
-                      ? {
-                          id: call.id,
-                          name: call.name,
-                          status: "ok" as const,
-                          result: JSON.stringify({ remembered: fact })
-                        }
-                      : toolError(call, "failed", "the fact could not be stored")
-                  })
-              ]
-            ])
+          : new Map([["remember", AgentTurn.remember({ storage, tenant, agentId: agent.id, userId, now: nowIso })]])
 
       const findAgent = (id: string) =>
         Effect.flatMap(storage.getAgent(tenant, id), (found) =>
@@ -378,8 +322,8 @@ export const layer = (options: {
         if (pending.length > 0) yield* ToolLoop.runCalls(executor, pending, storeResult, builtinsFor(agent, null))
         yield* loop({
           model: yield* catalog.resolve(asking.model ?? agent?.model ?? undefined),
-          prompt: [...systemOf(agent, []), ...toPrompt(history ?? past)],
-          callOptions: callOptionsOf(agent),
+          prompt: [...AgentTurn.systemOf(agent?.system_prompt, []), ...toPrompt(history ?? past)],
+          callOptions: AgentTurn.callOptionsOf(agent),
           toolkit: toolkitFor(agent),
           builtins: builtinsFor(agent, null),
           requestId: "resume",

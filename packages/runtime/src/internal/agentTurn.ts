@@ -1,0 +1,78 @@
+/**
+ * What an agent brings to a turn: its sampling settings, its system prompt with what it
+ * remembers about the turn's user, and the `remember` tool that stores a new fact (the
+ * session actor runs `remember` itself; it is not a plugin tool).
+ */
+import { Effect, Option, Schema } from "effect"
+import type { Prompt } from "effect/ai"
+import type { ToolExecutor } from "@polyagent/tools"
+import type { Agent } from "../Agent.ts"
+import type { CallOptions as CallOptionsValue } from "../CallOptions.ts"
+import * as Identifier from "../Identifier.ts"
+import { MemoryFact, type Storage } from "../Storage.ts"
+
+/** The sampling settings an agent applies to its turns. */
+export const callOptionsOf = (agent: Agent | undefined): CallOptionsValue =>
+  agent === undefined
+    ? {}
+    : {
+        temperature: agent.parameters.temperature,
+        topP: agent.parameters.top_p,
+        maxTokens: agent.parameters.max_tokens
+      }
+
+/** The most facts recalled into one turn. */
+export const maxFacts = 50
+
+/** The agent's system prompt, followed by what it remembers about the user. */
+export const systemOf = (
+  systemPrompt: string | undefined,
+  facts: ReadonlyArray<MemoryFact>
+): Array<Prompt.MessageEncoded> => {
+  const remembered =
+    facts.length === 0 ? "" : `What you remember about the user:\n${facts.map((f) => `- ${f.fact}`).join("\n")}`
+  const content = [systemPrompt ?? "", remembered].filter((part) => part !== "").join("\n\n")
+  return content === "" ? [] : [{ role: "system", content }]
+}
+
+const decodeFact = Schema.decodeUnknownOption(Schema.Struct({ fact: Schema.String }))
+
+const toolError = (
+  call: ToolExecutor.ToolCall,
+  type: ToolExecutor.ToolErrorType,
+  message: string
+): ToolExecutor.ToolResult => ({ id: call.id, name: call.name, status: "error", error: { type, message } })
+
+/** The `remember` tool of one turn: stores `{ fact }` for the agent and user. */
+export const remember =
+  (options: {
+    readonly storage: Storage["Service"]
+    readonly tenant: string
+    readonly agentId: string
+    /** `null` when the user is unknown (a turn resumed after a crash): the tool then refuses. */
+    readonly userId: string | null
+    readonly now: Effect.Effect<string>
+  }) =>
+  (call: ToolExecutor.ToolCall): Effect.Effect<ToolExecutor.ToolResult> =>
+    Effect.gen(function* () {
+      const fact = Option.getOrUndefined(decodeFact(call.arguments))?.fact.trim() ?? ""
+      if (fact === "" || options.userId === null) {
+        return toolError(call, "invalid_arguments", "remember needs a non-empty fact about a known user")
+      }
+      const stored = new MemoryFact({
+        id: yield* Identifier.make("fact"),
+        user_id: options.userId,
+        agent_id: options.agentId,
+        fact,
+        created_at: yield* options.now
+      })
+      return yield* options.storage.addFact(options.tenant, stored).pipe(
+        Effect.as<ToolExecutor.ToolResult>({
+          id: call.id,
+          name: call.name,
+          status: "ok",
+          result: JSON.stringify({ remembered: fact })
+        }),
+        Effect.catch(() => Effect.succeed(toolError(call, "failed", "the fact could not be stored")))
+      )
+    })
