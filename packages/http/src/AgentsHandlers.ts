@@ -2,20 +2,15 @@
  * `/v1/agents`: create, list, read, change and delete the tenant's agents. Reading needs any
  * role; changing needs `builder` (or `admin`), as ../shared/API.md says.
  */
-import { Clock, DateTime, Effect, Option } from "effect"
+import { Effect, Option } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
 import { Agent, Identifier, Storage } from "@polyagent/runtime"
 import { Api, Principal } from "./Api.ts"
 import * as ApiError from "./ApiError.ts"
+import * as Authentication from "./Authentication.ts"
 
 /** The caller's tenant, when its role may change agents. */
-const builderTenant = Effect.gen(function* () {
-  const principal = yield* Principal
-  if (principal.role === "user") return yield* ApiError.fail("forbidden", "changing agents needs the builder role")
-  return principal.tenant
-})
-
-const nowIso = Effect.map(Clock.currentTimeMillis, (ms) => DateTime.formatIso(DateTime.makeUnsafe(ms)))
+const builderTenant = Effect.map(Authentication.requireRole("builder", "changing agents"), ({ tenant }) => tenant)
 
 const notFound = (id: string) => ApiError.fail("not_found", `agent ${id} not found`)
 
@@ -28,7 +23,7 @@ export const layer = HttpApiBuilder.group(
       .handle("create", ({ payload }) =>
         Effect.gen(function* () {
           const tenant = yield* builderTenant
-          const agent = Agent.fromCreate(yield* Identifier.make("agent"), payload, yield* nowIso)
+          const agent = Agent.fromCreate(yield* Identifier.make("agent"), payload, yield* Storage.nowIso)
           yield* storage.insertAgent(tenant, agent).pipe(Effect.catch(ApiError.storageFailed))
           return agent
         })
@@ -51,7 +46,7 @@ export const layer = HttpApiBuilder.group(
           const tenant = yield* builderTenant
           const current = yield* storage.getAgent(tenant, params.id).pipe(Effect.catch(ApiError.storageFailed))
           if (Option.isNone(current)) return yield* notFound(params.id)
-          const updated = Agent.applyPatch(current.value, payload, yield* nowIso)
+          const updated = Agent.applyPatch(current.value, payload, yield* Storage.nowIso)
           const stored = yield* storage.updateAgent(tenant, updated).pipe(Effect.catch(ApiError.storageFailed))
           return stored ? updated : yield* notFound(params.id)
         })

@@ -4,7 +4,7 @@
  * ensured: `POLYAGENT_ADMIN_KEY` when set, otherwise a new key printed once when the
  * tenant has none yet.
  */
-import { Clock, DateTime, Effect, Layer, Option, Redacted } from "effect"
+import { Effect, Layer, Option, Redacted } from "effect"
 import { Identifier, Storage } from "@polyagent/runtime"
 import { createHash } from "node:crypto"
 import { Authentication, Principal } from "./Api.ts"
@@ -18,6 +18,16 @@ export const hashKey = (key: string): string => createHash("sha256").update(key)
 
 /** A new API key: `pa_` and 40 base62 characters. */
 export const newKey = Effect.sync(() => `pa_${Identifier.randomBase62(40)}`)
+
+/** The caller, when its role includes `role`; `action` says what needs it (for the 403's message). */
+export const requireRole = (role: Storage.Role, action: string) =>
+  Effect.gen(function* () {
+    const principal = yield* Principal
+    if (Storage.roleRank[principal.role] < Storage.roleRank[role]) {
+      return yield* ApiError.fail("forbidden", `${action} needs the ${role} role`)
+    }
+    return principal
+  })
 
 /** The middleware that turns a bearer token into a {@link Principal}. */
 export const layer = Layer.effect(
@@ -60,7 +70,7 @@ export const bootstrapAdminKey = Effect.fn("Authentication.bootstrapAdminKey")(f
   announce: (key: string) => Effect.Effect<void>
 ) {
   const storage = yield* Storage.Storage
-  const now = DateTime.formatIso(DateTime.makeUnsafe(yield* Clock.currentTimeMillis))
+  const now = yield* Storage.nowIso
   const store = (key: string, name: string) =>
     Effect.gen(function* () {
       const id = yield* Identifier.make("key")

@@ -3,23 +3,14 @@
  * stored only as its hash; it can never carry a role above its creator's; keys of another
  * tenant can be made only by an admin of the platform tenant (`default`).
  */
-import { Clock, DateTime, Effect } from "effect"
+import { Effect } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
 import { Identifier, Storage } from "@polyagent/runtime"
-import { Api, Principal } from "./Api.ts"
+import { Api } from "./Api.ts"
 import * as ApiError from "./ApiError.ts"
 import * as Authentication from "./Authentication.ts"
 
-const rank: Record<Storage.Role, number> = { user: 1, builder: 2, admin: 3 }
-
-/** The caller, when it is an admin. */
-const admin = Effect.gen(function* () {
-  const principal = yield* Principal
-  if (principal.role !== "admin") return yield* ApiError.fail("forbidden", "managing keys needs the admin role")
-  return principal
-})
-
-const nowIso = Effect.map(Clock.currentTimeMillis, (ms) => DateTime.formatIso(DateTime.makeUnsafe(ms)))
+const admin = Authentication.requireRole("admin", "managing keys")
 
 const listed = ({ id, name, role, tenant, created_at }: Storage.ApiKeyRecord) => ({
   id,
@@ -38,7 +29,7 @@ export const layer = HttpApiBuilder.group(
       .handle("create", ({ payload }) =>
         Effect.gen(function* () {
           const creator = yield* admin
-          if (rank[payload.role] > rank[creator.role]) {
+          if (Storage.roleRank[payload.role] > Storage.roleRank[creator.role]) {
             return yield* ApiError.fail("forbidden", "a key cannot have a role above its creator's")
           }
           const tenant = payload.tenant ?? creator.tenant
@@ -55,7 +46,7 @@ export const layer = HttpApiBuilder.group(
             name: payload.name ?? "",
             role: payload.role,
             key_hash: Authentication.hashKey(key),
-            created_at: yield* nowIso
+            created_at: yield* Storage.nowIso
           })
           yield* storage.insertApiKey(record).pipe(Effect.catch(ApiError.storageFailed))
           return { ...listed(record), key }
@@ -72,7 +63,7 @@ export const layer = HttpApiBuilder.group(
         Effect.gen(function* () {
           const { tenant } = yield* admin
           const revoked = yield* storage
-            .revokeApiKey(tenant, params.id, yield* nowIso)
+            .revokeApiKey(tenant, params.id, yield* Storage.nowIso)
             .pipe(Effect.catch(ApiError.storageFailed))
           return revoked
             ? ({ id: params.id, deleted: true } as const)

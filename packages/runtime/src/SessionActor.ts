@@ -11,7 +11,7 @@
  * assistant message with its calls is stored before the calls run, and each result is stored
  * as a `tool` message under its call id before the model sees it.
  */
-import { Clock, Context, DateTime, Duration, Effect, Layer, Queue, Schema, Semaphore, Stream } from "effect"
+import { Context, Duration, Effect, Layer, Queue, Schema, Semaphore, Stream } from "effect"
 import type { Prompt } from "effect/ai"
 import { ToolExecutor, ToolRegistry } from "@polyagent/tools"
 import { toolContent, toPrompt } from "./internal/turnTools.ts"
@@ -26,7 +26,7 @@ import { type Model, ModelCatalog, ModelError, ModelNotFound } from "./ModelCata
 import { SessionAgentConflict, SessionNotFound } from "./Session.ts"
 import { type Agent, AgentNotFound } from "./Agent.ts"
 import { CallOptions } from "./CallOptions.ts"
-import { Storage, StorageError } from "./Storage.ts"
+import { nowIso, Storage, StorageError } from "./Storage.ts"
 import * as Usage from "./Usage.ts"
 
 /** What a client asks of a turn. `create` is set when the edge minted a new session id. */
@@ -132,6 +132,25 @@ interface Turn {
   readonly unstored: ReadonlyArray<Message>
 }
 
+/** A new message with the defaults of the fields not given. */
+const newMessage = (fields: Partial<Message> & Pick<Message, "role" | "content">) =>
+  Effect.gen(function* () {
+    const message: Message = {
+      id: yield* Identifier.make("msg"),
+      seq: 0,
+      model: null,
+      provider: null,
+      usage: null,
+      cost_usd: null,
+      tool_calls: null,
+      tool_call_id: null,
+      pinned: false,
+      created_at: yield* nowIso,
+      ...fields
+    }
+    return message
+  })
+
 /** Registers the session entity with the cluster's sharding. */
 export const layer = (options: {
   readonly maxIdleTime: Duration.Input
@@ -152,8 +171,6 @@ export const layer = (options: {
       let history: Array<Message> | undefined
       let exists = false
       let agentId: string | null = null
-
-      const nowIso = Clock.currentTimeMillis.pipe(Effect.map((ms) => DateTime.formatIso(DateTime.makeUnsafe(ms))))
 
       const load = Effect.gen(function* () {
         if (history !== undefined) return history
@@ -219,24 +236,6 @@ export const layer = (options: {
         Effect.flatMap(storage.getAgent(tenant, id), (found) =>
           found._tag === "Some" ? Effect.succeed(found.value) : Effect.fail(new AgentNotFound({ agent_id: id }))
         )
-
-      const newMessage = (fields: Partial<Message> & Pick<Message, "role" | "content">) =>
-        Effect.gen(function* () {
-          const message: Message = {
-            id: yield* Identifier.make("msg"),
-            seq: 0,
-            model: null,
-            provider: null,
-            usage: null,
-            cost_usd: null,
-            tool_calls: null,
-            tool_call_id: null,
-            pinned: false,
-            created_at: yield* nowIso,
-            ...fields
-          }
-          return message
-        })
 
       // Parallel tool calls store their results as they finish: one append at a time keeps `seq` in order.
       const storeLock = yield* Semaphore.make(1)

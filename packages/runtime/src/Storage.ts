@@ -4,7 +4,7 @@
  * PostgreSQL (the SQL is written to the common subset of both). Every row carries its
  * tenant, and every read is scoped by it.
  */
-import { Array as Arr, Context, Effect, Layer, Option, Schema } from "effect"
+import { Array as Arr, Context, DateTime, Effect, Layer, Option, Schema } from "effect"
 import { Migrator, SqlClient } from "effect/sql"
 import type { SqlError } from "effect/sql/SqlError"
 import { Message, type NewMessage, ToolCallRecord } from "./Message.ts"
@@ -23,9 +23,15 @@ export class StorageError extends Schema.TaggedError<StorageError>()("StorageErr
   }
 }
 
+/** Now, as every stored timestamp is written: ISO 8601 in UTC, from the `Clock` (so tests drive it). */
+export const nowIso: Effect.Effect<string> = Effect.map(DateTime.now, DateTime.formatIso)
+
 /** Roles of ../shared/API.md: `admin` ⊃ `builder` ⊃ `user`. */
 export const Role = Schema.Literals(["admin", "builder", "user"])
 export type Role = typeof Role.Type
+
+/** The order of the roles: each includes the ones below it. */
+export const roleRank: Record<Role, number> = { user: 1, builder: 2, admin: 3 }
 
 /** A stored API key: only the hash of the key is kept. */
 export class ApiKeyRecord extends Schema.Class<ApiKeyRecord>("@polyagent/runtime/ApiKeyRecord")({
