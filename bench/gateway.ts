@@ -18,9 +18,9 @@
  * environment the rest of the bench uses. With `taskset` and 2+ CPUs both servers run on CPU 1
  * (one serves while the other idles), and the fakes, the load generators and this process on
  * CPU 0: the server has one core to itself, and direct and gateway runs share the same fakes on the
- * same core, so the difference between them is the gateway hop. Where neither `wrk` nor the
- * harness's `autocannon` is installed, max throughput is measured with this bench's own closed-loop
- * generator (`load.ts`) instead, and `throughput.tool` says so.
+ * same core, so the difference between them is the gateway hop. Max throughput uses `wrk` when
+ * installed, else `autocannon` (a devDependency); without either, this bench's own closed-loop
+ * generator (`load.ts`), and `throughput.tool` says which.
  */
 import { randomBytes } from "node:crypto"
 import { existsSync, readFileSync, writeFileSync } from "node:fs"
@@ -266,7 +266,9 @@ async function measure(
   await warmUp(ctx, targets.slowGw, bodyBuf, streamBuf)
   await warmUp(ctx, targets.fastGw, bodyBuf, streamBuf)
 
-  const useHarnessThroughput = hasCommand("wrk") || existsSync(join(HARNESS_DIR, "node_modules/.bin/autocannon"))
+  const useHarnessThroughput =
+    hasCommand("wrk") ||
+    [HARNESS_DIR, ctx.repoRoot].some((dir) => existsSync(join(dir, "node_modules/.bin/autocannon")))
   const tests = useHarnessThroughput ? "latency,throughput,stream" : "latency,stream"
   const latencyDurationS = ctx.quick ? 3 : 5
   const throughputDurationS = ctx.quick ? 3 : 5

@@ -11,12 +11,17 @@
 //
 // Prints a human table, then ONE JSON line with all figures (last line of stdout).
 import { spawn, spawnSync } from "node:child_process"
+import fs from "node:fs"
 import os from "node:os"
 import path from "node:path"
 import { fileURLToPath } from "node:url"
 import { parseArgs, rssKB } from "./lib/common.mjs"
 
 const HERE = path.dirname(fileURLToPath(import.meta.url))
+// This folder's own install, else the one of the repository it sits in (`bench/harness`).
+const AUTOCANNON = [HERE, path.join(HERE, "../..")]
+  .map((dir) => path.join(dir, "node_modules/.bin/autocannon"))
+  .find((file) => fs.existsSync(file))
 const MULTI = ["header", "latency-header", "throughput-header", "stream-header", "conns-header"]
 const a = parseArgs(process.argv.slice(2), MULTI)
 if (!a.url || a.help) {
@@ -198,7 +203,7 @@ async function throughputTest() {
       }
     } else {
       const out = await runChild(
-        path.join(HERE, "node_modules/.bin/autocannon"),
+        AUTOCANNON,
         [
           "-j",
           "-c",

@@ -270,6 +270,35 @@ describe("POST /v1/chat/completions with the official openai SDK", () => {
     assert.instanceOf(missing, NotFoundError)
   })
 
+  const post = (body: string, headers: Record<string, string>) =>
+    fetch(`${baseUrl}/v1/chat/completions`, { method: "POST", body, headers }).then(async (response) => ({
+      status: response.status,
+      body: (await response.json()) as { error: { type: string; message: string; request_id: string } }
+    }))
+
+  it("answers bad requests with the envelope: 401 without a key, 400 for a bad body", async () => {
+    const json = { "content-type": "application/json", authorization: `Bearer ${adminKey}` }
+    const valid = JSON.stringify({ model: "local", messages: [{ role: "user", content: "hi" }] })
+
+    const anonymous = await post(valid, { "content-type": "application/json" })
+    assert.strictEqual(anonymous.status, 401)
+    assert.strictEqual(anonymous.body.error.type, "unauthenticated")
+
+    for (const [body, headers, says] of [
+      ["{not json", json, "not valid JSON"],
+      [valid, { ...json, "content-type": "text/plain" }, "must be JSON"],
+      [JSON.stringify({ model: "local", messages: [] }), json, "messages"],
+      [JSON.stringify({ model: "local", messages: [{ role: "user", content: "hi" }], temperature: 9 }), json, "2"],
+      ["[1, 2]", json, "invalid body"]
+    ] as const) {
+      const answer = await post(body, headers)
+      assert.strictEqual(answer.status, 400, body)
+      assert.strictEqual(answer.body.error.type, "invalid_request")
+      assert.include(answer.body.error.message, says)
+      assert.match(answer.body.error.request_id, /^req_/)
+    }
+  })
+
   it("answers an unknown model with 404 not_found", async () => {
     const error = await client.chat.completions
       .create({ model: "gpt-99", messages: [{ role: "user", content: "x" }] })

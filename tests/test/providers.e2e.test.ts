@@ -177,6 +177,109 @@ describe("providers through the real server", () => {
     }
   })
 
+  it("relays /v1/chat/completions to OpenAI-family models: the client's fields go upstream, the answer comes back", async () => {
+    const client = new OpenAI({ apiKey: gateway.adminKey, baseURL: `${gateway.url}/v1`, maxRetries: 0 })
+    for (const model of ["gpt-4o-mini", "glm-4.7"]) {
+      const before = openAiFake.received.length
+      const completion = await client.chat.completions.create(
+        { model, messages: [{ role: "user", content: "hello" }], seed: 7, max_tokens: 20 },
+        { headers: { "x-request-id": `relay-${model}` } }
+      )
+      assert.strictEqual(completion.choices[0]?.message.content, OpenAiWire.answerText)
+      assert.strictEqual(completion.usage?.prompt_tokens, OpenAiWire.usage.prompt_tokens)
+      const sent = openAiFake.received[before]
+      const body = sent?.body as Record<string, unknown>
+      // Fields PolyAgent does not know pass through; the token limit follows the provider's quirks.
+      assert.strictEqual(body.seed, 7)
+      assert.strictEqual(body[model === "glm-4.7" ? "max_tokens" : "max_completion_tokens"], 20)
+      assert.strictEqual(sent?.headers["x-request-id"], `relay-${model}`)
+    }
+
+    const stream = await client.chat.completions.create({
+      model: "gpt-4o-mini",
+      messages: [{ role: "user", content: "hello" }],
+      stream: true,
+      stream_options: { include_usage: true }
+    })
+    let text = ""
+    let usage: OpenAI.CompletionUsage | undefined
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.delta.content ?? ""
+      usage = chunk.usage ?? usage
+    }
+    assert.strictEqual(text, OpenAiWire.answerText)
+    assert.strictEqual(usage?.completion_tokens, OpenAiWire.usage.completion_tokens)
+  })
+
+  const post = (content: string, stream: boolean, signal?: AbortSignal) =>
+    fetch(`${gateway.url}/v1/chat/completions`, {
+      method: "POST",
+      ...(signal === undefined ? {} : { signal }),
+      headers: { "content-type": "application/json", authorization: `Bearer ${gateway.adminKey}` },
+      body: JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content }], stream })
+    })
+
+  it("answers relayed failures with the envelope, never the upstream's text", async () => {
+    const limited = await post(`please ${OpenAiWire.Scenario.rateLimited}`, false)
+    assert.strictEqual(limited.status, 429)
+    assert.isNotNull(limited.headers.get("retry-after"))
+    assert.match(limited.headers.get("x-request-id") ?? "", /^req_/)
+    assert.strictEqual(decode(ErrorEnvelope, await limited.json()).error.type, "rate_limited")
+
+    const failed = await post(`please ${OpenAiWire.Scenario.serverError}`, false)
+    assert.strictEqual(failed.status, 502)
+    const text = await failed.text()
+    assert.strictEqual(decode(ErrorEnvelope, JSON.parse(text)).error.type, "upstream_error")
+    assert.notInclude(text, "sk-openai-test-key")
+
+    const malformed = await post(`please ${OpenAiWire.Scenario.malformed}`, false)
+    assert.strictEqual(malformed.status, 502)
+
+    // Cut mid-stream: what arrived is passed on, then an `error` event ends the stream.
+    const dropped = await post(`please ${OpenAiWire.Scenario.drop}`, true)
+    assert.strictEqual(dropped.status, 200)
+    const events = await dropped.text()
+    assert.include(events, "event: error")
+    assert.include(events, "upstream_error")
+  })
+
+  it("answers a relayed request the same before and after its key is verified (the fast lane)", async () => {
+    // A new key is verified by the full stack on its first request, then served by the fast lane.
+    const created = await fetch(`${gateway.url}/v1/keys`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${gateway.adminKey}` },
+      body: JSON.stringify({ role: "user", name: "lane" })
+    })
+    const { key } = (await created.json()) as { key: string }
+    const ask = (requestId: string) =>
+      fetch(`${gateway.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${key}`, "x-request-id": requestId },
+        body: JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: "hello" }] })
+      })
+    for (const id of ["first-1", "second-2"]) {
+      const answer = await ask(id)
+      assert.strictEqual(answer.status, 200)
+      assert.strictEqual(answer.headers.get("x-request-id"), id)
+      assert.include(answer.headers.get("content-type") ?? "", "application/json")
+      const completion = (await answer.json()) as OpenAI.ChatCompletion
+      assert.strictEqual(completion.choices[0]?.message.content, OpenAiWire.answerText)
+      assert.strictEqual(openAiFake.received.at(-1)?.headers["x-request-id"], id)
+    }
+  })
+
+  it("aborts the upstream request when a relayed request's client goes away", async () => {
+    const index = openAiFake.received.length
+    const controller = new AbortController()
+    const pending = post(`wait ${OpenAiWire.Scenario.hang}`, false, controller.signal).catch(() => undefined)
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    const abortedAt = Date.now()
+    controller.abort()
+    await pending
+    const closedAt = await openAiFake.closedEarly(index, 1000)
+    assert.isAtMost(closedAt - abortedAt, 1000)
+  })
+
   it("lets the official openai SDK talk to an Anthropic model in OpenAI's format", async () => {
     const client = new OpenAI({ apiKey: gateway.adminKey, baseURL: `${gateway.url}/v1`, maxRetries: 0 })
     const completion = await client.chat.completions.create({

@@ -5,7 +5,7 @@
  * upstream provider's text.
  */
 import { RequestId as RuntimeRequestId } from "@polyagent/runtime"
-import type { Storage } from "@polyagent/runtime"
+import type { ModelCatalog, Storage } from "@polyagent/runtime"
 import { Effect, Schema } from "effect"
 
 /** The request id of the request being served; the edge sets it for every request. */
@@ -150,3 +150,21 @@ export const fail = <T extends ErrorType>(type: T, message: string) => Effect.fl
 /** A storage failure as the client sees it: logged in full, answered as `internal` without details. */
 export const storageFailed = (error: Storage.StorageError): Effect.Effect<never, Internal> =>
   Effect.logError("storage failed", error).pipe(Effect.andThen(fail("internal", "storage failed")))
+
+/**
+ * How a failed model call is answered: a rate limit as `rate_limited` with the provider's wait
+ * in whole seconds (for `Retry-After`), a timeout as `upstream_timeout`, anything else as
+ * `upstream_error`. The message is the error's own, which never quotes the provider.
+ */
+export const ofModelError = (
+  error: ModelCatalog.ModelError
+): { readonly type: "rate_limited" | "upstream_timeout" | "upstream_error"; readonly retryAfterSeconds?: number } => {
+  switch (error.reason) {
+    case "rate_limited":
+      return { type: "rate_limited", retryAfterSeconds: Math.max(1, Math.ceil((error.retry_after_ms ?? 1000) / 1000)) }
+    case "timeout":
+      return { type: "upstream_timeout" }
+    default:
+      return { type: "upstream_error" }
+  }
+}

@@ -1,10 +1,12 @@
 /**
  * API-key authentication: a bearer token `pa_…` is hashed and looked up in storage; only
- * hashes are ever stored. At start-up the bootstrap admin key of tenant `default` is
- * ensured: `POLYAGENT_ADMIN_KEY` when set, otherwise a new key printed once when the
- * tenant has none yet.
+ * hashes are ever stored. A key found stays trusted for {@link keyCacheTtl}, so a request
+ * costs no storage lookup; revoking a key through this server forgets it at once (another
+ * node of a cluster notices within the TTL). At start-up the bootstrap admin key of tenant
+ * `default` is ensured: `POLYAGENT_ADMIN_KEY` when set, otherwise a new key printed once
+ * when the tenant has none yet.
  */
-import { Effect, Layer, Option, Redacted } from "effect"
+import { Clock, Context, Duration, Effect, Layer, Option, Redacted } from "effect"
 import { Identifier, Storage } from "@polyagent/runtime"
 import { createHash } from "node:crypto"
 import { Authentication, Principal } from "./Api.ts"
@@ -29,19 +31,72 @@ export const requireRole = (role: Storage.Role, action: string) =>
     return principal
   })
 
+/** How long a key found in storage is trusted without asking again. */
+export const keyCacheTtl = Duration.seconds(10)
+/** At most this many keys are remembered; the oldest is forgotten first. */
+const keyCacheSize = 10_000
+
+/** The callers of the API keys recently verified, by key hash. */
+export class KeyCache extends Context.Service<
+  KeyCache,
+  {
+    /** The caller of the key with this hash; none for an unknown or revoked key. */
+    readonly lookup: (hash: string) => Effect.Effect<Option.Option<Principal["Service"]>, Storage.StorageError>
+    /** The caller of a key found less than {@link keyCacheTtl} before `now` (epoch ms), without asking storage. */
+    readonly cached: (hash: string, now: number) => Principal["Service"] | undefined
+    /** Forgets the key `id` (it was revoked). */
+    readonly forget: (id: string) => void
+  }
+>()("@polyagent/http/KeyCache") {}
+
+export const layerKeyCache = Layer.effect(
+  KeyCache,
+  Effect.gen(function* () {
+    const storage = yield* Storage.Storage
+    const ttl = Duration.toMillis(keyCacheTtl)
+    // Insertion order is age: the first entry is the oldest.
+    const known = new Map<string, { readonly principal: Principal["Service"]; readonly until: number }>()
+    const cached = (hash: string, now: number) => {
+      const entry = known.get(hash)
+      if (entry !== undefined && entry.until > now) return entry.principal
+      known.delete(hash)
+      return undefined
+    }
+    return KeyCache.of({
+      cached,
+      lookup: (hash) =>
+        Effect.gen(function* () {
+          const now = yield* Clock.currentTimeMillis
+          const principal = cached(hash, now)
+          if (principal !== undefined) return Option.some(principal)
+          const found = yield* storage.findApiKeyByHash(hash)
+          if (Option.isNone(found)) return Option.none()
+          const { id, tenant, role } = found.value
+          const verified = { tenant, subject: id, role }
+          if (known.size >= keyCacheSize) known.delete(known.keys().next().value ?? "")
+          known.set(hash, { principal: verified, until: now + ttl })
+          return Option.some(verified)
+        }),
+      forget: (id) => {
+        for (const [hash, { principal }] of known) if (principal.subject === id) known.delete(hash)
+      }
+    })
+  })
+)
+
 /** The middleware that turns a bearer token into a {@link Principal}. */
 export const layer = Layer.effect(
   Authentication,
   Effect.gen(function* () {
-    const storage = yield* Storage.Storage
+    const keys = yield* KeyCache
     const unauthenticated = ApiError.fail("unauthenticated", "a valid API key is required: Authorization: Bearer pa_…")
     return Authentication.of({
       bearer: (httpEffect, { credential }) =>
         Effect.gen(function* () {
           const token = Redacted.value(credential)
           if (!token.startsWith("pa_")) return yield* unauthenticated
-          const found = yield* storage
-            .findApiKeyByHash(hashKey(token))
+          const found = yield* keys
+            .lookup(hashKey(token))
             .pipe(
               Effect.catchTag("StorageError", (error) =>
                 Effect.logError("authentication lookup failed", error).pipe(
@@ -50,12 +105,7 @@ export const layer = Layer.effect(
               )
             )
           if (Option.isNone(found)) return yield* unauthenticated
-          const key = found.value
-          return yield* Effect.provideService(httpEffect, Principal, {
-            tenant: key.tenant,
-            subject: key.id,
-            role: key.role
-          })
+          return yield* Effect.provideService(httpEffect, Principal, found.value)
         })
     })
   })

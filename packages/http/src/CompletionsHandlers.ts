@@ -3,10 +3,17 @@
  * an agent (`model: "agent:<id>"`: its system prompt, model and parameters), stateless (no
  * session), streamed or not. The client's `tools` are passed to the model and its tool calls
  * returned as OpenAI returns them; PolyAgent runs none of them here.
+ *
+ * This is the gateway's hot path. A model whose provider speaks Chat Completions itself has a
+ * `relay`: the client's body (validated, unknown fields kept) goes upstream with the model id
+ * and the provider's quirks applied, and the upstream's bytes come back as they are. Other
+ * models (Anthropic, `local`) and agents go through effect/ai's `LanguageModel` and are
+ * converted both ways. The body is read and validated here rather than by the HttpApi, which
+ * would decode it into a copy without the fields we do not know.
  */
-import { Clock, Effect, Option, Queue, Stream } from "effect"
+import { Clock, Effect, Option, Queue, Result, Schema, Stream } from "effect"
 import type { AiError, LanguageModel, Response, Toolkit } from "effect/ai"
-import { HttpServerResponse } from "effect/http"
+import { type HttpServerRequest, HttpServerResponse } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
 import { CallOptions, Identifier, ModelCatalog, SessionActor, Storage, ToolLoop } from "@polyagent/runtime"
 import { ToolExecutor, ToolRegistry } from "@polyagent/tools"
@@ -15,25 +22,18 @@ import * as ApiError from "./ApiError.ts"
 import * as ChatCompletions from "./ChatCompletions.ts"
 
 /** `model: "agent:<id>"` runs an agent. */
-const agentPrefix = "agent:"
+export const agentPrefix = "agent:"
 
 /** The envelope for a failed model call; a rate limit keeps the provider's `Retry-After`. */
 const modelFailed = (error: ModelCatalog.ModelError) =>
   Effect.gen(function* () {
-    switch (error.reason) {
-      case "rate_limited": {
-        const requestId = yield* ApiError.RequestId
-        const seconds = Math.max(1, Math.ceil((error.retry_after_ms ?? 1000) / 1000))
-        return HttpServerResponse.jsonUnsafe(ApiError.envelope("rate_limited", error.message, requestId), {
-          status: 429,
-          headers: { "retry-after": String(seconds) }
-        })
-      }
-      case "timeout":
-        return yield* ApiError.fail("upstream_timeout", error.message)
-      default:
-        return yield* ApiError.fail("upstream_error", error.message)
-    }
+    const { type, retryAfterSeconds } = ApiError.ofModelError(error)
+    if (retryAfterSeconds === undefined) return yield* ApiError.fail(type, error.message)
+    const requestId = yield* ApiError.RequestId
+    return HttpServerResponse.jsonUnsafe(ApiError.envelope(type, error.message, requestId), {
+      status: ApiError.statusOf[type],
+      headers: { "retry-after": String(retryAfterSeconds) }
+    })
   })
 
 const callOptionsOf = (request: ChatCompletions.Request): CallOptions.CallOptions => ({
@@ -132,10 +132,21 @@ const done: CompletionEvent = { event: "message", data: "[DONE]" }
 
 /** The `error` event that ends a failed stream, without the provider's text. */
 const errorEvent = (error: ModelCatalog.ModelError) =>
-  Effect.map(Effect.service(ApiError.RequestId), (requestId): CompletionEvent => {
-    const type = error.reason === "rate_limited" ? "rate_limited" : "upstream_error"
-    return { event: "error", data: JSON.stringify(ApiError.envelope(type, error.message, requestId)) }
-  })
+  Effect.map(
+    Effect.service(ApiError.RequestId),
+    (requestId): CompletionEvent => ({ event: "error", data: errorEventData(error, requestId) })
+  )
+
+const errorEventData = (error: ModelCatalog.ModelError, requestId: string): string =>
+  JSON.stringify(
+    ApiError.envelope(error.reason === "rate_limited" ? "rate_limited" : "upstream_error", error.message, requestId)
+  )
+
+/** The `error` event that ends a failed relayed stream; the blank line first ends an event cut short. */
+export const relayErrorEvent = (error: ModelCatalog.ModelError, requestId: string): Uint8Array =>
+  utf8.encode(`\n\nevent: error\ndata: ${errorEventData(error, requestId)}\n\n`)
+
+const utf8 = new TextEncoder()
 
 /**
  * An agent's turn with its server-side tools, streamed: the answer's text as OpenAI's chunks;
@@ -244,6 +255,47 @@ const streamCompletion = (
   )
 }
 
+/** The request's body as JSON and as OpenAI's request; 400 for anything else. */
+const readRequest = (request: HttpServerRequest.HttpServerRequest) =>
+  Effect.flatMap(
+    // A body over the limit is a defect the edge answers with 413.
+    Effect.orDie(request.text),
+    (
+      text
+    ): Effect.Effect<
+      { readonly body: ModelCatalog.RelayBody; readonly asked: ChatCompletions.Request },
+      ApiError.InvalidRequest
+    > => {
+      let json: unknown
+      try {
+        json = JSON.parse(text)
+      } catch {
+        return ApiError.fail("invalid_request", "the request body is not valid JSON")
+      }
+      const asked = decodeRequest(json)
+      return Result.isSuccess(asked)
+        ? // The schema accepted it, so it is an object.
+          Effect.succeed({ body: json as ModelCatalog.RelayBody, asked: asked.success })
+        : ApiError.fail("invalid_request", `invalid body: ${asked.failure.message}`)
+    }
+  )
+
+/** OpenAI's request, checked; unknown fields are not in the result. */
+export const decodeRequest = Schema.decodeUnknownResult(ChatCompletions.Request)
+
+/** A completion through the model's relay: the upstream's answer, byte for byte. */
+const relayed = (relay: ModelCatalog.Relay<ModelCatalog.ModelError>, body: ModelCatalog.RelayBody, stream: boolean) =>
+  Effect.gen(function* () {
+    const requestId = yield* ApiError.RequestId
+    if (!stream) {
+      return HttpServerResponse.uint8Array(yield* relay.complete(body, requestId), { contentType: "application/json" })
+    }
+    const events = relay
+      .stream(body, requestId)
+      .pipe(Stream.catch((error) => Stream.make(relayErrorEvent(error, requestId))))
+    return HttpServerResponse.stream(events, { contentType: "text/event-stream" })
+  })
+
 export const layer = HttpApiBuilder.group(
   Api,
   "openai",
@@ -260,7 +312,7 @@ export const layer = HttpApiBuilder.group(
      * What a request runs: the model it names, or for `agent:<id>` that agent's model, with its
      * system prompt first and its parameters where the request sets none.
      */
-    const target = Effect.fn(function* (request: ChatCompletions.Request) {
+    const target = Effect.fnUntraced(function* (request: ChatCompletions.Request) {
       if (!request.model.startsWith(agentPrefix)) {
         return {
           model: yield* resolveModel(request.model),
@@ -294,9 +346,16 @@ export const layer = HttpApiBuilder.group(
       }
     })
 
-    return handlers.handle("completions", ({ payload: asked }) =>
+    return handlers.handleRaw("completions", ({ request }) =>
       Effect.gen(function* () {
+        if (!(request.headers["content-type"] ?? "").includes("json")) {
+          return yield* ApiError.fail("invalid_request", "the body must be JSON (Content-Type: application/json)")
+        }
+        const { body, asked } = yield* readRequest(request)
         const { model, request: payload, options, toolkit } = yield* target(asked)
+        if (model.relay !== undefined && !asked.model.startsWith(agentPrefix)) {
+          return yield* relayed(model.relay, body, asked.stream === true)
+        }
         const header = {
           id: `chatcmpl-${Identifier.randomBase62(24)}`,
           created: Math.floor((yield* Clock.currentTimeMillis) / 1000),

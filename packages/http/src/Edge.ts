@@ -13,7 +13,8 @@ import { Identifier } from "@polyagent/runtime"
 import { Api, RequestErrors } from "./Api.ts"
 import * as ApiError from "./ApiError.ts"
 
-const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
+/** A request id a client may choose; others are replaced by one of ours. */
+export const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 
 interface Route {
   readonly method: string
@@ -83,9 +84,11 @@ export const layer = (options: { readonly bodyLimit: number }) =>
     (app): Effect.Effect<HttpServerResponse.HttpServerResponse, Types.unhandled, HttpServerRequest.HttpServerRequest> =>
       Effect.gen(function* () {
         const request = yield* HttpServerRequest.HttpServerRequest
-        const incoming = request.headers["x-request-id"]
+        // Each read of `request.headers` copies them.
+        const headers = request.headers
+        const incoming = headers["x-request-id"]
         const requestId = incoming !== undefined && REQUEST_ID.test(incoming) ? incoming : yield* Identifier.make("req")
-        const declared = Number(request.headers["content-length"] ?? 0)
+        const declared = Number(headers["content-length"] ?? 0)
         let response: HttpServerResponse.HttpServerResponse
         if (declared > options.bodyLimit) {
           response = respond(

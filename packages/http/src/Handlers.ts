@@ -82,7 +82,7 @@ const ChatHandlers = HttpApiBuilder.group(
     const storage = yield* Storage.Storage
 
     /** The session a request addresses: its own, or a new one. */
-    const target = Effect.fn(function* (request: ChatRequest) {
+    const target = Effect.fnUntraced(function* (request: ChatRequest) {
       const principal = yield* Principal
       const create = request.session_id === undefined
       const sessionId = request.session_id ?? (yield* Identifier.make("sess"))

@@ -25,6 +25,7 @@ export const layer = HttpApiBuilder.group(
   "keys",
   Effect.fn(function* (handlers) {
     const storage = yield* Storage.Storage
+    const keys = yield* Authentication.KeyCache
     return handlers
       .handle("create", ({ payload }) =>
         Effect.gen(function* () {
@@ -65,9 +66,9 @@ export const layer = HttpApiBuilder.group(
           const revoked = yield* storage
             .revokeApiKey(tenant, params.id, yield* Storage.nowIso)
             .pipe(Effect.catch(ApiError.storageFailed))
-          return revoked
-            ? ({ id: params.id, deleted: true } as const)
-            : yield* ApiError.fail("not_found", `key ${params.id} not found`)
+          if (!revoked) return yield* ApiError.fail("not_found", `key ${params.id} not found`)
+          keys.forget(params.id)
+          return { id: params.id, deleted: true } as const
         })
       )
   })

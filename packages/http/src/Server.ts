@@ -11,10 +11,10 @@ import { HttpApiBuilder, HttpApiScalar } from "effect/http-api"
 import { ProviderCatalog } from "@polyagent/providers"
 import { SafeHttp, ToolExecutor, ToolRegistry } from "@polyagent/tools"
 import { type AppConfig, Database, type ModelCatalog, SessionActor, Storage } from "@polyagent/runtime"
-import { createServer } from "node:http"
 import { Api } from "./Api.ts"
 import * as Authentication from "./Authentication.ts"
 import * as Edge from "./Edge.ts"
+import * as FastLane from "./FastLane.ts"
 import * as Handlers from "./Handlers.ts"
 
 /** Options for tests and embedders. */
@@ -74,15 +74,19 @@ export const layer = (config: AppConfig.AppConfigValue, options: Options = {}) =
     HttpApiScalar.layer(Api, { path: "/docs" }),
     Edge.layer({ bodyLimit: config.server.bodyLimit })
   )
-  const http = HttpRouter.serve(routes, { disableLogger: true }).pipe(
-    Layer.provideMerge(
-      NodeHttpServer.layer(createServer, {
-        host: config.server.host,
-        port: config.server.port,
-        gracefulShutdownTimeout: Duration.toMillis(config.server.shutdownGrace)
-      })
+  const http = Layer.unwrap(
+    Effect.map(FastLane.make({ bodyLimit: config.server.bodyLimit }), (createServer) =>
+      HttpRouter.serve(routes, { disableLogger: true }).pipe(
+        Layer.provideMerge(
+          NodeHttpServer.layer(createServer, {
+            host: config.server.host,
+            port: config.server.port,
+            gracefulShutdownTimeout: Duration.toMillis(config.server.shutdownGrace)
+          })
+        )
+      )
     )
-  )
+  ).pipe(Layer.provide(Authentication.layerKeyCache))
   // Turns a crash interrupted between their tool calls and their answer finish in the background.
   const recovery = Layer.effectDiscard(Effect.forkScoped(SessionActor.resumeUnfinished))
   return Layer.mergeAll(http, bootstrap, recovery).pipe(

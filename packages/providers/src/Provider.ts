@@ -4,7 +4,8 @@
  * for the router. A provider is built from its key, optional base URL and request timeout.
  */
 import type { Duration, Effect, Redacted } from "effect"
-import type { LanguageModel } from "effect/ai"
+import type { AiError, LanguageModel } from "effect/ai"
+import type { ModelCatalog } from "@polyagent/runtime"
 
 /** How a provider is reached. */
 export interface Settings {
@@ -29,6 +30,11 @@ export interface Provider {
   readonly name: string
   /** The model `modelId` of this provider (the id the provider's API knows). */
   readonly languageModel: (modelId: string) => Effect.Effect<LanguageModel.LanguageModel>
+  /**
+   * The Chat Completions pass-through for the model `modelId`, for providers that speak OpenAI's
+   * wire format (see `ModelCatalog.Relay`); absent for the others.
+   */
+  readonly relay?: ((modelId: string) => ModelCatalog.Relay<AiError.AiError>) | undefined
   /** A cheap authenticated request (listing models), never a paid completion. */
   readonly probe: Effect.Effect<Probe>
 }

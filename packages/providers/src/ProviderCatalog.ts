@@ -2,11 +2,13 @@
  * The model catalogue of a running server: the offline `local` model, plus every model of
  * the built-in list (`config/models.yaml`) and of `models.catalog` whose provider is enabled
  * — OpenAI, Anthropic, OpenRouter and GLM when their key is set, `openai-compatible` models
- * by their `base_url`. Each becomes a `ModelCatalog.Model` the runtime can call; nothing else
- * of the providers is visible past this module.
+ * by their `base_url`. Each becomes a `ModelCatalog.Model` the runtime can call, with the
+ * Chat Completions relay of its provider when it has one; nothing else of the providers is
+ * visible past this module. The providers' connections live as long as the layer.
  */
-import { Duration, Effect, Layer, Option, Ref, Schedule, Schema } from "effect"
+import { Duration, Effect, Layer, Option, Ref, Schedule, Schema, type Scope, Stream } from "effect"
 import { AppConfig, ModelCatalog, Usage } from "@polyagent/runtime"
+import type { AiError } from "effect/ai"
 import { readFile } from "node:fs/promises"
 import { fileURLToPath } from "node:url"
 import { parse } from "yaml"
@@ -24,7 +26,7 @@ export type Entry = typeof AppConfig.ModelEntry.Type
 /** The providers that are enabled by a key (`OPENAI_API_KEY`, …), and how each is built. */
 const keyed: Record<
   keyof AppConfig.AppConfigValue["providers"],
-  (settings: Provider.Settings) => Effect.Effect<Provider.Provider>
+  (settings: Provider.Settings) => Effect.Effect<Provider.Provider, never, Scope.Scope>
 > = {
   openai: (settings) => OpenAiProvider.make(settings),
   anthropic: AnthropicProvider.make,
@@ -129,7 +131,14 @@ export const layer = (
       for (const [id, entry] of Object.entries(entries)) {
         const provider = yield* providerFor(id, entry)
         if (Option.isNone(provider)) continue
-        models.push({ info: infoOf(id, entry), languageModel: yield* provider.value.languageModel(entry.model ?? id) })
+        const info = infoOf(id, entry)
+        const modelId = entry.model ?? id
+        const relay = provider.value.relay
+        models.push({
+          info,
+          languageModel: yield* provider.value.languageModel(modelId),
+          relay: relay === undefined ? undefined : relayOf(info, relay(modelId))
+        })
         providerOfModel.set(id, provider.value)
       }
       if (!models.some((model) => model.info.id === config.models.default)) {
@@ -150,6 +159,18 @@ export const layer = (
       return ModelCatalog.make(models, config.models.default, status)
     })
   )
+
+/** `relay` with its failures as the runtime's `ModelError`s of the model `info` (`ModelCatalog.fromAiError`). */
+const relayOf = (
+  info: ModelCatalog.ModelInfo,
+  relay: ModelCatalog.Relay<AiError.AiError>
+): ModelCatalog.Relay<ModelCatalog.ModelError> => {
+  const toModelError = (error: AiError.AiError) => ModelCatalog.fromAiError(info, error)
+  return {
+    complete: (body, requestId) => Effect.mapError(relay.complete(body, requestId), toModelError),
+    stream: (body, requestId) => Stream.mapError(relay.stream(body, requestId), toModelError)
+  }
+}
 
 /** How often every enabled provider is probed. */
 export const probeInterval = Duration.minutes(1)

@@ -1,7 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
 import { AppConfig, ModelCatalog } from "@polyagent/runtime"
-import { Duration, Effect, Option, Redacted, Schedule } from "effect"
+import { Duration, Effect, Exit, Option, Redacted, Schedule, Stream } from "effect"
 import * as ProviderCatalog from "../src/ProviderCatalog.ts"
+import { routes, Scenario } from "../testing/openai-wire.ts"
+import { fake } from "./support/openai-harness.ts"
 
 const catalogOf = (overrides: AppConfig.Overrides<AppConfig.AppConfigValue>) =>
   Effect.gen(function* () {
@@ -10,6 +12,8 @@ const catalogOf = (overrides: AppConfig.Overrides<AppConfig.AppConfigValue>) =>
   })
 
 const key = (value: string) => ({ apiKey: Option.some(Redacted.make(value)), baseUrl: Option.none<string>() })
+
+const ask = (text: string) => ({ model: "gpt-4o-mini", messages: [{ role: "user", content: text }] })
 
 const compatibleEntry = {
   provider: "openai-compatible",
@@ -50,6 +54,68 @@ describe("ProviderCatalog", () => {
       const model = yield* catalog.resolve("llama3.1:8b")
       assert.strictEqual(model.info.provider, "openai-compatible")
       assert.isFalse(model.info.offline)
+    })
+  )
+
+  it.effect("gives the models of Chat Completions providers a relay, and the others none", () =>
+    Effect.gen(function* () {
+      const catalog = yield* catalogOf({
+        providers: { openai: key("sk-test"), anthropic: key("sk-ant-test"), glm: key("glm-test") },
+        models: { catalog: { "llama3.1:8b": compatibleEntry } }
+      })
+      const relayed = (id: string) => Effect.map(catalog.resolve(id), (model) => model.relay !== undefined)
+      assert.isTrue(yield* relayed("gpt-4o-mini"))
+      assert.isTrue(yield* relayed("glm-4.7"))
+      assert.isTrue(yield* relayed("llama3.1:8b"))
+      assert.isFalse(yield* relayed("claude-haiku-4-5"))
+      assert.isFalse(yield* relayed("local"))
+    })
+  )
+
+  it.live("relays a model's calls to its provider, failing with the model's ModelError", () =>
+    Effect.gen(function* () {
+      const upstream = yield* fake(routes("/v1", { apiKey: "sk-test-relay-0000" }))
+      const config = yield* AppConfig.make({
+        providers: {
+          openai: {
+            apiKey: Option.some(Redacted.make("sk-test-relay-0000")),
+            baseUrl: Option.some(`${upstream.url}/v1`)
+          }
+        }
+      })
+      yield* Effect.gen(function* () {
+        const model = yield* (yield* ModelCatalog.ModelCatalog).resolve("gpt-4o-mini")
+        const relay = model.relay
+        assert.isDefined(relay)
+        if (relay === undefined) return
+        const answer = yield* relay.complete(ask("hi"), "req-1")
+        assert.include(new TextDecoder().decode(answer), '"model":"gpt-4o-mini"')
+        const limited = yield* Effect.flip(relay.complete(ask(`hi ${Scenario.rateLimited}`), ""))
+        assert.deepStrictEqual(
+          limited,
+          new ModelCatalog.ModelError({
+            model: "gpt-4o-mini",
+            provider: "openai",
+            reason: "rate_limited",
+            retryable: true,
+            retry_after_ms: 7000
+          })
+        )
+        const streamed = yield* Effect.exit(Stream.runDrain(relay.stream(ask(`hi ${Scenario.serverError}`), "")))
+        assert.deepStrictEqual(
+          streamed,
+          Exit.fail(
+            new ModelCatalog.ModelError({
+              model: "gpt-4o-mini",
+              provider: "openai",
+              reason: "overloaded",
+              retryable: true,
+              retry_after_ms: null
+            })
+          )
+        )
+        assert.strictEqual(upstream.received[0]?.headers["x-request-id"], "req-1")
+      }).pipe(Effect.provide(ProviderCatalog.layer(config)))
     })
   )
 

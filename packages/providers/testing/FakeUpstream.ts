@@ -28,6 +28,8 @@ export interface FakeUpstream {
   readonly received: ReadonlyArray<Received>
   /** Resolves when the `index`-th request's connection closes before its answer ended. */
   readonly closedEarly: (index: number, timeoutMs: number) => Promise<number>
+  /** The TCP connections accepted so far, and those still open (keep-alive reuse, pools closing). */
+  readonly connections: () => { readonly accepted: number; readonly open: number }
   readonly close: () => Promise<void>
 }
 
@@ -62,7 +64,9 @@ export const start = async (routes: Readonly<Record<string, Handler>>): Promise<
       handler(record, res)
     })
   })
+  let accepted = 0
   server.on("connection", (socket) => {
+    accepted++
     sockets.add(socket)
     socket.on("close", () => sockets.delete(socket))
   })
@@ -80,6 +84,7 @@ export const start = async (routes: Readonly<Record<string, Handler>>): Promise<
       }
       throw new Error(`request ${index} was not closed by the client within ${timeoutMs} ms`)
     },
+    connections: () => ({ accepted, open: sockets.size }),
     close: async () => {
       for (const socket of sockets) socket.destroy()
       await new Promise<void>((resolve) => server.close(() => resolve()))

@@ -2,7 +2,7 @@
  * The HTTP errors of the fake OpenAI in `openai-wire.ts`: each answers with the status, headers
  * and `{"error": {message, type, param, code}}` body OpenAI sends (GLM's, for its balance error).
  * The 401 echoes the key it was sent, as OpenAI's does in part.
- * The faults that break an answer (hang, drop, malformed, truncated, stream error) are part of
+ * The faults that break an answer (hang, drop, malformed, truncated, stall, stream error) are part of
  * answering and stay in `openai-wire.ts`.
  */
 import type { ServerResponse } from "node:http"

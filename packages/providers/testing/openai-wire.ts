@@ -44,7 +44,9 @@ export const Scenario = {
   /** Streams a chunk, then an `{"error": …}` event as OpenRouter does mid-stream. */
   streamError: "[[stream-error]]",
   /** Streams 100 text chunks 100 ms apart. */
-  slow: "[[slow]]"
+  slow: "[[slow]]",
+  /** Streams a chunk, then goes silent without ending (JSON: the headers and part of the body). */
+  stall: "[[stall]]"
 } as const
 
 /** How the fake answers. */
@@ -138,6 +140,12 @@ const chatCompletions = (request: Received, response: ServerResponse, options: W
       response
         .writeHead(200, { "content-type": "application/json" })
         .end('{"id": "chatcmpl-B9MHDbslfkBeAs8l4bebGdFOJ6PeG", "choi')
+      return
+    }
+    if (marker === Scenario.stall) {
+      response
+        .writeHead(200, { "content-type": "application/json" })
+        .write('{"id": "chatcmpl-B9MHDbslfkBeAs8l4bebGdFOJ6PeG", ')
       return
     }
     response.writeHead(200, { "content-type": "application/json", "x-request-id": "req_fake" })
@@ -265,7 +273,7 @@ const completion = (model: string, answer: Answer, options: WireOptions): unknow
   }
 }
 
-type Event = { readonly data: string } | { readonly action: "destroy" | "end" }
+type Event = { readonly data: string } | { readonly action: "destroy" | "end" | "stall" }
 
 const streamChunks = (
   model: string,
@@ -294,6 +302,7 @@ const streamChunks = (
   const events: Array<Event> = [chunk({ role: "assistant", content: "", refusal: null })]
   if (marker === Scenario.drop) return [...events, chunk({ content: "Hel" }), { action: "destroy" }]
   if (marker === Scenario.truncated) return [...events, chunk({ content: "Hel" }), { action: "end" }]
+  if (marker === Scenario.stall) return [...events, chunk({ content: "Hel" }), { action: "stall" }]
   if (marker === Scenario.malformed) {
     return [
       ...events,
@@ -357,8 +366,10 @@ const writeEvents = async (response: ServerResponse, events: ReadonlyArray<Event
       await new Promise((resolve) => setTimeout(resolve, 20))
       response.socket?.destroy()
       return
-    } else {
+    } else if (event.action === "end") {
       response.end()
+      return
+    } else {
       return
     }
   }

@@ -3,7 +3,7 @@
  * then 22 characters of base62 randomness (≈131 bits, like a UUID).
  */
 import { Effect } from "effect"
-import { randomBytes } from "node:crypto"
+import { randomFillSync } from "node:crypto"
 
 const ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
@@ -11,12 +11,23 @@ const ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz
 export const randomBase62 = (length: number): string => {
   let out = ""
   while (out.length < length) {
-    for (const byte of randomBytes(length * 2)) {
-      // 248 = 4 * 62: bytes above it would favour the first characters.
-      if (byte < 248 && out.length < length) out += ALPHABET[byte % 62]
-    }
+    const byte = randomByte()
+    // 248 = 4 * 62: bytes above it would favour the first characters.
+    if (byte < 248) out += ALPHABET[byte % 62]
   }
   return out
+}
+
+// Random bytes are drawn from the system a pool at a time: one call per id costs more than the id.
+const pool = Buffer.alloc(4096)
+let used = pool.length
+
+const randomByte = (): number => {
+  if (used === pool.length) {
+    randomFillSync(pool)
+    used = 0
+  }
+  return pool[used++] ?? 0
 }
 
 /** A new id such as `sess_3xQ…`; an Effect because every call answers differently. */

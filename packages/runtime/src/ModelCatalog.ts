@@ -4,7 +4,7 @@
  * (`ModelInfo`); which providers back them is decided by the composition in
  * `@polyagent/http`.
  */
-import { Context, Duration, Effect, Layer, Schema } from "effect"
+import { Context, Duration, Effect, Layer, Schema, type Stream } from "effect"
 import type { AiError, LanguageModel } from "effect/ai"
 import { Price } from "./Usage.ts"
 
@@ -33,7 +33,30 @@ export class ModelInfo extends Schema.Class<ModelInfo>("@polyagent/runtime/Model
 export interface Model {
   readonly info: ModelInfo
   readonly languageModel: LanguageModel.LanguageModel
+  /** Present when the model's provider speaks OpenAI's Chat Completions: see {@link Relay}. */
+  readonly relay?: Relay<ModelError> | undefined
 }
+
+/**
+ * A pass-through for models whose provider speaks OpenAI's Chat Completions (OpenAI, OpenRouter,
+ * GLM, OpenAI-compatible servers). The gateway route hands it the client's request body as it
+ * came (validated, unknown fields kept); the provider sets the model id, applies its quirks, and
+ * answers with the upstream's bytes untouched, skipping effect/ai's conversions both ways. Key,
+ * base URL, timeout, `X-Request-Id`, aborting on interruption and error mapping are the
+ * provider's, as for `languageModel`.
+ */
+export interface Relay<E> {
+  /** A non-streamed completion: the upstream's JSON answer, checked to parse. */
+  readonly complete: (body: RelayBody, requestId: string) => Effect.Effect<Uint8Array, E>
+  /**
+   * A streamed completion: the upstream's SSE bytes as they arrive, `data: [DONE]` included. The
+   * request is sent when the stream runs, and interrupting the stream aborts it.
+   */
+  readonly stream: (body: RelayBody, requestId: string) => Stream.Stream<Uint8Array, E>
+}
+
+/** A client's Chat Completions request body, as JSON. */
+export type RelayBody = Readonly<Record<string, unknown>>
 
 /** The model named by a request does not exist or is not enabled. */
 export class ModelNotFound extends Schema.TaggedError<ModelNotFound>()("ModelNotFound", {
@@ -50,6 +73,8 @@ export class ModelCatalog extends Context.Service<
   {
     readonly list: ReadonlyArray<ModelInfo>
     readonly resolve: (id: string | undefined) => Effect.Effect<Model, ModelNotFound>
+    /** The model `id`, when it is enabled; {@link resolve} without the Effect, for hot paths. */
+    readonly find: (id: string) => Model | undefined
     /** Whether the model can be called now, from its provider's last health probe. */
     readonly status: (id: string) => Effect.Effect<ModelStatus>
   }
@@ -78,6 +103,7 @@ export const make = (
       const model = byId.get(id ?? defaultId)
       return model === undefined ? Effect.fail(new ModelNotFound({ model: id ?? defaultId })) : Effect.succeed(model)
     },
+    find: (id) => byId.get(id),
     status
   })
 }

@@ -5,7 +5,7 @@
  * being asked (no `stream_options`), streams thinking as `reasoning_content`, and explains many
  * failures only through numeric codes in the error body (a 429 may be an empty balance).
  */
-import { Effect } from "effect"
+import type { Effect, Scope } from "effect"
 import type { ErrorKind } from "../openai/Config.ts"
 import * as OpenAiProvider from "../openai/OpenAiProvider.ts"
 import type { Provider, Settings } from "../Provider.ts"
@@ -30,7 +30,7 @@ export const errorCodes: Readonly<Record<string, ErrorKind>> = {
 }
 
 /** The GLM provider. */
-export const make = (settings: Settings): Effect.Effect<Provider> =>
+export const make = (settings: Settings): Effect.Effect<Provider, never, Scope.Scope> =>
   OpenAiProvider.make(settings, {
     name: "glm",
     defaultBaseUrl,

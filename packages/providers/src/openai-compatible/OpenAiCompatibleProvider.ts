@@ -5,7 +5,7 @@
  * `Authorization` header is sent. The conservative defaults (`max_tokens`, JSON mode) are what such
  * servers implement; pass `quirks` to unlock more.
  */
-import type { Duration, Effect, Redacted } from "effect"
+import type { Duration, Effect, Redacted, Scope } from "effect"
 import type { Quirks } from "../openai/Config.ts"
 import * as OpenAiProvider from "../openai/OpenAiProvider.ts"
 import type { Provider } from "../Provider.ts"
@@ -25,7 +25,7 @@ export interface CompatibleSettings {
 }
 
 /** A provider for the server at `settings.baseUrl`. */
-export const make = (settings: CompatibleSettings): Effect.Effect<Provider> =>
+export const make = (settings: CompatibleSettings): Effect.Effect<Provider, never, Scope.Scope> =>
   OpenAiProvider.make(
     { baseUrl: settings.baseUrl, apiKey: settings.apiKey, timeout: settings.timeout },
     {

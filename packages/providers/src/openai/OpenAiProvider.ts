@@ -8,16 +8,21 @@
  * that went away, a router timeout) closes the upstream connection at once. The runtime's
  * `RequestId` goes upstream as `X-Request-Id`, its `CallOptions` as sampling parameters. Failures
  * are `AiError`s whose texts are ours (see `map-error.ts`).
+ *
+ * Beside the `LanguageModel`, each model has a relay (`relay.ts`): the gateway's pass-through of a
+ * client's Chat Completions body, over a connection pool of the provider that lives as long as the
+ * scope `make` runs in.
  */
 import { CallOptions, RequestId } from "@polyagent/runtime"
-import { Clock, Duration, Effect, Redacted, Result, Schema, Stream } from "effect"
+import { Clock, Duration, Effect, Redacted, Result, Schema, type Scope, Stream } from "effect"
 import { AiError, IdGenerator, LanguageModel, type Response } from "effect/ai"
 import OpenAI, { APIError } from "openai"
 import type { Probe, Provider, Settings } from "../Provider.ts"
 import { type Config, derive, openAi, type Quirks } from "./Config.ts"
 import { convertCompletion } from "./convert-response.ts"
-import { type ErrorContext, mapError, timeoutError } from "./map-error.ts"
+import { type ErrorContext, mapError, scrub, timeoutError } from "./map-error.ts"
 import { buildRequest, codecTransformer, type RequestBody } from "./request.ts"
+import * as Relay from "./relay.ts"
 import { makeAssembler } from "./stream.ts"
 import { ChatCompletion, ChatCompletionChunk } from "./wire.ts"
 
@@ -40,12 +45,15 @@ export interface Options {
  * effect/ai's `LanguageModel` for the model `id`; `probe` lists the models (`GET /models`, or the
  * `probePath` quirk) and never fails.
  *
- * Gotchas: a streamed answer fails with a timeout when no chunk arrives for `settings.timeout`;
+ * `relay(id)` is the pass-through of the model `id` (see `relay.ts`).
+ *
+ * Gotchas: the scope owns the relay's connection pool: the provider must not be used once it is
+ * closed. A streamed answer fails with a timeout when no chunk arrives for `settings.timeout`;
  * the SDK reads `OPENAI_CUSTOM_HEADERS` from the environment (other `OPENAI_*` variables are
  * overridden here).
  */
-export const make = (settings: ClientSettings, options?: Options): Effect.Effect<Provider> =>
-  Effect.sync(() => {
+export const make = (settings: ClientSettings, options?: Options): Effect.Effect<Provider, never, Scope.Scope> =>
+  Effect.gen(function* () {
     const config = derive(openAi, options ?? {})
     const baseUrl = (settings.baseUrl ?? config.defaultBaseUrl).replace(/\/+$/, "")
     const timeoutMs = Duration.toMillis(settings.timeout)
@@ -71,6 +79,7 @@ export const make = (settings: ClientSettings, options?: Options): Effect.Effect
       chatUrl: publicUrl(`${baseUrl}/chat/completions`),
       secret: key
     }
+    const relay = yield* Relay.make({ config, baseUrl, apiKey: key, timeoutMs })
     return {
       name: config.name,
       languageModel: (modelId) =>
@@ -79,6 +88,7 @@ export const make = (settings: ClientSettings, options?: Options): Effect.Effect
           streamText: (request) => streamText(upstream, modelId, request),
           codecTransformer: codecTransformer(config.quirks)
         }),
+      relay,
       probe: probe(upstream)
     }
   })
@@ -286,6 +296,3 @@ const publicUrl = (url: string): string => {
   const parsed = URL.parse(url)
   return parsed === null ? "(invalid base URL)" : `${parsed.origin}${parsed.pathname}`
 }
-
-const scrub = (text: string, secret: string): string =>
-  secret.length >= 8 ? text.replaceAll(secret, "[redacted]") : text

@@ -75,6 +75,10 @@ export const parseRetryAfter = (
   return Number.isNaN(date) ? undefined : Duration.millis(Math.max(0, date - now))
 }
 
+/** `text` (an upstream's words, for the server log) without `secret`; shorter than 8 characters, it would match ordinary text and is left. */
+export const scrub = (text: string, secret: string): string =>
+  secret.length >= 8 ? text.replaceAll(secret, "[redacted]") : text
+
 const reasonOf = (error: unknown, context: ErrorContext, phase: "request" | "stream"): AiError.AiErrorReason => {
   if (error instanceof APIConnectionTimeoutError) {
     return network(context, `${timeoutPrefix}: no response within ${context.timeoutMs} ms`)

@@ -4,7 +4,7 @@
  * `X-Title`), which put PolyAgent's requests under its name in OpenRouter's rankings and logs.
  * OpenRouter's `/models` needs no key, so the probe asks `/key`, which does.
  */
-import { Effect } from "effect"
+import type { Effect, Scope } from "effect"
 import * as OpenAiProvider from "../openai/OpenAiProvider.ts"
 import type { Provider, Settings } from "../Provider.ts"
 
@@ -20,7 +20,7 @@ export interface Attribution {
 }
 
 /** The OpenRouter provider; `languageModel` takes OpenRouter ids such as `meta-llama/llama-3.3-70b-instruct`. */
-export const make = (settings: Settings, attribution?: Attribution): Effect.Effect<Provider> =>
+export const make = (settings: Settings, attribution?: Attribution): Effect.Effect<Provider, never, Scope.Scope> =>
   OpenAiProvider.make(settings, {
     name: "openrouter",
     defaultBaseUrl,

@@ -1,0 +1,222 @@
+/**
+ * The gateway's hot path beneath the Effect HTTP stack. `POST /v1/chat/completions` to a model
+ * whose provider speaks Chat Completions is a relay: check the key, check the body, send it
+ * upstream, pass the answer back. On this machine the HttpApi stack with its middleware costs
+ * about three times what the relay itself does per request (see bench/README.md), so the common
+ * case is served here, straight on Node's request and response, by the same pieces the stack uses
+ * (the key cache, the request schema, the model's relay, the error envelope).
+ *
+ * The lane takes a request only when it is that common case, and hands everything else to the
+ * full stack unchanged, which answers it exactly as it would without the lane. Before the body
+ * is read it needs: the route, a JSON `Content-Type`, a `Content-Length` within the body limit,
+ * and a bearer key verified within `Authentication.keyCacheTtl` (the first request of a key, or
+ * a bad one, goes to the stack, which verifies it and answers 401s). After reading it needs: JSON
+ * that passes the request schema, naming a model with a relay (not an agent). A request that
+ * fails these is replayed to the stack with the body it sent, so 400s, 404s, agents and other
+ * providers are the stack's.
+ */
+import { Cause, Effect, Result, Stream } from "effect"
+import { Identifier, ModelCatalog } from "@polyagent/runtime"
+import { type IncomingMessage, Server, type ServerResponse } from "node:http"
+import { EventEmitter } from "node:events"
+import { Readable } from "node:stream"
+import * as ApiError from "./ApiError.ts"
+import * as Authentication from "./Authentication.ts"
+import * as CompletionsHandlers from "./CompletionsHandlers.ts"
+import { REQUEST_ID } from "./Edge.ts"
+
+const PATH = "/v1/chat/completions"
+const BEARER = "Bearer "
+
+/** Hands a request to the full stack (the server's own `request` event). */
+type Next = (request: IncomingMessage) => void
+
+/**
+ * A `node:http` server whose `request` events for the relay go through the lane first; the
+ * others, and those the lane declines, reach the listeners (the Effect HTTP stack) as usual.
+ */
+class LaneServer extends Server {
+  lane: (request: IncomingMessage, response: ServerResponse, next: Next) => boolean = () => false
+
+  override emit(event: string | symbol, ...args: Array<unknown>): boolean {
+    const dispatch = (...to: Array<unknown>) => EventEmitter.prototype.emit.call(this, event, ...to)
+    if (event !== "request") return dispatch(...args)
+    const [request, response] = args as [IncomingMessage, ServerResponse]
+    return this.lane(request, response, (replayed) => dispatch(replayed, response)) || dispatch(...args)
+  }
+}
+
+/** What the lane needs to know of the server's settings. */
+export interface Options {
+  readonly bodyLimit: number
+}
+
+/** `createServer` for `NodeHttpServer.layer`, with the lane in front of the stack. */
+export const make = (options: Options) =>
+  Effect.gen(function* () {
+    const catalog = yield* ModelCatalog.ModelCatalog
+    const keys = yield* Authentication.KeyCache
+    // The relay's Effects run with the server's services (its logger, above all).
+    const context = yield* Effect.context<never>()
+    const run = Effect.runForkWith(context)
+
+    const lane = (request: IncomingMessage, response: ServerResponse, next: Next): boolean => {
+      if (request.method !== "POST" || request.url !== PATH) return false
+      const headers = request.headers
+      const length = Number(headers["content-length"])
+      if (!(length <= options.bodyLimit) || !(headers["content-type"] ?? "").includes("json")) return false
+      const authorization = headers.authorization
+      if (authorization === undefined || !authorization.startsWith(BEARER)) return false
+      const key = authorization.slice(BEARER.length)
+      if (keys.cached(Authentication.hashKey(key), Date.now()) === undefined) return false
+      readBody(request, (body) => {
+        const relayed = relayOf(body)
+        if (relayed === undefined) return next(replay(request, body))
+        const incoming = headers["x-request-id"]
+        const requestId =
+          typeof incoming === "string" && REQUEST_ID.test(incoming) ? incoming : `req_${Identifier.randomBase62(22)}`
+        response.setHeader("x-request-id", requestId)
+        const fiber = run(
+          relayed.stream
+            ? streamTo(response, relayed.relay.stream(relayed.body, requestId), requestId)
+            : completeTo(response, relayed.relay.complete(relayed.body, requestId), requestId)
+        )
+        // A client that goes away interrupts the call, which aborts the upstream request.
+        response.once("close", () => {
+          if (!response.writableEnded) fiber.interruptUnsafe()
+        })
+      })
+      return true
+    }
+
+    /** The relay and body of a request the lane serves; `undefined` for the stack's. */
+    const relayOf = (body: Buffer) => {
+      const json = Result.try((): unknown => JSON.parse(body.toString("utf8")))
+      if (Result.isFailure(json)) return undefined
+      const asked = CompletionsHandlers.decodeRequest(json.success)
+      if (Result.isFailure(asked) || asked.success.model.startsWith(CompletionsHandlers.agentPrefix)) return undefined
+      const relay = catalog.find(asked.success.model)?.relay
+      if (relay === undefined) return undefined
+      // The schema accepted it, so it is an object.
+      return { relay, body: json.success as ModelCatalog.RelayBody, stream: asked.success.stream === true }
+    }
+
+    return () => {
+      const server = new LaneServer()
+      server.lane = lane
+      return server
+    }
+  })
+
+/** The whole body (its length was checked against the limit already). */
+const readBody = (request: IncomingMessage, then: (body: Buffer) => void): void => {
+  const chunks: Array<Buffer> = []
+  request.on("data", (chunk: Buffer) => chunks.push(chunk))
+  request.once("end", () => then(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)))
+}
+
+/**
+ * The request again, its body read from `body`: what the stack reads of a request (method, URL,
+ * headers, socket, HTTP version) is the original's.
+ */
+const replay = (request: IncomingMessage, body: Buffer): IncomingMessage =>
+  Object.assign(Readable.from([body]), {
+    method: request.method,
+    url: request.url,
+    headers: request.headers,
+    rawHeaders: request.rawHeaders,
+    httpVersion: request.httpVersion,
+    httpVersionMajor: request.httpVersionMajor,
+    httpVersionMinor: request.httpVersionMinor,
+    socket: request.socket,
+    connection: request.socket,
+    complete: true,
+    trailers: {},
+    rawTrailers: []
+  }) as unknown as IncomingMessage
+
+const completeTo = (
+  response: ServerResponse,
+  answer: Effect.Effect<Uint8Array, ModelCatalog.ModelError>,
+  requestId: string
+): Effect.Effect<void> =>
+  Effect.matchCauseEffect(answer, {
+    onSuccess: (bytes) =>
+      Effect.sync(() => {
+        response.writeHead(200, { "content-type": "application/json", "content-length": bytes.byteLength })
+        response.end(bytes)
+      }),
+    onFailure: (cause) => failed(response, cause, requestId)
+  })
+
+const streamTo = (
+  response: ServerResponse,
+  events: Stream.Stream<Uint8Array, ModelCatalog.ModelError>,
+  requestId: string
+): Effect.Effect<void> => {
+  const start = () => {
+    if (!response.headersSent) response.writeHead(200, { "content-type": "text/event-stream" })
+  }
+  const write = (chunk: Uint8Array) => {
+    start()
+    return response.write(chunk) ? Effect.void : waitForDrain(response)
+  }
+  return events.pipe(
+    Stream.catch((error) => Stream.make(CompletionsHandlers.relayErrorEvent(error, requestId))),
+    Stream.runForEach(write),
+    Effect.matchCauseEffect({
+      onSuccess: () =>
+        Effect.sync(() => {
+          start()
+          response.end()
+        }),
+      onFailure: (cause) => failed(response, cause, requestId)
+    })
+  )
+}
+
+const waitForDrain = (response: ServerResponse) =>
+  Effect.callback<void>((resume) => {
+    const drained = () => resume(Effect.void)
+    response.once("drain", drained)
+    return Effect.sync(() => response.off("drain", drained))
+  })
+
+/** A failed call's answer: the envelope of a model error, or a logged 500 for anything else. */
+const failed = (response: ServerResponse, cause: Cause.Cause<ModelCatalog.ModelError>, requestId: string) => {
+  if (Cause.hasInterruptsOnly(cause)) return Effect.void
+  const error = Cause.findErrorOption(cause)
+  if (error._tag === "Some") {
+    const { type, retryAfterSeconds } = ApiError.ofModelError(error.value)
+    return Effect.sync(() =>
+      answer(
+        response,
+        ApiError.statusOf[type],
+        ApiError.envelope(type, error.value.message, requestId),
+        retryAfterSeconds
+      )
+    )
+  }
+  return Effect.logError("request failed", cause).pipe(
+    Effect.annotateLogs({ request_id: requestId }),
+    Effect.andThen(
+      Effect.sync(() =>
+        answer(
+          response,
+          500,
+          ApiError.envelope("internal", `internal error; quote request id ${requestId} when reporting it`, requestId)
+        )
+      )
+    )
+  )
+}
+
+const answer = (response: ServerResponse, status: number, body: object, retryAfterSeconds?: number): void => {
+  // A stream that broke after its headers can only be cut off.
+  if (response.headersSent) return void response.destroy()
+  response.writeHead(status, {
+    "content-type": "application/json",
+    ...(retryAfterSeconds === undefined ? {} : { "retry-after": String(retryAfterSeconds) })
+  })
+  response.end(JSON.stringify(body))
+}

@@ -1,0 +1,163 @@
+/**
+ * The fast lane in front of the HTTP stack: which requests it serves (a verified key, a valid
+ * body, a model with a relay) and that every other request reaches the stack with its body
+ * intact; how it answers relayed answers, failures and streams; and that a client going away
+ * interrupts the relay.
+ */
+import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
+import { LocalModel } from "@polyagent/providers"
+import { ModelCatalog } from "@polyagent/runtime"
+import { Deferred, Effect, Layer, Stream } from "effect"
+import type { Server } from "node:http"
+import type { AddressInfo } from "node:net"
+import * as Authentication from "../src/Authentication.ts"
+import * as FastLane from "../src/FastLane.ts"
+
+const verifiedKey = "pa_verified"
+const relayed: Array<{ readonly body: ModelCatalog.RelayBody; readonly requestId: string }> = []
+const interrupted = Effect.runSync(Deferred.make<void>())
+
+const rateLimited = new ModelCatalog.ModelError({
+  model: "relayed",
+  provider: "fake",
+  reason: "rate_limited",
+  retryable: true,
+  retry_after_ms: 2500
+})
+
+/** Answers by the last user message: `limit` fails, `hang` never answers, else an echo. */
+const relay: ModelCatalog.Relay<ModelCatalog.ModelError> = {
+  complete: (body, requestId) =>
+    Effect.suspend(() => {
+      relayed.push({ body, requestId })
+      const text = JSON.stringify(body.messages)
+      if (text.includes("limit")) return Effect.fail(rateLimited)
+      if (text.includes("hang")) return Effect.onInterrupt(Effect.never, () => Deferred.succeed(interrupted, undefined))
+      return Effect.succeed(new TextEncoder().encode(JSON.stringify({ echo: body })))
+    }),
+  stream: () => Stream.make(new TextEncoder().encode('data: {"n":1}\n\n')).pipe(Stream.concat(Stream.fail(rateLimited)))
+}
+
+const catalog = Layer.effect(
+  ModelCatalog.ModelCatalog,
+  Effect.map(LocalModel.make(), (languageModel) =>
+    ModelCatalog.make(
+      [
+        { info: LocalModel.info, languageModel },
+        { info: new ModelCatalog.ModelInfo({ ...LocalModel.info, id: "relayed" }), languageModel, relay }
+      ],
+      "local"
+    )
+  )
+)
+
+const keys = Layer.succeed(
+  Authentication.KeyCache,
+  Authentication.KeyCache.of({
+    cached: (hash) =>
+      hash === Authentication.hashKey(verifiedKey) ? { tenant: "t", subject: "key_1", role: "user" } : undefined,
+    lookup: () => Effect.die("not used by the lane"),
+    forget: () => {}
+  })
+)
+
+const ask = (content: string, extra: object = {}) =>
+  JSON.stringify({ model: "relayed", messages: [{ role: "user", content }], ...extra })
+
+describe("FastLane", () => {
+  let server: Server
+  let url = ""
+  // What reached the stack behind the lane: method, URL and the body as it read it.
+  const stack: Array<string> = []
+
+  beforeAll(async () => {
+    const createServer = await Effect.runPromise(
+      FastLane.make({ bodyLimit: 1000 }).pipe(Effect.provide([catalog, keys]))
+    )
+    server = createServer()
+    server.on("request", (request, response) => {
+      let body = ""
+      request.on("data", (chunk: Buffer) => (body += chunk.toString()))
+      request.on("end", () => {
+        stack.push(`${request.method} ${request.url} ${body}`)
+        response.end("stack")
+      })
+    })
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  })
+
+  afterAll(async () => {
+    server.closeAllConnections()
+    await new Promise((resolve) => server.close(resolve))
+  })
+
+  const post = (body: string, headers: Record<string, string> = {}, signal?: AbortSignal) =>
+    fetch(`${url}/v1/chat/completions`, {
+      method: "POST",
+      body,
+      headers: { "content-type": "application/json", authorization: `Bearer ${verifiedKey}`, ...headers },
+      ...(signal === undefined ? {} : { signal })
+    })
+
+  it("relays a verified request with the client's fields, under the client's request id", async () => {
+    const answer = await post(ask("hi", { seed: 3 }), { "x-request-id": "client-7" })
+    assert.strictEqual(answer.status, 200)
+    assert.strictEqual(answer.headers.get("x-request-id"), "client-7")
+    assert.deepStrictEqual(((await answer.json()) as { echo: unknown }).echo, JSON.parse(ask("hi", { seed: 3 })))
+    assert.strictEqual(relayed.at(-1)?.requestId, "client-7")
+
+    const ours = await post(ask("hi"), { "x-request-id": "not a valid id!" })
+    assert.match(ours.headers.get("x-request-id") ?? "", /^req_[0-9A-Za-z]{22}$/)
+    assert.strictEqual(stack.length, 0)
+  })
+
+  it("hands every other request to the stack, body intact", async () => {
+    const cases: ReadonlyArray<readonly [string, Record<string, string>]> = [
+      [ask("hi"), { authorization: "Bearer pa_unverified" }],
+      [ask("hi"), { authorization: "Basic x" }],
+      [ask("hi"), { "content-type": "text/plain" }],
+      ["{not json", {}],
+      [JSON.stringify({ model: "relayed", messages: [] }), {}],
+      [JSON.stringify({ model: "local", messages: [{ role: "user", content: "hi" }] }), {}],
+      [JSON.stringify({ model: "agent:relayed", messages: [{ role: "user", content: "hi" }] }), {}],
+      [ask("x".repeat(1000)), {}]
+    ]
+    for (const [body, headers] of cases) {
+      const answer = await post(body, headers)
+      assert.strictEqual(await answer.text(), "stack")
+      assert.strictEqual(stack.at(-1), `POST /v1/chat/completions ${body}`)
+    }
+    await fetch(`${url}/v1/models`)
+    assert.strictEqual(stack.at(-1), "GET /v1/models ")
+  })
+
+  it("answers a failed relay with the envelope, a rate limit with Retry-After", async () => {
+    const answer = await post(ask("limit me"))
+    assert.strictEqual(answer.status, 429)
+    assert.strictEqual(answer.headers.get("retry-after"), "3")
+    const { error } = (await answer.json()) as { error: { type: string; message: string; request_id: string } }
+    assert.strictEqual(error.type, "rate_limited")
+    assert.strictEqual(error.request_id, answer.headers.get("x-request-id"))
+  })
+
+  it("streams the relay's bytes and ends a failed stream with an error event", async () => {
+    const answer = await post(ask("hi", { stream: true }))
+    assert.strictEqual(answer.status, 200)
+    assert.strictEqual(answer.headers.get("content-type"), "text/event-stream")
+    const text = await answer.text()
+    assert.isTrue(text.startsWith('data: {"n":1}\n\n'))
+    assert.include(text, "event: error\ndata: ")
+    assert.include(text, '"type":"rate_limited"')
+  })
+
+  it("interrupts the relay when the client goes away", async () => {
+    const controller = new AbortController()
+    const pending = post(ask("hang on"), {}, controller.signal).catch(() => undefined)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    controller.abort()
+    await pending
+    const done = await Effect.runPromise(Deferred.await(interrupted).pipe(Effect.timeout("1 second"), Effect.option))
+    assert.strictEqual(done._tag, "Some", "the relay was not interrupted within 1 s")
+  })
+})

@@ -1,0 +1,350 @@
+/**
+ * The Chat Completions pass-through ("relay") of the OpenAI family: the gateway's hot path. The
+ * client's request body, shaped for the provider by {@link upstreamBody} (model id, quirks), goes
+ * upstream as JSON over one keep-alive undici `Pool` per provider, and the upstream's answer comes
+ * back as its bytes, untouched: no SDK, no effect/ai conversions, no Schema decoding either way.
+ *
+ * Failures are classified as on the SDK path: a non-2xx answer becomes the SDK's own `APIError`
+ * and goes through `mapError`, and undici's transport errors become the SDK's connection errors or
+ * a timeout, so statuses, vendor codes, `Retry-After` and "no upstream text in an error" hold alike.
+ */
+import type { ModelCatalog } from "@polyagent/runtime"
+import { Cause, Clock, Effect, Latch, Predicate, type Pull, Result, type Scope, Stream } from "effect"
+import type { AiError } from "effect/ai"
+import type { NonEmptyReadonlyArray } from "effect/Array"
+import { constVoid } from "effect/Function"
+import type { Readable } from "node:stream"
+import { APIConnectionError, APIError, APIUserAbortError } from "openai"
+import { type Dispatcher, Pool } from "undici"
+import type { Config, Quirks } from "./Config.ts"
+import { type ErrorContext, mapError, scrub, timeoutError } from "./map-error.ts"
+
+// ---------------------------------------------------------------------------------------------
+// The request body
+
+/**
+ * The body sent upstream for the model `modelId`: the client's `body` with `model` set, `stream`
+ * set (streamed) or removed, and the server's `quirks` applied: the token limit, whether the client
+ * named it `max_tokens` or `max_completion_tokens`, goes under `quirks.maxTokensParam` (the field
+ * the quirk names wins when both are sent); `temperature` is kept within `[0, maxTemperature]`;
+ * `user` and `stream_options` are dropped where the server does not take them; with
+ * `toolChoice: "auto"` a forced tool choice is only asked for. Every other field goes as the
+ * client sent it. `body` is not modified.
+ *
+ * Gotchas: a non-streamed body never carries `stream_options` (OpenAI rejects it without
+ * `stream`). With `toolChoice: "auto"`, `tool_choice: "none"` is sent as no tools at all (nor
+ * `parallel_tool_calls`), and a named function as `auto` over that function alone, as the SDK
+ * path does.
+ */
+export const upstreamBody = (
+  body: ModelCatalog.RelayBody,
+  modelId: string,
+  quirks: Quirks,
+  stream: boolean
+): Record<string, unknown> => {
+  const {
+    stream: _stream,
+    stream_options,
+    max_tokens,
+    max_completion_tokens,
+    temperature,
+    user,
+    tools,
+    tool_choice,
+    parallel_tool_calls,
+    ...rest
+  } = body
+  const upstream: Record<string, unknown> = { ...rest, model: modelId }
+  if (stream) {
+    upstream.stream = true
+    if (quirks.streamOptions && stream_options !== undefined) upstream.stream_options = stream_options
+  }
+  const limit =
+    quirks.maxTokensParam === "max_tokens"
+      ? (max_tokens ?? max_completion_tokens)
+      : (max_completion_tokens ?? max_tokens)
+  if (limit !== undefined) upstream[quirks.maxTokensParam] = limit
+  if (temperature !== undefined) {
+    upstream.temperature =
+      typeof temperature === "number" ? Math.min(Math.max(temperature, 0), quirks.maxTemperature) : temperature
+  }
+  if (user !== undefined && quirks.sendUser) upstream.user = user
+  const onlyAuto = quirks.toolChoice === "auto"
+  if (onlyAuto && tool_choice === "none") return upstream
+  const forced = onlyAuto && tool_choice !== undefined && tool_choice !== "auto"
+  if (tools !== undefined) upstream.tools = forced ? namedOnly(tools, tool_choice) : tools
+  if (tool_choice !== undefined) upstream.tool_choice = forced ? "auto" : tool_choice
+  if (parallel_tool_calls !== undefined) upstream.parallel_tool_calls = parallel_tool_calls
+  return upstream
+}
+
+// The tools of a choice that names a function: that function alone, when the list has it.
+const namedOnly = (tools: unknown, choice: unknown): unknown => {
+  const name = functionName(choice)
+  if (name === undefined || !Array.isArray(tools)) return tools
+  const named = tools.filter((tool) => functionName(tool) === name)
+  return named.length === 0 ? tools : named
+}
+
+// `{ function: { name } }`, the shape of both a function tool and a named tool choice.
+const functionName = (value: unknown): unknown =>
+  Predicate.hasProperty(value, "function") && Predicate.hasProperty(value.function, "name")
+    ? value.function.name
+    : undefined
+
+// ---------------------------------------------------------------------------------------------
+// The relay
+
+/** Where a provider's relay sends its requests. */
+export interface Target {
+  readonly config: Config
+  /** The base URL, ending before `/chat/completions`; it may carry a path (`/api/paas/v4`). */
+  readonly baseUrl: string
+  /** Sent as `Authorization: Bearer …`; empty, no `Authorization` header is sent. */
+  readonly apiKey: string
+  /** How long the response headers, then each chunk of the body, may take. */
+  readonly timeoutMs: number
+}
+
+/** The relay of each model of one provider. */
+export type Relays = (modelId: string) => ModelCatalog.Relay<AiError.AiError>
+
+/** Connections kept to one provider at most; requests beyond wait in the pool's queue. */
+export const maxConnections = 256
+
+/**
+ * The relays of the provider at `target`, over one undici `Pool` for the base URL's origin that
+ * lives as long as the scope: closing the scope destroys it with its connections. `undefined`
+ * when the base URL does not parse (the SDK path reports that on each call).
+ *
+ * A relay's `complete` sends the request when run; `stream` when the stream runs. Interrupting
+ * either, or a consumer that stops reading the stream early, aborts the request at once, which
+ * closes its connection. `X-Request-Id` is sent when `requestId` is not empty.
+ *
+ * Gotchas: the timeout is not a total deadline: the headers must come within it, then each chunk
+ * of the body within it of the previous one, so a silent upstream fails and a slow stream does
+ * not. undici checks these timeouts about twice a second: one fires up to a second late, and a
+ * gap shorter than about half a second never trips it, whatever the timeout.
+ */
+export const make = (target: Target): Effect.Effect<Relays | undefined, never, Scope.Scope> => {
+  const url = URL.parse(target.baseUrl)
+  if (url === null) return Effect.succeed(undefined)
+  // undici takes whole milliseconds, 0 for no timeout at all.
+  const timeout = Number.isFinite(target.timeoutMs) ? Math.max(1, Math.ceil(target.timeoutMs)) : 0
+  return Effect.map(
+    Effect.acquireRelease(
+      Effect.sync(
+        () =>
+          new Pool(url.origin, {
+            connections: maxConnections,
+            pipelining: 1,
+            connectTimeout: timeout === 0 ? 10_000 : Math.min(timeout, 10_000),
+            headersTimeout: timeout,
+            bodyTimeout: timeout,
+            // HTTP/1.1 keep-alive, one request per connection at a time: what the relay was measured with.
+            allowH2: false
+          })
+      ),
+      (pool) => Effect.promise(() => pool.destroy())
+    ),
+    (pool) => relays(pool, target, `${url.pathname.replace(/\/+$/, "")}/chat/completions`, url.origin)
+  )
+}
+
+const relays = (pool: Pool, target: Target, path: string, origin: string): Relays => {
+  const { config, apiKey } = target
+  const headers: Record<string, string> = { "content-type": "application/json" }
+  if (apiKey !== "") headers["authorization"] = `Bearer ${apiKey}`
+  for (const [name, value] of Object.entries(config.headers)) headers[name.toLowerCase()] = value
+  const context = (method: string): Omit<ErrorContext, "now"> => ({
+    provider: config.name,
+    method,
+    url: `${origin}${path}`,
+    timeoutMs: target.timeoutMs,
+    errorCodes: config.quirks.errorCodes
+  })
+  const completing = context("complete")
+  const streaming = context("stream")
+
+  return (modelId) => {
+    const send = (body: ModelCatalog.RelayBody, requestId: string, stream: boolean, signal: AbortSignal) =>
+      pool.request({
+        path,
+        method: "POST",
+        headers: requestId === "" ? headers : { ...headers, "x-request-id": requestId },
+        body: JSON.stringify(upstreamBody(body, modelId, config.quirks, stream)),
+        signal
+      })
+
+    const complete = (body: ModelCatalog.RelayBody, requestId: string): Effect.Effect<Uint8Array, AiError.AiError> =>
+      Effect.tryPromise({
+        // The signal is aborted if the Effect is interrupted, while waiting for headers or body alike.
+        try: (signal) => send(body, requestId, false, signal).then(readAnswer),
+        catch: (error) => failure(error, "request")
+      }).pipe(
+        Effect.flatMap((answer) => (answer instanceof Uint8Array ? Effect.succeed(answer) : Effect.fail(answer))),
+        Effect.catch((failed) => failWith(completing, failed, apiKey))
+      )
+
+    const stream = (body: ModelCatalog.RelayBody, requestId: string): Stream.Stream<Uint8Array, AiError.AiError> =>
+      Stream.unwrap(
+        Effect.gen(function* () {
+          const controller = new AbortController()
+          let answer: Dispatcher.ResponseData["body"] | undefined
+          // Whatever ends the stream before the answer ended (an interruption, a consumer that
+          // stops, a failure) aborts the request: undici destroys the body and its connection.
+          yield* Effect.addFinalizer(() =>
+            Effect.sync(() => {
+              if (answer?.readableEnded !== true) controller.abort()
+            })
+          )
+          const response = yield* Effect.tryPromise({
+            try: () => send(body, requestId, true, controller.signal),
+            catch: (error) => failure(error, "request")
+          })
+          answer = response.body
+          if (!isSuccess(response.statusCode)) {
+            return yield* Effect.fail(
+              yield* Effect.tryPromise({ try: () => rejection(response), catch: (error) => failure(error, "request") })
+            )
+          }
+          return bytesOf(response.body)
+        })
+      ).pipe(Stream.catch((failed) => Stream.fromEffect(failWith(streaming, failed, apiKey))))
+
+    return { complete, stream }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Answers and failures
+
+/** Why a call failed, and whether the answer had begun: a break after it did is a lost connection. */
+interface Failure {
+  readonly error: unknown
+  readonly phase: "request" | "stream"
+}
+
+const failure = (error: unknown, phase: Failure["phase"]): Failure => ({ error, phase })
+
+const isSuccess = (status: number): boolean => status >= 200 && status < 300
+
+const utf8 = new TextDecoder()
+
+/**
+ * The bytes of a streamed answer as they arrive, each pull taking all that is buffered; a body
+ * left unread pauses the upstream. Ending the stream early does not end the body: the caller
+ * aborts the request.
+ */
+const bytesOf = (body: Readable): Stream.Stream<Uint8Array, Failure> =>
+  Stream.fromPull(
+    Effect.sync(() => {
+      // Opened by every event after which `read()` may answer differently; closed before each read,
+      // so an event between the read and the wait is not lost.
+      const latch = Latch.makeUnsafe(false)
+      const open = () => latch.openUnsafe()
+      body.on("readable", open).on("end", open).on("error", open).on("close", open)
+      return Effect.suspend(function pull(): Pull.Pull<NonEmptyReadonlyArray<Uint8Array>, Failure> {
+        latch.closeUnsafe()
+        const chunk: Uint8Array | null = body.read()
+        if (chunk !== null) return Effect.succeed([chunk])
+        if (body.readableEnded) return Cause.done()
+        if (body.destroyed) return Effect.fail(failure(body.errored ?? cutShort, "stream"))
+        return Effect.flatMap(latch.await, pull)
+      })
+    })
+  )
+
+// A body destroyed without an error, before its end (no undici failure does that).
+const cutShort = new Error("the answer's body was destroyed before its end")
+
+/** A non-streamed answer: its bytes once they parse as JSON, or why the call failed. */
+const readAnswer = (response: Dispatcher.ResponseData): Promise<Uint8Array | Failure> =>
+  isSuccess(response.statusCode)
+    ? response.body.bytes().then(
+        (bytes) => {
+          // Parsing once is the cheapest proof that the bytes passed on are JSON.
+          const parsed = Result.try((): unknown => JSON.parse(utf8.decode(bytes)))
+          return Result.isSuccess(parsed) ? bytes : failure(parsed.failure, "request")
+        },
+        (error: unknown) => failure(error, "stream")
+      )
+    : rejection(response)
+
+/** How much of an error body is read: plenty for any provider's error JSON. */
+const errorBodyLimit = 64 * 1024
+
+/** A non-2xx answer as the SDK's `APIError`, built as the SDK builds it from the same answer. */
+const rejection = (response: Dispatcher.ResponseData): Promise<Failure> =>
+  new Promise<string>((resolve) => {
+    const chunks: Array<Buffer> = []
+    let size = 0
+    response.body
+      .on("data", (chunk: Buffer) => {
+        chunks.push(chunk)
+        size += chunk.length
+        if (size > errorBodyLimit) response.body.destroy()
+      })
+      // A body that breaks off or is cut at the limit still has its status and headers.
+      .on("error", constVoid)
+      .on("close", () => resolve(Buffer.concat(chunks).toString("utf8")))
+  }).then((text) => {
+    const headers = new Headers()
+    for (const [name, value] of Object.entries(response.headers)) {
+      if (typeof value === "string") headers.append(name, value)
+      else for (const item of value ?? []) headers.append(name, item)
+    }
+    const json = Result.getOrUndefined(Result.try((): unknown => JSON.parse(text)))
+    const errorResponse = Predicate.isObjectOrArray(json) ? errorResponseOf(json) : undefined
+    const message = errorResponse === undefined ? text : undefined
+    return failure(APIError.generate(response.statusCode, errorResponse, message, headers), "request")
+  })
+
+// As the SDK's `makeStatusError`: a JSON body without an `error` member is the error itself.
+const errorResponseOf = (json: object): object =>
+  Predicate.hasProperty(json, "error") && !Predicate.isNullish(json.error) ? json : { error: json }
+
+/** The failure as an `AiError`; the upstream's own words go to the server log only, without the key. */
+const failWith = (
+  context: Omit<ErrorContext, "now">,
+  failed: Failure,
+  secret: string
+): Effect.Effect<never, AiError.AiError> =>
+  Effect.flatMap(Clock.currentTimeMillis, (now) => {
+    const error = toAiError(failed, { ...context, now })
+    const upstream = failed.error instanceof Error ? failed.error.message : String(failed.error)
+    return Effect.logDebug("upstream call failed").pipe(
+      Effect.annotateLogs({
+        provider: context.provider,
+        method: context.method,
+        reason: error.reason._tag,
+        upstream: scrub(upstream, secret)
+      }),
+      Effect.andThen(Effect.fail(error))
+    )
+  })
+
+/**
+ * undici's failures in the SDK's terms, so that `mapError` classifies both paths alike: its
+ * timeouts, and before the answer began any transport failure (refused, reset, DNS, TLS) as the
+ * SDK's connection error. Once the answer began, `mapError` calls such a failure a lost connection.
+ */
+const toAiError = ({ error, phase }: Failure, context: ErrorContext): AiError.AiError => {
+  if (error instanceof APIError) return mapError(error, context, phase)
+  const code = Predicate.hasProperty(error, "code") ? error.code : undefined
+  switch (code) {
+    case "UND_ERR_HEADERS_TIMEOUT":
+      return timeoutError(context, "no response")
+    case "UND_ERR_BODY_TIMEOUT":
+      return timeoutError(context, "no chunk")
+    case "UND_ERR_CONNECT_TIMEOUT":
+      return timeoutError(context, "no connection")
+    case "UND_ERR_ABORTED":
+      return mapError(new APIUserAbortError(), context, phase)
+  }
+  const transport = phase === "request" && error instanceof Error && typeof code === "string" && !misuse.test(code)
+  return mapError(transport ? new APIConnectionError({ cause: error }) : error, context, phase)
+}
+
+// Codes of a request built wrong (an invalid header value, say): no connection failed, no retry helps.
+const misuse = /^(UND_ERR_INVALID|UND_ERR_NOT_SUPPORTED|ERR_INVALID)/
