@@ -41,7 +41,7 @@ import type { Target } from "./load.ts"
 import { type Failed, renderReport, type Results } from "./report.ts"
 import { type RssSampler, startRssSampler } from "./rss.ts"
 import { type Bench, chatNew, chatSession, stream } from "./scenarios.ts"
-import { freePort, hasCommand, type Server, ServerExited, startServer, waitHealthy } from "./server.ts"
+import { freePort, hasCommand, type Server, ServerExited, startScript, startServer, waitHealthy } from "./server.ts"
 
 const CHAT_CONNECTIONS = 32
 const STREAM_CONNECTIONS = 16
@@ -52,7 +52,7 @@ const STARTUP_TIMEOUT_MS = 30_000
 const REQUEST_TIMEOUT_MS = 30_000
 const SETTLE_MS = 1_000
 const PAUSE_MS = 500
-const DEFAULT_SERVER = "node packages/http/src/bin.ts"
+const DEFAULT_SERVER = startScript
 const REPO_ROOT = resolve(import.meta.dirname, "..")
 
 /**

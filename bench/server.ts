@@ -7,8 +7,10 @@
  * own, so stopping it stops its load generators too).
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process"
+import { readFileSync } from "node:fs"
 import { get } from "node:http"
 import { createServer } from "node:net"
+import { resolve } from "node:path"
 import { setTimeout as sleep } from "node:timers/promises"
 
 /** How to start the server. */
@@ -45,8 +47,12 @@ export class ServerExited extends Error {}
 const OUTPUT_TAIL = 64 * 1024
 const TERM_GRACE_MS = 5_000
 
-/** The default server: the PolyAgent HTTP edge, with the Node that runs the bench. */
-export const defaultCommand = (): ReadonlyArray<string> => [process.execPath, "packages/http/src/bin.ts"]
+/** `npm start`'s command (`node <flags> packages/http/src/bin.ts`): what the bench measures by default. */
+export const startScript: string = JSON.parse(readFileSync(resolve(import.meta.dirname, "../package.json"), "utf8"))
+  .scripts.start
+
+/** The default server: `npm start`'s command, with the Node that runs the bench. */
+export const defaultCommand = (): ReadonlyArray<string> => [process.execPath, ...startScript.split(" ").slice(1)]
 
 export const hasCommand = (name: string): boolean =>
   spawnSync("sh", ["-c", `command -v ${name}`], { stdio: "ignore" }).status === 0
