@@ -4,7 +4,7 @@
  * conversions between them and effect/ai's prompt and response parts. Stateless: the
  * client sends the whole conversation every time.
  */
-import { Schema } from "effect"
+import { Result, Schema } from "effect"
 import { type Prompt, type Response, Tool } from "effect/ai"
 
 const Text = Schema.String
@@ -75,6 +75,25 @@ export const Request = Schema.Struct({
   user: Schema.optional(Schema.String)
 })
 export type Request = typeof Request.Type
+
+const decodeRequest = Schema.decodeUnknownResult(Request)
+
+/** A request body: the JSON as sent (unknown fields kept, for relays) and OpenAI's request read from it. */
+export interface Parsed {
+  readonly body: Readonly<Record<string, unknown>>
+  readonly request: Request
+}
+
+/** The request in a body's `text`, or why there is none (a message for a 400). */
+export const parseRequest = (text: string): Result.Result<Parsed, string> => {
+  const json = Result.try((): unknown => JSON.parse(text))
+  if (Result.isFailure(json)) return Result.fail("the request body is not valid JSON")
+  const request = decodeRequest(json.success)
+  return Result.isSuccess(request)
+    ? // The schema accepted it, so it is an object.
+      Result.succeed({ body: json.success as Parsed["body"], request: request.success })
+    : Result.fail(`invalid body: ${request.failure.message}`)
+}
 
 const Usage = Schema.Struct({ prompt_tokens: Schema.Int, completion_tokens: Schema.Int, total_tokens: Schema.Int })
 export type Usage = typeof Usage.Type

@@ -11,7 +11,7 @@
  * converted both ways. The body is read and validated here rather than by the HttpApi, which
  * would decode it into a copy without the fields we do not know.
  */
-import { Clock, Effect, Option, Queue, Result, Schema, Stream } from "effect"
+import { Clock, Effect, Option, Queue, Result, Stream } from "effect"
 import type { AiError, LanguageModel, Response, Toolkit } from "effect/ai"
 import { type HttpServerRequest, HttpServerResponse } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
@@ -257,31 +257,11 @@ const streamCompletion = (
 
 /** The request's body as JSON and as OpenAI's request; 400 for anything else. */
 const readRequest = (request: HttpServerRequest.HttpServerRequest) =>
-  Effect.flatMap(
+  Effect.gen(function* () {
     // A body over the limit is a defect the edge answers with 413.
-    Effect.orDie(request.text),
-    (
-      text
-    ): Effect.Effect<
-      { readonly body: ModelCatalog.RelayBody; readonly asked: ChatCompletions.Request },
-      ApiError.InvalidRequest
-    > => {
-      let json: unknown
-      try {
-        json = JSON.parse(text)
-      } catch {
-        return ApiError.fail("invalid_request", "the request body is not valid JSON")
-      }
-      const asked = decodeRequest(json)
-      return Result.isSuccess(asked)
-        ? // The schema accepted it, so it is an object.
-          Effect.succeed({ body: json as ModelCatalog.RelayBody, asked: asked.success })
-        : ApiError.fail("invalid_request", `invalid body: ${asked.failure.message}`)
-    }
-  )
-
-/** OpenAI's request, checked; unknown fields are not in the result. */
-export const decodeRequest = Schema.decodeUnknownResult(ChatCompletions.Request)
+    const parsed = ChatCompletions.parseRequest(yield* Effect.orDie(request.text))
+    return Result.isSuccess(parsed) ? parsed.success : yield* ApiError.fail("invalid_request", parsed.failure)
+  })
 
 /** A completion through the model's relay: the upstream's answer, byte for byte. */
 const relayed = (relay: ModelCatalog.Relay<ModelCatalog.ModelError>, body: ModelCatalog.RelayBody, stream: boolean) =>
@@ -351,7 +331,7 @@ export const layer = HttpApiBuilder.group(
         if (!(request.headers["content-type"] ?? "").includes("json")) {
           return yield* ApiError.fail("invalid_request", "the body must be JSON (Content-Type: application/json)")
         }
-        const { body, asked } = yield* readRequest(request)
+        const { body, request: asked } = yield* readRequest(request)
         const { model, request: payload, options, toolkit } = yield* target(asked)
         if (model.relay !== undefined && !asked.model.startsWith(agentPrefix)) {
           return yield* relayed(model.relay, body, asked.stream === true)

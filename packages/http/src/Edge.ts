@@ -13,8 +13,11 @@ import { Identifier } from "@polyagent/runtime"
 import { Api, RequestErrors } from "./Api.ts"
 import * as ApiError from "./ApiError.ts"
 
-/** A request id a client may choose; others are replaced by one of ours. */
-export const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
+
+/** The request's id: the client's `X-Request-Id` when it is a sane one, else a new one. */
+export const requestIdOf = (incoming: string | ReadonlyArray<string> | undefined): string =>
+  typeof incoming === "string" && REQUEST_ID.test(incoming) ? incoming : Identifier.makeUnsafe("req")
 
 interface Route {
   readonly method: string
@@ -86,8 +89,7 @@ export const layer = (options: { readonly bodyLimit: number }) =>
         const request = yield* HttpServerRequest.HttpServerRequest
         // Each read of `request.headers` copies them.
         const headers = request.headers
-        const incoming = headers["x-request-id"]
-        const requestId = incoming !== undefined && REQUEST_ID.test(incoming) ? incoming : yield* Identifier.make("req")
+        const requestId = requestIdOf(headers["x-request-id"])
         const declared = Number(headers["content-length"] ?? 0)
         let response: HttpServerResponse.HttpServerResponse
         if (declared > options.bodyLimit) {

@@ -16,14 +16,15 @@
  * providers are the stack's.
  */
 import { Cause, Effect, Result, Stream } from "effect"
-import { Identifier, ModelCatalog } from "@polyagent/runtime"
+import { ModelCatalog } from "@polyagent/runtime"
 import { type IncomingMessage, Server, type ServerResponse } from "node:http"
 import { EventEmitter } from "node:events"
 import { Readable } from "node:stream"
 import * as ApiError from "./ApiError.ts"
 import * as Authentication from "./Authentication.ts"
+import * as ChatCompletions from "./ChatCompletions.ts"
 import * as CompletionsHandlers from "./CompletionsHandlers.ts"
-import { REQUEST_ID } from "./Edge.ts"
+import * as Edge from "./Edge.ts"
 
 const PATH = "/v1/chat/completions"
 const BEARER = "Bearer "
@@ -72,9 +73,7 @@ export const make = (options: Options) =>
       readBody(request, (body) => {
         const relayed = relayOf(body)
         if (relayed === undefined) return next(replay(request, body))
-        const incoming = headers["x-request-id"]
-        const requestId =
-          typeof incoming === "string" && REQUEST_ID.test(incoming) ? incoming : `req_${Identifier.randomBase62(22)}`
+        const requestId = Edge.requestIdOf(headers["x-request-id"])
         response.setHeader("x-request-id", requestId)
         const fiber = run(
           relayed.stream
@@ -90,15 +89,13 @@ export const make = (options: Options) =>
     }
 
     /** The relay and body of a request the lane serves; `undefined` for the stack's. */
-    const relayOf = (body: Buffer) => {
-      const json = Result.try((): unknown => JSON.parse(body.toString("utf8")))
-      if (Result.isFailure(json)) return undefined
-      const asked = CompletionsHandlers.decodeRequest(json.success)
-      if (Result.isFailure(asked) || asked.success.model.startsWith(CompletionsHandlers.agentPrefix)) return undefined
-      const relay = catalog.find(asked.success.model)?.relay
-      if (relay === undefined) return undefined
-      // The schema accepted it, so it is an object.
-      return { relay, body: json.success as ModelCatalog.RelayBody, stream: asked.success.stream === true }
+    const relayOf = (text: Buffer) => {
+      const parsed = ChatCompletions.parseRequest(text.toString("utf8"))
+      if (Result.isFailure(parsed)) return undefined
+      const { body, request } = parsed.success
+      if (request.model.startsWith(CompletionsHandlers.agentPrefix)) return undefined
+      const relay = catalog.find(request.model)?.relay
+      return relay === undefined ? undefined : { relay, body, stream: request.stream === true }
     }
 
     return () => {

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Schema } from "effect"
+import { Result, Schema } from "effect"
 import { Tool } from "effect/ai"
 import * as ChatCompletions from "../src/ChatCompletions.ts"
 
@@ -68,5 +68,21 @@ describe("ChatCompletions", () => {
     assert.strictEqual(decode({ ...ok, n: 2 })._tag, "Failure")
     assert.strictEqual(decode({ ...ok, messages: [] })._tag, "Failure")
     assert.strictEqual(decode({ ...ok, messages: [{ role: "robot", content: "x" }] })._tag, "Failure")
+  })
+})
+
+describe("ChatCompletions.parseRequest", () => {
+  it("keeps the body as sent beside the request read from it, or says what is wrong", () => {
+    const text = '{"model":"m","messages":[{"role":"user","content":"hi"}],"seed":7}'
+    const parsed = ChatCompletions.parseRequest(text)
+    assert.isTrue(Result.isSuccess(parsed))
+    if (Result.isSuccess(parsed)) {
+      assert.deepStrictEqual(parsed.success.body, JSON.parse(text))
+      assert.strictEqual(parsed.success.request.model, "m")
+      assert.notProperty(parsed.success.request, "seed")
+    }
+    assert.deepStrictEqual(ChatCompletions.parseRequest("{oops"), Result.fail("the request body is not valid JSON"))
+    const invalid = ChatCompletions.parseRequest('{"model":"m","messages":[]}')
+    assert.isTrue(Result.isFailure(invalid) && invalid.failure.startsWith("invalid body: "))
   })
 })

@@ -31,4 +31,7 @@ const randomByte = (): number => {
 }
 
 /** A new id such as `sess_3xQ…`; an Effect because every call answers differently. */
-export const make = (prefix: string): Effect.Effect<string> => Effect.sync(() => `${prefix}_${randomBase62(22)}`)
+export const make = (prefix: string): Effect.Effect<string> => Effect.sync(() => makeUnsafe(prefix))
+
+/** {@link make} run at once, for code outside Effect. */
+export const makeUnsafe = (prefix: string): string => `${prefix}_${randomBase62(22)}`
