@@ -9,7 +9,7 @@ import { CallOptions, ModelCatalog, RequestId } from "@polyagent/runtime"
 import { Deferred, Duration, Effect, Fiber, Predicate, Redacted, Stream } from "effect"
 import type { AiError } from "effect/ai"
 import * as OpenAiProvider from "../src/openai/OpenAiProvider.ts"
-import { fake, streamAll, textOf, toolkit } from "./support/openai-harness.ts"
+import { fake, httpFaults, streamAll, textOf, toolkit } from "./support/openai-harness.ts"
 import { answerText, routes, Scenario, timeArguments, weatherArguments } from "../testing/openai-wire.ts"
 
 const apiKey = "sk-test-Zq8vN3xR5tY7uI9oP1aS2dF4gH6jK8lL"
@@ -223,22 +223,7 @@ describe("OpenAiProvider", () => {
   })
 
   describe("faults", () => {
-    const cases: ReadonlyArray<{
-      readonly scenario: string
-      readonly reason: AiError.AiErrorReason["_tag"]
-      readonly retryable: boolean
-      readonly status?: number
-    }> = [
-      { scenario: Scenario.unauthorized, reason: "AuthenticationError", retryable: false, status: 401 },
-      { scenario: Scenario.forbidden, reason: "AuthenticationError", retryable: false, status: 403 },
-      { scenario: Scenario.rateLimited, reason: "RateLimitError", retryable: true, status: 429 },
-      { scenario: Scenario.quota, reason: "QuotaExhaustedError", retryable: false, status: 429 },
-      { scenario: Scenario.contextTooLong, reason: "InvalidRequestError", retryable: false, status: 400 },
-      { scenario: Scenario.serverError, reason: "InternalProviderError", retryable: true, status: 500 },
-      { scenario: Scenario.overloaded, reason: "InternalProviderError", retryable: true, status: 503 }
-    ]
-
-    for (const { scenario, reason, retryable, status } of cases) {
+    for (const { scenario, reason, retryable, status } of httpFaults) {
       it.live(`maps ${scenario} to ${reason}, streamed or not, keeping the status and not the key`, () =>
         Effect.gen(function* () {
           const { upstream, model } = yield* setup()

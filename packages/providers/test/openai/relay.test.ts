@@ -15,7 +15,7 @@ import * as OpenRouterProvider from "../../src/openrouter/OpenRouterProvider.ts"
 import type { Provider } from "../../src/Provider.ts"
 import type * as FakeUpstream from "../../testing/FakeUpstream.ts"
 import { answerText, routes, Scenario } from "../../testing/openai-wire.ts"
-import { fake } from "../support/openai-harness.ts"
+import { fake, httpFaults } from "../support/openai-harness.ts"
 
 const apiKey = "sk-test-Zq8vN3xR5tY7uI9oP1aS2dF4gH6jK8lL"
 
@@ -281,22 +281,7 @@ describe("relay", () => {
   })
 
   describe("faults", () => {
-    const cases: ReadonlyArray<{
-      readonly scenario: string
-      readonly reason: AiError.AiErrorReason["_tag"]
-      readonly retryable: boolean
-      readonly status: number
-    }> = [
-      { scenario: Scenario.unauthorized, reason: "AuthenticationError", retryable: false, status: 401 },
-      { scenario: Scenario.forbidden, reason: "AuthenticationError", retryable: false, status: 403 },
-      { scenario: Scenario.rateLimited, reason: "RateLimitError", retryable: true, status: 429 },
-      { scenario: Scenario.quota, reason: "QuotaExhaustedError", retryable: false, status: 429 },
-      { scenario: Scenario.contextTooLong, reason: "InvalidRequestError", retryable: false, status: 400 },
-      { scenario: Scenario.serverError, reason: "InternalProviderError", retryable: true, status: 500 },
-      { scenario: Scenario.overloaded, reason: "InternalProviderError", retryable: true, status: 503 }
-    ]
-
-    for (const { scenario, reason, retryable, status } of cases) {
+    for (const { scenario, reason, retryable, status } of httpFaults) {
       it.live(`maps ${scenario} to ${reason} exactly as the SDK path does, streamed or not, without the key`, () =>
         Effect.gen(function* () {
           const { upstream, provider, relay } = yield* setup()

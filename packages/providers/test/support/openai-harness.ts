@@ -6,6 +6,7 @@
 import { Effect, Exit, Option, Schema, type Scope, Stream } from "effect"
 import { type AiError, Tool, Toolkit } from "effect/ai"
 import * as FakeUpstream from "../../testing/FakeUpstream.ts"
+import { Scenario } from "../../testing/openai-wire.ts"
 
 /** A fake started for the test and closed when its scope ends. */
 export const fake = (
@@ -53,3 +54,19 @@ export const textOf = (parts: ReadonlyArray<{ readonly type: string }>): string 
       part.type === "text-delta" && "delta" in part && typeof part.delta === "string" ? [part.delta] : []
     )
     .join("")
+
+/** The HTTP faults of the fake's OpenAI wire and what each must become. */
+export const httpFaults: ReadonlyArray<{
+  readonly scenario: string
+  readonly reason: AiError.AiErrorReason["_tag"]
+  readonly retryable: boolean
+  readonly status: number
+}> = [
+  { scenario: Scenario.unauthorized, reason: "AuthenticationError", retryable: false, status: 401 },
+  { scenario: Scenario.forbidden, reason: "AuthenticationError", retryable: false, status: 403 },
+  { scenario: Scenario.rateLimited, reason: "RateLimitError", retryable: true, status: 429 },
+  { scenario: Scenario.quota, reason: "QuotaExhaustedError", retryable: false, status: 429 },
+  { scenario: Scenario.contextTooLong, reason: "InvalidRequestError", retryable: false, status: 400 },
+  { scenario: Scenario.serverError, reason: "InternalProviderError", retryable: true, status: 500 },
+  { scenario: Scenario.overloaded, reason: "InternalProviderError", retryable: true, status: 503 }
+]
