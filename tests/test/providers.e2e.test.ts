@@ -250,22 +250,30 @@ describe("providers through the real server", () => {
       headers: { "content-type": "application/json", authorization: `Bearer ${gateway.adminKey}` },
       body: JSON.stringify({ role: "user", name: "lane" })
     })
-    const { key } = (await created.json()) as { key: string }
+    const { id, key } = (await created.json()) as { id: string; key: string }
     const ask = (requestId: string) =>
       fetch(`${gateway.url}/v1/chat/completions`, {
         method: "POST",
         headers: { "content-type": "application/json", authorization: `Bearer ${key}`, "x-request-id": requestId },
         body: JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: "hello" }] })
       })
-    for (const id of ["first-1", "second-2"]) {
-      const answer = await ask(id)
+    for (const requestId of ["first-1", "second-2"]) {
+      const answer = await ask(requestId)
       assert.strictEqual(answer.status, 200)
-      assert.strictEqual(answer.headers.get("x-request-id"), id)
+      assert.strictEqual(answer.headers.get("x-request-id"), requestId)
       assert.include(answer.headers.get("content-type") ?? "", "application/json")
       const completion = (await answer.json()) as OpenAI.ChatCompletion
       assert.strictEqual(completion.choices[0]?.message.content, OpenAiWire.answerText)
-      assert.strictEqual(openAiFake.received.at(-1)?.headers["x-request-id"], id)
+      assert.strictEqual(openAiFake.received.at(-1)?.headers["x-request-id"], requestId)
     }
+
+    // Revoked: the lane forgets the key at once too.
+    const revoked = await fetch(`${gateway.url}/v1/keys/${id}`, {
+      method: "DELETE",
+      headers: { authorization: `Bearer ${gateway.adminKey}` }
+    })
+    assert.strictEqual(revoked.status, 200)
+    assert.strictEqual((await ask("third-3")).status, 401)
   })
 
   it("aborts the upstream request when a relayed request's client goes away", async () => {

@@ -1,6 +1,7 @@
 /**
  * The composition of a PolyAgent server: configuration → database → storage and the
- * cluster's single runner → session actors → the HTTP edge. Nothing else happens here.
+ * cluster's single runner → session actors → the HTTP edge, with the fast lane for relayed
+ * completions in front of it (`FastLane.ts`). Nothing else happens here.
  */
 import * as NodeCrypto from "@effect/platform-node/NodeCrypto"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
