@@ -8,7 +8,7 @@
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { SessionActor } from "@polyagent/runtime"
 import { Schema } from "effect"
-import OpenAI from "openai"
+import OpenAI, { RateLimitError } from "openai"
 import { AnthropicWire as Anthropic, FakeUpstream, OpenAiWire } from "@polyagent/providers/testing"
 import { decode, ErrorEnvelope, Gateway, readSse } from "../src/harness.ts"
 
@@ -211,6 +211,15 @@ describe("providers through the real server", () => {
     assert.strictEqual(usage?.completion_tokens, OpenAiWire.usage.completion_tokens)
   })
 
+  const newKey = async () => {
+    const created = await fetch(`${gateway.url}/v1/keys`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${gateway.adminKey}` },
+      body: JSON.stringify({ role: "user", name: "lane" })
+    })
+    return (await created.json()) as { id: string; key: string }
+  }
+
   const post = (content: string, stream: boolean, signal?: AbortSignal) =>
     fetch(`${gateway.url}/v1/chat/completions`, {
       method: "POST",
@@ -245,35 +254,55 @@ describe("providers through the real server", () => {
 
   it("answers a relayed request the same before and after its key is verified (the fast lane)", async () => {
     // A new key is verified by the full stack on its first request, then served by the fast lane.
-    const created = await fetch(`${gateway.url}/v1/keys`, {
-      method: "POST",
-      headers: { "content-type": "application/json", authorization: `Bearer ${gateway.adminKey}` },
-      body: JSON.stringify({ role: "user", name: "lane" })
-    })
-    const { id, key } = (await created.json()) as { id: string; key: string }
-    const ask = (requestId: string) =>
-      fetch(`${gateway.url}/v1/chat/completions`, {
-        method: "POST",
-        headers: { "content-type": "application/json", authorization: `Bearer ${key}`, "x-request-id": requestId },
-        body: JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: "hello" }] })
-      })
-    for (const requestId of ["first-1", "second-2"]) {
-      const answer = await ask(requestId)
-      assert.strictEqual(answer.status, 200)
-      assert.strictEqual(answer.headers.get("x-request-id"), requestId)
-      assert.include(answer.headers.get("content-type") ?? "", "application/json")
-      const completion = (await answer.json()) as OpenAI.ChatCompletion
-      assert.strictEqual(completion.choices[0]?.message.content, OpenAiWire.answerText)
-      assert.strictEqual(openAiFake.received.at(-1)?.headers["x-request-id"], requestId)
-    }
+    for (const stream of [false, true]) {
+      const { id, key } = await newKey()
+      const ask = (requestId: string, content = "hello") =>
+        fetch(`${gateway.url}/v1/chat/completions`, {
+          method: "POST",
+          headers: { "content-type": "application/json", authorization: `Bearer ${key}`, "x-request-id": requestId },
+          body: JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content }], stream })
+        })
+      for (const requestId of ["first-1", "second-2"]) {
+        const answer = await ask(requestId)
+        assert.strictEqual(answer.status, 200)
+        assert.strictEqual(answer.headers.get("x-request-id"), requestId)
+        assert.include(answer.headers.get("content-type") ?? "", stream ? "text/event-stream" : "application/json")
+        const text = await answer.text()
+        assert.include(text, stream ? "[DONE]" : OpenAiWire.answerText)
+        assert.strictEqual(openAiFake.received.at(-1)?.headers["x-request-id"], requestId)
+      }
+      // A rate limit before the first byte keeps its status, streamed or not, by the lane too.
+      const limited = await ask("limited-3", `please ${OpenAiWire.Scenario.rateLimited}`)
+      assert.strictEqual(limited.status, 429)
+      assert.isNotNull(limited.headers.get("retry-after"))
+      assert.strictEqual(limited.headers.get("x-request-id"), "limited-3")
+      assert.strictEqual(decode(ErrorEnvelope, await limited.json()).error.type, "rate_limited")
 
-    // Revoked: the lane forgets the key at once too.
-    const revoked = await fetch(`${gateway.url}/v1/keys/${id}`, {
-      method: "DELETE",
-      headers: { authorization: `Bearer ${gateway.adminKey}` }
-    })
-    assert.strictEqual(revoked.status, 200)
-    assert.strictEqual((await ask("third-3")).status, 401)
+      // Revoked: the lane forgets the key at once too.
+      const revoked = await fetch(`${gateway.url}/v1/keys/${id}`, {
+        method: "DELETE",
+        headers: { authorization: `Bearer ${gateway.adminKey}` }
+      })
+      assert.strictEqual(revoked.status, 200)
+      assert.strictEqual((await ask("fourth-4")).status, 401)
+    }
+  })
+
+  it("answers a streamed request that fails before its first byte with the failure's status", async () => {
+    // A new key: the full stack serves its first request.
+    const { key } = await newKey()
+    const client = new OpenAI({ apiKey: key, baseURL: `${gateway.url}/v1`, maxRetries: 0 })
+    const error = await client.chat.completions
+      .create({
+        model: "gpt-4o-mini",
+        messages: [{ role: "user", content: `please ${OpenAiWire.Scenario.rateLimited}` }],
+        stream: true
+      })
+      .then(
+        () => undefined,
+        (caught: unknown) => caught
+      )
+    assert.instanceOf(error, RateLimitError)
   })
 
   it("aborts the upstream request when a relayed request's client goes away", async () => {

@@ -76,6 +76,9 @@ export const Request = Schema.Struct({
 })
 export type Request = typeof Request.Type
 
+/** `model: "agent:<id>"` runs an agent. */
+export const agentPrefix = "agent:"
+
 const decodeRequest = Schema.decodeUnknownResult(Request)
 
 /** A request body: the JSON as sent (unknown fields kept, for relays) and OpenAI's request read from it. */

@@ -15,14 +15,16 @@ import { Clock, Effect, Option, Queue, Result, Stream } from "effect"
 import type { AiError, LanguageModel, Response, Toolkit } from "effect/ai"
 import { type HttpServerRequest, HttpServerResponse } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
+import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
+import type { ServerResponse } from "node:http"
 import { CallOptions, Identifier, ModelCatalog, SessionActor, Storage, ToolLoop } from "@polyagent/runtime"
 import { ToolExecutor, ToolRegistry } from "@polyagent/tools"
 import { Api, type CompletionEvent, Principal } from "./Api.ts"
 import * as ApiError from "./ApiError.ts"
 import * as ChatCompletions from "./ChatCompletions.ts"
+import * as RelayResponse from "./RelayResponse.ts"
 
-/** `model: "agent:<id>"` runs an agent. */
-export const agentPrefix = "agent:"
+const agentPrefix = ChatCompletions.agentPrefix
 
 /** The envelope for a failed model call; a rate limit keeps the provider's `Retry-After`. */
 const modelFailed = (error: ModelCatalog.ModelError) =>
@@ -138,15 +140,7 @@ const errorEvent = (error: ModelCatalog.ModelError) =>
   )
 
 const errorEventData = (error: ModelCatalog.ModelError, requestId: string): string =>
-  JSON.stringify(
-    ApiError.envelope(error.reason === "rate_limited" ? "rate_limited" : "upstream_error", error.message, requestId)
-  )
-
-/** The `error` event that ends a failed relayed stream; the blank line first ends an event cut short. */
-export const relayErrorEvent = (error: ModelCatalog.ModelError, requestId: string): Uint8Array =>
-  utf8.encode(`\n\nevent: error\ndata: ${errorEventData(error, requestId)}\n\n`)
-
-const utf8 = new TextEncoder()
+  JSON.stringify(ApiError.envelope(ApiError.ofModelError(error).type, error.message, requestId))
 
 /**
  * An agent's turn with its server-side tools, streamed: the answer's text as OpenAI's chunks;
@@ -263,17 +257,28 @@ const readRequest = (request: HttpServerRequest.HttpServerRequest) =>
     return Result.isSuccess(parsed) ? parsed.success : yield* ApiError.fail("invalid_request", parsed.failure)
   })
 
-/** A completion through the model's relay: the upstream's answer, byte for byte. */
-const relayed = (relay: ModelCatalog.Relay<ModelCatalog.ModelError>, body: ModelCatalog.RelayBody, stream: boolean) =>
+/**
+ * A completion through the model's relay: the upstream's answer, byte for byte. A stream is
+ * written to Node's response directly, as the fast lane writes it, so that a failure before its
+ * first byte keeps its HTTP status.
+ */
+const relayed = (
+  request: HttpServerRequest.HttpServerRequest,
+  relay: ModelCatalog.Relay<ModelCatalog.ModelError>,
+  body: ModelCatalog.RelayBody,
+  stream: boolean
+) =>
   Effect.gen(function* () {
     const requestId = yield* ApiError.RequestId
     if (!stream) {
       return HttpServerResponse.uint8Array(yield* relay.complete(body, requestId), { contentType: "application/json" })
     }
-    const events = relay
-      .stream(body, requestId)
-      .pipe(Stream.catch((error) => Stream.make(relayErrorEvent(error, requestId))))
-    return HttpServerResponse.stream(events, { contentType: "text/event-stream" })
+    // The server is `node:http`'s (see `FastLane.ts`), so the response is HTTP/1's.
+    const response = NodeHttpServerRequest.toServerResponse(request) as ServerResponse
+    response.setHeader("x-request-id", requestId)
+    yield* RelayResponse.stream(response, relay.stream(body, requestId), requestId)
+    // Written already; the stack sends nothing more.
+    return HttpServerResponse.empty()
   })
 
 export const layer = HttpApiBuilder.group(
@@ -334,7 +339,7 @@ export const layer = HttpApiBuilder.group(
         const { body, request: asked } = yield* readRequest(request)
         const { model, request: payload, options, toolkit } = yield* target(asked)
         if (model.relay !== undefined && !asked.model.startsWith(agentPrefix)) {
-          return yield* relayed(model.relay, body, asked.stream === true)
+          return yield* relayed(request, model.relay, body, asked.stream === true)
         }
         const header = {
           id: `chatcmpl-${Identifier.randomBase62(24)}`,

@@ -15,16 +15,15 @@
  * fails these is replayed to the stack with the body it sent, so 400s, 404s, agents and other
  * providers are the stack's.
  */
-import { Cause, Effect, Result, Stream } from "effect"
+import { Effect, Result } from "effect"
 import { ModelCatalog } from "@polyagent/runtime"
 import { type IncomingMessage, Server, type ServerResponse } from "node:http"
 import { EventEmitter } from "node:events"
 import { Readable } from "node:stream"
-import * as ApiError from "./ApiError.ts"
 import * as Authentication from "./Authentication.ts"
 import * as ChatCompletions from "./ChatCompletions.ts"
-import * as CompletionsHandlers from "./CompletionsHandlers.ts"
 import * as Edge from "./Edge.ts"
+import * as RelayResponse from "./RelayResponse.ts"
 
 const PATH = "/v1/chat/completions"
 const BEARER = "Bearer "
@@ -77,8 +76,8 @@ export const make = (options: Options) =>
         response.setHeader("x-request-id", requestId)
         const fiber = run(
           relayed.stream
-            ? streamTo(response, relayed.relay.stream(relayed.body, requestId), requestId)
-            : completeTo(response, relayed.relay.complete(relayed.body, requestId), requestId)
+            ? RelayResponse.stream(response, relayed.relay.stream(relayed.body, requestId), requestId)
+            : RelayResponse.complete(response, relayed.relay.complete(relayed.body, requestId), requestId)
         )
         // A client that goes away interrupts the call, which aborts the upstream request.
         response.once("close", () => {
@@ -93,7 +92,7 @@ export const make = (options: Options) =>
       const parsed = ChatCompletions.parseRequest(text.toString("utf8"))
       if (Result.isFailure(parsed)) return undefined
       const { body, request } = parsed.success
-      if (request.model.startsWith(CompletionsHandlers.agentPrefix)) return undefined
+      if (request.model.startsWith(ChatCompletions.agentPrefix)) return undefined
       const relay = catalog.find(request.model)?.relay
       return relay === undefined ? undefined : { relay, body, stream: request.stream === true }
     }
@@ -131,89 +130,3 @@ const replay = (request: IncomingMessage, body: Buffer): IncomingMessage =>
     trailers: {},
     rawTrailers: []
   }) as unknown as IncomingMessage
-
-const completeTo = (
-  response: ServerResponse,
-  answer: Effect.Effect<Uint8Array, ModelCatalog.ModelError>,
-  requestId: string
-): Effect.Effect<void> =>
-  Effect.matchCauseEffect(answer, {
-    onSuccess: (bytes) =>
-      Effect.sync(() => {
-        response.writeHead(200, { "content-type": "application/json", "content-length": bytes.byteLength })
-        response.end(bytes)
-      }),
-    onFailure: (cause) => failed(response, cause, requestId)
-  })
-
-const streamTo = (
-  response: ServerResponse,
-  events: Stream.Stream<Uint8Array, ModelCatalog.ModelError>,
-  requestId: string
-): Effect.Effect<void> => {
-  const start = () => {
-    if (!response.headersSent) response.writeHead(200, { "content-type": "text/event-stream" })
-  }
-  const write = (chunk: Uint8Array) => {
-    start()
-    return response.write(chunk) ? Effect.void : waitForDrain(response)
-  }
-  return events.pipe(
-    Stream.catch((error) => Stream.make(CompletionsHandlers.relayErrorEvent(error, requestId))),
-    Stream.runForEach(write),
-    Effect.matchCauseEffect({
-      onSuccess: () =>
-        Effect.sync(() => {
-          start()
-          response.end()
-        }),
-      onFailure: (cause) => failed(response, cause, requestId)
-    })
-  )
-}
-
-const waitForDrain = (response: ServerResponse) =>
-  Effect.callback<void>((resume) => {
-    const drained = () => resume(Effect.void)
-    response.once("drain", drained)
-    return Effect.sync(() => response.off("drain", drained))
-  })
-
-/** A failed call's answer: the envelope of a model error, or a logged 500 for anything else. */
-const failed = (response: ServerResponse, cause: Cause.Cause<ModelCatalog.ModelError>, requestId: string) => {
-  if (Cause.hasInterruptsOnly(cause)) return Effect.void
-  const error = Cause.findErrorOption(cause)
-  if (error._tag === "Some") {
-    const { type, retryAfterSeconds } = ApiError.ofModelError(error.value)
-    return Effect.sync(() =>
-      answer(
-        response,
-        ApiError.statusOf[type],
-        ApiError.envelope(type, error.value.message, requestId),
-        retryAfterSeconds
-      )
-    )
-  }
-  return Effect.logError("request failed", cause).pipe(
-    Effect.annotateLogs({ request_id: requestId }),
-    Effect.andThen(
-      Effect.sync(() =>
-        answer(
-          response,
-          500,
-          ApiError.envelope("internal", `internal error; quote request id ${requestId} when reporting it`, requestId)
-        )
-      )
-    )
-  )
-}
-
-const answer = (response: ServerResponse, status: number, body: object, retryAfterSeconds?: number): void => {
-  // A stream that broke after its headers can only be cut off.
-  if (response.headersSent) return void response.destroy()
-  response.writeHead(status, {
-    "content-type": "application/json",
-    ...(retryAfterSeconds === undefined ? {} : { "retry-after": String(retryAfterSeconds) })
-  })
-  response.end(JSON.stringify(body))
-}

@@ -35,7 +35,10 @@ const relay: ModelCatalog.Relay<ModelCatalog.ModelError> = {
       if (text.includes("hang")) return Effect.onInterrupt(Effect.never, () => Deferred.succeed(interrupted, undefined))
       return Effect.succeed(new TextEncoder().encode(JSON.stringify({ echo: body })))
     }),
-  stream: () => Stream.make(new TextEncoder().encode('data: {"n":1}\n\n')).pipe(Stream.concat(Stream.fail(rateLimited)))
+  stream: (body) =>
+    JSON.stringify(body.messages).includes("limit")
+      ? Stream.fail(rateLimited)
+      : Stream.make(new TextEncoder().encode('data: {"n":1}\n\n')).pipe(Stream.concat(Stream.fail(rateLimited)))
 }
 
 const catalog = Layer.effect(
@@ -132,16 +135,18 @@ describe("FastLane", () => {
     assert.strictEqual(stack.at(-1), "GET /v1/models ")
   })
 
-  it("answers a failed relay with the envelope, a rate limit with Retry-After", async () => {
-    const answer = await post(ask("limit me"))
-    assert.strictEqual(answer.status, 429)
-    assert.strictEqual(answer.headers.get("retry-after"), "3")
-    const { error } = (await answer.json()) as { error: { type: string; message: string; request_id: string } }
-    assert.strictEqual(error.type, "rate_limited")
-    assert.strictEqual(error.request_id, answer.headers.get("x-request-id"))
+  it("answers a failed relay with the envelope, a rate limit with Retry-After, streamed or not", async () => {
+    for (const extra of [{}, { stream: true }]) {
+      const answer = await post(ask("limit me", extra))
+      assert.strictEqual(answer.status, 429)
+      assert.strictEqual(answer.headers.get("retry-after"), "3")
+      const { error } = (await answer.json()) as { error: { type: string; message: string; request_id: string } }
+      assert.strictEqual(error.type, "rate_limited")
+      assert.strictEqual(error.request_id, answer.headers.get("x-request-id"))
+    }
   })
 
-  it("streams the relay's bytes and ends a failed stream with an error event", async () => {
+  it("streams the relay's bytes and ends a stream that fails after them with an error event", async () => {
     const answer = await post(ask("hi", { stream: true }))
     assert.strictEqual(answer.status, 200)
     assert.strictEqual(answer.headers.get("content-type"), "text/event-stream")

@@ -1,0 +1,103 @@
+/**
+ * A relayed completion written straight to Node's response, by the fast lane and by the stack
+ * alike. A failure before the answer began is the envelope with its HTTP status (a rate limit
+ * with `Retry-After`), as OpenAI answers a failed streamed request too; a stream that fails once
+ * its first bytes went out ends with an `error` event in the envelope. Interrupting the Effect
+ * (a client that went away) writes nothing.
+ */
+import { Cause, Effect, Stream } from "effect"
+import type { ModelCatalog } from "@polyagent/runtime"
+import type { ServerResponse } from "node:http"
+import * as ApiError from "./ApiError.ts"
+
+/** A non-streamed answer: the upstream's JSON. */
+export const complete = (
+  response: ServerResponse,
+  answer: Effect.Effect<Uint8Array, ModelCatalog.ModelError>,
+  requestId: string
+): Effect.Effect<void> =>
+  Effect.matchCauseEffect(answer, {
+    onSuccess: (bytes) =>
+      Effect.sync(() => {
+        response.writeHead(200, { "content-type": "application/json", "content-length": bytes.byteLength })
+        response.end(bytes)
+      }),
+    onFailure: (cause) => failed(response, cause, requestId)
+  })
+
+/** A streamed answer: the upstream's SSE bytes as they arrive. */
+export const stream = (
+  response: ServerResponse,
+  events: Stream.Stream<Uint8Array, ModelCatalog.ModelError>,
+  requestId: string
+): Effect.Effect<void> => {
+  const start = () => {
+    if (!response.headersSent) response.writeHead(200, { "content-type": "text/event-stream" })
+  }
+  const write = (chunk: Uint8Array) => {
+    start()
+    return response.write(chunk) ? Effect.void : waitForDrain(response)
+  }
+  return Stream.runForEach(events, write).pipe(
+    Effect.matchCauseEffect({
+      onSuccess: () =>
+        Effect.sync(() => {
+          start()
+          response.end()
+        }),
+      onFailure: (cause) => {
+        const error = Cause.findErrorOption(cause)
+        if (!response.headersSent || error._tag === "None") return failed(response, cause, requestId)
+        return Effect.sync(() => response.end(errorEvent(error.value, requestId)))
+      }
+    })
+  )
+}
+
+/** The `error` event that ends a stream; the blank line first ends an event cut short. */
+const errorEvent = (error: ModelCatalog.ModelError, requestId: string): string =>
+  `\n\nevent: error\ndata: ${JSON.stringify(envelopeOf(error, requestId))}\n\n`
+
+const envelopeOf = (error: ModelCatalog.ModelError, requestId: string) =>
+  ApiError.envelope(ApiError.ofModelError(error).type, error.message, requestId)
+
+const waitForDrain = (response: ServerResponse) =>
+  Effect.callback<void>((resume) => {
+    const drained = () => resume(Effect.void)
+    response.once("drain", drained)
+    return Effect.sync(() => response.off("drain", drained))
+  })
+
+/** A failed call's answer: the envelope of a model error, or a logged 500 for anything else. */
+const failed = (response: ServerResponse, cause: Cause.Cause<ModelCatalog.ModelError>, requestId: string) => {
+  if (Cause.hasInterruptsOnly(cause)) return Effect.void
+  const error = Cause.findErrorOption(cause)
+  if (error._tag === "Some") {
+    const { type, retryAfterSeconds } = ApiError.ofModelError(error.value)
+    return Effect.sync(() =>
+      answer(response, ApiError.statusOf[type], envelopeOf(error.value, requestId), retryAfterSeconds)
+    )
+  }
+  return Effect.logError("request failed", cause).pipe(
+    Effect.annotateLogs({ request_id: requestId }),
+    Effect.andThen(
+      Effect.sync(() =>
+        answer(
+          response,
+          500,
+          ApiError.envelope("internal", `internal error; quote request id ${requestId} when reporting it`, requestId)
+        )
+      )
+    )
+  )
+}
+
+const answer = (response: ServerResponse, status: number, body: object, retryAfterSeconds?: number): void => {
+  // A stream that broke after its headers can only be cut off.
+  if (response.headersSent) return void response.destroy()
+  response.writeHead(status, {
+    "content-type": "application/json",
+    ...(retryAfterSeconds === undefined ? {} : { "retry-after": String(retryAfterSeconds) })
+  })
+  response.end(JSON.stringify(body))
+}
