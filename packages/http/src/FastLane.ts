@@ -2,7 +2,7 @@
  * The gateway's hot path beneath the Effect HTTP stack. `POST /v1/chat/completions` to a model
  * whose provider speaks Chat Completions is a relay: check the key, check the body, send it
  * upstream, pass the answer back. On this machine the HttpApi stack with its middleware costs
- * about three times what the relay itself does per request (see bench/README.md), so the common
+ * about twice what the relay itself does per request (see bench/README.md), so the common
  * case is served here, straight on Node's request and response, by the same pieces the stack uses
  * (the key cache, the request schema, the model's relay, the error envelope).
  *
