@@ -120,6 +120,10 @@ export const envelope = (type: ErrorType, message: string, requestId: string) =>
   error: { type, message, request_id: requestId }
 })
 
+/** The message of an unexpected failure: the request id finds it in the logs. */
+export const internalMessage = (requestId: string): string =>
+  `internal error; quote request id ${requestId} when reporting it`
+
 type BodyOf<T extends ErrorType> = { readonly type: T; readonly message: string; readonly request_id: string }
 type InstanceOf<T extends ErrorType> = InstanceType<(typeof classes)[T]>
 
@@ -168,3 +172,7 @@ export const ofModelError = (
       return { type: "upstream_error" }
   }
 }
+
+/** The envelope of a failed model call (see {@link ofModelError}). */
+export const modelErrorEnvelope = (error: ModelCatalog.ModelError, requestId: string) =>
+  envelope(ofModelError(error).type, error.message, requestId)

@@ -136,11 +136,11 @@ const done: CompletionEvent = { event: "message", data: "[DONE]" }
 const errorEvent = (error: ModelCatalog.ModelError) =>
   Effect.map(
     Effect.service(ApiError.RequestId),
-    (requestId): CompletionEvent => ({ event: "error", data: errorEventData(error, requestId) })
+    (requestId): CompletionEvent => ({
+      event: "error",
+      data: JSON.stringify(ApiError.modelErrorEnvelope(error, requestId))
+    })
   )
-
-const errorEventData = (error: ModelCatalog.ModelError, requestId: string): string =>
-  JSON.stringify(ApiError.envelope(ApiError.ofModelError(error).type, error.message, requestId))
 
 /**
  * An agent's turn with its server-side tools, streamed: the answer's text as OpenAI's chunks;
@@ -252,6 +252,9 @@ const streamCompletion = (
 /** The request's body as JSON and as OpenAI's request; 400 for anything else. */
 const readRequest = (request: HttpServerRequest.HttpServerRequest) =>
   Effect.gen(function* () {
+    if (!(request.headers["content-type"] ?? "").includes("json")) {
+      return yield* ApiError.fail("invalid_request", "the body must be JSON (Content-Type: application/json)")
+    }
     // A body over the limit is a defect the edge answers with 413.
     const parsed = ChatCompletions.parseRequest(yield* Effect.orDie(request.text))
     return Result.isSuccess(parsed) ? parsed.success : yield* ApiError.fail("invalid_request", parsed.failure)
@@ -333,9 +336,6 @@ export const layer = HttpApiBuilder.group(
 
     return handlers.handleRaw("completions", ({ request }) =>
       Effect.gen(function* () {
-        if (!(request.headers["content-type"] ?? "").includes("json")) {
-          return yield* ApiError.fail("invalid_request", "the body must be JSON (Content-Type: application/json)")
-        }
         const { body, request: asked } = yield* readRequest(request)
         const { model, request: payload, options, toolkit } = yield* target(asked)
         if (model.relay !== undefined && !asked.model.startsWith(agentPrefix)) {

@@ -77,7 +77,7 @@ const fromCause = (cause: Cause.Cause<unknown>, request: HttpServerRequest.HttpS
   }
   return Effect.logError("request failed", cause).pipe(
     Effect.annotateLogs({ request_id: requestId }),
-    Effect.as(respond("internal", `internal error; quote request id ${requestId} when reporting it`, requestId))
+    Effect.as(respond("internal", ApiError.internalMessage(requestId), requestId))
   )
 }
 

@@ -56,10 +56,7 @@ export const stream = (
 
 /** The `error` event that ends a stream; the blank line first ends an event cut short. */
 const errorEvent = (error: ModelCatalog.ModelError, requestId: string): string =>
-  `\n\nevent: error\ndata: ${JSON.stringify(envelopeOf(error, requestId))}\n\n`
-
-const envelopeOf = (error: ModelCatalog.ModelError, requestId: string) =>
-  ApiError.envelope(ApiError.ofModelError(error).type, error.message, requestId)
+  `\n\nevent: error\ndata: ${JSON.stringify(ApiError.modelErrorEnvelope(error, requestId))}\n\n`
 
 const waitForDrain = (response: ServerResponse) =>
   Effect.callback<void>((resume) => {
@@ -75,18 +72,14 @@ const failed = (response: ServerResponse, cause: Cause.Cause<ModelCatalog.ModelE
   if (error._tag === "Some") {
     const { type, retryAfterSeconds } = ApiError.ofModelError(error.value)
     return Effect.sync(() =>
-      answer(response, ApiError.statusOf[type], envelopeOf(error.value, requestId), retryAfterSeconds)
+      answer(response, ApiError.statusOf[type], ApiError.modelErrorEnvelope(error.value, requestId), retryAfterSeconds)
     )
   }
   return Effect.logError("request failed", cause).pipe(
     Effect.annotateLogs({ request_id: requestId }),
     Effect.andThen(
       Effect.sync(() =>
-        answer(
-          response,
-          500,
-          ApiError.envelope("internal", `internal error; quote request id ${requestId} when reporting it`, requestId)
-        )
+        answer(response, 500, ApiError.envelope("internal", ApiError.internalMessage(requestId), requestId))
       )
     )
   )

@@ -6,20 +6,20 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { CallOptions, ModelCatalog, RequestId } from "@polyagent/runtime"
-import { Deferred, Duration, Effect, Fiber, Predicate, Redacted, Stream } from "effect"
+import { Deferred, Duration, Effect, Fiber, Stream } from "effect"
 import type { AiError } from "effect/ai"
-import * as OpenAiProvider from "../src/openai/OpenAiProvider.ts"
-import { fake, httpFaults, streamAll, textOf, toolkit } from "./support/openai-harness.ts"
+import {
+  apiKey,
+  fake,
+  field,
+  header,
+  httpFaults,
+  openAi,
+  streamAll,
+  textOf,
+  toolkit
+} from "./support/openai-harness.ts"
 import { answerText, routes, Scenario, timeArguments, weatherArguments } from "../testing/openai-wire.ts"
-
-const apiKey = "sk-test-Zq8vN3xR5tY7uI9oP1aS2dF4gH6jK8lL"
-
-const openAi = (url: string, timeout: Duration.Input = "5 seconds") =>
-  OpenAiProvider.make({
-    apiKey: Redacted.make(apiKey),
-    baseUrl: `${url}/v1`,
-    timeout: Duration.fromInputUnsafe(timeout)
-  })
 
 // A model on a fresh fake; the fake is closed with the test's scope.
 const setup = (timeout?: Duration.Input) =>
@@ -29,12 +29,6 @@ const setup = (timeout?: Duration.Input) =>
     const model = yield* provider.languageModel("gpt-4o")
     return { upstream, provider, model }
   })
-
-const header = (value: string | ReadonlyArray<string> | undefined): string | undefined =>
-  typeof value === "string" ? value : value?.[0]
-
-const field = (value: unknown, key: string): unknown =>
-  Predicate.isObject(value) && key in value ? Reflect.get(value, key) : undefined
 
 describe("OpenAiProvider", () => {
   describe("answers", () => {

@@ -6,25 +6,15 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { ModelCatalog } from "@polyagent/runtime"
-import { Deferred, Duration, Effect, Exit, Fiber, Option, Predicate, Redacted, Schedule, Scope, Stream } from "effect"
+import { Deferred, Duration, Effect, Exit, Fiber, Option, Redacted, Schedule, Scope, Stream } from "effect"
 import type { AiError } from "effect/ai"
 import * as GlmProvider from "../../src/glm/GlmProvider.ts"
 import * as OpenAiCompatibleProvider from "../../src/openai-compatible/OpenAiCompatibleProvider.ts"
-import * as OpenAiProvider from "../../src/openai/OpenAiProvider.ts"
 import * as OpenRouterProvider from "../../src/openrouter/OpenRouterProvider.ts"
 import type { Provider } from "../../src/Provider.ts"
 import type * as FakeUpstream from "../../testing/FakeUpstream.ts"
 import { answerText, routes, Scenario } from "../../testing/openai-wire.ts"
-import { fake, httpFaults } from "../support/openai-harness.ts"
-
-const apiKey = "sk-test-Zq8vN3xR5tY7uI9oP1aS2dF4gH6jK8lL"
-
-const openAi = (url: string, timeout: Duration.Input = "5 seconds") =>
-  OpenAiProvider.make({
-    apiKey: Redacted.make(apiKey),
-    baseUrl: `${url}/v1`,
-    timeout: Duration.fromInputUnsafe(timeout)
-  })
+import { apiKey, fake, field, header, httpFaults, openAi } from "../support/openai-harness.ts"
 
 const relayOf = (provider: Provider, modelId: string): ModelCatalog.Relay<AiError.AiError> =>
   provider.relay?.(modelId) ?? assert.fail(`${provider.name} has no relay`)
@@ -65,12 +55,6 @@ const direct = (upstream: FakeUpstream.FakeUpstream, body: unknown) =>
     })
     return new Uint8Array(await response.arrayBuffer())
   })
-
-const header = (value: string | ReadonlyArray<string> | undefined): string | undefined =>
-  typeof value === "string" ? value : value?.[0]
-
-const field = (value: unknown, key: string): unknown =>
-  Predicate.isObject(value) && key in value ? Reflect.get(value, key) : undefined
 
 const descriptionOf = (error: AiError.AiError | undefined): string =>
   error?.reason._tag === "NetworkError" ? (error.reason.description ?? "") : ""

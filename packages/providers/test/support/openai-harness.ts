@@ -3,10 +3,30 @@
  * tools the fake's tool scenarios call, and helpers to run a model and look at what it produced or
  * how it failed.
  */
-import { Effect, Exit, Option, Schema, type Scope, Stream } from "effect"
+import { Duration, Effect, Exit, Option, Predicate, Redacted, Schema, type Scope, Stream } from "effect"
 import { type AiError, Tool, Toolkit } from "effect/ai"
+import * as OpenAiProvider from "../../src/openai/OpenAiProvider.ts"
 import * as FakeUpstream from "../../testing/FakeUpstream.ts"
 import { Scenario } from "../../testing/openai-wire.ts"
+
+/** The key the tests' providers send and their fakes expect. */
+export const apiKey = "sk-test-Zq8vN3xR5tY7uI9oP1aS2dF4gH6jK8lL"
+
+/** OpenAI itself, pointed at a fake at `url`. */
+export const openAi = (url: string, timeout: Duration.Input = "5 seconds") =>
+  OpenAiProvider.make({
+    apiKey: Redacted.make(apiKey),
+    baseUrl: `${url}/v1`,
+    timeout: Duration.fromInputUnsafe(timeout)
+  })
+
+/** A request header's (first) value. */
+export const header = (value: string | ReadonlyArray<string> | undefined): string | undefined =>
+  typeof value === "string" ? value : value?.[0]
+
+/** `value[key]` of a JSON value, if it is an object that has it. */
+export const field = (value: unknown, key: string): unknown =>
+  Predicate.isObject(value) && key in value ? Reflect.get(value, key) : undefined
 
 /** A fake started for the test and closed when its scope ends. */
 export const fake = (
