@@ -24,10 +24,13 @@ export class Principal extends Context.Service<
   { readonly tenant: string; readonly subject: string; readonly role: Storage.Role }
 >()("@polyagent/http/Principal") {}
 
-/** Bearer authentication with an API key (JWT comes later). */
+/**
+ * Bearer authentication with an API key (JWT comes later). A key that cannot be looked up
+ * because storage is unreachable answers 503 `unavailable`, never 401.
+ */
 export class Authentication extends HttpApiMiddleware.Service<Authentication, { provides: Principal }>()(
   "@polyagent/http/Authentication",
-  { security: { bearer: HttpApiSecurity.bearer }, error: ApiError.Unauthenticated }
+  { security: { bearer: HttpApiSecurity.bearer }, error: [ApiError.Unauthenticated, ApiError.Unavailable] }
 ) {}
 
 /** Turns request decoding failures into the `invalid_request` envelope. */
@@ -212,8 +215,17 @@ export const Health = Schema.Struct({
   components: Schema.Record(Schema.String, Schema.Literals(["ok", "degraded", "down"]))
 })
 
+/** `GET /v1/health` while storage is unreachable: 503 with the health body itself, not the envelope. */
+export class HealthDown extends Schema.Error<HealthDown>("@polyagent/http/HealthDown")(
+  { status: Schema.Literal("down"), components: Schema.Struct({ storage: Schema.Literal("down") }) },
+  { httpApiStatus: 503, description: "Storage is unreachable; the server becomes ready by itself when it returns" }
+) {}
+
+/** The body of `GET /v1/health` while storage is unreachable. */
+export const healthDown = { status: "down", components: { storage: "down" } } as const
+
 export class SystemGroup extends HttpApiGroup.make("system").add(
-  HttpApiEndpoint.get("health", "/v1/health", { success: Health, error: ApiError.Unavailable })
+  HttpApiEndpoint.get("health", "/v1/health", { success: Health, error: HealthDown })
 ) {}
 
 /** The whole API. */

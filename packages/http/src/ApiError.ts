@@ -151,9 +151,17 @@ export const make = <T extends ErrorType>(type: T, message: string): Effect.Effe
 /** Fails with an envelope error of `type` for the current request. */
 export const fail = <T extends ErrorType>(type: T, message: string) => Effect.flatMap(make(type, message), Effect.fail)
 
-/** A storage failure as the client sees it: logged in full, answered as `internal` without details. */
-export const storageFailed = (error: Storage.StorageError): Effect.Effect<never, Internal> =>
-  Effect.logError("storage failed", error).pipe(Effect.andThen(fail("internal", "storage failed")))
+/**
+ * A storage failure as the client sees it, logged in full: `unavailable` (503, try again) when
+ * the database could not be reached, else `internal` without details.
+ */
+export const storageFailed = (error: Storage.StorageError): Effect.Effect<never, Internal | Unavailable> => {
+  const answer: Effect.Effect<never, Internal | Unavailable> =
+    error.unavailable === true
+      ? fail("unavailable", "storage is unavailable; try again shortly")
+      : fail("internal", "storage failed")
+  return Effect.logError("storage failed", error).pipe(Effect.andThen(answer))
+}
 
 /**
  * How a failed model call is answered: a rate limit as `rate_limited` with the provider's wait

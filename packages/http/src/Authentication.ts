@@ -95,15 +95,14 @@ export const layer = Layer.effect(
         Effect.gen(function* () {
           const token = Redacted.value(credential)
           if (!token.startsWith("pa_")) return yield* unauthenticated
-          const found = yield* keys
-            .lookup(hashKey(token))
-            .pipe(
-              Effect.catchTag("StorageError", (error) =>
-                Effect.logError("authentication lookup failed", error).pipe(
-                  Effect.andThen(ApiError.fail("unauthenticated", "authentication is unavailable, try again"))
-                )
+          const found = yield* keys.lookup(hashKey(token)).pipe(
+            // A key that cannot be looked up is no bad key: 503, never 401.
+            Effect.catchTag("StorageError", (error) =>
+              Effect.logError("authentication lookup failed", error).pipe(
+                Effect.andThen(ApiError.fail("unavailable", "authentication is unavailable; try again shortly"))
               )
             )
+          )
           if (Option.isNone(found)) return yield* unauthenticated
           return yield* Effect.provideService(httpEffect, Principal, found.value)
         })

@@ -15,94 +15,83 @@
  * fails these is replayed to the stack with the body it sent, so 400s, 404s, agents and other
  * providers are the stack's.
  */
-import { Effect, Result } from "effect"
+import { Effect, Layer, Result } from "effect"
 import { ModelCatalog } from "@polyagent/runtime"
-import { type IncomingMessage, Server, type ServerResponse } from "node:http"
-import { EventEmitter } from "node:events"
+import type { IncomingMessage, ServerResponse } from "node:http"
 import { Readable } from "node:stream"
 import * as Authentication from "./Authentication.ts"
 import * as ChatCompletions from "./ChatCompletions.ts"
 import * as Edge from "./Edge.ts"
+import { Listener, type Next } from "./Listener.ts"
 import * as RelayResponse from "./RelayResponse.ts"
 
 const PATH = "/v1/chat/completions"
 const BEARER = "Bearer "
-
-/** Hands a request to the full stack (the server's own `request` event). */
-type Next = (request: IncomingMessage) => void
-
-/**
- * A `node:http` server whose `request` events for the relay go through the lane first; the
- * others, and those the lane declines, reach the listeners (the Effect HTTP stack) as usual.
- */
-class LaneServer extends Server {
-  lane: (request: IncomingMessage, response: ServerResponse, next: Next) => boolean = () => false
-
-  override emit(event: string | symbol, ...args: Array<unknown>): boolean {
-    const dispatch = (...to: Array<unknown>) => EventEmitter.prototype.emit.call(this, event, ...to)
-    if (event !== "request") return dispatch(...args)
-    const [request, response] = args as [IncomingMessage, ServerResponse]
-    return this.lane(request, response, (replayed) => dispatch(replayed, response)) || dispatch(...args)
-  }
-}
 
 /** What the lane needs to know of the server's settings. */
 export interface Options {
   readonly bodyLimit: number
 }
 
-/** `createServer` for `NodeHttpServer.layer`, with the lane in front of the stack. */
-export const make = (options: Options) =>
-  Effect.gen(function* () {
-    const catalog = yield* ModelCatalog.ModelCatalog
-    const keys = yield* Authentication.KeyCache
-    // The relay's Effects run with the server's services (its logger, above all).
-    const context = yield* Effect.context<never>()
-    const run = Effect.runForkWith(context)
+/** The lane, in front of the stack on the server's {@link Listener} for as long as the layer lives. */
+export const layer = (options: Options) =>
+  Layer.effectDiscard(
+    Effect.gen(function* () {
+      const catalog = yield* ModelCatalog.ModelCatalog
+      const keys = yield* Authentication.KeyCache
+      // The relay's Effects run with the server's services (its logger, above all).
+      const context = yield* Effect.context<never>()
+      const run = Effect.runForkWith(context)
 
-    const lane = (request: IncomingMessage, response: ServerResponse, next: Next): boolean => {
-      if (request.method !== "POST" || request.url !== PATH) return false
-      const headers = request.headers
-      const length = Number(headers["content-length"])
-      if (!(length <= options.bodyLimit) || !(headers["content-type"] ?? "").includes("json")) return false
-      const authorization = headers.authorization
-      if (authorization === undefined || !authorization.startsWith(BEARER)) return false
-      const key = authorization.slice(BEARER.length)
-      if (keys.cached(Authentication.hashKey(key), Date.now()) === undefined) return false
-      readBody(request, (body) => {
-        const relayed = relayOf(body)
-        if (relayed === undefined) return next(replay(request, body))
-        const requestId = Edge.requestIdOf(headers["x-request-id"])
-        response.setHeader("x-request-id", requestId)
-        const fiber = run(
-          relayed.stream
-            ? RelayResponse.stream(response, relayed.relay.stream(relayed.body, requestId), requestId)
-            : RelayResponse.complete(response, relayed.relay.complete(relayed.body, requestId), requestId)
-        )
-        // A client that goes away interrupts the call, which aborts the upstream request.
-        response.once("close", () => {
-          if (!response.writableEnded) fiber.interruptUnsafe()
+      const lane = (request: IncomingMessage, response: ServerResponse, next: Next): boolean => {
+        if (request.method !== "POST" || request.url !== PATH) return false
+        const headers = request.headers
+        const length = Number(headers["content-length"])
+        if (!(length <= options.bodyLimit) || !(headers["content-type"] ?? "").includes("json")) return false
+        const authorization = headers.authorization
+        if (authorization === undefined || !authorization.startsWith(BEARER)) return false
+        const key = authorization.slice(BEARER.length)
+        if (keys.cached(Authentication.hashKey(key), Date.now()) === undefined) return false
+        readBody(request, (body) => {
+          const relayed = relayOf(body)
+          if (relayed === undefined) return next(replay(request, body))
+          const requestId = Edge.requestIdOf(headers["x-request-id"])
+          response.setHeader("x-request-id", requestId)
+          const fiber = run(
+            relayed.stream
+              ? RelayResponse.stream(response, relayed.relay.stream(relayed.body, requestId), requestId)
+              : RelayResponse.complete(response, relayed.relay.complete(relayed.body, requestId), requestId)
+          )
+          // A client that goes away interrupts the call, which aborts the upstream request.
+          response.once("close", () => {
+            if (!response.writableEnded) fiber.interruptUnsafe()
+          })
         })
-      })
-      return true
-    }
+        return true
+      }
 
-    /** The relay and body of a request the lane serves; `undefined` for the stack's. */
-    const relayOf = (text: Buffer) => {
-      const parsed = ChatCompletions.parseRequest(text.toString("utf8"))
-      if (Result.isFailure(parsed)) return undefined
-      const { body, request } = parsed.success
-      if (request.model.startsWith(ChatCompletions.agentPrefix)) return undefined
-      const relay = catalog.find(request.model)?.relay
-      return relay === undefined ? undefined : { relay, body, stream: request.stream === true }
-    }
+      /** The relay and body of a request the lane serves; `undefined` for the stack's. */
+      const relayOf = (text: Buffer) => {
+        const parsed = ChatCompletions.parseRequest(text.toString("utf8"))
+        if (Result.isFailure(parsed)) return undefined
+        const { body, request } = parsed.success
+        if (request.model.startsWith(ChatCompletions.agentPrefix)) return undefined
+        const relay = catalog.find(request.model)?.relay
+        return relay === undefined ? undefined : { relay, body, stream: request.stream === true }
+      }
 
-    return () => {
-      const server = new LaneServer()
-      server.lane = lane
-      return server
-    }
-  })
+      const listener = yield* Listener
+      yield* Effect.acquireRelease(
+        Effect.sync(() => {
+          listener.lane = lane
+        }),
+        () =>
+          Effect.sync(() => {
+            listener.lane = () => false
+          })
+      )
+    })
+  )
 
 /** The whole body (its length was checked against the limit already). */
 const readBody = (request: IncomingMessage, then: (body: Buffer) => void): void => {

@@ -7,7 +7,7 @@ import { Cause, Effect, Layer, Option, Stream } from "effect"
 import type * as ClusterErrors from "effect/cluster/ClusterError"
 import { HttpApiBuilder } from "effect/http-api"
 import { Agent, Identifier, ModelCatalog, Session, SessionActor, Storage } from "@polyagent/runtime"
-import { Api, type ChatEvent, type ChatRequest, Principal } from "./Api.ts"
+import { Api, type ChatEvent, type ChatRequest, HealthDown, healthDown, Principal } from "./Api.ts"
 import * as AgentsHandlers from "./AgentsHandlers.ts"
 import * as ApiError from "./ApiError.ts"
 import * as CompletionsHandlers from "./CompletionsHandlers.ts"
@@ -45,9 +45,7 @@ const toApiError = (error: SessionActor.TurnError | ClusterError): Effect.Effect
     case "TurnTimeout":
       return ApiError.fail("upstream_timeout", error.message)
     case "StorageError":
-      return Effect.logError("turn failed in storage", error).pipe(
-        Effect.andThen(ApiError.fail("internal", "the turn could not be stored"))
-      )
+      return ApiError.storageFailed(error)
     case "MailboxFull":
       // The runner holds `sessions.max_resident` active sessions (or a session has too many queued turns).
       return ApiError.fail("unavailable", "the server is at its limit of active sessions; try again shortly")
@@ -202,7 +200,7 @@ const SystemHandlers = HttpApiBuilder.group(
         Effect.as({ status: "ok" as const, components: { storage: "ok" as const } }),
         Effect.catch((error) =>
           Effect.logError("health check: storage is down", error).pipe(
-            Effect.andThen(ApiError.fail("unavailable", "storage is down"))
+            Effect.andThen(Effect.fail(new HealthDown(healthDown)))
           )
         )
       )

@@ -1,12 +1,17 @@
 /**
- * The composition of a PolyAgent server: configuration → database → storage and the
- * cluster's single runner → session actors → the HTTP edge, with the fast lane for relayed
- * completions in front of it (`FastLane.ts`). Nothing else happens here.
+ * The composition of a PolyAgent server, in two parts:
+ *
+ * - the listener: the `node:http` server bound to the port, built first, so that the server
+ *   answers (503, see `Listener.ts`) even while its storage cannot be reached;
+ * - the application on it: database → storage and the cluster's runner → session actors → the
+ *   HTTP stack with the fast lane in front. While the database is unreachable the application
+ *   is built again every second, until it is; any other failure stops start-up.
+ *
+ * On SIGTERM the application closes first: the HTTP stack stops accepting and lets in-flight
+ * requests finish, then the runner hands its shards over, then the database closes.
  */
-import * as NodeCrypto from "@effect/platform-node/NodeCrypto"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
-import { Duration, Effect, Layer, Option } from "effect"
-import { SingleRunner } from "effect/cluster"
+import { Cause, Duration, Effect, Exit, Layer, Schedule, Scope } from "effect"
 import { HttpRouter } from "effect/http"
 import { HttpApiBuilder, HttpApiScalar } from "effect/http-api"
 import { ProviderCatalog } from "@polyagent/providers"
@@ -14,9 +19,11 @@ import { SafeHttp, ToolExecutor, ToolRegistry } from "@polyagent/tools"
 import { type AppConfig, Database, type ModelCatalog, SessionActor, Storage } from "@polyagent/runtime"
 import { Api } from "./Api.ts"
 import * as Authentication from "./Authentication.ts"
+import * as Cluster from "./Cluster.ts"
 import * as Edge from "./Edge.ts"
 import * as FastLane from "./FastLane.ts"
 import * as Handlers from "./Handlers.ts"
+import { Listener } from "./Listener.ts"
 
 /** Options for tests and embedders. */
 export interface Options {
@@ -24,6 +31,8 @@ export interface Options {
   readonly models?: Layer.Layer<ModelCatalog.ModelCatalog> | undefined
   /** Called with a newly created bootstrap admin key, which is shown only this once. */
   readonly announceAdminKey?: ((key: string) => Effect.Effect<void>) | undefined
+  /** This process's place among `server.workers` processes: 0 for the first (or only) one. */
+  readonly workerIndex?: number | undefined
 }
 
 const printAdminKey = (key: string) =>
@@ -35,19 +44,15 @@ const printAdminKey = (key: string) =>
 
 /** The database of `config`: PostgreSQL when `POSTGRES_URL` is set, else the embedded SQLite file. */
 export const database = (config: AppConfig.AppConfigValue) =>
-  Option.match(config.storage.postgresUrl, {
-    onNone: () => Database.layerSqlite(config.storage.dataDir),
-    onSome: (url) => Database.layerPg({ url })
-  })
+  config.storage.postgresUrl._tag === "Some"
+    ? Database.layerPg({ url: config.storage.postgresUrl.value })
+    : Database.layerSqlite(config.storage.dataDir)
 
-/** The whole server as one layer; building it binds the port (`HttpServer` tells the address). */
-export const layer = (config: AppConfig.AppConfigValue, options: Options = {}) => {
+/** Everything that runs on the database, serving on the {@link Listener} once built. */
+const application = (config: AppConfig.AppConfigValue, options: Options) => {
   const db = database(config)
   const storage = Storage.layerSql.pipe(Layer.provide(db))
-  const cluster = SingleRunner.layer({
-    runnerStorage: "sql",
-    shardingConfig: { entityMaxIdleTime: config.sessions.maxIdle, maxResidentEntities: config.sessions.maxResident }
-  }).pipe(Layer.provide([db, NodeCrypto.layerDigest]))
+  const cluster = Cluster.layer(config, options.workerIndex).pipe(Layer.provide(db))
   const models = options.models ?? ProviderCatalog.layer(config)
   // Loaded at start-up so that a broken plugin stops the server with a message naming it.
   const registry = ToolRegistry.layer(config.plugins, { cwd: process.cwd() })
@@ -75,23 +80,70 @@ export const layer = (config: AppConfig.AppConfigValue, options: Options = {}) =
     HttpApiScalar.layer(Api, { path: "/docs" }),
     Edge.layer({ bodyLimit: config.server.bodyLimit })
   )
-  const http = Layer.unwrap(
-    Effect.map(FastLane.make({ bodyLimit: config.server.bodyLimit }), (createServer) =>
-      HttpRouter.serve(routes, { disableLogger: true }).pipe(
-        Layer.provideMerge(
-          NodeHttpServer.layer(createServer, {
-            host: config.server.host,
-            port: config.server.port,
-            gracefulShutdownTimeout: Duration.toMillis(config.server.shutdownGrace)
-          })
-        )
-      )
-    )
+  // The stack attaches last: until then the listener answers 503.
+  const http = Layer.mergeAll(
+    HttpRouter.serve(routes, { disableLogger: true }),
+    FastLane.layer({ bodyLimit: config.server.bodyLimit })
   ).pipe(Layer.provide(Authentication.layerKeyCache))
   // Turns a crash interrupted between their tool calls and their answer finish in the background.
   const recovery = Layer.effectDiscard(Effect.forkScoped(SessionActor.resumeUnfinished))
-  return Layer.mergeAll(http, bootstrap, recovery).pipe(
+  return Layer.mergeAll(http, recovery).pipe(
+    Layer.provide(bootstrap),
     Layer.provide(sessions),
     Layer.provideMerge(Layer.mergeAll(storage, models, cluster, tools, settings))
   )
+}
+
+/** A failure that says the database cannot be reached (yet), rather than that something is wrong. */
+const isUnreachable = (error: unknown): boolean =>
+  (error instanceof Database.DatabaseError && error.reason === "unreachable") ||
+  (error instanceof Storage.StorageError && error.unavailable === true)
+
+/** How often start-up tries again while the database is unreachable. */
+const retryEvery = Duration.seconds(1)
+
+/**
+ * `layer`, built again every {@link retryEvery} while its failure says the database is
+ * unreachable. Each attempt gets a scope of its own, closed when it fails, so a half-built
+ * attempt leaves nothing behind; the first such failure is logged, the later ones are not.
+ */
+const untilReachable = <A, E, R>(layer: Layer.Layer<A, E, R>): Layer.Layer<A, E, R> =>
+  Layer.effectContext(
+    Effect.gen(function* () {
+      const scope = yield* Effect.scope
+      let warned = false
+      const attempt = Effect.gen(function* () {
+        const child = yield* Scope.fork(scope, "sequential")
+        return yield* Layer.buildWithScope(layer, child).pipe(
+          Effect.onError((cause) => Scope.close(child, Exit.failCause(cause)))
+        )
+      })
+      return yield* attempt.pipe(
+        Effect.tapError((error) => {
+          if (!isUnreachable(error) || warned) return Effect.void
+          warned = true
+          return Effect.logWarning(
+            `storage is unreachable; answering 503 and trying again every ${Duration.format(retryEvery)}`,
+            Cause.fail(error)
+          )
+        }),
+        Effect.retry({ while: isUnreachable, schedule: Schedule.spaced(retryEvery) }),
+        Effect.tap(() => (warned ? Effect.logInfo("storage is reachable again; the server is ready") : Effect.void))
+      )
+    })
+  )
+
+/** The whole server as one layer; building it binds the port (`HttpServer` tells the address). */
+export const layer = (config: AppConfig.AppConfigValue, options: Options = {}) => {
+  const listener = Layer.unwrap(
+    Effect.gen(function* () {
+      const server = yield* Listener
+      return NodeHttpServer.layer(() => server, {
+        host: config.server.host,
+        port: config.server.port,
+        gracefulShutdownTimeout: Duration.toMillis(config.server.shutdownGrace)
+      })
+    })
+  ).pipe(Layer.provideMerge(Listener.layer))
+  return untilReachable(application(config, options)).pipe(Layer.provideMerge(listener))
 }

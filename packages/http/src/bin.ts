@@ -1,8 +1,9 @@
 /**
  * `npm start`: loads the configuration and runs the server until SIGTERM or SIGINT, when
  * it stops accepting, lets in-flight turns finish within `server.shutdown_grace`, closes
- * storage and exits 0. A start-up failure (invalid configuration, port in use) prints one
- * line naming the cause and exits 1.
+ * storage and exits 0. A start-up failure (invalid configuration, port in use, a data
+ * directory another process holds) prints one line naming the cause and exits 1. An
+ * unreachable database is no start-up failure: the server answers 503 until it is reachable.
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Effect, Exit, Layer, Option, Runtime } from "effect"
@@ -15,20 +16,23 @@ const cannotStart = (message: string) =>
     process.exitCode = 1
   })
 
+const causeMessage = (cause: unknown) => (cause instanceof Error ? cause.message : "unknown error")
+
 const main = Effect.gen(function* () {
   const config = yield* AppConfig.load()
   const storage = Option.isSome(config.storage.postgresUrl) ? "PostgreSQL" : `SQLite in ${config.storage.dataDir}`
   yield* Effect.logInfo(`PolyAgent starting (storage: ${storage}, default model: ${config.models.default})`)
   yield* Layer.launch(Server.layer(config)).pipe(
     Effect.catchTag("ServeError", (error) =>
-      cannotStart(
-        `cannot listen on ${config.server.host}:${config.server.port}: ${error.cause instanceof Error ? error.cause.message : "unknown error"}`
-      )
+      cannotStart(`cannot listen on ${config.server.host}:${config.server.port}: ${causeMessage(error.cause)}`)
+    ),
+    Effect.catchTag("SocketServerError", (error) =>
+      cannotStart(`cannot listen for the other runners of the cluster: ${causeMessage(error.reason.cause)}`)
     )
   )
 }).pipe(
-  Effect.catchTag("ConfigError", (error) => cannotStart(error.message)),
-  Effect.catchTag("PluginLoadError", (error) => cannotStart(error.message))
+  // Every other typed failure has a message written for the operator (no SQL, no secret).
+  Effect.catch((error) => cannotStart(error.message))
 )
 
 /** A stop by signal is the normal end of a server: exit 0 once shutdown has finished. */

@@ -7,11 +7,12 @@
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { LocalModel } from "@polyagent/providers"
 import { ModelCatalog } from "@polyagent/runtime"
-import { Deferred, Effect, Layer, Stream } from "effect"
+import { Context, Deferred, Effect, Exit, Layer, Scope, Stream } from "effect"
 import type { Server } from "node:http"
 import type { AddressInfo } from "node:net"
 import * as Authentication from "../src/Authentication.ts"
 import * as FastLane from "../src/FastLane.ts"
+import { Listener } from "../src/Listener.ts"
 
 const verifiedKey = "pa_verified"
 const relayed: Array<{ readonly body: ModelCatalog.RelayBody; readonly requestId: string }> = []
@@ -73,11 +74,16 @@ describe("FastLane", () => {
   // What reached the stack behind the lane: method, URL and the body as it read it.
   const stack: Array<string> = []
 
+  const scope = Effect.runSync(Scope.make())
+
   beforeAll(async () => {
-    const createServer = await Effect.runPromise(
-      FastLane.make({ bodyLimit: 1000 }).pipe(Effect.provide([catalog, keys]))
+    const context = await Effect.runPromise(
+      Layer.buildWithScope(
+        FastLane.layer({ bodyLimit: 1000 }).pipe(Layer.provideMerge(Listener.layer), Layer.provide([catalog, keys])),
+        scope
+      )
     )
-    server = createServer()
+    server = Context.get(context, Listener)
     server.on("request", (request, response) => {
       let body = ""
       request.on("data", (chunk: Buffer) => (body += chunk.toString()))
@@ -91,6 +97,7 @@ describe("FastLane", () => {
   })
 
   afterAll(async () => {
+    await Effect.runPromise(Scope.close(scope, Exit.void))
     server.closeAllConnections()
     await new Promise((resolve) => server.close(resolve))
   })

@@ -108,10 +108,17 @@ export const AppConfigSchema = Schema.Struct({
     port: intAtLeast(0, 65535),
     requestTimeout: DurationSetting,
     bodyLimit: PositiveInt,
-    shutdownGrace: DurationSetting
+    shutdownGrace: DurationSetting,
+    workers: intAtLeast(1, 256)
   }).pipe(
     Schema.encodeKeys({ requestTimeout: "request_timeout", bodyLimit: "body_limit", shutdownGrace: "shutdown_grace" })
   ),
+  /** Where this process is reached as a runner of the cluster (PostgreSQL only); `null` = the default. */
+  cluster: Schema.Struct({
+    runnerHost: Schema.NullOr(NonEmpty),
+    runnerPort: Schema.NullOr(intAtLeast(1, 65535)),
+    listenHost: Schema.NullOr(NonEmpty)
+  }).pipe(Schema.encodeKeys({ runnerHost: "runner_host", runnerPort: "runner_port", listenHost: "listen_host" })),
   storage: Schema.Struct({ dataDir: NonEmpty, postgresUrl: Secret(NonEmpty) }).pipe(
     Schema.encodeKeys({ dataDir: "data_dir", postgresUrl: "postgres_url" })
   ),
@@ -169,7 +176,15 @@ export type AppConfigInput = typeof AppConfigSchema.Encoded
 
 /** Built-in defaults, in YAML shape; `config/polyagent.yaml` documents the same values. */
 export const defaults: AppConfigInput = {
-  server: { host: "127.0.0.1", port: 8080, request_timeout: "60s", body_limit: 1_048_576, shutdown_grace: "10s" },
+  server: {
+    host: "127.0.0.1",
+    port: 8080,
+    request_timeout: "60s",
+    body_limit: 1_048_576,
+    shutdown_grace: "10s",
+    workers: 1
+  },
+  cluster: { runner_host: null, runner_port: null, listen_host: null },
   storage: { data_dir: "./.polyagent", postgres_url: null },
   redis_url: null,
   sessions: { max_idle: "1m", max_resident: 10_000, context_strategy: "drop_oldest" },
@@ -199,6 +214,10 @@ interface EnvSetting {
 export const envSettings: ReadonlyArray<EnvSetting> = [
   { name: "GATEWAY_HOST", path: ["server", "host"] },
   { name: "GATEWAY_PORT", path: ["server", "port"], numeric: true },
+  { name: "POLYAGENT_WORKERS", path: ["server", "workers"], numeric: true },
+  { name: "POLYAGENT_RUNNER_HOST", path: ["cluster", "runner_host"] },
+  { name: "POLYAGENT_RUNNER_PORT", path: ["cluster", "runner_port"], numeric: true },
+  { name: "POLYAGENT_RUNNER_LISTEN_HOST", path: ["cluster", "listen_host"] },
   { name: "POLYAGENT_DATA_DIR", path: ["storage", "data_dir"] },
   { name: "POSTGRES_URL", path: ["storage", "postgres_url"], secret: true },
   { name: "REDIS_URL", path: ["redis_url"], secret: true },
@@ -273,9 +292,33 @@ const describeIssues = (sources: Sources, issue: SchemaIssue.Issue): string => {
   )
   return [...new Set(lines)].join("\n")
 }
+/**
+ * Settings that are valid alone but not together. Several processes share one database only
+ * through PostgreSQL: the embedded one belongs to a single process.
+ */
+const conflicts = (config: AppConfigValue): ReadonlyArray<string> => {
+  if (Option.isSome(config.storage.postgresUrl)) return []
+  const found: Array<string> = []
+  if (config.server.workers > 1) {
+    found.push(
+      `server.workers: ${config.server.workers} worker processes need PostgreSQL (POSTGRES_URL or storage.postgres_url); the embedded database belongs to one process`
+    )
+  }
+  for (const [key, value] of Object.entries(config.cluster)) {
+    if (value === null) continue
+    const name = `cluster.${key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)}`
+    found.push(`${name}: a cluster of processes needs PostgreSQL (POSTGRES_URL or storage.postgres_url)`)
+  }
+  return found
+}
+
 const decodeInput = (input: unknown, sources: Sources) =>
   Schema.decodeUnknownEffect(AppConfigSchema)(input, { errors: "all", onExcessProperty: "error" }).pipe(
-    Effect.mapError((error) => new ConfigError({ message: describeIssues(sources, error.issue) }))
+    Effect.mapError((error) => new ConfigError({ message: describeIssues(sources, error.issue) })),
+    Effect.filterOrElse(
+      (config) => conflicts(config).length === 0,
+      (config) => Effect.fail(new ConfigError({ message: conflicts(config).join("\n") }))
+    )
   )
 
 type ConfigFile = { readonly label: string; readonly absolute: string; readonly required: boolean }
@@ -368,6 +411,8 @@ export const make = Effect.fn("AppConfig.make")(function* (
   const base = yield* decodeInput(defaults, { file: Option.none(), env: new Map(), input: defaults })
   const merged = deepMerge(base, overrides)
   if (!isAppConfigValue(merged)) return yield* new ConfigError({ message: "overrides: not a valid configuration" })
+  const found = conflicts(merged)
+  if (found.length > 0) return yield* new ConfigError({ message: found.join("\n") })
   return merged
 })
 

@@ -1,18 +1,159 @@
 /**
- * The database connection PolyAgent runs on: the embedded SQLite file under the data
+ * The database PolyAgent runs on, ready to use: the embedded SQLite file under the data
  * directory by default, PostgreSQL when `POSTGRES_URL` is set. Both provide effect/sql's
- * `SqlClient`, which `Storage` and the cluster's own message and runner storage share.
+ * `SqlClient`, which `Storage` and the cluster's own message and runner storage share, and
+ * both layers create or upgrade every table first — PolyAgent's own and effect/cluster's — so
+ * nothing else runs a migration.
+ *
+ * Several processes may start together: on PostgreSQL the migrations run under an advisory
+ * lock, so exactly one of them migrates and the others wait, then find nothing to do. The
+ * embedded database belongs to one process: a second one pointed at the same data directory
+ * is refused before it opens the database (see {@link DataDirInUse}).
  */
 import { PgClient } from "@effect/sql-pg"
-import { Effect, Layer, type Redacted } from "effect"
-import { SqlClient } from "effect/sql"
-import type { SqlError } from "effect/sql/SqlError"
+import { Duration, Effect, Layer, type Redacted, Schema } from "effect"
+import { SqlMessageStorage, SqlRunnerStorage } from "effect/cluster"
+import { Migrator, SqlClient } from "effect/sql"
+import { isSqlError, type SqlError } from "effect/sql/SqlError"
+import { Predicate } from "effect"
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
+import { DatabaseSync } from "node:sqlite"
 import { join } from "node:path"
+import { migrations } from "./internal/migrations.ts"
 import * as SqliteClient from "./SqliteClient.ts"
 
-/** The embedded database: `polyagent.db` in `dataDir`, created when missing. */
-export const layerSqlite = (dataDir: string): Layer.Layer<SqlClient.SqlClient, SqlError> =>
-  SqliteClient.layer({ filename: join(dataDir, "polyagent.db") })
+/** The database could not be prepared: unreachable, refused, or a migration failed. */
+export class DatabaseError extends Schema.TaggedError<DatabaseError>()("DatabaseError", {
+  /** `unreachable`: no connection could be made (start-up waits and tries again). */
+  reason: Schema.Literals(["unreachable", "migration"]),
+  cause: Schema.Defect()
+}) {
+  override get message(): string {
+    return this.reason === "unreachable"
+      ? "the database is unreachable"
+      : "the database schema could not be created or upgraded"
+  }
+}
+
+/** Another process holds the embedded database's data directory. */
+export class DataDirInUse extends Schema.TaggedError<DataDirInUse>()("DataDirInUse", {
+  dataDir: Schema.String,
+  pid: Schema.NullOr(Schema.Number)
+}) {
+  override get message(): string {
+    const holder = this.pid === null ? "another PolyAgent process" : `another PolyAgent process (pid ${this.pid})`
+    return `the data directory ${this.dataDir} is in use by ${holder}; stop it, or give this one its own POLYAGENT_DATA_DIR (several processes share data only through PostgreSQL)`
+  }
+}
+
+/**
+ * Whether `error` (a `SqlError`, or an error caused by one) says the database could not be
+ * reached — refused, cut, or not answering in time — rather than that it refused a statement.
+ *
+ * **When to use**: to answer 503 `unavailable` (try again) instead of 500 for a storage failure.
+ */
+export const isUnreachable = (error: unknown): boolean => {
+  for (let cause = error, depth = 0; cause !== undefined && depth < 4; depth++) {
+    if (isSqlError(cause)) return cause.reason._tag === "ConnectionError"
+    if (Predicate.isTagged(cause, "TimeoutError")) return true
+    cause = Predicate.hasProperty(cause, "cause") ? cause.cause : undefined
+  }
+  return false
+}
+
+/** Bound on one start-up step against the database (connecting, migrating): a frozen server counts as down. */
+const startupTimeout = Duration.seconds(20)
+
+// The key of the advisory lock that serialises migrations: any constant that no one else uses.
+const MIGRATION_LOCK = 0x706f6c79 // "poly"
+
+/**
+ * Every table PolyAgent needs, created or upgraded: its own (`polyagent_migrations`) and the
+ * cluster's message and runner storage (in the tables effect/cluster's own layers would use).
+ */
+const migrateAll = Effect.all(
+  [
+    Migrator.make({})({ loader: Migrator.fromRecord(migrations), table: "polyagent_migrations" }),
+    Migrator.make({})({ loader: SqlMessageStorage.migrations(), table: "cluster_migrations" }),
+    Migrator.make({})({ loader: SqlRunnerStorage.migrations({}), table: "cluster_runner_migrations" })
+  ],
+  { discard: true }
+)
+
+/**
+ * Runs every migration once. On PostgreSQL a session-level advisory lock, held on a connection
+ * of its own, makes processes that start together take turns (even `CREATE TABLE IF NOT
+ * EXISTS` races between two sessions).
+ */
+export const migrate: Effect.Effect<void, DatabaseError, SqlClient.SqlClient> = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  const locked = Effect.scoped(
+    Effect.gen(function* () {
+      const connection = yield* sql.reserve
+      yield* Effect.acquireRelease(connection.executeRaw(`SELECT pg_advisory_lock(${MIGRATION_LOCK})`, []), () =>
+        Effect.ignore(connection.executeRaw(`SELECT pg_advisory_unlock(${MIGRATION_LOCK})`, []))
+      )
+      yield* migrateAll
+    })
+  )
+  yield* sql.onDialectOrElse({ pg: () => locked, orElse: () => migrateAll })
+}).pipe(
+  Effect.timeout(startupTimeout),
+  Effect.mapError((cause) => new DatabaseError({ reason: isUnreachable(cause) ? "unreachable" : "migration", cause })),
+  Effect.withSpan("Database.migrate")
+)
+
+/** A layer's database, migrated before anything uses it. */
+const migrated = <E, R>(client: Layer.Layer<SqlClient.SqlClient, E, R>) =>
+  Layer.provideMerge(Layer.effectDiscard(migrate), client)
+
+/**
+ * Holds `dataDir` for this process until the layer's scope closes. The lock is SQLite's own
+ * exclusive lock on `polyagent.lock`: the kernel drops it when the process dies, even by
+ * SIGKILL, so a crash never leaves the directory locked. The holder's pid is written next to
+ * it for the refusal's message.
+ */
+const lockDataDir = (dataDir: string) =>
+  Effect.acquireRelease(
+    Effect.try({
+      try: () => {
+        mkdirSync(dataDir, { recursive: true })
+        const lock = new DatabaseSync(join(dataDir, "polyagent.lock"), { timeout: 0 })
+        try {
+          lock.exec("PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE")
+        } catch (cause) {
+          lock.close()
+          throw cause
+        }
+        writeFileSync(join(dataDir, "polyagent.pid"), `${process.pid}\n`)
+        return lock
+      },
+      catch: () => new DataDirInUse({ dataDir, pid: holderPid(dataDir) })
+    }),
+    (lock) => Effect.sync(() => lock.close())
+  )
+
+const holderPid = (dataDir: string): number | null => {
+  try {
+    const pid = Number.parseInt(readFileSync(join(dataDir, "polyagent.pid"), "utf8"), 10)
+    return Number.isSafeInteger(pid) ? pid : null
+  } catch {
+    return null
+  }
+}
+
+/** The embedded database: `polyagent.db` in `dataDir`, created when missing, held by this process alone. */
+export const layerSqlite = (
+  dataDir: string
+): Layer.Layer<SqlClient.SqlClient, SqlError | DatabaseError | DataDirInUse> =>
+  migrated(
+    SqliteClient.layer({ filename: join(dataDir, "polyagent.db") }).pipe(
+      Layer.provide(Layer.effectDiscard(lockDataDir(dataDir)))
+    )
+  )
+
+/** How long a new PostgreSQL connection may take before the database counts as unreachable. */
+export const connectTimeout = Duration.seconds(3)
 
 /**
  * PostgreSQL at `url`. With `schema`, every table lives in that schema (created when
@@ -21,20 +162,29 @@ export const layerSqlite = (dataDir: string): Layer.Layer<SqlClient.SqlClient, S
 export const layerPg = (options: {
   readonly url: Redacted.Redacted<string>
   readonly schema?: string | undefined
-}): Layer.Layer<SqlClient.SqlClient, SqlError> => {
-  const client = PgClient.layer({
-    url: options.url,
-    applicationName: "polyagent",
-    ...(options.schema === undefined ? {} : { startupParameters: { search_path: options.schema } })
-  })
-  if (options.schema === undefined) return client
+}): Layer.Layer<SqlClient.SqlClient, DatabaseError> => {
+  const client = PgClient.layerFrom(
+    PgClient.make({
+      url: options.url,
+      applicationName: "polyagent",
+      connectTimeout,
+      keepAlive: Duration.seconds(5),
+      ...(options.schema === undefined ? {} : { startupParameters: { search_path: options.schema } })
+    }).pipe(Effect.mapError((cause) => new DatabaseError({ reason: "unreachable", cause })))
+  )
+  if (options.schema === undefined) return migrated(client)
   const schema = options.schema
   // search_path is resolved per statement, so creating the schema after connecting is enough.
   const ensureSchema = Layer.effectDiscard(
     Effect.gen(function* () {
       const sql = yield* SqlClient.SqlClient
       yield* sql`CREATE SCHEMA IF NOT EXISTS ${sql(schema)}`
-    })
+    }).pipe(
+      Effect.timeout(startupTimeout),
+      Effect.mapError(
+        (cause) => new DatabaseError({ reason: isUnreachable(cause) ? "unreachable" : "migration", cause })
+      )
+    )
   )
-  return Layer.provideMerge(ensureSchema, client)
+  return migrated(Layer.provideMerge(ensureSchema, client))
 }

@@ -4,24 +4,38 @@
  * PostgreSQL (the SQL is written to the common subset of both). Every row carries its
  * tenant, and every read is scoped by it.
  */
-import { Array as Arr, Context, DateTime, Effect, Layer, Option, Schema } from "effect"
-import { Migrator, SqlClient } from "effect/sql"
+import { Array as Arr, Context, DateTime, Duration, Effect, Layer, Option, Schema } from "effect"
+import { SqlClient } from "effect/sql"
 import type { SqlError } from "effect/sql/SqlError"
 import { Message, type NewMessage, ToolCallRecord } from "./Message.ts"
 import { SessionInfo } from "./Session.ts"
 import { Agent, AgentType, MemorySettings, Parameters } from "./Agent.ts"
 import { Usage } from "./Usage.ts"
-import { migrations } from "./internal/migrations.ts"
+import { isUnreachable } from "./Database.ts"
 
-/** A storage operation failed. The message names the operation, never SQL or values. */
+/**
+ * A storage operation failed. The message names the operation, never SQL or values.
+ * `unavailable` says the database could not be reached in time (answer 503 and let the client
+ * retry) rather than that it refused the operation.
+ */
 export class StorageError extends Schema.TaggedError<StorageError>()("StorageError", {
   operation: Schema.String,
+  unavailable: Schema.optionalKey(Schema.Boolean),
   cause: Schema.Defect()
 }) {
   override get message(): string {
-    return `storage failed during ${this.operation}`
+    return this.unavailable === true
+      ? `storage is unavailable (during ${this.operation})`
+      : `storage failed during ${this.operation}`
   }
 }
+
+/**
+ * Bound on one storage operation. Past it the operation is interrupted and fails as
+ * `unavailable`: a database that stops answering (a frozen server, a cut connection the
+ * kernel has not noticed yet) must not hold a request for longer.
+ */
+export const operationTimeout = Duration.seconds(4)
 
 /** Now, as every stored timestamp is written: ISO 8601 in UTC, from the `Clock` (so tests drive it). */
 export const nowIso: Effect.Effect<string> = Effect.map(DateTime.now, DateTime.formatIso)
@@ -77,7 +91,11 @@ export class Storage extends Context.Service<
       sessionId: string,
       messages: ReadonlyArray<NewMessage>
     ) => Effect.Effect<ReadonlyArray<Message>, StorageError>
-    readonly insertApiKey: (key: ApiKeyRecord) => Effect.Effect<void, StorageError>
+    /**
+     * Stores the key unless a key with the same hash is stored already (another process
+     * bootstrapping the same admin key); answers whether it was stored.
+     */
+    readonly insertApiKey: (key: ApiKeyRecord) => Effect.Effect<boolean, StorageError>
     readonly findApiKeyByHash: (hash: string) => Effect.Effect<Option.Option<ApiKeyRecord>, StorageError>
     readonly countApiKeys: (tenant: string) => Effect.Effect<number, StorageError>
     /** The tenant's keys that are not revoked, oldest first. */
@@ -199,12 +217,14 @@ const decodeAgentRows = (rows: unknown) =>
 const failWith =
   (operation: string) =>
   <A, R>(effect: Effect.Effect<A, SqlError | Schema.SchemaError, R>): Effect.Effect<A, StorageError, R> =>
-    Effect.mapError(effect, (cause) => new StorageError({ operation, cause }))
+    effect.pipe(
+      Effect.timeout(operationTimeout),
+      Effect.mapError((cause) => new StorageError({ operation, unavailable: isUnreachable(cause), cause }))
+    )
 
-/** Builds the storage on the `SqlClient` in context, after running the migrations. */
+/** Builds the storage on the `SqlClient` in context, whose tables `Database` created. */
 export const make = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
-  yield* Migrator.make({})({ loader: Migrator.fromRecord(migrations), table: "polyagent_migrations" })
 
   const selectMessages = (tenant: string, sessionId: string) =>
     sql`SELECT id, seq, role, content, model, provider, prompt_tokens, completion_tokens, cost_usd, tool_calls,
@@ -267,7 +287,10 @@ export const make = Effect.gen(function* () {
         return messages.map((message, i) => new Message({ ...message, seq: first + i }))
       }).pipe(sql.withTransaction, failWith("appendMessages")),
     insertApiKey: (key) =>
-      sql`INSERT INTO api_keys ${sql.insert({ ...key })}`.pipe(Effect.asVoid, failWith("insertApiKey")),
+      sql`INSERT INTO api_keys ${sql.insert({ ...key })} ON CONFLICT (key_hash) DO NOTHING RETURNING id`.pipe(
+        Effect.map((rows) => rows.length === 1),
+        failWith("insertApiKey")
+      ),
     findApiKeyByHash: (hash) =>
       sql`SELECT id, tenant, name, role, key_hash, created_at FROM api_keys
           WHERE key_hash = ${hash} AND revoked_at IS NULL`.pipe(
@@ -340,11 +363,5 @@ export const make = Effect.gen(function* () {
   })
 })
 
-/** The storage on the `SqlClient` in context (SQLite or PostgreSQL). */
-export const layerSql: Layer.Layer<Storage, StorageError, SqlClient.SqlClient> = Layer.effect(
-  Storage,
-  make.pipe(
-    Effect.mapError((cause) => new StorageError({ operation: "migrate", cause })),
-    Effect.withSpan("Storage.migrate")
-  )
-)
+/** The storage on the `SqlClient` in context (SQLite or PostgreSQL), migrated by `Database`. */
+export const layerSql: Layer.Layer<Storage, never, SqlClient.SqlClient> = Layer.effect(Storage, make)

@@ -1,0 +1,155 @@
+/**
+ * The effect/cluster a server process belongs to, where its session actors live.
+ *
+ * - On the embedded database the process is the only runner: every shard, so every session,
+ *   is its own.
+ * - On PostgreSQL every process is a socket runner of one cluster. It listens for other
+ *   runners on its runner address, which it advertises in the `cluster_runners` table, holds
+ *   its share of the shards under PostgreSQL advisory locks, and reaches sessions owned by
+ *   other processes over TCP. Any process accepts any request.
+ *
+ * The timings below are tuned so that a killed runner's shards move within 10 s: a runner
+ * that stops refreshing its heartbeat disappears after {@link lockExpiration}, and the
+ * survivors look at the runners every second. A runner stopped by SIGTERM unregisters at
+ * once, lets its sessions finish their turns, then releases its shards.
+ */
+import * as NodeCrypto from "@effect/platform-node/NodeCrypto"
+import * as NodeSocket from "@effect/platform-node/NodeSocket"
+import * as NodeSocketServer from "@effect/platform-node/NodeSocketServer"
+import { Duration, Effect, Layer, Option } from "effect"
+import {
+  RunnerAddress,
+  RunnerHealth,
+  Runners,
+  Sharding,
+  ShardingConfig,
+  SocketRunner,
+  SqlMessageStorage,
+  SqlRunnerStorage
+} from "effect/cluster"
+import { RpcClient, RpcSerialization } from "effect/rpc"
+import { Socket } from "effect/socket/Socket"
+import { SocketServer } from "effect/socket/SocketServer"
+import type { AppConfig } from "@polyagent/runtime"
+
+/** How long a runner that stops refreshing its heartbeat and shard locks keeps them. */
+export const lockExpiration = Duration.seconds(6)
+
+/** Settings shared by both kinds of runner; effect/cluster's own defaults otherwise. */
+const shardingSettings = (config: AppConfig.AppConfigValue): Partial<ShardingConfig.ShardingConfig["Service"]> => ({
+  entityMaxIdleTime: config.sessions.maxIdle,
+  maxResidentEntities: config.sessions.maxResident,
+  // A stopping runner lets its sessions finish the turns they are running for this long.
+  entityTerminationTimeout: config.server.shutdownGrace,
+  shardLockExpiration: lockExpiration,
+  shardLockRefreshInterval: Duration.seconds(2),
+  refreshAssignmentsInterval: Duration.seconds(1),
+  runnerHealthCheckInterval: Duration.seconds(2),
+  // Local messages are passed as they are; serialising them (a testing aid) costs every turn.
+  simulateRemoteSerialization: false
+})
+
+/**
+ * The embedded runner: all shards in this process, runner and message storage in the
+ * embedded database.
+ */
+const layerSingle = (config: AppConfig.AppConfigValue) =>
+  Sharding.layer.pipe(
+    Layer.provideMerge(Runners.layerNoop),
+    Layer.provideMerge(SqlMessageStorage.layerStorage({})),
+    Layer.provide([SqlRunnerStorage.layerStorage({}), RunnerHealth.layerNoop]),
+    Layer.provide(ShardingConfig.layer(shardingSettings(config))),
+    Layer.provide(NodeCrypto.layerDigest)
+  )
+
+/**
+ * The client side of the runner protocol: a TCP connection per peer runner, with Nagle's
+ * algorithm off (effect's own layer leaves it on, and streamed chunks then wait ~40 ms each).
+ */
+const layerClientProtocol = Layer.effect(
+  Runners.RpcClientProtocol,
+  Effect.gen(function* () {
+    const serialization = yield* RpcSerialization.RpcSerialization
+    return {
+      codecFor: serialization.codecFor,
+      make: Effect.fnUntraced(function* (address: RunnerAddress.RunnerAddress) {
+        const socket = yield* NodeSocket.makeNet({
+          host: address.host,
+          port: address.port,
+          noDelay: true,
+          openTimeout: 1000,
+          timeout: 5500
+        })
+        return yield* RpcClient.makeProtocolSocket().pipe(
+          Effect.provideService(Socket, socket),
+          Effect.provideService(RpcSerialization.RpcSerialization, serialization)
+        )
+      }, Effect.orDie)
+    }
+  })
+)
+
+/** The runner's address as configured; port `0` picks a free one when the socket listens. */
+export const runnerEndpoint = (config: AppConfig.AppConfigValue, workerIndex: number) => {
+  const host = config.cluster.runnerHost ?? "127.0.0.1"
+  return {
+    advertised: host,
+    listen: config.cluster.listenHost ?? host,
+    // Workers of one process group each need a port: a configured one is the first worker's.
+    port: config.cluster.runnerPort === null ? 0 : config.cluster.runnerPort + workerIndex
+  }
+}
+
+/**
+ * A socket runner of the cluster on PostgreSQL. The runner socket listens first (on a free
+ * port unless one is configured); the address it got is the one advertised.
+ */
+const layerSocket = (config: AppConfig.AppConfigValue, workerIndex: number) => {
+  const endpoint = runnerEndpoint(config, workerIndex)
+  // `exclusive`: under node:cluster a worker's listen would otherwise share the primary's socket.
+  const socketServer = NodeSocketServer.layer({
+    host: endpoint.listen,
+    port: endpoint.port,
+    exclusive: true,
+    noDelay: true
+  })
+  const shardingConfig = Layer.effect(
+    ShardingConfig.ShardingConfig,
+    Effect.map(SocketServer, (server) =>
+      ShardingConfig.ShardingConfig.of({
+        ...ShardingConfig.defaults,
+        ...shardingSettings(config),
+        runnerAddress: Option.some(
+          RunnerAddress.make(
+            endpoint.advertised,
+            server.address._tag === "UnixPathAddress" ? endpoint.port : server.address.port
+          )
+        )
+      })
+    )
+  )
+  const health = RunnerHealth.layerPing.pipe(Layer.provide(Runners.layerRpc), Layer.provide(layerClientProtocol))
+  return SocketRunner.layer.pipe(
+    Layer.provide([layerClientProtocol, health]),
+    Layer.provideMerge(SqlMessageStorage.layerStorage({})),
+    Layer.provide(SqlRunnerStorage.layerStorage({})),
+    Layer.provideMerge(shardingConfig),
+    Layer.provideMerge(socketServer),
+    Layer.provide([RpcSerialization.layerSchemaBinary(), NodeCrypto.layerDigest])
+  )
+}
+
+/** This process's part in the cluster, for the start-up summary: `single runner` or `runner at host:port`. */
+export const describe = (config: AppConfig.AppConfigValue) =>
+  Effect.map(ShardingConfig.ShardingConfig, (sharding) =>
+    Option.isNone(config.storage.postgresUrl) || Option.isNone(sharding.runnerAddress)
+      ? "single runner (embedded storage)"
+      : `runner at ${sharding.runnerAddress.value.host}:${sharding.runnerAddress.value.port}`
+  )
+
+/**
+ * The cluster of `config`: the embedded single runner, or (with PostgreSQL) a socket runner.
+ * `workerIndex` is this process's place among `server.workers` processes (0 for the first).
+ */
+export const layer = (config: AppConfig.AppConfigValue, workerIndex = 0) =>
+  Option.isSome(config.storage.postgresUrl) ? layerSocket(config, workerIndex) : layerSingle(config)

@@ -1,0 +1,68 @@
+/**
+ * The `node:http` server every request arrives on. It listens before anything else is built,
+ * so a server whose storage is unreachable at start-up still answers: until the Effect HTTP
+ * stack attaches to it, `GET /v1/health` answers 503 `{status: "down", components: {storage:
+ * "down"}}` and every other request 503 `unavailable`. Once the stack is there, a request goes
+ * to the fast lane first (`FastLane.ts`), which serves relayed completions itself and hands
+ * everything else to the stack.
+ */
+import { Context, Layer } from "effect"
+import { EventEmitter } from "node:events"
+import { type IncomingMessage, Server, type ServerResponse } from "node:http"
+import { healthDown } from "./Api.ts"
+import * as ApiError from "./ApiError.ts"
+import * as Edge from "./Edge.ts"
+
+/** Hands a request to the full stack (the server's own `request` event). */
+export type Next = (request: IncomingMessage) => void
+
+/** Serves a request beneath the stack and answers `true`, or answers `false` to leave it to the stack. */
+export type Lane = (request: IncomingMessage, response: ServerResponse, next: Next) => boolean
+
+const noLane: Lane = () => false
+
+/** The answer of a server that is not ready yet. */
+const notReady = (request: IncomingMessage, response: ServerResponse): void => {
+  const requestId = Edge.requestIdOf(request.headers["x-request-id"])
+  const body =
+    request.method === "GET" && request.url?.split("?", 1)[0] === "/v1/health"
+      ? healthDown
+      : ApiError.envelope("unavailable", "the server is starting: its storage is not reachable yet", requestId)
+  const text = JSON.stringify(body)
+  // The body is not read: close the connection rather than leave it half-consumed.
+  response.shouldKeepAlive = false
+  response.writeHead(503, {
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(text),
+    "retry-after": "1",
+    "x-request-id": requestId
+  })
+  response.end(text)
+}
+
+/**
+ * A `node:http` server whose `request` events go to its {@link Lane} first, then to its
+ * listeners (the Effect HTTP stack), and are answered 503 while it has none.
+ */
+export class LaneServer extends Server {
+  lane: Lane = noLane
+
+  override emit(event: string | symbol, ...args: Array<unknown>): boolean {
+    if (event !== "request") return EventEmitter.prototype.emit.call(this, event, ...args)
+    const [request, response] = args as [IncomingMessage, ServerResponse]
+    if (this.listenerCount("request") === 0) {
+      notReady(request, response)
+      return true
+    }
+    const dispatch = (replayed: IncomingMessage) => EventEmitter.prototype.emit.call(this, event, replayed, response)
+    return this.lane(request, response, dispatch) || dispatch(request)
+  }
+}
+
+/**
+ * The server instance, shared by the layer that makes it listen (`NodeHttpServer.layer`) and
+ * the layers that serve on it once storage is ready (the stack, the fast lane).
+ */
+export class Listener extends Context.Service<Listener, LaneServer>()("@polyagent/http/Listener") {
+  static readonly layer: Layer.Layer<Listener> = Layer.sync(Listener, () => new LaneServer())
+}
