@@ -9,9 +9,14 @@
  *   other processes over TCP. Any process accepts any request.
  *
  * The timings below are tuned so that a killed runner's shards move within 10 s: a runner
- * that stops refreshing its heartbeat disappears after {@link lockExpiration}, and the
- * survivors look at the runners every second. A runner stopped by SIGTERM unregisters at
- * once, lets its sessions finish their turns, then releases its shards.
+ * that stops refreshing its heartbeat and shard locks loses them after {@link lockExpiration},
+ * the survivors ping each other every 2 s, and look at the runners every second. A runner
+ * stopped by SIGTERM unregisters at once, lets its sessions finish their turns, then releases
+ * its shards.
+ *
+ * Shard locks are rows of `cluster_locks`, not PostgreSQL advisory locks: advisory locks are
+ * per database, not per schema, so two clusters in two schemas of one database (two
+ * deployments, or parallel test runs) would take each other's shards.
  */
 import * as NodeCrypto from "@effect/platform-node/NodeCrypto"
 import * as NodeSocket from "@effect/platform-node/NodeSocket"
@@ -33,7 +38,7 @@ import { SocketServer } from "effect/socket/SocketServer"
 import type { AppConfig } from "@polyagent/runtime"
 
 /** How long a runner that stops refreshing its heartbeat and shard locks keeps them. */
-export const lockExpiration = Duration.seconds(6)
+export const lockExpiration = Duration.seconds(5)
 
 /** Settings shared by both kinds of runner; effect/cluster's own defaults otherwise. */
 const shardingSettings = (config: AppConfig.AppConfigValue): Partial<ShardingConfig.ShardingConfig["Service"]> => ({
@@ -42,7 +47,8 @@ const shardingSettings = (config: AppConfig.AppConfigValue): Partial<ShardingCon
   // A stopping runner lets its sessions finish the turns they are running for this long.
   entityTerminationTimeout: config.server.shutdownGrace,
   shardLockExpiration: lockExpiration,
-  shardLockRefreshInterval: Duration.seconds(2),
+  shardLockRefreshInterval: Duration.millis(1500),
+  shardLockDisableAdvisory: true,
   refreshAssignmentsInterval: Duration.seconds(1),
   runnerHealthCheckInterval: Duration.seconds(2),
   // Local messages are passed as they are; serialising them (a testing aid) costs every turn.

@@ -21,13 +21,16 @@ export type Lane = (request: IncomingMessage, response: ServerResponse, next: Ne
 
 const noLane: Lane = () => false
 
-/** The answer of a server that is not ready yet. */
-const notReady = (request: IncomingMessage, response: ServerResponse): void => {
+/** The answer of a server that is not ready yet, or no longer. */
+const notReady = (request: IncomingMessage, response: ServerResponse, stopping: boolean): void => {
   const requestId = Edge.requestIdOf(request.headers["x-request-id"])
+  const message = stopping
+    ? "the server is shutting down; send the request to another one"
+    : "the server is starting: its storage is not reachable yet"
   const body =
     request.method === "GET" && request.url?.split("?", 1)[0] === "/v1/health"
       ? healthDown
-      : ApiError.envelope("unavailable", "the server is starting: its storage is not reachable yet", requestId)
+      : ApiError.envelope("unavailable", message, requestId)
   const text = JSON.stringify(body)
   // The body is not read: close the connection rather than leave it half-consumed.
   response.shouldKeepAlive = false
@@ -46,12 +49,25 @@ const notReady = (request: IncomingMessage, response: ServerResponse): void => {
  */
 export class LaneServer extends Server {
   lane: Lane = noLane
+  /** Set once `close` is called: answers still in flight close their connection. */
+  private stopping = false
+
+  /**
+   * Stops accepting connections. Node closes the idle keep-alive connections; the busy ones
+   * close after their answer (`Connection: close`), so shutdown waits only for requests in
+   * flight, not for clients to hang up.
+   */
+  override close(callback?: (error?: Error) => void): this {
+    this.stopping = true
+    return super.close(callback)
+  }
 
   override emit(event: string | symbol, ...args: Array<unknown>): boolean {
     if (event !== "request") return EventEmitter.prototype.emit.call(this, event, ...args)
     const [request, response] = args as [IncomingMessage, ServerResponse]
+    if (this.stopping) response.shouldKeepAlive = false
     if (this.listenerCount("request") === 0) {
-      notReady(request, response)
+      notReady(request, response, this.stopping)
       return true
     }
     const dispatch = (replayed: IncomingMessage) => EventEmitter.prototype.emit.call(this, event, replayed, response)
