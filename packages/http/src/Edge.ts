@@ -12,6 +12,7 @@ import { HttpApi, HttpApiMiddleware } from "effect/http-api"
 import { Identifier } from "@polyagent/runtime"
 import { Api, RequestErrors } from "./Api.ts"
 import * as ApiError from "./ApiError.ts"
+import { Readiness } from "./Readiness.ts"
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 
@@ -81,36 +82,52 @@ const fromCause = (cause: Cause.Cause<unknown>, request: HttpServerRequest.HttpS
   )
 }
 
+/** Routes that answer without storage: health, and the API's description. */
+const withoutStorage = new Set(["/v1/health", "/openapi.json", "/docs"])
+const needsStorage = (url: string): boolean => !withoutStorage.has(url.split("?", 1)[0] ?? "")
+
 /** The edge as a global router middleware: it sees every request, matched or not. */
 export const layer = (options: { readonly bodyLimit: number }) =>
   HttpRouter.middleware(
-    (app): Effect.Effect<HttpServerResponse.HttpServerResponse, Types.unhandled, HttpServerRequest.HttpServerRequest> =>
-      Effect.gen(function* () {
-        const request = yield* HttpServerRequest.HttpServerRequest
-        // Each read of `request.headers` copies them.
-        const headers = request.headers
-        const requestId = requestIdOf(headers["x-request-id"])
-        const declared = Number(headers["content-length"] ?? 0)
-        let response: HttpServerResponse.HttpServerResponse
-        if (declared > options.bodyLimit) {
-          response = respond(
-            "payload_too_large",
-            `the request body is over the limit of ${options.bodyLimit} bytes`,
-            requestId
-          )
-        } else {
-          response = yield* app.pipe(
-            Effect.provideService(ApiError.RequestId, requestId),
-            Effect.provideService(HttpIncomingMessage.MaxBodySize, ByteSize.bytes(options.bodyLimit)),
-            Effect.catchCause((cause) => fromCause(cause, request, requestId))
-          )
-          // The HttpApi builder answers an unsupported content type with a plain-text 415.
-          if (response.status === 415) {
-            response = respond("invalid_request", "the body must be JSON (Content-Type: application/json)", requestId)
-          }
-        }
-        return HttpServerResponse.setHeader(response, "x-request-id", requestId)
-      }),
+    Effect.map(
+      Effect.service(Readiness),
+      (readiness) =>
+        (
+          app: Effect.Effect<HttpServerResponse.HttpServerResponse, unknown, HttpServerRequest.HttpServerRequest>
+        ): Effect.Effect<HttpServerResponse.HttpServerResponse, Types.unhandled, HttpServerRequest.HttpServerRequest> =>
+          Effect.gen(function* () {
+            const request = yield* HttpServerRequest.HttpServerRequest
+            // Each read of `request.headers` copies them.
+            const headers = request.headers
+            const requestId = requestIdOf(headers["x-request-id"])
+            const declared = Number(headers["content-length"] ?? 0)
+            let response: HttpServerResponse.HttpServerResponse
+            if (!readiness.isUp() && needsStorage(request.url)) {
+              response = respond("unavailable", "storage is unavailable; try again shortly", requestId)
+            } else if (declared > options.bodyLimit) {
+              response = respond(
+                "payload_too_large",
+                `the request body is over the limit of ${options.bodyLimit} bytes`,
+                requestId
+              )
+            } else {
+              response = yield* app.pipe(
+                Effect.provideService(ApiError.RequestId, requestId),
+                Effect.provideService(HttpIncomingMessage.MaxBodySize, ByteSize.bytes(options.bodyLimit)),
+                Effect.catchCause((cause) => fromCause(cause, request, requestId))
+              )
+              // The HttpApi builder answers an unsupported content type with a plain-text 415.
+              if (response.status === 415) {
+                response = respond(
+                  "invalid_request",
+                  "the body must be JSON (Content-Type: application/json)",
+                  requestId
+                )
+              }
+            }
+            return HttpServerResponse.setHeader(response, "x-request-id", requestId)
+          })
+    ),
     { global: true }
   )
 

@@ -12,6 +12,7 @@ import * as AgentsHandlers from "./AgentsHandlers.ts"
 import * as ApiError from "./ApiError.ts"
 import * as CompletionsHandlers from "./CompletionsHandlers.ts"
 import * as KeysHandlers from "./KeysHandlers.ts"
+import { Readiness } from "./Readiness.ts"
 
 /** What a call to a session entity can fail with besides the turn's own errors. */
 type ClusterError =
@@ -71,6 +72,9 @@ const errorEvent = (cause: Cause.Cause<SessionActor.TurnError | ClusterError>) =
 
 const sessionNotFound = (id: string) => ApiError.fail("not_found", `session ${id} not found`)
 
+/** What a turn in flight fails with once storage is seen down: it could not be stored. */
+const storageDown = new Storage.StorageError({ operation: "turn", unavailable: true, cause: "storage is down" })
+
 const ChatHandlers = HttpApiBuilder.group(
   Api,
   "chat",
@@ -78,6 +82,8 @@ const ChatHandlers = HttpApiBuilder.group(
     const clientFor = yield* SessionActor.Session.client
     const catalog = yield* ModelCatalog.ModelCatalog
     const storage = yield* Storage.Storage
+    const readiness = yield* Readiness
+    const whenStorageDown = Effect.andThen(readiness.down, Effect.fail(storageDown))
 
     /** The session a request addresses: its own, or a new one. */
     const target = Effect.fnUntraced(function* (request: ChatRequest) {
@@ -100,7 +106,9 @@ const ChatHandlers = HttpApiBuilder.group(
 
     return handlers
       .handle("send", ({ payload }) =>
-        Effect.flatMap(target(payload), ({ client, input }) => client.Send(input).pipe(Effect.catch(toApiError)))
+        Effect.flatMap(target(payload), ({ client, input }) =>
+          Effect.raceFirst(client.Send(input), whenStorageDown).pipe(Effect.catch(toApiError))
+        )
       )
       .handle("stream", ({ payload }) =>
         Effect.gen(function* () {
@@ -119,6 +127,7 @@ const ChatHandlers = HttpApiBuilder.group(
             if (Option.isNone(agent)) return yield* toApiError(new Agent.AgentNotFound({ agent_id: payload.agent_id }))
           }
           const turn = client.Stream(input).pipe(
+            Stream.interruptWhen(whenStorageDown),
             Stream.flatMap((turnEvent): Stream.Stream<ChatEvent> => {
               switch (turnEvent._tag) {
                 case "Delta":
@@ -194,16 +203,11 @@ const SystemHandlers = HttpApiBuilder.group(
   Api,
   "system",
   Effect.fn(function* (handlers) {
-    const storage = yield* Storage.Storage
+    const readiness = yield* Readiness
     return handlers.handle("health", () =>
-      storage.ping.pipe(
-        Effect.as({ status: "ok" as const, components: { storage: "ok" as const } }),
-        Effect.catch((error) =>
-          Effect.logError("health check: storage is down", error).pipe(
-            Effect.andThen(Effect.fail(new HealthDown(healthDown)))
-          )
-        )
-      )
+      readiness.isUp()
+        ? Effect.succeed({ status: "ok" as const, components: { storage: "ok" as const } })
+        : Effect.fail(new HealthDown(healthDown))
     )
   })
 )

@@ -24,6 +24,7 @@ import * as Edge from "./Edge.ts"
 import * as FastLane from "./FastLane.ts"
 import * as Handlers from "./Handlers.ts"
 import { Listener } from "./Listener.ts"
+import { Readiness } from "./Readiness.ts"
 
 /** Options for tests and embedders. */
 export interface Options {
@@ -84,7 +85,7 @@ const application = (config: AppConfig.AppConfigValue, options: Options) => {
   const http = Layer.mergeAll(
     HttpRouter.serve(routes, { disableLogger: true }),
     FastLane.layer({ bodyLimit: config.server.bodyLimit })
-  ).pipe(Layer.provide(Authentication.layerKeyCache))
+  ).pipe(Layer.provide([Authentication.layerKeyCache, Readiness.layer]))
   // Turns a crash interrupted between their tool calls and their answer finish in the background.
   const recovery = Layer.effectDiscard(Effect.forkScoped(SessionActor.resumeUnfinished))
   return Layer.mergeAll(http, recovery).pipe(

@@ -1,0 +1,54 @@
+/**
+ * Whether the server can serve what needs storage right now. A background fiber pings the
+ * database every {@link interval}; a ping that fails or takes longer than `Storage.pingTimeout`
+ * marks storage down, the next one that answers marks it up again.
+ *
+ * While storage is down the edge answers 503 `unavailable` at once instead of letting
+ * requests wait on a database that does not answer, `GET /v1/health` answers 503 `down`, and
+ * turns in flight are answered 503 as soon as the outage is seen (they could not be stored).
+ * So a lost database costs a client at most a few seconds, never a hung request, and service
+ * comes back within a second or two of the database.
+ */
+import { Context, Duration, Effect, Latch, Layer, Schedule } from "effect"
+import { Storage } from "@polyagent/runtime"
+
+/** How often storage is pinged. */
+export const interval = Duration.seconds(1)
+
+/** What the edge knows of storage. */
+export class Readiness extends Context.Service<
+  Readiness,
+  {
+    /** Whether the last ping answered (a plain read, for the hot path). */
+    readonly isUp: () => boolean
+    /** Completes when storage is seen down (at once if it is down now). */
+    readonly down: Effect.Effect<void>
+  }
+>()("@polyagent/http/Readiness") {
+  /**
+   * Pings the `Storage` in context for as long as the layer lives, starting from "up" (the
+   * server was built on a database that answered).
+   *
+   * **Gotchas**: transitions are logged once each (`storage is down`, `storage is back`), not
+   * per ping.
+   */
+  static readonly layer: Layer.Layer<Readiness, never, Storage.Storage> = Layer.effect(
+    Readiness,
+    Effect.gen(function* () {
+      const storage = yield* Storage.Storage
+      let up = true
+      // Open while storage is down: `down` waits on it.
+      const outage = Latch.makeUnsafe(false)
+      const ping = Effect.isSuccess(storage.ping)
+      const check = Effect.flatMap(ping, (answered) => {
+        if (answered === up) return Effect.void
+        up = answered
+        return answered
+          ? Effect.andThen(outage.close, Effect.logInfo("storage is back; serving again"))
+          : Effect.andThen(outage.open, Effect.logWarning("storage is down; answering 503 until it is back"))
+      })
+      yield* check.pipe(Effect.repeat(Schedule.spaced(interval)), Effect.forkScoped)
+      return Readiness.of({ isUp: () => up, down: outage.await })
+    })
+  )
+}
