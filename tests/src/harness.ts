@@ -199,6 +199,8 @@ export interface StartOptions {
   readonly postgresUrl?: string
   /** More environment variables (e.g. `POLYAGENT_CONFIG`). */
   readonly env?: Readonly<Record<string, string>>
+  /** The admin key (several processes of one cluster share theirs); a new one by default. */
+  readonly adminKey?: string
 }
 
 /**
@@ -223,7 +225,7 @@ export class Gateway {
 
   static async start(options: StartOptions = {}): Promise<Gateway> {
     const dataDir = await mkdtemp(join(tmpdir(), "polyagent-e2e-"))
-    const adminKey = newAdminKey()
+    const adminKey = options.adminKey ?? newAdminKey()
     const env: Record<string, string> = {
       POLYAGENT_DATA_DIR: dataDir,
       POLYAGENT_ADMIN_KEY: adminKey,
@@ -289,14 +291,23 @@ export class Gateway {
     }
   }
 
-  /** Kills the server with SIGKILL (no shutdown at all) and starts it again on the same data. */
-  async crashAndRestart(): Promise<void> {
+  /** Starts the server again after {@link kill} or {@link stop}, on the same data and admin key. */
+  async relaunch(): Promise<void> {
+    if (this.running === undefined) await this.launch()
+  }
+
+  /** Kills the server with SIGKILL: no shutdown at all. */
+  async kill(): Promise<void> {
     const running = this.running
     this.running = undefined
-    if (running !== undefined) {
-      running.child.kill("SIGKILL")
-      await running.exited
-    }
+    if (running === undefined) return
+    running.child.kill("SIGKILL")
+    await running.exited
+  }
+
+  /** Kills the server with SIGKILL (no shutdown at all) and starts it again on the same data. */
+  async crashAndRestart(): Promise<void> {
+    await this.kill()
     await this.launch()
   }
 

@@ -112,11 +112,13 @@ export const layer = Layer.effect(
 
 /**
  * Ensures the bootstrap admin key exists. With `configured`, that key is stored (hashed)
- * unless it already is; without it, a tenant with no key gets a new one, printed once.
+ * unless it already is — processes that start together may all try, one stores it. Without
+ * it, a tenant with no key gets a new one, printed once, when `create` allows (one process of
+ * several that start together; set `POLYAGENT_ADMIN_KEY` for a cluster).
  */
 export const bootstrapAdminKey = Effect.fn("Authentication.bootstrapAdminKey")(function* (
   configured: Option.Option<Redacted.Redacted<string>>,
-  announce: (key: string) => Effect.Effect<void>
+  options: { readonly announce: (key: string) => Effect.Effect<void>; readonly create: boolean }
 ) {
   const storage = yield* Storage.Storage
   const now = yield* Storage.nowIso
@@ -140,8 +142,8 @@ export const bootstrapAdminKey = Effect.fn("Authentication.bootstrapAdminKey")(f
     if (Option.isNone(existing)) yield* store(key, "bootstrap (POLYAGENT_ADMIN_KEY)")
     return
   }
-  if ((yield* storage.countApiKeys(DEFAULT_TENANT)) > 0) return
+  if (!options.create || (yield* storage.countApiKeys(DEFAULT_TENANT)) > 0) return
   const key = yield* newKey
   yield* store(key, "bootstrap")
-  yield* announce(key)
+  yield* options.announce(key)
 })

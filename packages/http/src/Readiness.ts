@@ -1,7 +1,8 @@
 /**
  * Whether the server can serve what needs storage right now. A background fiber pings the
- * database every {@link interval}; a ping that fails or takes longer than `Storage.pingTimeout`
- * marks storage down, the next one that answers marks it up again.
+ * database every {@link interval} (`Database.Probe`: on a connection of its own, so a busy
+ * pool is not taken for a dead database); a ping that fails or takes longer than
+ * `Database.pingTimeout` marks storage down, the next one that answers marks it up again.
  *
  * While storage is down the edge answers 503 `unavailable` at once instead of letting
  * requests wait on a database that does not answer, `GET /v1/health` answers 503 `down`, and
@@ -10,7 +11,7 @@
  * comes back within a second or two of the database.
  */
 import { Context, Duration, Effect, Latch, Layer, Schedule } from "effect"
-import { Storage } from "@polyagent/runtime"
+import { Database } from "@polyagent/runtime"
 
 /** How often storage is pinged. */
 export const interval = Duration.seconds(1)
@@ -26,20 +27,20 @@ export class Readiness extends Context.Service<
   }
 >()("@polyagent/http/Readiness") {
   /**
-   * Pings the `Storage` in context for as long as the layer lives, starting from "up" (the
+   * Pings the database for as long as the layer lives, starting from "up" (the
    * server was built on a database that answered).
    *
    * **Gotchas**: transitions are logged once each (`storage is down`, `storage is back`), not
    * per ping.
    */
-  static readonly layer: Layer.Layer<Readiness, never, Storage.Storage> = Layer.effect(
+  static readonly layer: Layer.Layer<Readiness, never, Database.Probe> = Layer.effect(
     Readiness,
     Effect.gen(function* () {
-      const storage = yield* Storage.Storage
+      const probe = yield* Database.Probe
       let up = true
       // Open while storage is down: `down` waits on it.
       const outage = Latch.makeUnsafe(false)
-      const ping = Effect.isSuccess(storage.ping)
+      const ping = Effect.isSuccess(probe.ping)
       const check = Effect.flatMap(ping, (answered) => {
         if (answered === up) return Effect.void
         up = answered

@@ -70,7 +70,11 @@ const application = (config: AppConfig.AppConfigValue, options: Options) => {
   })
   const sessions = SessionActor.layer({ maxIdleTime: config.sessions.maxIdle })
   const bootstrap = Layer.effectDiscard(
-    Authentication.bootstrapAdminKey(config.security.adminKey, options.announceAdminKey ?? printAdminKey)
+    Authentication.bootstrapAdminKey(config.security.adminKey, {
+      announce: options.announceAdminKey ?? printAdminKey,
+      // Workers of one machine start together: the first one alone creates a missing admin key.
+      create: (options.workerIndex ?? 0) === 0
+    })
   )
   const api = HttpApiBuilder.layer(Api, { openapiPath: "/openapi.json" }).pipe(
     Layer.provide(Handlers.layer),
@@ -91,7 +95,7 @@ const application = (config: AppConfig.AppConfigValue, options: Options) => {
   return Layer.mergeAll(http, recovery).pipe(
     Layer.provide(bootstrap),
     Layer.provide(sessions),
-    Layer.provideMerge(Layer.mergeAll(storage, models, cluster, tools, settings))
+    Layer.provideMerge(Layer.mergeAll(db, storage, models, cluster, tools, settings))
   )
 }
 

@@ -9,6 +9,7 @@ import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Effect, Exit, Layer, Option, Runtime } from "effect"
 import { AppConfig } from "@polyagent/runtime"
 import * as Server from "./Server.ts"
+import * as Workers from "./Workers.ts"
 
 const cannotStart = (message: string) =>
   Effect.sync(() => {
@@ -20,9 +21,14 @@ const causeMessage = (cause: unknown) => (cause instanceof Error ? cause.message
 
 const main = Effect.gen(function* () {
   const config = yield* AppConfig.load()
+  const index = Workers.workerIndex()
+  if (config.server.workers > 1 && index === undefined) {
+    yield* Effect.logInfo(`PolyAgent starting ${config.server.workers} worker processes on port ${config.server.port}`)
+    return yield* Workers.supervise(config.server.workers)
+  }
   const storage = Option.isSome(config.storage.postgresUrl) ? "PostgreSQL" : `SQLite in ${config.storage.dataDir}`
   yield* Effect.logInfo(`PolyAgent starting (storage: ${storage}, default model: ${config.models.default})`)
-  yield* Layer.launch(Server.layer(config)).pipe(
+  yield* Layer.launch(Server.layer(config, { workerIndex: index })).pipe(
     Effect.catchTag("ServeError", (error) =>
       cannotStart(`cannot listen on ${config.server.host}:${config.server.port}: ${causeMessage(error.cause)}`)
     ),

@@ -11,14 +11,16 @@
  * is refused before it opens the database (see {@link DataDirInUse}).
  */
 import { PgClient } from "@effect/sql-pg"
-import { Duration, Effect, Layer, type Redacted, Schema } from "effect"
+import { Context, Duration, Effect, Layer, type Redacted, Schema } from "effect"
 import { SqlMessageStorage, SqlRunnerStorage } from "effect/cluster"
+import * as Reactivity from "effect/reactivity/Reactivity"
 import { Migrator, SqlClient } from "effect/sql"
 import { isSqlError, type SqlError } from "effect/sql/SqlError"
 import { Predicate } from "effect"
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { DatabaseSync } from "node:sqlite"
 import { join } from "node:path"
+import { within } from "./internal/bounded.ts"
 import { migrations } from "./internal/migrations.ts"
 import * as SqliteClient from "./SqliteClient.ts"
 
@@ -64,6 +66,31 @@ export const isUnreachable = (error: unknown): boolean => {
 /** Bound on one start-up step against the database (connecting, migrating): a frozen server counts as down. */
 const startupTimeout = Duration.seconds(20)
 
+/** A ping slower than this counts as a failure: a frozen database is a down one. */
+export const pingTimeout = Duration.millis(1500)
+
+/**
+ * A round trip to the database that load does not delay.
+ *
+ * **When to use**: to tell whether the database is up (health, readiness).
+ *
+ * **Details**: on PostgreSQL the ping runs on a connection of its own, not from the pool the
+ * requests use, so a busy pool is not taken for a dead database. It fails as `unreachable`
+ * when the database refuses, cuts, or takes longer than {@link pingTimeout}.
+ */
+export class Probe extends Context.Service<Probe, { readonly ping: Effect.Effect<void, DatabaseError> }>()(
+  "@polyagent/runtime/Database/Probe"
+) {}
+
+const probeOn = (sql: SqlClient.SqlClient) =>
+  Probe.of({
+    ping: sql`SELECT 1`.pipe(
+      within(pingTimeout),
+      Effect.asVoid,
+      Effect.mapError((cause) => new DatabaseError({ reason: "unreachable", cause }))
+    )
+  })
+
 // The key of the advisory lock that serialises migrations: any constant that no one else uses.
 const MIGRATION_LOCK = 0x706f6c79 // "poly"
 
@@ -104,7 +131,7 @@ export const migrate: Effect.Effect<void, DatabaseError, SqlClient.SqlClient> = 
 )
 
 /** A layer's database, migrated before anything uses it. */
-const migrated = <E, R>(client: Layer.Layer<SqlClient.SqlClient, E, R>) =>
+const migrated = <A, E, R>(client: Layer.Layer<A | SqlClient.SqlClient, E, R>) =>
   Layer.provideMerge(Layer.effectDiscard(migrate), client)
 
 /**
@@ -145,10 +172,13 @@ const holderPid = (dataDir: string): number | null => {
 /** The embedded database: `polyagent.db` in `dataDir`, created when missing, held by this process alone. */
 export const layerSqlite = (
   dataDir: string
-): Layer.Layer<SqlClient.SqlClient, SqlError | DatabaseError | DataDirInUse> =>
-  migrated(
-    SqliteClient.layer({ filename: join(dataDir, "polyagent.db") }).pipe(
-      Layer.provide(Layer.effectDiscard(lockDataDir(dataDir)))
+): Layer.Layer<SqlClient.SqlClient | Probe, SqlError | DatabaseError | DataDirInUse> =>
+  Layer.provideMerge(
+    Layer.effect(Probe, Effect.map(Effect.service(SqlClient.SqlClient), probeOn)),
+    migrated(
+      SqliteClient.layer({ filename: join(dataDir, "polyagent.db") }).pipe(
+        Layer.provide(Layer.effectDiscard(lockDataDir(dataDir)))
+      )
     )
   )
 
@@ -162,16 +192,20 @@ export const connectTimeout = Duration.seconds(3)
 export const layerPg = (options: {
   readonly url: Redacted.Redacted<string>
   readonly schema?: string | undefined
-}): Layer.Layer<SqlClient.SqlClient, DatabaseError> => {
-  const client = PgClient.layerFrom(
-    PgClient.make({
-      url: options.url,
-      applicationName: "polyagent",
-      connectTimeout,
-      keepAlive: Duration.seconds(5),
-      ...(options.schema === undefined ? {} : { startupParameters: { search_path: options.schema } })
-    }).pipe(Effect.mapError((cause) => new DatabaseError({ reason: "unreachable", cause })))
-  )
+}): Layer.Layer<SqlClient.SqlClient | Probe, DatabaseError> => {
+  const settings = {
+    url: options.url,
+    applicationName: "polyagent",
+    connectTimeout,
+    keepAlive: Duration.seconds(5),
+    ...(options.schema === undefined ? {} : { startupParameters: { search_path: options.schema } })
+  }
+  const unreachable = Effect.mapError((cause: SqlError) => new DatabaseError({ reason: "unreachable", cause }))
+  const probe = Layer.effect(
+    Probe,
+    PgClient.make({ ...settings, maxConnections: 1 }).pipe(unreachable, Effect.map(probeOn))
+  ).pipe(Layer.provide(Reactivity.layer))
+  const client = Layer.merge(PgClient.layerFrom(PgClient.make(settings).pipe(unreachable)), probe)
   if (options.schema === undefined) return migrated(client)
   const schema = options.schema
   // search_path is resolved per statement, so creating the schema after connecting is enough.

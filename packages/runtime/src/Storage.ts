@@ -4,19 +4,7 @@
  * PostgreSQL (the SQL is written to the common subset of both). Every row carries its
  * tenant, and every read is scoped by it.
  */
-import {
-  Array as Arr,
-  type Cause,
-  Context,
-  DateTime,
-  Duration,
-  Effect,
-  Exit,
-  Fiber,
-  Layer,
-  Option,
-  Schema
-} from "effect"
+import { Array as Arr, Context, DateTime, Duration, Effect, Layer, Option, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import type { SqlError } from "effect/sql/SqlError"
 import { Message, type NewMessage, ToolCallRecord } from "./Message.ts"
@@ -24,6 +12,7 @@ import { SessionInfo } from "./Session.ts"
 import { Agent, AgentType, MemorySettings, Parameters } from "./Agent.ts"
 import { Usage } from "./Usage.ts"
 import { isUnreachable } from "./Database.ts"
+import { within } from "./internal/bounded.ts"
 
 /**
  * A storage operation failed. The message names the operation, never SQL or values.
@@ -48,9 +37,6 @@ export class StorageError extends Schema.TaggedError<StorageError>()("StorageErr
  * kernel has not noticed yet) must not hold a request for longer.
  */
 export const operationTimeout = Duration.seconds(4)
-
-/** Bound on {@link Storage}'s `ping`: a database slower than this to answer `SELECT 1` counts as down. */
-export const pingTimeout = Duration.millis(1500)
 
 /** Now, as every stored timestamp is written: ISO 8601 in UTC, from the `Clock` (so tests drive it). */
 export const nowIso: Effect.Effect<string> = Effect.map(DateTime.now, DateTime.formatIso)
@@ -141,8 +127,6 @@ export class Storage extends Context.Service<
       ReadonlyArray<{ readonly tenant: string; readonly id: string }>,
       StorageError
     >
-    /** A round trip to the database, for health checks; fails as `unavailable` past {@link pingTimeout}. */
-    readonly ping: Effect.Effect<void, StorageError>
   }
 >()("@polyagent/runtime/Storage") {}
 
@@ -229,26 +213,11 @@ const decodeAgentRows = (rows: unknown) =>
     Effect.map((decoded) => decoded.map((row) => new Agent({ ...row, tools_enabled: row.tools_enabled !== 0 })))
   )
 
-/**
- * `effect`, or a `TimeoutError` after `timeout` even when it is stuck where it cannot be
- * interrupted (a query on a connection whose server froze): it runs on a fiber of its own,
- * which is interrupted in the background when the caller stops waiting.
- */
-const within =
-  (timeout: Duration.Duration) =>
-  <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | Cause.TimeoutError, R> =>
-    Effect.flatMap(Effect.forkDetach(effect, { startImmediately: true }), (fiber) =>
-      Fiber.join(fiber).pipe(
-        Effect.timeout(timeout),
-        Effect.onExit((exit) => (Exit.isSuccess(exit) ? Effect.void : Effect.sync(() => fiber.interruptUnsafe())))
-      )
-    )
-
 const failWith =
-  (operation: string, timeout = operationTimeout) =>
+  (operation: string) =>
   <A, R>(effect: Effect.Effect<A, SqlError | Schema.SchemaError, R>): Effect.Effect<A, StorageError, R> =>
     effect.pipe(
-      within(timeout),
+      within(operationTimeout),
       Effect.mapError((cause) => new StorageError({ operation, unavailable: isUnreachable(cause), cause }))
     )
 
@@ -388,8 +357,7 @@ export const make = Effect.gen(function* () {
         WHERE m.role = 'tool' OR (m.role = 'assistant' AND m.tool_calls IS NOT NULL)`.pipe(
       Effect.flatMap(decodeUnfinished),
       failWith("listUnfinishedSessions")
-    ),
-    ping: sql`SELECT 1`.pipe(Effect.asVoid, failWith("ping", pingTimeout))
+    )
   })
 })
 

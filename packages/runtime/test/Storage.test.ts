@@ -56,7 +56,7 @@ const message = (id: string, role: NewMessage["role"], content: string, at: stri
   created_at: at
 })
 
-const databases: Array<[string, Layer.Layer<SqlClient.SqlClient, unknown>]> = [
+const databases: Array<[string, Layer.Layer<SqlClient.SqlClient | Database.Probe, unknown>]> = [
   ["SQLite", sqlite],
   ["PostgreSQL", postgres]
 ]
@@ -267,8 +267,8 @@ describe.each(databases)("Storage on %s", (_name, database) => {
 
     it.effect("answers a ping", () =>
       Effect.gen(function* () {
-        const storage = yield* Storage
-        yield* storage.ping
+        const probe = yield* Database.Probe
+        yield* probe.ping
       })
     )
   })
