@@ -1,7 +1,8 @@
 /**
  * The composition of a PolyAgent server: configuration → database → storage and the
  * cluster's single runner → session actors → the HTTP edge, with the fast lane for relayed
- * completions in front of it (`FastLane.ts`). Nothing else happens here.
+ * completions in front of it (`FastLane.ts`), and the start-up summary once it listens
+ * (`StartupSummary.ts`). Nothing else happens here.
  */
 import * as NodeCrypto from "@effect/platform-node/NodeCrypto"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
@@ -17,6 +18,7 @@ import * as Authentication from "./Authentication.ts"
 import * as Edge from "./Edge.ts"
 import * as FastLane from "./FastLane.ts"
 import * as Handlers from "./Handlers.ts"
+import * as StartupSummary from "./StartupSummary.ts"
 
 /** Options for tests and embedders. */
 export interface Options {
@@ -48,6 +50,8 @@ export const layer = (config: AppConfig.AppConfigValue, options: Options = {}) =
     runnerStorage: "sql",
     shardingConfig: { entityMaxIdleTime: config.sessions.maxIdle, maxResidentEntities: config.sessions.maxResident }
   }).pipe(Layer.provide([db, NodeCrypto.layerDigest]))
+  // What the start-up summary says of `cluster`.
+  const clusterRole: StartupSummary.Cluster = { role: "single", runner: "embedded" }
   const models = options.models ?? ProviderCatalog.layer(config)
   // Loaded at start-up so that a broken plugin stops the server with a message naming it.
   const registry = ToolRegistry.layer(config.plugins, { cwd: process.cwd() })
@@ -77,7 +81,7 @@ export const layer = (config: AppConfig.AppConfigValue, options: Options = {}) =
   )
   const http = Layer.unwrap(
     Effect.map(FastLane.make({ bodyLimit: config.server.bodyLimit }), (createServer) =>
-      HttpRouter.serve(routes, { disableLogger: true }).pipe(
+      HttpRouter.serve(routes, { disableLogger: true, disableListenLog: true }).pipe(
         Layer.provideMerge(
           NodeHttpServer.layer(createServer, {
             host: config.server.host,
@@ -90,7 +94,8 @@ export const layer = (config: AppConfig.AppConfigValue, options: Options = {}) =
   ).pipe(Layer.provide(Authentication.layerKeyCache))
   // Turns a crash interrupted between their tool calls and their answer finish in the background.
   const recovery = Layer.effectDiscard(Effect.forkScoped(SessionActor.resumeUnfinished))
-  return Layer.mergeAll(http, bootstrap, recovery).pipe(
+  const summary = StartupSummary.layer(config, clusterRole).pipe(Layer.provideMerge(http))
+  return Layer.mergeAll(summary, bootstrap, recovery).pipe(
     Layer.provide(sessions),
     Layer.provideMerge(Layer.mergeAll(storage, models, cluster, tools, settings))
   )
