@@ -14,8 +14,11 @@
  * that passes the request schema, naming a model with a relay (not an agent). A request that
  * fails these is replayed to the stack with the body it sent, so 400s, 404s, agents and other
  * providers are the stack's.
+ *
+ * The lane writes each request's log line as the stack does (`RequestLog.write`), when the answer
+ * has been written or the client went away.
  */
-import { Effect, Result } from "effect"
+import { Clock, Effect, Result } from "effect"
 import { ModelCatalog } from "@polyagent/runtime"
 import { type IncomingMessage, Server, type ServerResponse } from "node:http"
 import { EventEmitter } from "node:events"
@@ -24,6 +27,7 @@ import * as Authentication from "./Authentication.ts"
 import * as ChatCompletions from "./ChatCompletions.ts"
 import * as Edge from "./Edge.ts"
 import * as RelayResponse from "./RelayResponse.ts"
+import * as RequestLog from "./RequestLog.ts"
 
 const PATH = "/v1/chat/completions"
 const BEARER = "Bearer "
@@ -59,6 +63,7 @@ export const make = (options: Options) =>
     // The relay's Effects run with the server's services (its logger, above all).
     const context = yield* Effect.context<never>()
     const run = Effect.runForkWith(context)
+    const clock = yield* Clock.Clock
 
     const lane = (request: IncomingMessage, response: ServerResponse, next: Next): boolean => {
       if (request.method !== "POST" || request.url !== PATH) return false
@@ -68,16 +73,30 @@ export const make = (options: Options) =>
       const authorization = headers.authorization
       if (authorization === undefined || !authorization.startsWith(BEARER)) return false
       const key = authorization.slice(BEARER.length)
-      if (keys.cached(Authentication.hashKey(key), Date.now()) === undefined) return false
+      const caller = keys.cached(Authentication.hashKey(key), Date.now())
+      if (caller === undefined) return false
+      const startedAt = clock.monotonicTimeNanosUnsafe()
       readBody(request, (body) => {
         const relayed = relayOf(body)
         if (relayed === undefined) return next(replay(request, body))
         const requestId = Edge.requestIdOf(headers["x-request-id"])
         response.setHeader("x-request-id", requestId)
+        const facts = new RequestLog.Facts(caller.tenant, caller.subject, relayed.model)
+        const answer = relayed.stream
+          ? RelayResponse.stream(response, relayed.relay.stream(relayed.body, requestId), requestId)
+          : RelayResponse.complete(response, relayed.relay.complete(relayed.body, requestId), requestId)
         const fiber = run(
-          relayed.stream
-            ? RelayResponse.stream(response, relayed.relay.stream(relayed.body, requestId), requestId)
-            : RelayResponse.complete(response, relayed.relay.complete(relayed.body, requestId), requestId)
+          Effect.onExit(answer, (exit) =>
+            RequestLog.write({
+              method: "POST",
+              route: PATH,
+              status: RequestLog.statusOfExit(exit),
+              startedAt,
+              endedAt: clock.monotonicTimeNanosUnsafe(),
+              requestId,
+              facts
+            })
+          )
         )
         // A client that goes away interrupts the call, which aborts the upstream request.
         response.once("close", () => {
@@ -94,7 +113,7 @@ export const make = (options: Options) =>
       const { body, request } = parsed.success
       if (request.model.startsWith(ChatCompletions.agentPrefix)) return undefined
       const relay = catalog.find(request.model)?.relay
-      return relay === undefined ? undefined : { relay, body, stream: request.stream === true }
+      return relay === undefined ? undefined : { relay, body, model: request.model, stream: request.stream === true }
     }
 
     return () => {

@@ -12,6 +12,7 @@ import * as AgentsHandlers from "./AgentsHandlers.ts"
 import * as ApiError from "./ApiError.ts"
 import * as CompletionsHandlers from "./CompletionsHandlers.ts"
 import * as KeysHandlers from "./KeysHandlers.ts"
+import * as RequestLog from "./RequestLog.ts"
 
 /** What a call to a session entity can fail with besides the turn's own errors. */
 type ClusterError =
@@ -102,7 +103,12 @@ const ChatHandlers = HttpApiBuilder.group(
 
     return handlers
       .handle("send", ({ payload }) =>
-        Effect.flatMap(target(payload), ({ client, input }) => client.Send(input).pipe(Effect.catch(toApiError)))
+        Effect.flatMap(target(payload), ({ client, input }) =>
+          client.Send(input).pipe(
+            Effect.tap((result) => RequestLog.recordModel(result.model)),
+            Effect.catch(toApiError)
+          )
+        )
       )
       .handle("stream", ({ payload }) =>
         Effect.gen(function* () {
@@ -121,6 +127,9 @@ const ChatHandlers = HttpApiBuilder.group(
             if (Option.isNone(agent)) return yield* toApiError(new Agent.AgentNotFound({ agent_id: payload.agent_id }))
           }
           const turn = client.Stream(input).pipe(
+            Stream.tap((turnEvent) =>
+              turnEvent._tag === "Done" ? RequestLog.recordModel(turnEvent.result.model) : Effect.void
+            ),
             Stream.flatMap((turnEvent): Stream.Stream<ChatEvent> => {
               switch (turnEvent._tag) {
                 case "Delta":
