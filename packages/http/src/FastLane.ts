@@ -76,33 +76,38 @@ export const make = (options: Options) =>
       const caller = keys.cached(Authentication.hashKey(key), Date.now())
       if (caller === undefined) return false
       const startedAt = clock.monotonicTimeNanosUnsafe()
-      readBody(request, (body) => {
-        const relayed = relayOf(body)
-        if (relayed === undefined) return next(replay(request, body))
-        const requestId = Edge.requestIdOf(headers["x-request-id"])
-        response.setHeader("x-request-id", requestId)
-        const facts = new RequestLog.Facts(caller.tenant, caller.subject, relayed.model)
-        const answer = relayed.stream
-          ? RelayResponse.stream(response, relayed.relay.stream(relayed.body, requestId), requestId)
-          : RelayResponse.complete(response, relayed.relay.complete(relayed.body, requestId), requestId)
-        const fiber = run(
-          Effect.onExit(answer, (exit) =>
-            RequestLog.write({
-              method: "POST",
-              route: PATH,
-              status: RequestLog.statusOfExit(exit),
-              startedAt,
-              endedAt: clock.monotonicTimeNanosUnsafe(),
-              requestId,
-              facts
-            })
-          )
-        )
-        // A client that goes away interrupts the call, which aborts the upstream request.
-        response.once("close", () => {
-          if (!response.writableEnded) fiber.interruptUnsafe()
+      const logLine = (status: number, requestId: string, facts: RequestLog.Facts) =>
+        RequestLog.write({
+          method: "POST",
+          route: PATH,
+          status,
+          startedAt,
+          endedAt: clock.monotonicTimeNanosUnsafe(),
+          requestId,
+          facts
         })
-      })
+      readBody(
+        request,
+        (body) => {
+          const relayed = relayOf(body)
+          if (relayed === undefined) return next(replay(request, body))
+          const requestId = Edge.requestIdOf(headers["x-request-id"])
+          response.setHeader("x-request-id", requestId)
+          const facts = new RequestLog.Facts(caller.tenant, caller.subject, relayed.model)
+          const answer = relayed.stream
+            ? RelayResponse.stream(response, relayed.relay.stream(relayed.body, requestId), requestId)
+            : RelayResponse.complete(response, relayed.relay.complete(relayed.body, requestId), requestId)
+          const fiber = run(Effect.onExit(answer, (exit) => logLine(RequestLog.statusOfExit(exit), requestId, facts)))
+          // A client that goes away interrupts the call, which aborts the upstream request.
+          response.once("close", () => {
+            if (!response.writableEnded) fiber.interruptUnsafe()
+          })
+        },
+        () => {
+          const facts = new RequestLog.Facts(caller.tenant, caller.subject)
+          run(logLine(RequestLog.clientClosed, Edge.requestIdOf(headers["x-request-id"]), facts))
+        }
+      )
       return true
     }
 
@@ -123,11 +128,17 @@ export const make = (options: Options) =>
     }
   })
 
-/** The whole body (its length was checked against the limit already). */
-const readBody = (request: IncomingMessage, then: (body: Buffer) => void): void => {
+/**
+ * The whole body (its length was checked against the limit already), or `gone` when the client
+ * went away before sending all of it.
+ */
+const readBody = (request: IncomingMessage, then: (body: Buffer) => void, gone: () => void): void => {
   const chunks: Array<Buffer> = []
   request.on("data", (chunk: Buffer) => chunks.push(chunk))
   request.once("end", () => then(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)))
+  request.once("close", () => {
+    if (!request.complete) gone()
+  })
 }
 
 /**

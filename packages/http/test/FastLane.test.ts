@@ -200,6 +200,31 @@ describe("FastLane", () => {
     assert.lengthOf(linesOf("lane-stack"), 0)
   })
 
+  it("logs a client that goes away before its whole body arrived as 499", async () => {
+    const { connect } = await import("node:net")
+    const socket = connect(Number(new URL(url).port), "127.0.0.1")
+    await new Promise((resolve) => socket.once("connect", resolve))
+    socket.write(
+      [
+        "POST /v1/chat/completions HTTP/1.1",
+        "host: 127.0.0.1",
+        "content-type: application/json",
+        `authorization: Bearer ${verifiedKey}`,
+        "x-request-id: lane-cut",
+        "content-length: 50",
+        "",
+        '{"model":"rel'
+      ].join("\r\n")
+    )
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    socket.destroy()
+    const lines = await waitForLines("lane-cut")
+    assert.deepStrictEqual(
+      lines.map((line) => [line["status"], line["tenant"], line["key_id"]]),
+      [[499, "t", "key_1"]]
+    )
+  })
+
   it("interrupts the relay when the client goes away, and logs it as 499", async () => {
     const controller = new AbortController()
     const pending = post(ask("hang on"), { "x-request-id": "lane-gone" }, controller.signal).catch(() => undefined)
