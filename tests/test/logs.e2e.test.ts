@@ -195,24 +195,52 @@ describe("logs of the real server (LOG_FORMAT=json)", () => {
     }
   })
 
-  it("logs a client that goes away with status 499, when it went (a stream's whole duration)", async () => {
-    const controller = new AbortController()
-    const response = await gateway.stream(
-      "/v1/chat/completions",
-      chatBody(`${OpenAiWire.Scenario.slow} please`, { stream: true }),
-      { ...withId("log-gone"), signal: controller.signal }
-    )
-    assert.strictEqual(response.status, 200)
-    const reader = response.body?.getReader()
-    await reader?.read()
-    // The fake streams a chunk every 100 ms: the stream is well under way when the client goes.
-    await new Promise((resolve) => setTimeout(resolve, 400))
-    controller.abort()
-    await reader?.cancel().catch(() => undefined)
-    const line = await requestLine(gateway, "log-gone")
-    assert.strictEqual(line["status"], 499)
-    assert.strictEqual(line["route"], "/v1/chat/completions")
-    assert.isAtLeast(Number(line["duration_ms"]), 400)
+  /** A new key of tenant `default`: its first request is verified by the stack, not the fast lane. */
+  const newKey = async (): Promise<string> => {
+    const created = await gateway.post("/v1/keys", { role: "user" })
+    assert.strictEqual(created.status, 201, created.text)
+    return String((created.json as { key: string }).key)
+  }
+
+  it("logs a client that goes away with status 499, when it went, by the stack and the fast lane", async () => {
+    // A new key's first request takes the stack; the admin key's, verified long ago, the lane.
+    for (const [id, token] of [
+      ["log-gone-stack", await newKey()],
+      ["log-gone-lane", gateway.adminKey]
+    ] as const) {
+      const controller = new AbortController()
+      const response = await gateway.stream(
+        "/v1/chat/completions",
+        chatBody(`${OpenAiWire.Scenario.slow} please`, { stream: true }),
+        { ...withId(id), token, signal: controller.signal }
+      )
+      assert.strictEqual(response.status, 200, id)
+      const reader = response.body?.getReader()
+      await reader?.read()
+      // The fake streams a chunk every 100 ms: the stream is well under way when the client goes.
+      await new Promise((resolve) => setTimeout(resolve, 400))
+      controller.abort()
+      await reader?.cancel().catch(() => undefined)
+      const line = await requestLine(gateway, id)
+      assert.strictEqual(line["status"], 499, id)
+      assert.strictEqual(line["route"], "/v1/chat/completions", id)
+      assert.isAtLeast(Number(line["duration_ms"]), 400, id)
+    }
+  })
+
+  it("logs the status a relayed stream was answered with, by the stack too", async () => {
+    for (const [id, marker, status] of [
+      ["log-stack-sse", "hi", 200],
+      ["log-stack-sse-429", OpenAiWire.Scenario.rateLimited, 429]
+    ] as const) {
+      const response = await gateway.stream("/v1/chat/completions", chatBody(marker, { stream: true }), {
+        ...withId(id),
+        token: await newKey()
+      })
+      assert.strictEqual(response.status, status, id)
+      await response.text()
+      assert.strictEqual((await requestLine(gateway, id))["status"], status, id)
+    }
   })
 
   it("logs each failed upstream call once: provider, model, status, reason, request id, no upstream text", async () => {
