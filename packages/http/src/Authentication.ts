@@ -11,6 +11,7 @@ import { Identifier, Storage } from "@polyagent/runtime"
 import { createHash } from "node:crypto"
 import { Authentication, Principal } from "./Api.ts"
 import * as ApiError from "./ApiError.ts"
+import * as RequestLog from "./RequestLog.ts"
 
 /** The tenant of the bootstrap admin key. */
 export const DEFAULT_TENANT = "default"
@@ -104,6 +105,7 @@ export const layer = Layer.effect(
             )
           )
           if (Option.isNone(found)) return yield* unauthenticated
+          yield* RequestLog.recordCaller(found.value)
           return yield* Effect.provideService(httpEffect, Principal, found.value)
         })
     })

@@ -64,7 +64,7 @@ const layerSingle = (config: AppConfig.AppConfigValue) =>
     Layer.provideMerge(Runners.layerNoop),
     Layer.provideMerge(SqlMessageStorage.layerStorage({})),
     Layer.provide([SqlRunnerStorage.layerStorage({}), RunnerHealth.layerNoop]),
-    Layer.provide(ShardingConfig.layer(shardingSettings(config))),
+    Layer.provideMerge(ShardingConfig.layer(shardingSettings(config))),
     Layer.provide(NodeCrypto.layerDigest)
   )
 
@@ -144,14 +144,6 @@ const layerSocket = (config: AppConfig.AppConfigValue, workerIndex: number) => {
     Layer.provide([RpcSerialization.layerSchemaBinary(), NodeCrypto.layerDigest])
   )
 }
-
-/** This process's part in the cluster, for the start-up summary: `single runner` or `runner at host:port`. */
-export const describe = (config: AppConfig.AppConfigValue) =>
-  Effect.map(ShardingConfig.ShardingConfig, (sharding) =>
-    Option.isNone(config.storage.postgresUrl) || Option.isNone(sharding.runnerAddress)
-      ? "single runner (embedded storage)"
-      : `runner at ${sharding.runnerAddress.value.host}:${sharding.runnerAddress.value.port}`
-  )
 
 /**
  * The cluster of `config`: the embedded single runner, or (with PostgreSQL) a socket runner.

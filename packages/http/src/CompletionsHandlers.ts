@@ -23,6 +23,7 @@ import { Api, type CompletionEvent, Principal } from "./Api.ts"
 import * as ApiError from "./ApiError.ts"
 import * as ChatCompletions from "./ChatCompletions.ts"
 import * as RelayResponse from "./RelayResponse.ts"
+import * as RequestLog from "./RequestLog.ts"
 
 const agentPrefix = ChatCompletions.agentPrefix
 
@@ -279,9 +280,9 @@ const relayed = (
     // The server is `node:http`'s (see `FastLane.ts`), so the response is HTTP/1's.
     const response = NodeHttpServerRequest.toServerResponse(request) as ServerResponse
     response.setHeader("x-request-id", requestId)
-    yield* RelayResponse.stream(response, relay.stream(body, requestId), requestId)
-    // Written already; the stack sends nothing more.
-    return HttpServerResponse.empty()
+    const status = yield* RelayResponse.stream(response, relay.stream(body, requestId), requestId)
+    // Written already: the stack sends nothing more, and the edge logs the status that was sent.
+    return HttpServerResponse.empty({ status })
   })
 
 export const layer = HttpApiBuilder.group(
@@ -338,6 +339,7 @@ export const layer = HttpApiBuilder.group(
       Effect.gen(function* () {
         const { body, request: asked } = yield* readRequest(request)
         const { model, request: payload, options, toolkit } = yield* target(asked)
+        yield* RequestLog.recordModel(model.info.id)
         if (model.relay !== undefined && !asked.model.startsWith(agentPrefix)) {
           return yield* relayed(request, model.relay, body, asked.stream === true)
         }

@@ -1,18 +1,27 @@
 /**
  * What every request passes through, around the API's router: a request id (echoed when
- * the client sent a sane one) on every response, the body-size limit, and the error
+ * the client sent a sane one) on every response, the body-size limit, the error
  * envelope for everything the router or the HttpApi builder would otherwise answer with
  * an empty or plain-text body — unknown routes (404), wrong methods (405 with `Allow`),
  * undecodable bodies, unsupported content types, and unexpected failures (500, logged
- * with the request id, never shown).
+ * with the request id, never shown) — and the request's log line (`RequestLog.ts`), once
+ * its answer is complete.
  */
-import { ByteSize, Cause, Effect, Layer, type Types } from "effect"
-import { HttpIncomingMessage, HttpRouter, HttpServerError, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { ByteSize, Cause, Clock, Effect, Layer, Stream, type Types } from "effect"
+import {
+  HttpBody,
+  HttpIncomingMessage,
+  HttpRouter,
+  HttpServerError,
+  HttpServerRequest,
+  HttpServerResponse
+} from "effect/http"
 import { HttpApi, HttpApiMiddleware } from "effect/http-api"
 import { Identifier } from "@polyagent/runtime"
 import { Api, RequestErrors } from "./Api.ts"
 import * as ApiError from "./ApiError.ts"
 import { Readiness } from "./Readiness.ts"
+import * as RequestLog from "./RequestLog.ts"
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 
@@ -22,25 +31,46 @@ export const requestIdOf = (incoming: string | ReadonlyArray<string> | undefined
 
 interface Route {
   readonly method: string
+  /** As the API declares it, e.g. `/v1/sessions/:id`. */
+  readonly path: string
   readonly pattern: RegExp
 }
 
-/** The API's routes, for telling a wrong method (405) from an unknown path (404). */
+/** The API's routes, for telling a wrong method (405) from an unknown path (404), and for the log. */
 const routes: ReadonlyArray<Route> = (() => {
   const found: Array<Route> = []
-  HttpApi.reflect(Api, {
-    onGroup: () => {},
-    onEndpoint: ({ endpoint }) => {
-      const pattern = endpoint.path.replace(/[.*+?^${}()|[\]\\]/g, "\\$&").replace(/:[A-Za-z_]+/g, "[^/]+")
-      found.push({ method: endpoint.method, pattern: new RegExp(`^${pattern}$`) })
-    }
-  })
-  found.push({ method: "GET", pattern: /^\/openapi\.json$/ }, { method: "GET", pattern: /^\/docs$/ })
+  const add = (method: string, path: string) => {
+    const pattern = path.replace(/[.*+?^${}()|[\]\\]/g, "\\$&").replace(/:[A-Za-z_]+/g, "[^/]+")
+    found.push({ method, path, pattern: new RegExp(`^${pattern}$`) })
+  }
+  HttpApi.reflect(Api, { onGroup: () => {}, onEndpoint: ({ endpoint }) => add(endpoint.method, endpoint.path) })
+  add("GET", "/openapi.json")
+  add("GET", "/docs")
   return found
 })()
 
+// Most requests name a route without parameters: one lookup finds those.
+const fixedRoutes = new Set(routes.filter((route) => !route.path.includes(":")).map((r) => `${r.method} ${r.path}`))
+
 const allowedMethods = (path: string): ReadonlyArray<string> =>
   routes.filter((route) => route.pattern.test(path)).map((route) => route.method)
+
+/**
+ * The route of a request as its log line names it: the pattern of the route it matched (the
+ * path's, for a wrong method), else its path, bounded (`RequestLog.unknownRoute`).
+ */
+export const routeOf = (method: string, url: string): string => {
+  const query = url.indexOf("?")
+  const path = query === -1 ? url : url.slice(0, query)
+  if (fixedRoutes.has(`${method} ${path}`)) return path
+  let other: string | undefined
+  for (const route of routes) {
+    if (!route.pattern.test(path)) continue
+    if (route.method === method) return route.path
+    other ??= route.path
+  }
+  return other ?? RequestLog.unknownRoute(path)
+}
 
 const respond = (type: ApiError.ErrorType, message: string, requestId: string, headers?: Record<string, string>) =>
   HttpServerResponse.jsonUnsafe(ApiError.envelope(type, message, requestId), {
@@ -96,11 +126,25 @@ export const layer = (options: { readonly bodyLimit: number }) =>
           app: Effect.Effect<HttpServerResponse.HttpServerResponse, unknown, HttpServerRequest.HttpServerRequest>
         ): Effect.Effect<HttpServerResponse.HttpServerResponse, Types.unhandled, HttpServerRequest.HttpServerRequest> =>
           Effect.gen(function* () {
+            const startedAt = yield* Clock.monotonicTimeNanos
             const request = yield* HttpServerRequest.HttpServerRequest
             // Each read of `request.headers` copies them.
             const headers = request.headers
             const requestId = requestIdOf(headers["x-request-id"])
             const declared = Number(headers["content-length"] ?? 0)
+            const facts = new RequestLog.Facts()
+            const logLine = (status: number) =>
+              Effect.flatMap(Clock.monotonicTimeNanos, (endedAt) =>
+                RequestLog.write({
+                  method: request.method,
+                  route: routeOf(request.method, request.url),
+                  status,
+                  startedAt,
+                  endedAt,
+                  requestId,
+                  facts
+                })
+              )
             let response: HttpServerResponse.HttpServerResponse
             if (!readiness.isUp() && needsStorage(request.url)) {
               response = respond("unavailable", "storage is unavailable; try again shortly", requestId)
@@ -114,7 +158,9 @@ export const layer = (options: { readonly bodyLimit: number }) =>
               response = yield* app.pipe(
                 Effect.provideService(ApiError.RequestId, requestId),
                 Effect.provideService(HttpIncomingMessage.MaxBodySize, ByteSize.bytes(options.bodyLimit)),
-                Effect.catchCause((cause) => fromCause(cause, request, requestId))
+                Effect.provideService(RequestLog.CurrentFacts, facts),
+                Effect.catchCause((cause) => fromCause(cause, request, requestId)),
+                Effect.onInterrupt(() => logLine(RequestLog.clientClosed))
               )
               // The HttpApi builder answers an unsupported content type with a plain-text 415.
               if (response.status === 415) {
@@ -125,7 +171,18 @@ export const layer = (options: { readonly bodyLimit: number }) =>
                 )
               }
             }
-            return HttpServerResponse.setHeader(response, "x-request-id", requestId)
+            response = HttpServerResponse.setHeader(response, "x-request-id", requestId)
+            const body = response.body
+            if (body._tag !== "Stream") {
+              yield* logLine(response.status)
+              return response
+            }
+            // A stream is logged when it ends, with the whole answer's duration.
+            const status = response.status
+            const logged = Stream.onExit(body.stream, (exit) =>
+              logLine(exit._tag === "Failure" && Cause.hasInterruptsOnly(exit.cause) ? RequestLog.clientClosed : status)
+            )
+            return HttpServerResponse.setBody(response, HttpBody.stream(logged, body.contentType, body.contentLength))
           })
     ),
     { global: true }

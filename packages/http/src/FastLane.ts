@@ -14,16 +14,20 @@
  * that passes the request schema, naming a model with a relay (not an agent). A request that
  * fails these is replayed to the stack with the body it sent, so 400s, 404s, agents and other
  * providers are the stack's.
+ *
+ * The lane writes each request's log line as the stack does (`RequestLog.write`), when the answer
+ * has been written or the client went away.
  */
-import { Effect, Layer, Result } from "effect"
+import { Clock, Effect, Layer, Result } from "effect"
 import { ModelCatalog } from "@polyagent/runtime"
-import type { IncomingMessage, ServerResponse } from "node:http"
+import type { IncomingMessage } from "node:http"
 import { Readable } from "node:stream"
 import * as Authentication from "./Authentication.ts"
 import * as ChatCompletions from "./ChatCompletions.ts"
 import * as Edge from "./Edge.ts"
-import { Listener, type Next } from "./Listener.ts"
+import { type Lane, Listener } from "./Listener.ts"
 import * as RelayResponse from "./RelayResponse.ts"
+import * as RequestLog from "./RequestLog.ts"
 
 const PATH = "/v1/chat/completions"
 const BEARER = "Bearer "
@@ -42,8 +46,9 @@ export const layer = (options: Options) =>
       // The relay's Effects run with the server's services (its logger, above all).
       const context = yield* Effect.context<never>()
       const run = Effect.runForkWith(context)
+      const clock = yield* Clock.Clock
 
-      const lane = (request: IncomingMessage, response: ServerResponse, next: Next): boolean => {
+      const lane: Lane = (request, response, next) => {
         if (request.method !== "POST" || request.url !== PATH) return false
         const headers = request.headers
         const length = Number(headers["content-length"])
@@ -51,22 +56,41 @@ export const layer = (options: Options) =>
         const authorization = headers.authorization
         if (authorization === undefined || !authorization.startsWith(BEARER)) return false
         const key = authorization.slice(BEARER.length)
-        if (keys.cached(Authentication.hashKey(key), Date.now()) === undefined) return false
-        readBody(request, (body) => {
-          const relayed = relayOf(body)
-          if (relayed === undefined) return next(replay(request, body))
-          const requestId = Edge.requestIdOf(headers["x-request-id"])
-          response.setHeader("x-request-id", requestId)
-          const fiber = run(
-            relayed.stream
+        const caller = keys.cached(Authentication.hashKey(key), Date.now())
+        if (caller === undefined) return false
+        const startedAt = clock.monotonicTimeNanosUnsafe()
+        const logLine = (status: number, requestId: string, facts: RequestLog.Facts) =>
+          RequestLog.write({
+            method: "POST",
+            route: PATH,
+            status,
+            startedAt,
+            endedAt: clock.monotonicTimeNanosUnsafe(),
+            requestId,
+            facts
+          })
+        readBody(
+          request,
+          (body) => {
+            const relayed = relayOf(body)
+            if (relayed === undefined) return next(replay(request, body))
+            const requestId = Edge.requestIdOf(headers["x-request-id"])
+            response.setHeader("x-request-id", requestId)
+            const facts = new RequestLog.Facts(caller.tenant, caller.subject, relayed.model)
+            const answer = relayed.stream
               ? RelayResponse.stream(response, relayed.relay.stream(relayed.body, requestId), requestId)
               : RelayResponse.complete(response, relayed.relay.complete(relayed.body, requestId), requestId)
-          )
-          // A client that goes away interrupts the call, which aborts the upstream request.
-          response.once("close", () => {
-            if (!response.writableEnded) fiber.interruptUnsafe()
-          })
-        })
+            const fiber = run(Effect.onExit(answer, (exit) => logLine(RequestLog.statusOfExit(exit), requestId, facts)))
+            // A client that goes away interrupts the call, which aborts the upstream request.
+            response.once("close", () => {
+              if (!response.writableEnded) fiber.interruptUnsafe()
+            })
+          },
+          () => {
+            const facts = new RequestLog.Facts(caller.tenant, caller.subject)
+            run(logLine(RequestLog.clientClosed, Edge.requestIdOf(headers["x-request-id"]), facts))
+          }
+        )
         return true
       }
 
@@ -77,7 +101,7 @@ export const layer = (options: Options) =>
         const { body, request } = parsed.success
         if (request.model.startsWith(ChatCompletions.agentPrefix)) return undefined
         const relay = catalog.find(request.model)?.relay
-        return relay === undefined ? undefined : { relay, body, stream: request.stream === true }
+        return relay === undefined ? undefined : { relay, body, model: request.model, stream: request.stream === true }
       }
 
       const listener = yield* Listener
@@ -93,11 +117,17 @@ export const layer = (options: Options) =>
     })
   )
 
-/** The whole body (its length was checked against the limit already). */
-const readBody = (request: IncomingMessage, then: (body: Buffer) => void): void => {
+/**
+ * The whole body (its length was checked against the limit already), or `gone` when the client
+ * went away before sending all of it.
+ */
+const readBody = (request: IncomingMessage, then: (body: Buffer) => void, gone: () => void): void => {
   const chunks: Array<Buffer> = []
   request.on("data", (chunk: Buffer) => chunks.push(chunk))
   request.once("end", () => then(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)))
+  request.once("close", () => {
+    if (!request.complete) gone()
+  })
 }
 
 /**

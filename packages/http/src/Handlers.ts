@@ -13,6 +13,7 @@ import * as ApiError from "./ApiError.ts"
 import * as CompletionsHandlers from "./CompletionsHandlers.ts"
 import * as KeysHandlers from "./KeysHandlers.ts"
 import { Readiness } from "./Readiness.ts"
+import * as RequestLog from "./RequestLog.ts"
 
 /** What a call to a session entity can fail with besides the turn's own errors. */
 type ClusterError =
@@ -107,7 +108,10 @@ const ChatHandlers = HttpApiBuilder.group(
     return handlers
       .handle("send", ({ payload }) =>
         Effect.flatMap(target(payload), ({ client, input }) =>
-          Effect.raceFirst(client.Send(input), whenStorageDown).pipe(Effect.catch(toApiError))
+          Effect.raceFirst(client.Send(input), whenStorageDown).pipe(
+            Effect.tap((result) => RequestLog.recordModel(result.model)),
+            Effect.catch(toApiError)
+          )
         )
       )
       .handle("stream", ({ payload }) =>
@@ -128,6 +132,9 @@ const ChatHandlers = HttpApiBuilder.group(
           }
           const turn = client.Stream(input).pipe(
             Stream.interruptWhen(whenStorageDown),
+            Stream.tap((turnEvent) =>
+              turnEvent._tag === "Done" ? RequestLog.recordModel(turnEvent.result.model) : Effect.void
+            ),
             Stream.flatMap((turnEvent): Stream.Stream<ChatEvent> => {
               switch (turnEvent._tag) {
                 case "Delta":

@@ -3,24 +3,27 @@
  * alike. A failure before the answer began is the envelope with its HTTP status (a rate limit
  * with `Retry-After`), as OpenAI answers a failed streamed request too; a stream that fails once
  * its first bytes went out ends with an `error` event in the envelope. Interrupting the Effect
- * (a client that went away) writes nothing.
+ * (a client that went away) writes nothing. Both answer the HTTP status they wrote, for the
+ * request's log line.
  */
 import { Cause, Effect, Stream } from "effect"
 import type { ModelCatalog } from "@polyagent/runtime"
 import type { ServerResponse } from "node:http"
 import * as ApiError from "./ApiError.ts"
+import * as RequestLog from "./RequestLog.ts"
 
 /** A non-streamed answer: the upstream's JSON. */
 export const complete = (
   response: ServerResponse,
   answer: Effect.Effect<Uint8Array, ModelCatalog.ModelError>,
   requestId: string
-): Effect.Effect<void> =>
+): Effect.Effect<number> =>
   Effect.matchCauseEffect(answer, {
     onSuccess: (bytes) =>
       Effect.sync(() => {
         response.writeHead(200, { "content-type": "application/json", "content-length": bytes.byteLength })
         response.end(bytes)
+        return 200
       }),
     onFailure: (cause) => failed(response, cause, requestId)
   })
@@ -30,7 +33,7 @@ export const stream = (
   response: ServerResponse,
   events: Stream.Stream<Uint8Array, ModelCatalog.ModelError>,
   requestId: string
-): Effect.Effect<void> => {
+): Effect.Effect<number> => {
   const start = () => {
     if (!response.headersSent) response.writeHead(200, { "content-type": "text/event-stream" })
   }
@@ -44,11 +47,15 @@ export const stream = (
         Effect.sync(() => {
           start()
           response.end()
+          return 200
         }),
       onFailure: (cause) => {
         const error = Cause.findErrorOption(cause)
         if (!response.headersSent || error._tag === "None") return failed(response, cause, requestId)
-        return Effect.sync(() => response.end(errorEvent(error.value, requestId)))
+        return Effect.sync(() => {
+          response.end(errorEvent(error.value, requestId))
+          return response.statusCode
+        })
       }
     })
   )
@@ -66,8 +73,13 @@ const waitForDrain = (response: ServerResponse) =>
   })
 
 /** A failed call's answer: the envelope of a model error, or a logged 500 for anything else. */
-const failed = (response: ServerResponse, cause: Cause.Cause<ModelCatalog.ModelError>, requestId: string) => {
-  if (Cause.hasInterruptsOnly(cause)) return Effect.void
+const failed = (
+  response: ServerResponse,
+  cause: Cause.Cause<ModelCatalog.ModelError>,
+  requestId: string
+): Effect.Effect<number> => {
+  // Nobody reads an answer now: the client went away.
+  if (Cause.hasInterruptsOnly(cause)) return Effect.succeed(RequestLog.clientClosed)
   const error = Cause.findErrorOption(cause)
   if (error._tag === "Some") {
     const { type, retryAfterSeconds } = ApiError.ofModelError(error.value)
@@ -85,12 +97,17 @@ const failed = (response: ServerResponse, cause: Cause.Cause<ModelCatalog.ModelE
   )
 }
 
-const answer = (response: ServerResponse, status: number, body: object, retryAfterSeconds?: number): void => {
+/** Writes the envelope; answers the status the client got. */
+const answer = (response: ServerResponse, status: number, body: object, retryAfterSeconds?: number): number => {
   // A stream that broke after its headers can only be cut off.
-  if (response.headersSent) return void response.destroy()
+  if (response.headersSent) {
+    response.destroy()
+    return response.statusCode
+  }
   response.writeHead(status, {
     "content-type": "application/json",
     ...(retryAfterSeconds === undefined ? {} : { "retry-after": String(retryAfterSeconds) })
   })
   response.end(JSON.stringify(body))
+  return status
 }

@@ -7,8 +7,9 @@
  *   HTTP stack with the fast lane in front. While the database is unreachable the application
  *   is built again every second, until it is; any other failure stops start-up.
  *
- * On SIGTERM the application closes first: the HTTP stack stops accepting and lets in-flight
- * requests finish, then the runner hands its shards over, then the database closes.
+ * Once the stack serves, the start-up summary is logged (`StartupSummary.ts`). On SIGTERM the
+ * application closes first: the HTTP stack stops accepting and lets in-flight requests finish,
+ * then the runner hands its shards over, then the database closes.
  */
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { Cause, Duration, Effect, Exit, Layer, Schedule, Scope } from "effect"
@@ -25,6 +26,7 @@ import * as FastLane from "./FastLane.ts"
 import * as Handlers from "./Handlers.ts"
 import { Listener } from "./Listener.ts"
 import { Readiness } from "./Readiness.ts"
+import * as StartupSummary from "./StartupSummary.ts"
 
 /** Options for tests and embedders. */
 export interface Options {
@@ -87,12 +89,13 @@ const application = (config: AppConfig.AppConfigValue, options: Options) => {
   )
   // The stack attaches last: until then the listener answers 503.
   const http = Layer.mergeAll(
-    HttpRouter.serve(routes, { disableLogger: true }),
+    HttpRouter.serve(routes, { disableLogger: true, disableListenLog: true }),
     FastLane.layer({ bodyLimit: config.server.bodyLimit })
   ).pipe(Layer.provide([Authentication.layerKeyCache, Readiness.layer]))
+  const summary = StartupSummary.layer(config).pipe(Layer.provideMerge(http))
   // Turns a crash interrupted between their tool calls and their answer finish in the background.
   const recovery = Layer.effectDiscard(Effect.forkScoped(SessionActor.resumeUnfinished))
-  return Layer.mergeAll(http, recovery).pipe(
+  return Layer.mergeAll(summary, recovery).pipe(
     Layer.provide(bootstrap),
     Layer.provide(sessions),
     Layer.provideMerge(Layer.mergeAll(db, storage, models, cluster, tools, settings))

@@ -1,13 +1,13 @@
 /**
  * The fast lane in front of the HTTP stack: which requests it serves (a verified key, a valid
  * body, a model with a relay) and that every other request reaches the stack with its body
- * intact; how it answers relayed answers, failures and streams; and that a client going away
- * interrupts the relay.
+ * intact; how it answers relayed answers, failures and streams; that a client going away
+ * interrupts the relay; and that it logs the requests it serves, as the stack would.
  */
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { LocalModel } from "@polyagent/providers"
 import { ModelCatalog } from "@polyagent/runtime"
-import { Context, Deferred, Effect, Exit, Layer, Scope, Stream } from "effect"
+import { Array as Arr, Context, Deferred, Effect, Exit, Layer, Logger, References, Scope, Stream } from "effect"
 import type { Server } from "node:http"
 import type { AddressInfo } from "node:net"
 import * as Authentication from "../src/Authentication.ts"
@@ -65,6 +65,23 @@ const keys = Layer.succeed(
   })
 )
 
+/** The log lines written by the lane: the message, then the annotations. */
+const logged: Array<Readonly<Record<string, unknown>>> = []
+const capture = Logger.make(({ message, fiber }) => {
+  logged.push({ message: Arr.ensure(message)[0], ...fiber.getRef(References.CurrentLogAnnotations) })
+})
+const linesOf = (requestId: string) =>
+  logged.filter((line) => line["message"] === "request" && line["request_id"] === requestId)
+
+/** The lines of `requestId` once there are any (the lane logs once the answer is written). */
+const waitForLines = async (requestId: string) => {
+  const deadline = Date.now() + 2_000
+  while (linesOf(requestId).length === 0 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+  return linesOf(requestId)
+}
+
 const ask = (content: string, extra: object = {}) =>
   JSON.stringify({ model: "relayed", messages: [{ role: "user", content }], ...extra })
 
@@ -79,7 +96,10 @@ describe("FastLane", () => {
   beforeAll(async () => {
     const context = await Effect.runPromise(
       Layer.buildWithScope(
-        FastLane.layer({ bodyLimit: 1000 }).pipe(Layer.provideMerge(Listener.layer), Layer.provide([catalog, keys])),
+        FastLane.layer({ bodyLimit: 1000 }).pipe(
+          Layer.provideMerge(Listener.layer),
+          Layer.provide([catalog, keys, Logger.layer([capture])])
+        ),
         scope
       )
     )
@@ -163,13 +183,70 @@ describe("FastLane", () => {
     assert.include(text, '"type":"rate_limited"')
   })
 
-  it("interrupts the relay when the client goes away", async () => {
+  it("logs each request it serves once, with its caller and model, and none it hands over", async () => {
+    assert.strictEqual((await post(ask("hi"), { "x-request-id": "lane-ok" })).status, 200)
+    assert.strictEqual((await post(ask("limit me", { stream: true }), { "x-request-id": "lane-429" })).status, 429)
+    const handedOver = await post(ask("hi"), { "x-request-id": "lane-stack", authorization: "Bearer pa_unverified" })
+    assert.strictEqual(await handedOver.text(), "stack")
+    for (const [id, status] of [
+      ["lane-ok", 200],
+      ["lane-429", 429]
+    ] as const) {
+      const lines = await waitForLines(id)
+      assert.lengthOf(lines, 1, id)
+      const { duration_ms, ...line } = lines[0] ?? {}
+      assert.deepStrictEqual(line, {
+        message: "request",
+        method: "POST",
+        route: "/v1/chat/completions",
+        status,
+        request_id: id,
+        tenant: "t",
+        key_id: "key_1",
+        model: "relayed"
+      })
+      assert.isAtLeast(Number(duration_ms), 0)
+    }
+    assert.lengthOf(linesOf("lane-stack"), 0)
+  })
+
+  it("logs a client that goes away before its whole body arrived as 499", async () => {
+    const { connect } = await import("node:net")
+    const socket = connect(Number(new URL(url).port), "127.0.0.1")
+    await new Promise((resolve) => socket.once("connect", resolve))
+    socket.write(
+      [
+        "POST /v1/chat/completions HTTP/1.1",
+        "host: 127.0.0.1",
+        "content-type: application/json",
+        `authorization: Bearer ${verifiedKey}`,
+        "x-request-id: lane-cut",
+        "content-length: 50",
+        "",
+        '{"model":"rel'
+      ].join("\r\n")
+    )
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    socket.destroy()
+    const lines = await waitForLines("lane-cut")
+    assert.deepStrictEqual(
+      lines.map((line) => [line["status"], line["tenant"], line["key_id"]]),
+      [[499, "t", "key_1"]]
+    )
+  })
+
+  it("interrupts the relay when the client goes away, and logs it as 499", async () => {
     const controller = new AbortController()
-    const pending = post(ask("hang on"), {}, controller.signal).catch(() => undefined)
+    const pending = post(ask("hang on"), { "x-request-id": "lane-gone" }, controller.signal).catch(() => undefined)
     await new Promise((resolve) => setTimeout(resolve, 100))
     controller.abort()
     await pending
     const done = await Effect.runPromise(Deferred.await(interrupted).pipe(Effect.timeout("1 second"), Effect.option))
     assert.strictEqual(done._tag, "Some", "the relay was not interrupted within 1 s")
+    const lines = await waitForLines("lane-gone")
+    assert.deepStrictEqual(
+      lines.map((line) => line["status"]),
+      [499]
+    )
   })
 })

@@ -1,10 +1,11 @@
 /**
- * What every model provider offers the composition: a `LanguageModel` for each of its model
- * ids (effect/ai's interface, which is all the runtime ever sees) and a cheap health probe
- * for the router. A provider is built from its key, optional base URL and request timeout.
+ * What every model provider offers the composition: the calls of each of its model ids, from which
+ * effect/ai's `LanguageModel` is built (that interface is all the runtime ever sees), and a cheap
+ * health probe for the router. A provider is built from its key, optional base URL and request
+ * timeout.
  */
 import type { Duration, Effect, Redacted } from "effect"
-import type { AiError, LanguageModel } from "effect/ai"
+import { type AiError, LanguageModel } from "effect/ai"
 import type { ModelCatalog } from "@polyagent/runtime"
 
 /** How a provider is reached. */
@@ -28,8 +29,12 @@ export interface Probe {
 export interface Provider {
   /** `openai`, `anthropic`, `openrouter`, `glm`, `openai-compatible`. */
   readonly name: string
-  /** The model `modelId` of this provider (the id the provider's API knows). */
-  readonly languageModel: (modelId: string) => Effect.Effect<LanguageModel.LanguageModel>
+  /**
+   * The calls of the model `modelId` of this provider (the id the provider's API knows): what
+   * `LanguageModel.make` takes. The catalogue builds the `LanguageModel` from them, so that every
+   * upstream call of every provider can be observed in one place (`ProviderCatalog.ts`).
+   */
+  readonly calls: (modelId: string) => Calls
   /**
    * The Chat Completions pass-through for the model `modelId`, for providers that speak OpenAI's
    * wire format (see `ModelCatalog.Relay`); absent for the others.
@@ -38,3 +43,10 @@ export interface Provider {
   /** A cheap authenticated request (listing models), never a paid completion. */
   readonly probe: Effect.Effect<Probe>
 }
+
+/** A model's calls: `generateText` and `streamText` against the upstream, as `LanguageModel.make` takes them. */
+export type Calls = Parameters<typeof LanguageModel.make>[0]
+
+/** effect/ai's `LanguageModel` of the model `modelId` of `provider`, as it is, without the catalogue's log. */
+export const languageModel = (provider: Provider, modelId: string): Effect.Effect<LanguageModel.LanguageModel> =>
+  LanguageModel.make(provider.calls(modelId))

@@ -4,11 +4,12 @@
  * — OpenAI, Anthropic, OpenRouter and GLM when their key is set, `openai-compatible` models
  * by their `base_url`. Each becomes a `ModelCatalog.Model` the runtime can call, with the
  * Chat Completions relay of its provider when it has one; nothing else of the providers is
- * visible past this module. The providers' connections live as long as the layer.
+ * visible past this module. Every failed upstream call of every model, by either way, is logged
+ * here once (`UpstreamLog.ts`). The providers' connections live as long as the layer.
  */
 import { Duration, Effect, Layer, Option, Ref, Schedule, Schema, type Scope, Stream } from "effect"
 import { AppConfig, ModelCatalog, Usage } from "@polyagent/runtime"
-import type { AiError } from "effect/ai"
+import { type AiError, LanguageModel } from "effect/ai"
 import { readFile } from "node:fs/promises"
 import { fileURLToPath } from "node:url"
 import { parse } from "yaml"
@@ -19,6 +20,7 @@ import * as OpenAiCompatibleProvider from "./openai-compatible/OpenAiCompatibleP
 import * as OpenAiProvider from "./openai/OpenAiProvider.ts"
 import * as OpenRouterProvider from "./openrouter/OpenRouterProvider.ts"
 import type * as Provider from "./Provider.ts"
+import * as UpstreamLog from "./UpstreamLog.ts"
 
 /** A catalogue entry, as `models.catalog` and `config/models.yaml` write it. */
 export type Entry = typeof AppConfig.ModelEntry.Type
@@ -136,8 +138,8 @@ export const layer = (
         const relay = provider.value.relay
         models.push({
           info,
-          languageModel: yield* provider.value.languageModel(modelId),
-          relay: relay === undefined ? undefined : relayOf(info, relay(modelId))
+          languageModel: yield* LanguageModel.make(UpstreamLog.observeCalls(info, provider.value.calls(modelId))),
+          relay: relay === undefined ? undefined : relayOf(info, UpstreamLog.observeRelay(info, relay(modelId)))
         })
         providerOfModel.set(id, provider.value)
       }

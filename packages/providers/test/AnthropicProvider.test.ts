@@ -14,6 +14,7 @@ import * as Config from "../src/anthropic/Config.ts"
 import * as MapError from "../src/anthropic/map-error.ts"
 import * as Wire from "../testing/anthropic-wire.ts"
 import * as FakeUpstream from "../testing/FakeUpstream.ts"
+import * as Provider from "../src/Provider.ts"
 
 const apiKey = "sk-ant-api03-TEST-SECRET-do-not-leak"
 const modelId = "claude-sonnet-5-5"
@@ -32,7 +33,7 @@ const makeProvider = (options?: { readonly timeout?: Duration.Input; readonly ba
   })
 
 const makeModel = (options?: { readonly timeout?: Duration.Input }) =>
-  Effect.flatMap(makeProvider(options), (provider) => provider.languageModel(modelId))
+  Effect.flatMap(makeProvider(options), (provider) => Provider.languageModel(provider, modelId))
 
 // The body and headers of the request the fake received at `index`.
 const upstream = (index: number) => {
@@ -331,7 +332,7 @@ describe("AnthropicProvider", () => {
     it.live("fails with a network error when nothing listens at the base URL", () =>
       Effect.gen(function* () {
         const provider = yield* makeProvider({ baseUrl: "http://127.0.0.1:9" })
-        const model = yield* provider.languageModel(modelId)
+        const model = yield* Provider.languageModel(provider, modelId)
         const error = yield* Effect.flip(model.generateText({ prompt: "hi" }))
         assert.strictEqual(error.reason._tag, "NetworkError")
         assert.isTrue(error.isRetryable)

@@ -8,6 +8,7 @@ import { Duration, Effect, Predicate, Redacted } from "effect"
 import * as GlmProvider from "../src/glm/GlmProvider.ts"
 import { fake, streamAll, textOf, toolkit } from "./support/openai-harness.ts"
 import { answerText, routes, Scenario } from "../testing/openai-wire.ts"
+import * as Provider from "../src/Provider.ts"
 
 const apiKey = "7f3e2d1c0b9a8f7e6d5c4b3a2f1e0d9c.AbCdEfGhIjKlMnOp"
 
@@ -18,7 +19,7 @@ const setup = Effect.gen(function* () {
     baseUrl: `${upstream.url}/api/paas/v4`,
     timeout: Duration.seconds(5)
   })
-  const model = yield* provider.languageModel("glm-4.6")
+  const model = yield* Provider.languageModel(provider, "glm-4.6")
   return { upstream, provider, model }
 })
 

@@ -7,6 +7,7 @@ import { Duration, Effect, Redacted } from "effect"
 import * as OpenAiCompatibleProvider from "../src/openai-compatible/OpenAiCompatibleProvider.ts"
 import { fake, streamAll, textOf } from "./support/openai-harness.ts"
 import { answerText, routes, Scenario } from "../testing/openai-wire.ts"
+import * as Provider from "../src/Provider.ts"
 
 describe("OpenAiCompatibleProvider", () => {
   it.live("talks to a keyless server under the configured name, without an Authorization header", () =>
@@ -18,7 +19,7 @@ describe("OpenAiCompatibleProvider", () => {
         timeout: Duration.seconds(5)
       })
       assert.strictEqual(provider.name, "ollama")
-      const model = yield* provider.languageModel("llama3.2")
+      const model = yield* Provider.languageModel(provider, "llama3.2")
       const response = yield* model.generateText({ prompt: "hi" })
       assert.strictEqual(response.text, answerText)
       const { parts } = yield* streamAll(model.streamText({ prompt: "hi" }))
@@ -42,7 +43,7 @@ describe("OpenAiCompatibleProvider", () => {
         timeout: Duration.seconds(5),
         headers: { "X-Gateway": "lab" }
       })
-      const model = yield* provider.languageModel("Qwen/Qwen2.5-7B-Instruct")
+      const model = yield* Provider.languageModel(provider, "Qwen/Qwen2.5-7B-Instruct")
       const response = yield* model.generateText({ prompt: "hi" })
       assert.strictEqual(response.text, answerText)
       assert.strictEqual(upstream.received[0]?.headers.authorization, "Bearer vllm-secret-token")

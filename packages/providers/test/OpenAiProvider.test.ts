@@ -20,13 +20,14 @@ import {
   toolkit
 } from "./support/openai-harness.ts"
 import { answerText, routes, Scenario, timeArguments, weatherArguments } from "../testing/openai-wire.ts"
+import * as Provider from "../src/Provider.ts"
 
 // A model on a fresh fake; the fake is closed with the test's scope.
 const setup = (timeout?: Duration.Input) =>
   Effect.gen(function* () {
     const upstream = yield* fake(routes("/v1", { apiKey }))
     const provider = yield* openAi(upstream.url, timeout)
-    const model = yield* provider.languageModel("gpt-4o")
+    const model = yield* Provider.languageModel(provider, "gpt-4o")
     return { upstream, provider, model }
   })
 
@@ -267,7 +268,7 @@ describe("OpenAiProvider", () => {
       Effect.gen(function* () {
         const upstream = yield* fake(routes("/v1", { apiKey: "sk-the-right-one-0000000000" }))
         const provider = yield* openAi(upstream.url)
-        const model = yield* provider.languageModel("gpt-4o")
+        const model = yield* Provider.languageModel(provider, "gpt-4o")
         const error = yield* Effect.flip(model.generateText({ prompt: "hi" }))
         assert.strictEqual(error.reason._tag, "AuthenticationError")
         assertNoSecrets(error)
@@ -391,7 +392,7 @@ describe("OpenAiProvider", () => {
     it.live("fails with a network error when nothing listens at the base URL", () =>
       Effect.gen(function* () {
         const provider = yield* openAi("http://127.0.0.1:9")
-        const model = yield* provider.languageModel("gpt-4o")
+        const model = yield* Provider.languageModel(provider, "gpt-4o")
         const error = yield* Effect.flip(model.generateText({ prompt: "hi" }))
         assert.strictEqual(error.reason._tag, "NetworkError")
         assert.isTrue(error.isRetryable)

@@ -8,6 +8,7 @@ import { Duration, Effect, Predicate, Redacted } from "effect"
 import * as OpenRouterProvider from "../src/openrouter/OpenRouterProvider.ts"
 import { fake, streamAll, textOf } from "./support/openai-harness.ts"
 import { answerText, routes, Scenario } from "../testing/openai-wire.ts"
+import * as Provider from "../src/Provider.ts"
 
 const apiKey = "sk-or-v1-4d1c0a3f9e8b7c6d5e4f3a2b1c0d9e8f"
 
@@ -17,7 +18,7 @@ const setup = Effect.gen(function* () {
     { apiKey: Redacted.make(apiKey), baseUrl: `${upstream.url}/api/v1`, timeout: Duration.seconds(5) },
     { referer: "https://polyagent.example", title: "PolyAgent Test" }
   )
-  const model = yield* provider.languageModel("meta-llama/llama-3.3-70b-instruct")
+  const model = yield* Provider.languageModel(provider, "meta-llama/llama-3.3-70b-instruct")
   return { upstream, provider, model }
 })
 

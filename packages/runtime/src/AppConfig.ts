@@ -92,6 +92,9 @@ export const ModelEntry = Schema.Struct({
   timeout: Schema.optionalKey(DurationSetting)
 }).pipe(Schema.encodeKeys({ costPer1kTokens: "cost_per_1k_tokens", priceDate: "price_date", baseUrl: "base_url" }))
 
+/** How much the server logs: `debug` adds Effect's cluster internals, `warn` keeps only failures. */
+export const LogLevel = Schema.Literals(["debug", "info", "warn", "error"])
+
 const ProviderSettings = Schema.Struct({
   apiKey: Secret(NonEmpty),
   baseUrl: Schema.OptionFromNullOr(HttpUrl)
@@ -166,7 +169,8 @@ export const AppConfigSchema = Schema.Struct({
     anthropic: ProviderSettings,
     openrouter: ProviderSettings,
     glm: ProviderSettings
-  })
+  }),
+  log: Schema.Struct({ level: LogLevel, format: Schema.Literals(["text", "json"]) })
 }).pipe(Schema.encodeKeys({ redisUrl: "redis_url", rateLimit: "rate_limit" }))
 
 /** The loaded configuration, as services read it. */
@@ -198,7 +202,8 @@ export const defaults: AppConfigInput = {
     anthropic: { api_key: null, base_url: null },
     openrouter: { api_key: null, base_url: null },
     glm: { api_key: null, base_url: null }
-  }
+  },
+  log: { level: "info", format: "text" }
 }
 
 /** Configuration could not be loaded; `message` names the key path and the source, never a secret. */
@@ -223,6 +228,8 @@ export const envSettings: ReadonlyArray<EnvSetting> = [
   { name: "REDIS_URL", path: ["redis_url"], secret: true },
   { name: "POLYAGENT_ADMIN_KEY", path: ["security", "admin_key"], secret: true },
   { name: "JWT_SECRET", path: ["security", "jwt_secret"], secret: true },
+  { name: "LOG_LEVEL", path: ["log", "level"] },
+  { name: "LOG_FORMAT", path: ["log", "format"] },
   ...["openai", "anthropic", "openrouter", "glm"].flatMap((provider) => [
     { name: `${provider.toUpperCase()}_API_KEY`, path: ["providers", provider, "api_key"], secret: true },
     { name: `${provider.toUpperCase()}_BASE_URL`, path: ["providers", provider, "base_url"] }

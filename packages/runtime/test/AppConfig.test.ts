@@ -145,6 +145,26 @@ describe("AppConfig", () => {
     }).pipe(Effect.scoped)
   )
 
+  it.effect("log level and format: info and text by default, from YAML, LOG_LEVEL and LOG_FORMAT; others named", () =>
+    Effect.gen(function* () {
+      assert.deepStrictEqual((yield* loadIn(undefined)).log, { level: "info", format: "text" })
+      assert.deepStrictEqual((yield* loadIn("log:\n  level: debug\n  format: json\n")).log, {
+        level: "debug",
+        format: "json"
+      })
+      const fromEnv = yield* loadIn("log:\n  level: debug\n", { LOG_LEVEL: "warn", LOG_FORMAT: "json" })
+      assert.deepStrictEqual(fromEnv.log, { level: "warn", format: "json" })
+      assert.strictEqual(
+        yield* failureOf(undefined, { LOG_FORMAT: "xml" }),
+        'log.format: expected "text" | "json", got "xml" (from LOG_FORMAT)'
+      )
+      assert.strictEqual(
+        yield* failureOf("log:\n  level: verbose\n"),
+        'log.level: expected "debug" | "info" | "warn" | "error", got "verbose" (in config/polyagent.yaml)'
+      )
+    }).pipe(Effect.scoped)
+  )
+
   it.effect("invalid values name their YAML key path", () =>
     Effect.gen(function* () {
       assert.strictEqual(

@@ -11,7 +11,7 @@ import type { MessageCreateParamsBase } from "@anthropic-ai/sdk/resources/messag
 import { CallOptions, RequestId } from "@polyagent/runtime"
 import { Clock, DateTime, Effect, type JsonSchema, Redacted, Result, type Schema, Stream } from "effect"
 import { AiError, AnthropicStructuredOutput, LanguageModel, type Response } from "effect/ai"
-import type { Probe, Provider, Settings } from "../Provider.ts"
+import type { Calls, Probe, Provider, Settings } from "../Provider.ts"
 import * as Config from "./Config.ts"
 import { convertMessages } from "./convert-messages.ts"
 import { convertResponse } from "./convert-response.ts"
@@ -21,7 +21,7 @@ import * as AnthropicStream from "./stream.ts"
 
 /**
  * The Anthropic provider for `settings`. Building it makes no request; `probe` is the cheap health
- * check (`GET /v1/models?limit=1`), and `languageModel(id)` a model for any id the API knows.
+ * check (`GET /v1/models?limit=1`), and `calls(id)` those of a model for any id the API knows.
  *
  * Gotchas: under the pinned API version (`Config.apiVersion`) the Messages API takes no
  * `temperature` or `top_p`, so those `CallOptions` are not sent; a streamed answer is bounded by
@@ -44,7 +44,7 @@ export const make = (settings: Settings): Effect.Effect<Provider> =>
     const context: CallContext = { client, settings, messages: { method: "POST", url: `${baseUrl}/v1/messages` } }
     return {
       name: Config.providerName,
-      languageModel: (modelId) => languageModel(context, modelId),
+      calls: (modelId) => calls(context, modelId),
       probe: probe(client, settings)
     }
   })
@@ -58,12 +58,11 @@ interface CallContext {
   readonly messages: RequestInfo
 }
 
-const languageModel = (context: CallContext, modelId: string): Effect.Effect<LanguageModel.LanguageModel> =>
-  LanguageModel.make({
-    codecTransformer: AnthropicStructuredOutput.toCodecAnthropic,
-    generateText: (options) => generateText(context, modelId, options),
-    streamText: (options) => streamText(context, modelId, options)
-  })
+const calls = (context: CallContext, modelId: string): Calls => ({
+  codecTransformer: AnthropicStructuredOutput.toCodecAnthropic,
+  generateText: (options) => generateText(context, modelId, options),
+  streamText: (options) => streamText(context, modelId, options)
+})
 
 const generateText = Effect.fn("AnthropicProvider.generateText")(function* (
   context: CallContext,

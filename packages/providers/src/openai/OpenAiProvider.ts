@@ -41,8 +41,8 @@ export interface Options {
 }
 
 /**
- * A provider of the OpenAI family; without `options`, OpenAI itself. `languageModel(id)` is
- * effect/ai's `LanguageModel` for the model `id`; `probe` lists the models (`GET /models`, or the
+ * A provider of the OpenAI family; without `options`, OpenAI itself. `calls(id)` are the calls
+ * of effect/ai's `LanguageModel` for the model `id`; `probe` lists the models (`GET /models`, or the
  * `probePath` quirk) and never fails.
  *
  * `relay(id)` is the pass-through of the model `id` (see `relay.ts`).
@@ -82,12 +82,11 @@ export const make = (settings: ClientSettings, options?: Options): Effect.Effect
     const relay = yield* Relay.make({ config, baseUrl, apiKey: key, timeoutMs })
     return {
       name: config.name,
-      languageModel: (modelId) =>
-        LanguageModel.make({
-          generateText: (request) => generateText(upstream, modelId, request),
-          streamText: (request) => streamText(upstream, modelId, request),
-          codecTransformer: codecTransformer(config.quirks)
-        }),
+      calls: (modelId) => ({
+        generateText: (request) => generateText(upstream, modelId, request),
+        streamText: (request) => streamText(upstream, modelId, request),
+        codecTransformer: codecTransformer(config.quirks)
+      }),
       relay,
       probe: probe(upstream)
     }
@@ -233,7 +232,7 @@ const failWith = (
   Effect.flatMap(Clock.currentTimeMillis, (now) => {
     const aiError = mapError(error, context(upstream, method, now), phase)
     // The upstream's own words stay in the server log, without the key.
-    return Effect.logDebug("upstream call failed").pipe(
+    return Effect.logDebug("upstream error text").pipe(
       Effect.annotateLogs({
         provider: upstream.config.name,
         method,

@@ -313,7 +313,7 @@ const failWith = (
   Effect.flatMap(Clock.currentTimeMillis, (now) => {
     const error = toAiError(failed, { ...context, now })
     const upstream = failed.error instanceof Error ? failed.error.message : String(failed.error)
-    return Effect.logDebug("upstream call failed").pipe(
+    return Effect.logDebug("upstream error text").pipe(
       Effect.annotateLogs({
         provider: context.provider,
         method: context.method,

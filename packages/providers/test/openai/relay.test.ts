@@ -11,12 +11,12 @@ import type { AiError } from "effect/ai"
 import * as GlmProvider from "../../src/glm/GlmProvider.ts"
 import * as OpenAiCompatibleProvider from "../../src/openai-compatible/OpenAiCompatibleProvider.ts"
 import * as OpenRouterProvider from "../../src/openrouter/OpenRouterProvider.ts"
-import type { Provider } from "../../src/Provider.ts"
+import * as Provider from "../../src/Provider.ts"
 import type * as FakeUpstream from "../../testing/FakeUpstream.ts"
 import { answerText, routes, Scenario } from "../../testing/openai-wire.ts"
 import { apiKey, fake, field, header, httpFaults, openAi } from "../support/openai-harness.ts"
 
-const relayOf = (provider: Provider, modelId: string): ModelCatalog.Relay<AiError.AiError> =>
+const relayOf = (provider: Provider.Provider, modelId: string): ModelCatalog.Relay<AiError.AiError> =>
   provider.relay?.(modelId) ?? assert.fail(`${provider.name} has no relay`)
 
 // The relay of `gpt-4o` on a fresh fake OpenAI; both end with the test's scope.
@@ -272,7 +272,7 @@ describe("relay", () => {
           const completed = yield* Effect.flip(relay.complete(ask(`hi ${scenario}`), ""))
           const { chunks, failure: streamed } = yield* collect(relay.stream(ask(`hi ${scenario}`), ""))
           assert.strictEqual(chunks.length, 0)
-          const model = yield* provider.languageModel("gpt-4o")
+          const model = yield* Provider.languageModel(provider, "gpt-4o")
           const sdk = yield* Effect.flip(model.generateText({ prompt: `hi ${scenario}` }))
           // One request each: the relay does not retry (the router does).
           assert.strictEqual(upstream.received.length, 3)

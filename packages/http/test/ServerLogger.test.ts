@@ -1,0 +1,123 @@
+/**
+ * ServerLogger: the two formats keep every event on one line whatever its values hold, put the
+ * annotations where an operator's tools look for them, and the level filters.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Cause, Effect, Layer, Redacted } from "effect"
+import { TestConsole } from "effect/testing"
+import * as ServerLogger from "../src/ServerLogger.ts"
+
+/** What `program` logs to stdout under the logger of `settings`. */
+const logged = (settings: ServerLogger.Settings, program: Effect.Effect<void>) =>
+  Effect.gen(function* () {
+    const before = (yield* TestConsole.logLines).length
+    yield* program
+    return (yield* TestConsole.logLines).slice(before).map(String)
+  }).pipe(Effect.provide(Layer.merge(ServerLogger.layer(settings), TestConsole.layer)))
+
+const event = Effect.logInfo("request").pipe(
+  Effect.annotateLogs({ method: "POST", route: "/v1/sessions/:id", status: 200, duration_ms: 1.25, request_id: "r-1" })
+)
+
+const levels = (lines: ReadonlyArray<string>) => lines.map((line) => JSON.parse(line).level)
+
+describe("ServerLogger", () => {
+  it.effect("text: time, level, message, then key=value", () =>
+    Effect.gen(function* () {
+      const [line] = yield* logged({ level: "info", format: "text" }, event)
+      assert.match(
+        line ?? "",
+        /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z INFO request method=POST route=\/v1\/sessions\/:id status=200 duration_ms=1.25 request_id=r-1$/
+      )
+    })
+  )
+
+  it.effect("text: a value with spaces, quotes, = or a line break is quoted, so the line never breaks", () =>
+    Effect.gen(function* () {
+      const lines = yield* logged(
+        { level: "info", format: "text" },
+        Effect.logWarning("two\nlines").pipe(
+          Effect.annotateLogs({
+            path: "/a b",
+            note: 'say "hi"',
+            pair: "a=b",
+            multi: "x\ny",
+            list: ["a", "b"],
+            none: []
+          })
+        )
+      )
+      assert.lengthOf(lines, 1)
+      const line = lines[0] ?? ""
+      assert.notInclude(line, "\n")
+      assert.include(line, ' WARN "two\\nlines" ')
+      assert.include(line, 'path="/a b" note="say \\"hi\\"" pair="a=b" multi="x\\ny" list=a,b none=[]')
+    })
+  )
+
+  it.effect("a failure's cause is one field on the same line, in both formats", () =>
+    Effect.gen(function* () {
+      const failing = Effect.logError("request failed", Cause.fail(new Error("boom")))
+      const [text] = yield* logged({ level: "info", format: "text" }, failing)
+      assert.match(text ?? "", / ERROR request failed cause="Error: boom\\n {4}at /)
+      const [json] = yield* logged({ level: "info", format: "json" }, failing)
+      const entry = JSON.parse(json ?? "")
+      assert.match(entry.cause, /^Error: boom\n/)
+    })
+  )
+
+  it.effect("json: one object per line, annotations as top-level fields", () =>
+    Effect.gen(function* () {
+      const [line] = yield* logged({ level: "info", format: "json" }, event)
+      const entry = JSON.parse(line ?? "")
+      assert.deepStrictEqual(Object.keys(entry), [
+        "timestamp",
+        "level",
+        "message",
+        "method",
+        "route",
+        "status",
+        "duration_ms",
+        "request_id"
+      ])
+      assert.strictEqual(entry.level, "info")
+      assert.strictEqual(entry.message, "request")
+      assert.strictEqual(entry.status, 200)
+      assert.strictEqual(entry.duration_ms, 1.25)
+    })
+  )
+
+  it.effect(
+    "json: an annotation never replaces timestamp, level or message; odd values survive, secrets stay hidden",
+    () =>
+      Effect.gen(function* () {
+        const [line] = yield* logged(
+          { level: "info", format: "json" },
+          Effect.logInfo("hello", { part: 2 }).pipe(
+            Effect.annotateLogs({ level: "fake", message: "fake", big: 10n, secret: Redacted.make("hunter2") })
+          )
+        )
+        const entry = JSON.parse(line ?? "")
+        assert.strictEqual(entry.level, "info")
+        assert.strictEqual(entry.message, 'hello {"part":2}')
+        assert.strictEqual(entry.big, "10n")
+        assert.notInclude(line ?? "", "hunter2")
+      })
+  )
+
+  it.effect("the level filters", () =>
+    Effect.gen(function* () {
+      const all = Effect.all([Effect.logDebug("d"), Effect.logInfo("i"), Effect.logWarning("w"), Effect.logError("e")])
+      assert.deepStrictEqual(levels(yield* logged({ level: "warn", format: "json" }, Effect.asVoid(all))), [
+        "warn",
+        "error"
+      ])
+      assert.deepStrictEqual(levels(yield* logged({ level: "debug", format: "json" }, Effect.asVoid(all))), [
+        "debug",
+        "info",
+        "warn",
+        "error"
+      ])
+    })
+  )
+})
