@@ -276,14 +276,14 @@ export class Gateway {
     throw new Error(`server not healthy within 20 s:\n${running.output.stderr}`)
   }
 
-  /** SIGTERM, then the exit (SIGKILL after 10 s). Answers how it ended; a no-op when stopped. */
-  async stop(): Promise<Exited | undefined> {
+  /** SIGTERM, then the exit (SIGKILL after `graceMs`). Answers how it ended; a no-op when stopped. */
+  async stop(graceMs = 10_000): Promise<Exited | undefined> {
     const running = this.running
     if (running === undefined) return undefined
     this.running = undefined
     if (running.child.exitCode !== null || running.child.signalCode !== null) return running.exited
     running.child.kill("SIGTERM")
-    const timer = setTimeout(() => running.child.kill("SIGKILL"), 10_000)
+    const timer = setTimeout(() => running.child.kill("SIGKILL"), graceMs)
     try {
       return await running.exited
     } finally {

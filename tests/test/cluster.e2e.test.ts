@@ -56,6 +56,9 @@ describe("a cluster of three processes on one PostgreSQL", () => {
     await rm(configDir, { recursive: true, force: true })
   })
 
+  /** Why turns were answered 503, for the failure message. */
+  const reasons = new Map<string, number>()
+
   const anyNode = () => up[Math.floor(Math.random() * up.length)] as Gateway
 
   /**
@@ -80,13 +83,14 @@ describe("a cluster of three processes on one PostgreSQL", () => {
         }
         assert.strictEqual(answer.status, 503, `turn "${message}" on ${node.url}: ${answer.text}`)
         unavailable += 1
+        const reason = `${node === leaving ? "leaving" : "other"}: ${answer.text.replace(/"request_id":"[^"]*"/, "")}`
+        reasons.set(reason, (reasons.get(reason) ?? 0) + 1)
       } catch (error) {
         // A connection the server never took, as a balancer would see it: the process is gone
         // (killed while the request was on its socket, or no longer listening), or it is
         // stopping and reset an idle keep-alive connection before reading the request.
         const code = codeOf(error)
-        const notTaken =
-          code === "ECONNREFUSED" || !up.includes(node) || (node === leaving && code === "ECONNRESET")
+        const notTaken = code === "ECONNREFUSED" || !up.includes(node) || (node === leaving && code === "ECONNRESET")
         if (!notTaken) throw error
       }
       await sleep(50)
@@ -179,17 +183,19 @@ describe("a cluster of three processes on one PostgreSQL", () => {
   }, 90_000)
 
   it("fails no request when a process is stopped with SIGTERM under traffic", async () => {
+    reasons.clear()
     const running = traffic("term")
     await sleep(2_000)
     const stopping = nodes[1] as Gateway
     leaving = stopping
     const exited = await stopping.stop()
     up = up.filter((node) => node !== stopping)
-    assert.strictEqual(exited?.code, 0, exited?.stderr)
+    const lines = (exited?.stdout ?? "").split("\n").filter((line) => !line.includes(" request "))
+    assert.strictEqual(exited?.code, 0, `${exited?.stderr}\n${lines.slice(-40).join("\n")}`)
     await sleep(3_000)
     const outcomes = await running.stop()
     const failed = outcomes.filter((outcome) => outcome.unavailable > 0)
-    assert.strictEqual(failed.length, 0, `${failed.length} turns were answered 503 first`)
+    assert.strictEqual(failed.length, 0, `${failed.length} turns were answered 503 first: ${[...reasons].join("; ")}`)
     leaving = undefined
     await stopping.relaunch()
     up = [...nodes]

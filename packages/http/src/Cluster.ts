@@ -35,7 +35,8 @@ import {
 import { RpcClient, RpcSerialization } from "effect/rpc"
 import { Socket } from "effect/socket/Socket"
 import { SocketServer } from "effect/socket/SocketServer"
-import type { AppConfig } from "@polyagent/runtime"
+import { type AppConfig, Database } from "@polyagent/runtime"
+import { SqlClient } from "effect/sql"
 
 /** How long a runner that stops refreshing its heartbeat and shard locks keeps them. */
 export const lockExpiration = Duration.seconds(5)
@@ -46,6 +47,9 @@ const shardingSettings = (config: AppConfig.AppConfigValue): Partial<ShardingCon
   maxResidentEntities: config.sessions.maxResident,
   // A stopping runner lets its sessions finish the turns they are running for this long.
   entityTerminationTimeout: config.server.shutdownGrace,
+  // Fewer, larger shards than effect's 300: a stopping runner releases its shards one statement
+  // each, and a burst of hundreds delays the heartbeat that keeps its other locks alive.
+  shardsPerGroup: 64,
   shardLockExpiration: lockExpiration,
   shardLockRefreshInterval: Duration.millis(1500),
   shardLockDisableAdvisory: true,
@@ -56,6 +60,14 @@ const shardingSettings = (config: AppConfig.AppConfigValue): Partial<ShardingCon
 })
 
 /**
+ * Runners, heartbeats and shard locks, on the database's control connections: behind the
+ * requests' queries, a lock refreshed late would be lost and its sessions stopped mid-turn.
+ */
+const runnerStorage = SqlRunnerStorage.layerStorage({}).pipe(
+  Layer.provide(Layer.effect(SqlClient.SqlClient, Effect.service(Database.ControlClient)))
+)
+
+/**
  * The embedded runner: all shards in this process, runner and message storage in the
  * embedded database.
  */
@@ -63,7 +75,7 @@ const layerSingle = (config: AppConfig.AppConfigValue) =>
   Sharding.layer.pipe(
     Layer.provideMerge(Runners.layerNoop),
     Layer.provideMerge(SqlMessageStorage.layerStorage({})),
-    Layer.provide([SqlRunnerStorage.layerStorage({}), RunnerHealth.layerNoop]),
+    Layer.provide([runnerStorage, RunnerHealth.layerNoop]),
     Layer.provideMerge(ShardingConfig.layer(shardingSettings(config))),
     Layer.provide(NodeCrypto.layerDigest)
   )
@@ -138,7 +150,7 @@ const layerSocket = (config: AppConfig.AppConfigValue, workerIndex: number) => {
   return SocketRunner.layer.pipe(
     Layer.provide([layerClientProtocol, health]),
     Layer.provideMerge(SqlMessageStorage.layerStorage({})),
-    Layer.provide(SqlRunnerStorage.layerStorage({})),
+    Layer.provide(runnerStorage),
     Layer.provideMerge(shardingConfig),
     Layer.provideMerge(socketServer),
     Layer.provide([RpcSerialization.layerSchemaBinary(), NodeCrypto.layerDigest])

@@ -80,8 +80,12 @@ const respond = (type: ApiError.ErrorType, message: string, requestId: string, h
 
 /** The answer for a failure that escaped the handlers. */
 const fromCause = (cause: Cause.Cause<unknown>, request: HttpServerRequest.HttpServerRequest, requestId: string) => {
-  // The client went away: nobody reads this answer, and it is no server error.
-  if (Cause.hasInterruptsOnly(cause)) return Effect.succeed(HttpServerResponse.empty({ status: 499 }))
+  // Work the request waited on was interrupted (a session stopped mid-turn because its process
+  // is stopping or lost its shard): worth a retry. A client that went away interrupts this
+  // fiber itself, which no handler here sees.
+  if (Cause.hasInterruptsOnly(cause)) {
+    return Effect.succeed(respond("unavailable", "the request was interrupted; try again", requestId))
+  }
   // The HttpApi builder turns some body-read failures into defects, so look at both.
   const error = Cause.squash(cause)
   if (HttpServerError.isHttpServerError(error)) {

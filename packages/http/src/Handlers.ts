@@ -67,7 +67,12 @@ const errorEvent = (cause: Cause.Cause<SessionActor.TurnError | ClusterError>) =
     const failure = Cause.findErrorOption(cause)
     const error = Option.isSome(failure)
       ? yield* Effect.flip(toApiError(failure.value))
-      : yield* Effect.logError("stream failed", cause).pipe(Effect.andThen(ApiError.make("internal", "internal error")))
+      : Cause.hasInterruptsOnly(cause)
+        ? // The session stopped mid-turn (its process is stopping, or lost its shard): retry it.
+          yield* ApiError.make("unavailable", "the turn was interrupted; try again")
+        : yield* Effect.logError("stream failed", cause).pipe(
+            Effect.andThen(ApiError.make("internal", "internal error"))
+          )
     return { event: "error", data: error } satisfies ChatEvent
   })
 
@@ -150,10 +155,8 @@ const ChatHandlers = HttpApiBuilder.group(
                   )
               }
             }),
-            Stream.catchCause((cause) =>
-              // A client that went away gets no error event: the stream just ends.
-              Cause.hasInterruptsOnly(cause) ? Stream.empty : Stream.fromEffect(errorEvent(cause))
-            )
+            // A client that goes away interrupts this stream itself, which ends it without this.
+            Stream.catchCause((cause) => Stream.fromEffect(errorEvent(cause)))
           )
           return Stream.concat(
             Stream.make<Array<ChatEvent>>({ event: "session", data: { session_id: sessionId } }),

@@ -51,14 +51,20 @@ export class LaneServer extends Server {
   lane: Lane = noLane
   /** Set once `close` is called: answers still in flight close their connection. */
   private stopping = false
+  /** The answers being written, to tell them to close their connection when the server stops. */
+  private readonly inFlight = new Set<ServerResponse>()
 
   /**
    * Stops accepting connections. Node closes the idle keep-alive connections; the busy ones
    * close after their answer (`Connection: close`), so shutdown waits only for requests in
-   * flight, not for clients to hang up.
+   * flight, not for clients to hang up (or for Node's 5 s keep-alive timeout).
    */
   override close(callback?: (error?: Error) => void): this {
     this.stopping = true
+    for (const response of this.inFlight) {
+      if (response.headersSent) response.once("finish", () => response.socket?.end())
+      else response.shouldKeepAlive = false
+    }
     return super.close(callback)
   }
 
@@ -66,6 +72,10 @@ export class LaneServer extends Server {
     if (event !== "request") return EventEmitter.prototype.emit.call(this, event, ...args)
     const [request, response] = args as [IncomingMessage, ServerResponse]
     if (this.stopping) response.shouldKeepAlive = false
+    else {
+      this.inFlight.add(response)
+      response.once("close", () => this.inFlight.delete(response))
+    }
     if (this.listenerCount("request") === 0) {
       notReady(request, response, this.stopping)
       return true

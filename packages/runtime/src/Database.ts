@@ -70,26 +70,47 @@ const startupTimeout = Duration.seconds(20)
 export const pingTimeout = Duration.millis(1500)
 
 /**
+ * A second, small pool of connections to the same database, for what must not wait behind the
+ * requests' queries: the cluster's heartbeats and shard locks, and health pings.
+ *
+ * **When to use**: for bookkeeping whose delay has consequences of its own — a shard lock
+ * refreshed late is lost, and its sessions stop mid-turn; a slow ping reads as an outage.
+ *
+ * **Gotchas**: on SQLite it is the one connection there is (one process, no pool to wait on).
+ */
+export class ControlClient extends Context.Service<ControlClient, SqlClient.SqlClient>()(
+  "@polyagent/runtime/Database/ControlClient"
+) {}
+
+/** How many connections the {@link ControlClient} pool holds on PostgreSQL. */
+const controlConnections = 4
+
+/**
  * A round trip to the database that load does not delay.
  *
  * **When to use**: to tell whether the database is up (health, readiness).
  *
- * **Details**: on PostgreSQL the ping runs on a connection of its own, not from the pool the
- * requests use, so a busy pool is not taken for a dead database. It fails as `unreachable`
- * when the database refuses, cuts, or takes longer than {@link pingTimeout}.
+ * **Details**: the ping runs on the {@link ControlClient}, not on the pool the requests use, so
+ * a busy pool is not taken for a dead database. It fails as `unreachable` when the database
+ * refuses, cuts, or takes longer than {@link pingTimeout}.
  */
 export class Probe extends Context.Service<Probe, { readonly ping: Effect.Effect<void, DatabaseError> }>()(
   "@polyagent/runtime/Database/Probe"
 ) {}
 
-const probeOn = (sql: SqlClient.SqlClient) =>
-  Probe.of({
-    ping: sql`SELECT 1`.pipe(
-      within(pingTimeout),
-      Effect.asVoid,
-      Effect.mapError((cause) => new DatabaseError({ reason: "unreachable", cause }))
-    )
-  })
+/** The probe on the control client in context. */
+const layerProbe = Layer.effect(
+  Probe,
+  Effect.map(Effect.service(ControlClient), (sql) =>
+    Probe.of({
+      ping: sql`SELECT 1`.pipe(
+        within(pingTimeout),
+        Effect.asVoid,
+        Effect.mapError((cause) => new DatabaseError({ reason: "unreachable", cause }))
+      )
+    })
+  )
+)
 
 // The key of the advisory lock that serialises migrations: any constant that no one else uses.
 const MIGRATION_LOCK = 0x706f6c79 // "poly"
@@ -172,9 +193,9 @@ const holderPid = (dataDir: string): number | null => {
 /** The embedded database: `polyagent.db` in `dataDir`, created when missing, held by this process alone. */
 export const layerSqlite = (
   dataDir: string
-): Layer.Layer<SqlClient.SqlClient | Probe, SqlError | DatabaseError | DataDirInUse> =>
+): Layer.Layer<SqlClient.SqlClient | ControlClient | Probe, SqlError | DatabaseError | DataDirInUse> =>
   Layer.provideMerge(
-    Layer.effect(Probe, Effect.map(Effect.service(SqlClient.SqlClient), probeOn)),
+    Layer.provideMerge(layerProbe, Layer.effect(ControlClient, Effect.service(SqlClient.SqlClient))),
     migrated(
       SqliteClient.layer({ filename: join(dataDir, "polyagent.db") }).pipe(
         Layer.provide(Layer.effectDiscard(lockDataDir(dataDir)))
@@ -192,7 +213,7 @@ export const connectTimeout = Duration.seconds(3)
 export const layerPg = (options: {
   readonly url: Redacted.Redacted<string>
   readonly schema?: string | undefined
-}): Layer.Layer<SqlClient.SqlClient | Probe, DatabaseError> => {
+}): Layer.Layer<SqlClient.SqlClient | ControlClient | Probe, DatabaseError> => {
   const settings = {
     url: options.url,
     applicationName: "polyagent",
@@ -201,11 +222,14 @@ export const layerPg = (options: {
     ...(options.schema === undefined ? {} : { startupParameters: { search_path: options.schema } })
   }
   const unreachable = Effect.mapError((cause: SqlError) => new DatabaseError({ reason: "unreachable", cause }))
-  const probe = Layer.effect(
-    Probe,
-    PgClient.make({ ...settings, maxConnections: 1 }).pipe(unreachable, Effect.map(probeOn))
+  const control = Layer.effect(
+    ControlClient,
+    PgClient.make({ ...settings, maxConnections: controlConnections }).pipe(unreachable)
   ).pipe(Layer.provide(Reactivity.layer))
-  const client = Layer.merge(PgClient.layerFrom(PgClient.make(settings).pipe(unreachable)), probe)
+  const client = Layer.merge(
+    PgClient.layerFrom(PgClient.make(settings).pipe(unreachable)),
+    Layer.provideMerge(layerProbe, control)
+  )
   if (options.schema === undefined) return migrated(client)
   const schema = options.schema
   // search_path is resolved per statement, so creating the schema after connecting is enough.
