@@ -201,6 +201,8 @@ export interface StartOptions {
   readonly env?: Readonly<Record<string, string>>
   /** The admin key (several processes of one cluster share theirs); a new one by default. */
   readonly adminKey?: string
+  /** What `start` waits for: `GET /v1/health` answering 200 (the default), or answering at all. */
+  readonly until?: "healthy" | "listening"
 }
 
 /**
@@ -215,11 +217,18 @@ export class Gateway {
   readonly dataDir: string
   private readonly env: Readonly<Record<string, string>>
   private readonly client: Client
+  private readonly until: "healthy" | "listening"
 
-  private constructor(adminKey: string, dataDir: string, env: Readonly<Record<string, string>>) {
+  private constructor(
+    adminKey: string,
+    dataDir: string,
+    env: Readonly<Record<string, string>>,
+    until: "healthy" | "listening"
+  ) {
     this.adminKey = adminKey
     this.dataDir = dataDir
     this.env = env
+    this.until = until
     this.client = makeClient(() => this.url, adminKey)
   }
 
@@ -233,7 +242,7 @@ export class Gateway {
       ...options.env
     }
     if (options.postgresUrl !== undefined) env["POSTGRES_URL"] = options.postgresUrl
-    const gateway = new Gateway(adminKey, dataDir, env)
+    const gateway = new Gateway(adminKey, dataDir, env, options.until ?? "healthy")
     try {
       await gateway.launch()
     } catch (error) {
@@ -246,6 +255,11 @@ export class Gateway {
   /** The base URL, e.g. `http://127.0.0.1:40123`. */
   get url(): string {
     return `http://127.0.0.1:${this.currentPort}`
+  }
+
+  /** The process id of the running server. */
+  get pid(): number | undefined {
+    return this.running?.child.pid
   }
 
   /** What the current process printed so far. */
@@ -265,11 +279,14 @@ export class Gateway {
           `server exited during start-up (code ${exited.code}, signal ${exited.signal}):\n${exited.stderr}`
         )
       }
-      const healthy = await fetch(`${this.url}/v1/health`, { signal: AbortSignal.timeout(1_000) }).then(
-        (response) => response.body?.cancel().then(() => response.ok) ?? response.ok,
+      const ready = await fetch(`${this.url}/v1/health`, { signal: AbortSignal.timeout(1_000) }).then(
+        (response) => {
+          const answered = this.until === "listening" || response.ok
+          return response.body?.cancel().then(() => answered) ?? answered
+        },
         () => false
       )
-      if (healthy) return
+      if (ready) return
       await new Promise((resolveSleep) => setTimeout(resolveSleep, 100))
     }
     running.child.kill("SIGKILL")
@@ -412,6 +429,8 @@ export interface PgSchema {
   readonly url: string
   /** The tables the server created in the schema. */
   readonly tables: () => Promise<ReadonlyArray<string>>
+  /** The rows of a query run in the schema (`SELECT … FROM cluster_runners`). */
+  readonly query: (text: string) => Promise<ReadonlyArray<Record<string, unknown>>>
   readonly drop: () => Promise<void>
 }
 
@@ -434,6 +453,12 @@ export const createPgSchema = async (): Promise<PgSchema> => {
         sql<{ readonly table_name: string }>`SELECT table_name FROM information_schema.tables
                                           WHERE table_schema = ${name} ORDER BY table_name`.pipe(
           Effect.map((rows) => rows.map((row) => row.table_name))
+        )
+      ),
+    query: (text) =>
+      withPg((sql) =>
+        sql.withTransaction(
+          Effect.andThen(sql`SET LOCAL search_path TO ${sql(name)}`, sql.unsafe<Record<string, unknown>>(text))
         )
       ),
     drop: () => withPg((sql) => sql`DROP SCHEMA IF EXISTS ${sql(name)} CASCADE`).then(() => undefined)

@@ -10,7 +10,7 @@
  * So a lost database costs a client at most a few seconds, never a hung request, and service
  * comes back within a second or two of the database.
  */
-import { Context, Duration, Effect, Latch, Layer, Schedule } from "effect"
+import { Context, Duration, Effect, Latch, Layer, Result, Schedule } from "effect"
 import { Database } from "@polyagent/runtime"
 
 /** How often storage is pinged. */
@@ -40,13 +40,18 @@ export class Readiness extends Context.Service<
       let up = true
       // Open while storage is down: `down` waits on it.
       const outage = Latch.makeUnsafe(false)
-      const ping = Effect.isSuccess(probe.ping)
-      const check = Effect.flatMap(ping, (answered) => {
+      const check = Effect.flatMap(Effect.result(probe.ping), (result) => {
+        const answered = Result.isSuccess(result)
         if (answered === up) return Effect.void
         up = answered
-        return answered
+        return Result.isSuccess(result)
           ? Effect.andThen(outage.close, Effect.logInfo("storage is back; serving again"))
-          : Effect.andThen(outage.open, Effect.logWarning("storage is down; answering 503 until it is back"))
+          : Effect.andThen(
+              outage.open,
+              Effect.annotateLogs(Effect.logWarning("storage is down; answering 503 until it is back"), {
+                reason: Database.describeFailure(result.failure)
+              })
+            )
       })
       yield* check.pipe(Effect.repeat(Schedule.spaced(interval)), Effect.forkScoped)
       return Readiness.of({ isUp: () => up, down: outage.await })

@@ -12,7 +12,7 @@
  * then the runner hands its shards over, then the database closes.
  */
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
-import { Cause, Duration, Effect, Exit, Layer, Schedule, Scope } from "effect"
+import { Duration, Effect, Exit, Layer, Schedule, Scope } from "effect"
 import { HttpRouter } from "effect/http"
 import { HttpApiBuilder, HttpApiScalar } from "effect/http-api"
 import { ProviderCatalog } from "@polyagent/providers"
@@ -130,10 +130,10 @@ const untilReachable = <A, E, R>(layer: Layer.Layer<A, E, R>): Layer.Layer<A, E,
         Effect.tapError((error) => {
           if (!isUnreachable(error) || warned) return Effect.void
           warned = true
-          return Effect.logWarning(
-            `storage is unreachable; answering 503 and trying again every ${Duration.format(retryEvery)}`,
-            Cause.fail(error)
-          )
+          return Effect.annotateLogs(Effect.logWarning("storage is unreachable; answering 503 until it is not"), {
+            retry_every_ms: Duration.toMillis(retryEvery),
+            reason: Database.describeFailure(error)
+          })
         }),
         Effect.retry({ while: isUnreachable, schedule: Schedule.spaced(retryEvery) }),
         Effect.tap(() => (warned ? Effect.logInfo("storage is reachable again; the server is ready") : Effect.void))

@@ -5,10 +5,11 @@
  * a worker that dies once it was up, and on SIGTERM or SIGINT stops them all — each finishing
  * its in-flight requests and handing its shards over — before it exits.
  *
- * A worker that fails while starting (a port in use, an invalid plugin) would fail again: the
- * primary then stops the others and exits 1.
+ * A worker that fails before it is ready (a port in use, an invalid plugin) would fail again:
+ * the primary then stops the others and exits 1. A worker is ready once its server serves
+ * ({@link ready}).
  */
-import { Data, Deferred, Effect } from "effect"
+import { Data, Deferred, Duration, Effect } from "effect"
 import cluster, { type Worker } from "node:cluster"
 
 /** The environment variable that tells a worker its index (0 … N−1). */
@@ -21,8 +22,16 @@ export const workerIndex = (): number | undefined => {
   return Number.isSafeInteger(index) ? index : undefined
 }
 
-/** A worker that exits before it had run this long failed to start. */
-const startupWindowMs = 10_000
+/** The message a worker sends the primary once its server serves. */
+const READY = "polyagent:ready"
+
+/** Tells the primary, if there is one, that this worker's server serves. */
+export const ready: Effect.Effect<void> = Effect.sync(() => {
+  if (!cluster.isPrimary) process.send?.(READY)
+})
+
+/** A worker that dies once it was ready is started again after this pause (no hot loop of restarts). */
+const restartPause = Duration.seconds(1)
 
 /** A worker failed to start, so the primary stopped. */
 export class WorkerFailed extends Data.TaggedError("WorkerFailed")<{ readonly message: string }> {}
@@ -34,27 +43,40 @@ export class WorkerFailed extends Data.TaggedError("WorkerFailed")<{ readonly me
 export const supervise = (count: number) =>
   Effect.scoped(
     Effect.gen(function* () {
+      // Worker exits arrive as node:cluster events; their log lines go through the server's logger.
+      const log = Effect.runForkWith(yield* Effect.context<never>())
       const failed = yield* Deferred.make<never, WorkerFailed>()
       const workers = new Map<number, Worker>()
       let stopping = false
 
       const start = (index: number): void => {
-        const startedAt = Date.now()
         const worker = cluster.fork({ [WORKER_INDEX]: String(index) })
+        let isReady = false
         workers.set(index, worker)
+        worker.on("message", (message) => {
+          if (message === READY) isReady = true
+        })
         worker.once("exit", (code, signal) => {
           if (workers.get(index) === worker) workers.delete(index)
           if (stopping) return
           const how = signal === null ? `code ${code}` : `signal ${signal}`
-          if (Date.now() - startedAt < startupWindowMs && code !== 0) {
+          if (!isReady) {
             Deferred.doneUnsafe(
               failed,
               Effect.fail(new WorkerFailed({ message: `worker ${index} exited while starting (${how})` }))
             )
             return
           }
-          process.stderr.write(`PolyAgent worker ${index} exited (${how}); starting it again\n`)
-          start(index)
+          log(
+            Effect.annotateLogs(Effect.logWarning("worker exited; starting it again"), { worker: index, exit: how }).pipe(
+              Effect.andThen(Effect.sleep(restartPause)),
+              Effect.andThen(
+                Effect.sync(() => {
+                  if (!stopping) start(index)
+                })
+              )
+            )
+          )
         })
       }
 

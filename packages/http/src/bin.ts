@@ -58,7 +58,7 @@ const announceStop = (grace: Duration.Duration) =>
 
 /** One server process: the whole server in this process, or one worker of several. */
 const runServer = (config: AppConfig.AppConfigValue, workerIndex: number | undefined) =>
-  Layer.launch(Server.layer(config, { workerIndex })).pipe(
+  Layer.launch(Server.layer(config, { workerIndex }).pipe(Layer.tap(() => Workers.ready))).pipe(
     Effect.catchTag("ServeError", (error) =>
       cannotStart(`cannot listen on ${config.server.host}:${config.server.port}: ${causeMessage(error.cause)}`)
     ),

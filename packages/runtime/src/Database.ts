@@ -11,12 +11,11 @@
  * is refused before it opens the database (see {@link DataDirInUse}).
  */
 import { PgClient } from "@effect/sql-pg"
-import { Context, Duration, Effect, Layer, type Redacted, Schema } from "effect"
+import { Context, Duration, Effect, Layer, Predicate, type Redacted, Schema } from "effect"
 import { SqlMessageStorage, SqlRunnerStorage } from "effect/cluster"
 import * as Reactivity from "effect/reactivity/Reactivity"
 import { Migrator, SqlClient } from "effect/sql"
 import { isSqlError, type SqlError } from "effect/sql/SqlError"
-import { Predicate } from "effect"
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { DatabaseSync } from "node:sqlite"
 import { join } from "node:path"
@@ -61,6 +60,22 @@ export const isUnreachable = (error: unknown): boolean => {
     cause = Predicate.hasProperty(cause, "cause") ? cause.cause : undefined
   }
   return false
+}
+
+/**
+ * What went wrong with the database, in one line for a log: the messages along the error's
+ * `cause` chain, outermost first (`the database is unreachable: PgConnection: Failed to
+ * connect: connect ECONNREFUSED 127.0.0.1:5432`). Connection errors name the server, never a
+ * password; no SQL is quoted.
+ */
+export const describeFailure = (error: unknown): string => {
+  const messages: Array<string> = []
+  for (let cause = error, depth = 0; cause !== undefined && depth < 6; depth++) {
+    const message = Predicate.hasProperty(cause, "message") ? String(cause.message) : undefined
+    if (message !== undefined && message !== "" && messages.at(-1) !== message) messages.push(message)
+    cause = Predicate.hasProperty(cause, "cause") ? cause.cause : undefined
+  }
+  return messages.join(": ")
 }
 
 /** Bound on one start-up step against the database (connecting, migrating): a frozen server counts as down. */

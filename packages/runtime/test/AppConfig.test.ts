@@ -165,6 +165,35 @@ describe("AppConfig", () => {
     }).pipe(Effect.scoped)
   )
 
+  it.effect("workers and the runner's address: from YAML and the environment, on PostgreSQL only", () =>
+    Effect.gen(function* () {
+      const defaults = yield* loadIn(undefined)
+      assert.strictEqual(defaults.server.workers, 1)
+      assert.deepStrictEqual(defaults.cluster, { runnerHost: null, runnerPort: null, listenHost: null })
+      const pg = { POSTGRES_URL: "postgres://u:secret@db:5432/polyagent" }
+      const clustered = yield* loadIn("server:\n  workers: 4\ncluster:\n  runner_host: 10.0.0.7\n", {
+        ...pg,
+        POLYAGENT_RUNNER_PORT: "20000",
+        POLYAGENT_RUNNER_LISTEN_HOST: "0.0.0.0"
+      })
+      assert.strictEqual(clustered.server.workers, 4)
+      assert.deepStrictEqual(clustered.cluster, { runnerHost: "10.0.0.7", runnerPort: 20000, listenHost: "0.0.0.0" })
+      assert.strictEqual((yield* loadIn(undefined, { ...pg, POLYAGENT_WORKERS: "3" })).server.workers, 3)
+      assert.strictEqual(
+        yield* failureOf(undefined, { POLYAGENT_WORKERS: "2" }),
+        "server.workers: 2 worker processes need PostgreSQL (POSTGRES_URL or storage.postgres_url); the embedded database belongs to one process"
+      )
+      assert.strictEqual(
+        yield* failureOf("cluster:\n  runner_host: 10.0.0.7\n"),
+        "cluster.runner_host: a cluster of processes needs PostgreSQL (POSTGRES_URL or storage.postgres_url)"
+      )
+      assert.strictEqual(
+        yield* failureOf(undefined, { ...pg, POLYAGENT_WORKERS: "0" }),
+        'server.workers: expected an integer between 1 and 256, got "0" (from POLYAGENT_WORKERS)'
+      )
+    }).pipe(Effect.scoped)
+  )
+
   it.effect("invalid values name their YAML key path", () =>
     Effect.gen(function* () {
       assert.strictEqual(
