@@ -79,6 +79,10 @@ describe("PostgreSQL outages", () => {
       assert.strictEqual(decode(ErrorEnvelope, answer.json).error.type, "unavailable")
       assert.isNotNull(answer.headers.get("x-request-id"))
     }
+    // The operator sees why: one warning with the cause, and a request line for each 503.
+    const { stdout } = server().output
+    assert.match(stdout, /WARN storage is unreachable; answering 503 until it is not .*reason=".*ECONNREFUSED/)
+    assert.match(stdout, /request method=POST route=\/v1\/chat status=503 /)
     await proxy.set("pass")
     const ready = await until(async () => (await server().get("/v1/health")).status === 200, 10_000)
     assert.isBelow(ready, 5_000, "ready within 5 s of the database's return")
@@ -113,6 +117,7 @@ describe("PostgreSQL outages", () => {
         const unknown = await server().get("/v1/sessions/sess_x", { token: "pa_never_issued_key_0000000000" })
         assert.strictEqual(unknown.status, 503, unknown.text)
       }
+      if (mode !== "cut") assert.include(server().output.stdout, "storage is down; answering 503 until it is back")
       await proxy.set("pass")
       const recovered = await until(async () => (await chat(`after ${mode}`)).status === 200, 15_000)
       assert.isBelow(recovered, 5_000, "service is back within 5 s of the database")

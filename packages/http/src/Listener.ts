@@ -6,12 +6,13 @@
  * to the fast lane first (`FastLane.ts`), which serves relayed completions itself and hands
  * everything else to the stack.
  */
-import { Context, Layer } from "effect"
+import { Clock, Context, Effect, Layer } from "effect"
 import { EventEmitter } from "node:events"
 import { type IncomingMessage, Server, type ServerResponse } from "node:http"
 import { healthDown } from "./Api.ts"
 import * as ApiError from "./ApiError.ts"
 import * as Edge from "./Edge.ts"
+import * as RequestLog from "./RequestLog.ts"
 
 /** Hands a request to the full stack (the server's own `request` event). */
 export type Next = (request: IncomingMessage) => void
@@ -21,8 +22,8 @@ export type Lane = (request: IncomingMessage, response: ServerResponse, next: Ne
 
 const noLane: Lane = () => false
 
-/** The answer of a server that is not ready yet, or no longer. */
-const notReady = (request: IncomingMessage, response: ServerResponse, stopping: boolean): void => {
+/** The answer of a server that is not ready yet, or no longer; answers what to log of it. */
+const notReady = (request: IncomingMessage, response: ServerResponse, stopping: boolean): string => {
   const requestId = Edge.requestIdOf(request.headers["x-request-id"])
   const message = stopping
     ? "the server is shutting down; send the request to another one"
@@ -41,6 +42,7 @@ const notReady = (request: IncomingMessage, response: ServerResponse, stopping: 
     "x-request-id": requestId
   })
   response.end(text)
+  return requestId
 }
 
 /**
@@ -49,6 +51,8 @@ const notReady = (request: IncomingMessage, response: ServerResponse, stopping: 
  */
 export class LaneServer extends Server {
   lane: Lane = noLane
+  /** Runs the request lines of the answers the server makes itself, with the server's logger. */
+  private readonly run: (effect: Effect.Effect<void>) => void
   /** Set once `close` is called: answers still in flight close their connection. */
   private stopping = false
   /** The answers being written, to tell them to close their connection when the server stops. */
@@ -59,6 +63,11 @@ export class LaneServer extends Server {
    * close after their answer (`Connection: close`), so shutdown waits only for requests in
    * flight, not for clients to hang up (or for Node's 5 s keep-alive timeout).
    */
+  constructor(run: (effect: Effect.Effect<void>) => void) {
+    super()
+    this.run = run
+  }
+
   override close(callback?: (error?: Error) => void): this {
     this.stopping = true
     for (const response of this.inFlight) {
@@ -77,7 +86,23 @@ export class LaneServer extends Server {
       response.once("close", () => this.inFlight.delete(response))
     }
     if (this.listenerCount("request") === 0) {
-      notReady(request, response, this.stopping)
+      const { method = "GET", url = "/" } = request
+      this.run(
+        Effect.flatMap(Clock.monotonicTimeNanos, (startedAt) => {
+          const requestId = notReady(request, response, this.stopping)
+          return Effect.flatMap(Clock.monotonicTimeNanos, (endedAt) =>
+            RequestLog.write({
+              method,
+              route: Edge.routeOf(method, url),
+              status: 503,
+              startedAt,
+              endedAt,
+              requestId,
+              facts: undefined
+            })
+          )
+        })
+      )
       return true
     }
     const dispatch = (replayed: IncomingMessage) => EventEmitter.prototype.emit.call(this, event, replayed, response)
@@ -90,5 +115,14 @@ export class LaneServer extends Server {
  * the layers that serve on it once storage is ready (the stack, the fast lane).
  */
 export class Listener extends Context.Service<Listener, LaneServer>()("@polyagent/http/Listener") {
-  static readonly layer: Layer.Layer<Listener> = Layer.sync(Listener, () => new LaneServer())
+  /** A new server; its own answers are logged with the logger of the context it is built in. */
+  static readonly layer: Layer.Layer<Listener> = Layer.effect(
+    Listener,
+    Effect.map(Effect.context<never>(), (context) => {
+      const run = Effect.runForkWith(context)
+      return new LaneServer((effect) => {
+        run(effect)
+      })
+    })
+  )
 }

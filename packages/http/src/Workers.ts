@@ -68,7 +68,10 @@ export const supervise = (count: number) =>
             return
           }
           log(
-            Effect.annotateLogs(Effect.logWarning("worker exited; starting it again"), { worker: index, exit: how }).pipe(
+            Effect.annotateLogs(Effect.logWarning("worker exited; starting it again"), {
+              worker: index,
+              exit: how
+            }).pipe(
               Effect.andThen(Effect.sleep(restartPause)),
               Effect.andThen(
                 Effect.sync(() => {
