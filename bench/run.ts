@@ -291,7 +291,8 @@ async function runLocal(options: Options, label: string, pinned: boolean): Promi
     warmupMs: options.warmupS * 1000,
     durationMs: options.durationS * 1000,
     proceed: () => server.alive() && !interrupted(),
-    rss
+    rss,
+    pid: server.pid
   }
   const each = `${options.warmupS} s warm-up + ${options.durationS} s`
   const runs = (name: Scenario) => options.scenarios.includes(name)
