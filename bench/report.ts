@@ -23,6 +23,8 @@ export interface Results {
     readonly hwm: number | null
   }
   readonly server: string
+  /** Where the zero-config server stored: the embedded SQLite database, or PostgreSQL (`--postgres`). */
+  readonly storage: "sqlite" | "postgresql"
   readonly pinned: { readonly server_cpu: number; readonly loadgen_cpu: number } | null
   readonly warmup_s: number
   readonly duration_s: number
@@ -52,7 +54,8 @@ export function renderReport(results: Results, gatewayTable: string): string {
 
 function renderLocal(results: Results): string {
   const timing =
-    `zero-config server: ${results.warmup_s} s warm-up + ${results.duration_s} s per scenario; ` +
+    `zero-config server (${results.storage === "sqlite" ? "embedded SQLite" : "PostgreSQL"}): ` +
+    `${results.warmup_s} s warm-up + ${results.duration_s} s per scenario; ` +
     `ready in ${fmt(results.startup_ms, 0)} ms`
   const chat = renderTable(
     [
