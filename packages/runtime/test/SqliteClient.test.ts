@@ -196,6 +196,11 @@ describe("SqliteClient", () => {
         assert.include(error.message, "UNIQUE constraint failed")
         assert.notInclude(error.message, "secret")
         assert.notInclude(JSON.stringify(error.reason), "secret")
+        // A taken primary key is a unique violation too, as PostgreSQL reports it.
+        yield* sql`CREATE TABLE turns (session TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (session, seq))`
+        yield* sql`INSERT INTO turns ${sql.insert({ session: "s", seq: 1 })}`
+        const taken = yield* sql`INSERT INTO turns ${sql.insert({ session: "s", seq: 1 })}`.pipe(Effect.flip)
+        assert.instanceOf(taken.reason, UniqueViolation)
       })
     )
 
