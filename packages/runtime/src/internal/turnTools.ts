@@ -5,7 +5,7 @@
  */
 import { Effect, Schema, Stream } from "effect"
 import { type LanguageModel, type Prompt, type Response, Tool as AiTool, type Toolkit } from "effect/ai"
-import { Tool, type ToolExecutor, type ToolRegistry } from "@polyagent/tools"
+import { Tool, ToolExecutor, type ToolRegistry } from "@polyagent/tools"
 import type { Message, ToolCallRecord } from "../Message.ts"
 import * as Usage from "../Usage.ts"
 
@@ -60,6 +60,41 @@ const isErrorContent = Schema.is(Schema.fromJsonString(ErrorContent))
 /** What a tool message stores: the result's JSON, or `{"error": {type, message}}`. */
 export const toolContent = (result: ToolExecutor.ToolResult): string =>
   result.status === "ok" ? result.result : JSON.stringify({ error: result.error })
+
+const decodeStoredError = Schema.decodeUnknownOption(
+  Schema.fromJsonString(
+    Schema.Struct({ error: Schema.Struct({ type: ToolExecutor.ToolErrorType, message: Schema.String }) })
+  )
+)
+
+/** The result a stored `tool` message holds, read back as {@link toolContent} wrote it. */
+export const storedResult = (message: Message, name: string): ToolExecutor.ToolResult => {
+  const id = message.tool_call_id ?? ""
+  const failed = decodeStoredError(message.content)
+  return failed._tag === "Some"
+    ? { id, name, status: "error", error: failed.value.error }
+    : { id, name, status: "ok", result: message.content }
+}
+
+/**
+ * The turn whose user message is `seq`, in `history`: its final answer (the first assistant
+ * message after it without tool calls, before the next user message) and its tool results.
+ */
+export const storedTurn = (
+  seq: number,
+  history: ReadonlyArray<Message>
+): { readonly answer: Message | undefined; readonly results: Array<ToolExecutor.ToolResult> } => {
+  const names = new Map<string, string>()
+  const results: Array<ToolExecutor.ToolResult> = []
+  for (const message of history) {
+    if (message.seq <= seq) continue
+    if (message.role === "user") break
+    if (message.role === "assistant" && message.tool_calls === null) return { answer: message, results }
+    for (const call of message.tool_calls ?? []) names.set(call.id, call.name)
+    if (message.role === "tool") results.push(storedResult(message, names.get(message.tool_call_id ?? "") ?? "unknown"))
+  }
+  return { answer: undefined, results }
+}
 
 /** Stored messages as prompt messages, tool calls and their results included. */
 export const toPrompt = (history: ReadonlyArray<Message>): Array<Prompt.MessageEncoded> => {
