@@ -355,7 +355,8 @@ export const layer = (options: {
               Effect.catch((error) => Effect.logWarning(`could not store session ${sessionId}`, error))
             )
 
-      const timedOut = Effect.fail(new TurnTimeout({ timeout_ms: timeoutMs }))
+      // Built when a turn times out, not per activation: constructing the error validates it.
+      const timedOut = Effect.suspend(() => Effect.fail(new TurnTimeout({ timeout_ms: timeoutMs })))
 
       /** A tool result as a stored message. */
       const storeResult = (result: ToolExecutor.ToolResult) =>
