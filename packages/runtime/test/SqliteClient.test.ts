@@ -328,14 +328,16 @@ describe("SqliteClient", () => {
           yield* sql`PRAGMA journal_mode`,
           yield* sql`PRAGMA synchronous`,
           yield* sql`PRAGMA foreign_keys`,
-          yield* sql`PRAGMA busy_timeout`
+          yield* sql`PRAGMA busy_timeout`,
+          yield* sql`PRAGMA wal_autocheckpoint`
         ]
       }).pipe(Effect.provide(layer))
       assert.deepStrictEqual(pragmas, [
         [{ journal_mode: "wal" }],
         [{ synchronous: 1 }],
         [{ foreign_keys: 1 }],
-        [{ timeout: 5000 }]
+        [{ timeout: 5000 }],
+        [{ wal_autocheckpoint: 10000 }]
       ])
       assert.isTrue(existsSync(filename))
       const notes = yield* Effect.gen(function* () {
