@@ -3,7 +3,7 @@
  * middleware provides, send turns to the session actors, and turn every domain or
  * cluster failure into the error envelope.
  */
-import { Cause, Effect, Layer, Option, Pull, Stream } from "effect"
+import { Array as Arr, Cause, Effect, Layer, Option, Pull, Stream } from "effect"
 import type * as ClusterErrors from "effect/cluster/ClusterError"
 import { HttpApiBuilder } from "effect/http-api"
 import { Identifier, ModelCatalog, Session, SessionActor, Storage } from "@polyagent/runtime"
@@ -75,7 +75,7 @@ const errorEvent = (cause: Cause.Cause<SessionActor.TurnError | ClusterError>) =
 const sessionNotFound = (id: string) => ApiError.fail("not_found", `session ${id} not found`)
 
 /** A streamed turn's event as an SSE event of `POST /v1/chat/stream`. */
-const chatEvents = (turnEvent: SessionActor.TurnEvent, sessionId: string): ReadonlyArray<ChatEvent> => {
+const chatEvents = (turnEvent: SessionActor.TurnEvent, sessionId: string): Arr.NonEmptyReadonlyArray<ChatEvent> => {
   switch (turnEvent._tag) {
     case "Started":
       return [{ event: "session", data: { session_id: sessionId } }]
@@ -138,7 +138,8 @@ const ChatHandlers = HttpApiBuilder.group(
             Effect.catch(toApiError)
           )
           return Stream.concat(Stream.fromIterable(first), Stream.fromPull(Effect.succeed(pull))).pipe(
-            Stream.flatMap((turnEvent) => Stream.fromIterable(chatEvents(turnEvent, sessionId))),
+            // Chunk by chunk: the events that arrived together are encoded and written together.
+            Stream.mapArray((turnEvents) => Arr.flatMap(turnEvents, (turnEvent) => chatEvents(turnEvent, sessionId))),
             Stream.catchCause((cause) =>
               // A client that went away gets no error event: the stream just ends.
               Cause.hasInterruptsOnly(cause) ? Stream.empty : Stream.fromEffect(errorEvent(cause))
