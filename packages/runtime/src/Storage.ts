@@ -28,7 +28,8 @@ import {
   messageRow,
   toMessage
 } from "./internal/storageRows.ts"
-import { decodeRows, encodeArgument, encodeRow } from "./internal/storedText.ts"
+import { decodeRows, encodeArgument, insertRows } from "./internal/storedText.ts"
+import * as TurnWrites from "./internal/turnWrites.ts"
 
 /** A storage operation failed. The message names the operation, never SQL or values. */
 export class StorageError extends Schema.TaggedError<StorageError>()("StorageError", {
@@ -172,8 +173,7 @@ export const make = Effect.gen(function* () {
   /** `sql` with every string argument encoded, its rows decoded: every statement of this module goes through it. */
   const query = (strings: TemplateStringsArray, ...args: Array<unknown>): Effect.Effect<ReadonlyArray<Row>, SqlError> =>
     Effect.map(sql<Row>(strings, ...args.map(encodeArgument)), decodeRows)
-  /** `sql.insert` of rows with their strings encoded. */
-  const insert = (rows: Arr.NonEmptyReadonlyArray<Record<string, unknown>>) => sql.insert(Arr.map(rows, encodeRow))
+  const insert = (rows: Arr.NonEmptyReadonlyArray<Record<string, unknown>>) => insertRows(sql, rows)
 
   const selectMessages = (tenant: string, sessionId: string) =>
     query`SELECT ${sql.literal(messageColumns)}
@@ -182,41 +182,7 @@ export const make = Effect.gen(function* () {
       Effect.map((rows) => rows.map(toMessage))
     )
 
-  /** The turn's write as one statement: PostgreSQL runs the CTEs atomically, in one round trip. */
-  const appendOnPg = (
-    tenant: string,
-    sessionId: string,
-    rows: Arr.NonEmptyReadonlyArray<Record<string, unknown>>,
-    updatedAt: string,
-    create: AppendOptions["create"]
-  ) =>
-    create === undefined
-      ? query`WITH stored AS (INSERT INTO messages ${insert(rows)} RETURNING 1)
-              UPDATE sessions SET updated_at = ${updatedAt} WHERE tenant = ${tenant} AND id = ${sessionId}`
-      : query`WITH created AS (INSERT INTO sessions ${insert([
-          { tenant, id: sessionId, agent_id: create.agentId, created_at: create.createdAt, updated_at: updatedAt }
-        ])} RETURNING 1)
-              INSERT INTO messages ${insert(rows)}`
-
-  /** The turn's write as a transaction of two statements, for SQLite. */
-  const appendInTransaction = (
-    tenant: string,
-    sessionId: string,
-    rows: Arr.NonEmptyReadonlyArray<Record<string, unknown>>,
-    updatedAt: string,
-    create: AppendOptions["create"]
-  ) =>
-    Effect.gen(function* () {
-      if (create !== undefined) {
-        yield* query`INSERT INTO sessions ${insert([
-          { tenant, id: sessionId, agent_id: create.agentId, created_at: create.createdAt, updated_at: updatedAt }
-        ])}`
-      }
-      yield* query`INSERT INTO messages ${insert(rows)}`
-      if (create === undefined) {
-        yield* query`UPDATE sessions SET updated_at = ${updatedAt} WHERE tenant = ${tenant} AND id = ${sessionId}`
-      }
-    }).pipe(sql.withTransaction)
+  const writeTurn = TurnWrites.make(sql)
 
   return Storage.of({
     createSession: (tenant, id, now, agentId = null) =>
@@ -289,12 +255,9 @@ export const make = Effect.gen(function* () {
       )
       const last = messages.at(-1)
       if (!Arr.isReadonlyArrayNonEmpty(rows) || last === undefined) return Effect.void
-      const write = sql.onDialectOrElse({
-        pg: () => appendOnPg,
-        orElse: () => appendInTransaction
-      })
-      return write(tenant, sessionId, rows, last.created_at, options.create).pipe(
-        Effect.asVoid,
+      return writeTurn(
+        TurnWrites.TurnWrite({ tenant, sessionId, rows, updatedAt: last.created_at, create: options.create })
+      ).pipe(
         Effect.mapError(
           (cause) =>
             new StorageError({

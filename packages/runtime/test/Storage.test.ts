@@ -129,6 +129,62 @@ describe.each(databases)("Storage on %s", (_name, database) => {
       })
     )
 
+    it.effect("turns stored at the same time are all stored; one at fault fails alone", () =>
+      Effect.gen(function* () {
+        const storage = yield* Storage
+        const at = "2026-01-01T00:00:01.000Z"
+        yield* storage.appendMessages("t1", "g-old", [message(1, "g0", "user", "old", at)], {
+          create: { agentId: null, createdAt: at }
+        })
+        const ids = Array.from({ length: 12 }, (_, i) => `g${i}`)
+        const results = yield* Effect.forEach(
+          ids,
+          (id, i) => {
+            const later = `2026-01-01T00:00:0${2 + (i % 5)}.000Z`
+            // Every fourth turn: a turn of the existing session; the one that reuses seq 1 is at fault.
+            if (i % 4 === 0) {
+              return Effect.result(
+                storage.appendMessages("t1", "g-old", [message(i === 4 ? 1 : 2 + i, `${id}-m`, "user", id, later)])
+              )
+            }
+            return Effect.result(
+              storage.appendMessages(
+                "t1",
+                id,
+                [message(1, `${id}-u`, "user", id, later), message(2, `${id}-a`, "assistant", `re ${id}`, later)],
+                { create: { agentId: null, createdAt: later } }
+              )
+            )
+          },
+          { concurrency: "unbounded" }
+        )
+        assert.deepStrictEqual(
+          results.map((result) => result._tag),
+          ids.map((_, i) => (i === 4 ? "Failure" : "Success"))
+        )
+        for (const [i, id] of ids.entries()) {
+          if (i % 4 === 0) continue
+          assert.deepStrictEqual(
+            (yield* storage.listMessages("t1", id)).map((m) => [m.seq, m.content]),
+            [
+              [1, id],
+              [2, `re ${id}`]
+            ]
+          )
+        }
+        assert.deepStrictEqual(
+          (yield* storage.listMessages("t1", "g-old")).map((m) => [m.seq, m.content]),
+          [
+            [1, "old"],
+            [2, "g0"],
+            [10, "g8"]
+          ]
+        )
+        const old = Option.getOrThrow(yield* storage.getSession("t1", "g-old"))
+        assert.strictEqual(old.updated_at, "2026-01-01T00:00:05.000Z")
+      })
+    )
+
     it.effect("creates a session with its first messages in one write, and loads it whole with its keys", () =>
       Effect.gen(function* () {
         const storage = yield* Storage

@@ -12,6 +12,8 @@
  * whatever its column — JSON columns included, which never need it (`JSON.stringify` escapes U+0000
  * and lone surrogates, and JSON never starts with the marker).
  */
+import { Array as Arr } from "effect"
+import type { SqlClient } from "effect/sql"
 import type { Row } from "effect/sql/SqlConnection"
 
 /**
@@ -56,6 +58,10 @@ export const encodeRow = <A extends Record<string, unknown>>(row: A): Record<str
   for (const key in row) encoded[key] = encodeArgument(row[key])
   return encoded
 }
+
+/** `sql.insert` of rows with their strings encoded. */
+export const insertRows = (sql: SqlClient.SqlClient, rows: Arr.NonEmptyReadonlyArray<Record<string, unknown>>) =>
+  sql.insert(Arr.map(rows, encodeRow))
 
 /** Rows as read, their encoded strings decoded; a row with none (nearly all) is not copied. */
 export const decodeRows = (rows: ReadonlyArray<Row>): ReadonlyArray<Row> =>
