@@ -452,13 +452,15 @@ export const layer = (options: {
       const send = (input: TurnInput) =>
         runTurn(input).pipe(Effect.timeoutOrElse({ duration: settings.turnTimeout, orElse: () => timedOut }))
 
+      // The turn runs in the stream's own fiber, bounded like a sent one: a timeout fails the stream.
       const stream = (input: TurnInput): Stream.Stream<TurnEvent, TurnError> =>
         Stream.callback<TurnEvent, TurnError>((queue) =>
           runTurn(input, (event) => Effect.asVoid(Queue.offer(queue, event))).pipe(
+            Effect.timeoutOrElse({ duration: settings.turnTimeout, orElse: () => timedOut }),
             Effect.flatMap((result) => Queue.offer(queue, { _tag: "Done", result })),
             Effect.andThen(Queue.end(queue))
           )
-        ).pipe(Stream.interruptWhen(Effect.sleep(settings.turnTimeout).pipe(Effect.andThen(timedOut))))
+        )
 
       return Session.of({
         Send: ({ payload }) => send(payload),

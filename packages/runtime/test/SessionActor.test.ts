@@ -62,6 +62,7 @@ const scripted = (calls: Ref.Ref<number>, requestIds: Ref.Ref<ReadonlyArray<stri
         })
       }
       if (last === "die") return yield* Effect.die(new Error("model bug"))
+      if (last === "hang") return yield* Effect.never
       const system = options.prompt.content.find((m) => m.role === "system")
       const sampling = yield* CallOptions.CallOptions
       const extras = [
@@ -89,7 +90,10 @@ const scripted = (calls: Ref.Ref<number>, requestIds: Ref.Ref<ReadonlyArray<stri
   })
 }
 
-const makeLayer = Effect.fnUntraced(function* (maxIdleTime: Duration.Input = "1 minute") {
+const makeLayer = Effect.fnUntraced(function* (
+  maxIdleTime: Duration.Input = "1 minute",
+  turnTimeout: Duration.Duration = Duration.seconds(30)
+) {
   const calls = yield* Ref.make(0)
   const requestIds = yield* Ref.make<ReadonlyArray<string>>([])
   const model = yield* scripted(calls, requestIds)
@@ -105,7 +109,7 @@ const makeLayer = Effect.fnUntraced(function* (maxIdleTime: Duration.Input = "1 
         ],
         "scripted"
       ),
-      SessionActor.layerSettings({ turnTimeout: Duration.seconds(30), maxToolSteps: 4, contextStrategy: "drop_oldest" })
+      SessionActor.layerSettings({ turnTimeout, maxToolSteps: 4, contextStrategy: "drop_oldest" })
     ])
   )
   return { calls, requestIds, layer: sessions.pipe(Layer.provideMerge(Layer.merge(TestRunner.layer, storage))) }
@@ -313,6 +317,37 @@ describe("SessionActor", () => {
         // The dead turn was not replayed: one call per turn.
         assert.strictEqual(yield* Ref.get(calls), 4)
         assert.strictEqual((yield* (yield* Storage).listMessages("t", "s3")).length, 4)
+      }).pipe(Effect.provide(layer))
+    })
+  )
+
+  it.live("a turn over the timeout answers TurnTimeout, sent or streamed, and the session goes on", () =>
+    Effect.gen(function* () {
+      const { layer } = yield* makeLayer("1 minute", Duration.millis(300))
+      yield* Effect.gen(function* () {
+        yield* send("t", "s-slow", "hello", true)
+        const sent = yield* Effect.flip(send("t", "s-slow", "hang"))
+        assert.strictEqual(sent._tag, "TurnTimeout")
+        const clientFor = yield* SessionActor.Session.client
+        const streamed = yield* clientFor(SessionActor.entityId("t", "s-slow"))
+          .Stream({
+            message: "hang",
+            model: null,
+            create: false,
+            agent_id: null,
+            user_id: null,
+            pin: false,
+            request_id: "r",
+            idempotency_key: null
+          })
+          .pipe(
+            Stream.runCollect,
+            Effect.flip,
+            Effect.timeoutOrElse({ duration: "5 seconds", orElse: () => Effect.die("the stream did not time out") })
+          )
+        assert.strictEqual(streamed._tag, "TurnTimeout")
+        const after = yield* send("t", "s-slow", "still here?")
+        assert.strictEqual(after.message.content, "seen: hello | still here?")
       }).pipe(Effect.provide(layer))
     })
   )
