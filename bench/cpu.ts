@@ -24,7 +24,10 @@ export function cpuMs(pid: number): number | null {
 
 /** CPU time used between `startMs` and `startMs + durationMs` from now. */
 export interface CpuWindow {
-  /** The CPU ms of the window, once it has ended; `null` before that or when unreadable. */
+  /**
+   * The CPU ms of the window; call it once the window has ended. Should the closing timer not have
+   * run yet (a busy event loop), the window is closed now. `null` when unreadable.
+   */
   readonly used: () => number | null
 }
 
@@ -32,12 +35,19 @@ export interface CpuWindow {
 export function cpuWindow(pid: number, startMs: number, durationMs: number): CpuWindow {
   let start: number | null = null
   let used: number | null = null
+  const close = () => {
+    if (used !== null) return
+    const end = cpuMs(pid)
+    used = start === null || end === null ? null : end - start
+  }
   setTimeout(() => {
     start = cpuMs(pid)
   }, startMs).unref()
-  setTimeout(() => {
-    const end = cpuMs(pid)
-    used = start === null || end === null ? null : end - start
-  }, startMs + durationMs).unref()
-  return { used: () => used }
+  setTimeout(close, startMs + durationMs).unref()
+  return {
+    used: () => {
+      close()
+      return used
+    }
+  }
 }
