@@ -107,10 +107,13 @@ export class Storage extends Context.Service<
     /**
      * Stores messages numbered by the caller (the session actor owns the numbering) and moves the
      * session's `updated_at` to the last one's time, in one transaction — one statement on
-     * PostgreSQL. With `create`, the session row is written in the same transaction.
+     * PostgreSQL. With `create`, the session row is written in the same transaction. Writes that
+     * wait at the same time are committed together (`internal/turnWrites.ts`); each caller is
+     * answered once its own write is committed, and a write at fault fails alone.
      *
-     * Gotcha: a `seq` already stored (another process wrote to the session) fails the whole write
-     * with a `StorageError` whose operation says so; the caller must reload the session.
+     * Gotcha: a `seq` or idempotency key already stored, or with `create` a session that exists
+     * (another process wrote to the session), fails the whole write with a `StorageError` whose
+     * operation says so; the caller must reload the session.
      */
     readonly appendMessages: (
       tenant: string,
@@ -262,7 +265,8 @@ export const make = Effect.gen(function* () {
           (cause) =>
             new StorageError({
               operation: isUniqueViolation(cause)
-                ? "appendMessages: a message number or session id is taken (another process wrote to this session)"
+                ? "appendMessages: the session id, a message number or the idempotency key is already stored " +
+                  "(another process wrote to this session)"
                 : "appendMessages",
               cause
             })
