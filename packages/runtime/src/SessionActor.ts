@@ -151,6 +151,13 @@ interface Turn {
   readonly firstWrite: AppendOptions
 }
 
+/**
+ * A span for a function of the turn's hot path, without the stack traces `Effect.fn` captures at
+ * every call (an `Error` each time) and at every definition (the actor defines its functions on
+ * every activation, so once per new session).
+ */
+const traced = (name: string) => Effect.withSpan(name, undefined, { captureStackTrace: false })
+
 /** A new message with the defaults of the fields not given. */
 const newMessage = (fields: Partial<Message> & Pick<Message, "role" | "content">) =>
   Effect.gen(function* () {
@@ -210,7 +217,7 @@ export const layer = (options: {
        * Everything a turn needs before the model call, or the stored answer of a retried turn;
        * fails fast on an unknown session, agent or model, or a prompt over the model's window.
        */
-      const prepare = Effect.fn("SessionActor.prepare")(function* (input: TurnInput) {
+      const prepare = Effect.fnUntraced(function* (input: TurnInput) {
         const past = yield* load(input.create)
         let agent: Agent | undefined
         if (!exists) {
@@ -263,7 +270,7 @@ export const layer = (options: {
             firstWrite
           } satisfies Turn
         } as const
-      })
+      }, traced("SessionActor.prepare"))
 
       /**
        * The stored answer of the turn whose user message is `seq`, for a retry of it with the
@@ -369,7 +376,7 @@ export const layer = (options: {
        * stored before they run and each result as it finishes; then the answer with the turn's usage
        * and cost. `emit` receives the pieces of a streamed turn.
        */
-      const loop = Effect.fn("SessionActor.loop")(function* (turn: Turn, emit?: Emit) {
+      const loop = Effect.fnUntraced(function* (turn: Turn, emit?: Emit) {
         const { model } = turn
         let unstored = turn.unstored
         let firstWrite = turn.firstWrite
@@ -408,7 +415,7 @@ export const layer = (options: {
           usage: outcome.usage,
           cost_usd: cost
         })
-      })
+      }, traced("SessionActor.loop"))
 
       const runTurn = (input: TurnInput, emit?: Emit) =>
         Effect.flatMap(prepare(input), (prepared) => {
@@ -427,7 +434,7 @@ export const layer = (options: {
         })
 
       /** Finishes a turn a crash interrupted: the calls without a result run again, then the loop goes on. */
-      const resume = Effect.fn("SessionActor.resume")(function* () {
+      const resume = Effect.fnUntraced(function* () {
         const past = yield* load(false)
         const asking = past.findLast((message) => message.role === "assistant" && message.tool_calls !== null)
         const last = past.at(-1)
@@ -447,7 +454,7 @@ export const layer = (options: {
           firstWrite: {}
         })
         return true
-      })
+      }, traced("SessionActor.resume"))
 
       const send = (input: TurnInput) =>
         runTurn(input).pipe(Effect.timeoutOrElse({ duration: settings.turnTimeout, orElse: () => timedOut }))
