@@ -23,6 +23,8 @@ export interface Results {
     readonly hwm: number | null
   }
   readonly server: string
+  /** Where the zero-config server stored: the embedded SQLite database, or PostgreSQL (`--postgres`). */
+  readonly storage: "sqlite" | "postgresql"
   readonly pinned: { readonly server_cpu: number; readonly loadgen_cpu: number } | null
   readonly warmup_s: number
   readonly duration_s: number
@@ -52,10 +54,24 @@ export function renderReport(results: Results, gatewayTable: string): string {
 
 function renderLocal(results: Results): string {
   const timing =
-    `zero-config server: ${results.warmup_s} s warm-up + ${results.duration_s} s per scenario; ` +
+    `zero-config server (${results.storage === "sqlite" ? "embedded SQLite" : "PostgreSQL"}): ` +
+    `${results.warmup_s} s warm-up + ${results.duration_s} s per scenario; ` +
     `ready in ${fmt(results.startup_ms, 0)} ms`
   const chat = renderTable(
-    ["POST /v1/chat", "conns", "req/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "2xx", "errors", "RSS peak MB"],
+    [
+      "POST /v1/chat",
+      "conns",
+      "req/s",
+      "p50 ms",
+      "p90 ms",
+      "p99 ms",
+      "max ms",
+      "2xx",
+      "errors",
+      "RSS peak MB",
+      "CPU ms/req",
+      "CPU %"
+    ],
     [chatRow("new session each", results.chat_new), chatRow("continuing sessions", results.chat_session)]
   )
   const stream = renderTable(
@@ -71,7 +87,9 @@ function renderLocal(results: Results): string {
       "done",
       "incomplete",
       "errors",
-      "RSS peak MB"
+      "RSS peak MB",
+      "CPU ms/stream",
+      "CPU %"
     ],
     [streamRow("new session each", results.stream)]
   )
@@ -95,7 +113,9 @@ function chatRow(label: string, figures: ChatFigures | Failed | null): Array<str
     fmt(f.max_ms, 2),
     String(f.requests),
     String(f.errors),
-    fmt(f.rss_peak_mb)
+    fmt(f.rss_peak_mb),
+    fmt(f.cpu_ms_per_req, 3),
+    fmt(f.server_cpu_pct, 0)
   ]
 }
 
@@ -115,7 +135,9 @@ function streamRow(label: string, figures: StreamFigures | Failed | null): Array
     String(f.streams),
     String(f.incomplete),
     String(f.errors),
-    fmt(f.rss_peak_mb)
+    fmt(f.rss_peak_mb),
+    fmt(f.cpu_ms_per_stream, 3),
+    fmt(f.server_cpu_pct, 0)
   ]
 }
 

@@ -26,8 +26,11 @@
  * at the end. Compare figures from runs on the same machine only; on 2 cores other busy
  * processes show up as noise. The output is a table, then ONE line of JSON with every figure.
  *
+ * With `--postgres`, the zero-config server stores in PostgreSQL (a schema of the bench's own,
+ * dropped at the end) instead of the embedded SQLite database; the gateway case is unchanged.
+ *
  *   npm run bench [-- --quick] [-- --duration 20] [-- --server-cmd "node other-server.mjs"]
- *                 [-- --only gateway] [-- --skip gateway]
+ *                 [-- --only gateway] [-- --skip gateway] [-- --postgres [URL]]
  */
 import { spawnSync } from "node:child_process"
 import { randomBytes } from "node:crypto"
@@ -38,6 +41,7 @@ import { setTimeout as sleep } from "node:timers/promises"
 import { parseArgs } from "node:util"
 import { COMPLETIONS_PATH, type GatewayFigures, gatewayCase } from "./gateway.ts"
 import type { Target } from "./load.ts"
+import { type BenchSchema, createBenchSchema, DEFAULT_POSTGRES_URL } from "./postgres.ts"
 import { type Failed, renderReport, type Results } from "./report.ts"
 import { type RssSampler, startRssSampler } from "./rss.ts"
 import { type Bench, chatNew, chatSession, stream } from "./scenarios.ts"
@@ -77,7 +81,9 @@ const USAGE = `usage: node bench/run.ts [--quick] [--duration SECONDS] [--server
   --duration N      measured seconds per scenario (1-600; default ${DURATION_S}); not the gateway case
   --server-cmd CMD  start CMD instead of "${DEFAULT_SERVER}" (run as: sh -c "exec CMD", cwd = repo root)
   --only NAMES      run only these scenarios (comma-separated: ${SCENARIOS.join(", ")})
-  --skip NAMES      run all scenarios but these`
+  --skip NAMES      run all scenarios but these
+  --postgres [URL]  the zero-config server on PostgreSQL: a schema of its own in the database at URL
+                    (default ${DEFAULT_POSTGRES_URL}), dropped at the end`
 
 interface Options {
   readonly warmupS: number
@@ -85,6 +91,8 @@ interface Options {
   readonly serverCmd: string | undefined
   readonly quick: boolean
   readonly scenarios: ReadonlyArray<Scenario>
+  /** The PostgreSQL database for the zero-config server, or `undefined` for the embedded one. */
+  readonly postgresUrl: string | undefined
 }
 
 /** What the bench has to give back on the way out, however it ends. */
@@ -92,8 +100,9 @@ const owned: {
   readonly servers: Array<Server>
   readonly dirs: Array<string>
   readonly samplers: Array<RssSampler>
+  readonly schemas: Array<BenchSchema>
   interrupted?: boolean
-} = { servers: [], dirs: [], samplers: [] }
+} = { servers: [], dirs: [], samplers: [], schemas: [] }
 
 const interrupted = (): boolean => owned.interrupted === true
 
@@ -102,7 +111,7 @@ const log = (line: string): void => {
 }
 
 function parseOptions(argv: ReadonlyArray<string>): Options {
-  const { values } = parseArgs({
+  const { values, positionals } = parseArgs({
     args: [...argv],
     options: {
       quick: { type: "boolean", default: false },
@@ -110,10 +119,12 @@ function parseOptions(argv: ReadonlyArray<string>): Options {
       "server-cmd": { type: "string" },
       only: { type: "string", multiple: true },
       skip: { type: "string", multiple: true },
+      postgres: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false }
     },
     strict: true,
-    allowPositionals: false
+    // The one positional: the URL after --postgres.
+    allowPositionals: true
   })
   if (values.help) {
     console.log(USAGE)
@@ -127,7 +138,9 @@ function parseOptions(argv: ReadonlyArray<string>): Options {
   const skip = scenarioList("--skip", values.skip)
   const scenarios = SCENARIOS.filter((name) => (only.length === 0 || only.includes(name)) && !skip.includes(name))
   if (scenarios.length === 0) throw new Error("--only/--skip: no scenario left to run")
+  if (positionals.length > (values.postgres ? 1 : 0)) throw new Error(`unexpected argument "${positionals.at(-1)}"`)
   return {
+    postgresUrl: values.postgres ? (positionals[0] ?? DEFAULT_POSTGRES_URL) : undefined,
     warmupS: values.quick ? WARMUP_S / 2 : WARMUP_S,
     durationS,
     serverCmd: values["server-cmd"],
@@ -252,6 +265,7 @@ async function main(options: Options): Promise<{ results: Results; gatewayTable:
     ...local,
     gateway,
     server: label,
+    storage: options.postgresUrl === undefined ? "sqlite" : "postgresql",
     pinned,
     warmup_s: options.warmupS,
     duration_s: options.durationS,
@@ -266,11 +280,17 @@ async function runLocal(options: Options, label: string, pinned: boolean): Promi
   const port = await freePort()
   const adminKey = `pa_bench_${randomBytes(16).toString("hex")}`
   const dataDir = tempDir()
+  const schema = options.postgresUrl === undefined ? undefined : await createBenchSchema(options.postgresUrl)
+  if (schema !== undefined) {
+    owned.schemas.push(schema)
+    log(`PostgreSQL: schema ${schema.name}`)
+  }
   log(`starting ${label} on 127.0.0.1:${port}${pinned ? " (CPU 1; load generator on CPU 0)" : ""}`)
+  const env = serverEnv(port, dataDir, adminKey)
   const server = startServer({
     command: options.serverCmd,
     cwd: REPO_ROOT,
-    env: serverEnv(port, dataDir, adminKey),
+    env: schema === undefined ? env : { ...env, POSTGRES_URL: schema.serverUrl },
     cpu: pinned ? 1 : null
   })
   owned.servers.push(server)
@@ -291,7 +311,8 @@ async function runLocal(options: Options, label: string, pinned: boolean): Promi
     warmupMs: options.warmupS * 1000,
     durationMs: options.durationS * 1000,
     proceed: () => server.alive() && !interrupted(),
-    rss
+    rss,
+    pid: server.pid
   }
   const each = `${options.warmupS} s warm-up + ${options.durationS} s`
   const runs = (name: Scenario) => options.scenarios.includes(name)
@@ -321,6 +342,13 @@ async function cleanup(): Promise<void> {
   for (const sampler of owned.samplers) sampler.stop()
   await Promise.all(owned.servers.map((server) => server.stop()))
   removeDirs()
+  // After the servers: a running server would hold the schema's tables.
+  const schemas = owned.schemas.splice(0)
+  await Promise.all(
+    schemas.map((schema) =>
+      schema.drop().catch((error: unknown) => log(`could not drop schema ${schema.name}: ${messageOf(error)}`))
+    )
+  )
 }
 
 function removeDirs(): void {

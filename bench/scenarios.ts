@@ -16,6 +16,7 @@ import {
   type StreamExchange,
   type Target
 } from "./load.ts"
+import { type CpuWindow, cpuWindow } from "./cpu.ts"
 import type { RssSampler } from "./rss.ts"
 
 /** What every scenario shares. */
@@ -25,6 +26,8 @@ export interface Bench {
   readonly durationMs: number
   readonly proceed: () => boolean
   readonly rss: RssSampler
+  /** The server's process id, for its CPU time. */
+  readonly pid: number
 }
 
 /** Figures of a request/response scenario. */
@@ -43,6 +46,10 @@ export interface ChatFigures {
   readonly errors: number
   readonly statuses: Readonly<Record<string, number>>
   readonly rss_peak_mb: number | null
+  /** Server CPU time (user + system) in the measured window per 2xx answer: the cost of one request. */
+  readonly cpu_ms_per_req: number | null
+  /** Server CPU time over the window's wall time: ~100 when the one core it is pinned to is saturated. */
+  readonly server_cpu_pct: number | null
 }
 
 /** Figures of the continuing-sessions scenario. */
@@ -74,6 +81,9 @@ export interface StreamFigures {
   readonly first_error_event: string | null
   readonly statuses: Readonly<Record<string, number>>
   readonly rss_peak_mb: number | null
+  /** Server CPU time in the measured window per completed stream. */
+  readonly cpu_ms_per_stream: number | null
+  readonly server_cpu_pct: number | null
 }
 
 export const CHAT_PATH = "/v1/chat"
@@ -91,10 +101,11 @@ const chatBody = (sessionId?: string): Buffer =>
 export async function chatNew(bench: Bench, connections: number): Promise<ChatFigures> {
   const body = chatBody()
   const peak = bench.rss.phase()
+  const cpu = cpuWindow(bench.pid, bench.warmupMs, bench.durationMs)
   const run = await runClosedLoop(plan(bench, connections), (agent) =>
     postJson(agent, bench.target, CHAT_PATH, body, false)
   )
-  return chatFigures(run, connections, bench, peak())
+  return chatFigures(run, connections, bench, peak(), cpu)
 }
 
 /** `POST /v1/chat` on `sessions` sessions created first, named round-robin. */
@@ -102,10 +113,11 @@ export async function chatSession(bench: Bench, connections: number, sessions: n
   const ids = await createSessions(bench.target, sessions)
   const next = roundRobin(ids.map(chatBody))
   const peak = bench.rss.phase()
+  const cpu = cpuWindow(bench.pid, bench.warmupMs, bench.durationMs)
   const run = await runClosedLoop(plan(bench, connections), (agent) =>
     postJson(agent, bench.target, CHAT_PATH, next(), false)
   )
-  const figures = chatFigures(run, connections, bench, peak())
+  const figures = chatFigures(run, connections, bench, peak(), cpu)
   return { ...figures, sessions, turns_per_session: Math.round(1 + run.sent / sessions) }
 }
 
@@ -113,10 +125,11 @@ export async function chatSession(bench: Bench, connections: number, sessions: n
 export async function stream(bench: Bench, connections: number): Promise<StreamFigures> {
   const body = chatBody()
   const peak = bench.rss.phase()
+  const cpu = cpuWindow(bench.pid, bench.warmupMs, bench.durationMs)
   const run = await runClosedLoop(plan(bench, connections), (agent) =>
     postStream(agent, bench.target, STREAM_PATH, body)
   )
-  return streamFigures(run, connections, bench, peak())
+  return streamFigures(run, connections, bench, peak(), cpu)
 }
 
 /** Creates `count` sessions with one turn each; fails on the first answer without a `session_id`. */
@@ -176,8 +189,15 @@ const plan = (bench: Bench, connections: number): LoadPlan => ({
   proceed: bench.proceed
 })
 
-function chatFigures(run: LoadRun<Exchange>, connections: number, bench: Bench, rssPeak: number | null): ChatFigures {
+function chatFigures(
+  run: LoadRun<Exchange>,
+  connections: number,
+  bench: Bench,
+  rssPeak: number | null,
+  cpu: CpuWindow
+): ChatFigures {
   const ok = run.samples.filter((s) => isOk(s.status))
+  const cpuMs = cpu.used()
   const latency = summarize(ok.map((s) => s.totalMs))
   return {
     connections,
@@ -191,7 +211,9 @@ function chatFigures(run: LoadRun<Exchange>, connections: number, bench: Bench, 
     max_ms: round2(latency.max),
     errors: run.samples.length - ok.length,
     statuses: countKeys(run.samples.map((s) => statusKey(s.status))),
-    rss_peak_mb: rssPeak
+    rss_peak_mb: rssPeak,
+    cpu_ms_per_req: perAnswer(cpuMs, ok.length),
+    server_cpu_pct: cpuPercent(cpuMs, bench.durationMs)
   }
 }
 
@@ -199,8 +221,10 @@ function streamFigures(
   run: LoadRun<StreamExchange>,
   connections: number,
   bench: Bench,
-  rssPeak: number | null
+  rssPeak: number | null,
+  cpu: CpuWindow
 ): StreamFigures {
+  const cpuMs = cpu.used()
   const failedInStream = run.samples.filter((s) => isOk(s.status) && s.errorEvent !== null)
   const answered = run.samples.filter((s) => isOk(s.status) && s.errorEvent === null)
   const done = answered.flatMap((s) => (s.doneMs === null ? [] : [s.doneMs]))
@@ -223,7 +247,9 @@ function streamFigures(
     statuses: countKeys(
       run.samples.map((s) => (s.errorEvent === null ? statusKey(s.status) : `${s.status} + event: error`))
     ),
-    rss_peak_mb: rssPeak
+    rss_peak_mb: rssPeak,
+    cpu_ms_per_stream: perAnswer(cpuMs, done.length),
+    server_cpu_pct: cpuPercent(cpuMs, bench.durationMs)
   }
 }
 
@@ -237,3 +263,7 @@ function countKeys(keys: ReadonlyArray<string>): Record<string, number> {
 
 const perSecond = (count: number, windowMs: number): number => Math.round((count / (windowMs / 1000)) * 10) / 10
 const round2 = (x: number | null): number | null => (x === null ? null : Math.round(x * 100) / 100)
+const perAnswer = (cpuMs: number | null, answers: number): number | null =>
+  cpuMs === null || answers === 0 ? null : Math.round((cpuMs / answers) * 1000) / 1000
+const cpuPercent = (cpuMs: number | null, windowMs: number): number | null =>
+  cpuMs === null ? null : Math.round((cpuMs / windowMs) * 1000) / 10

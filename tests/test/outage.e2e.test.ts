@@ -19,6 +19,16 @@ const Down = Schema.Struct({
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
+/** Polls `probe` every 200 ms until it answers true; answers how long that took. */
+const until = async (probe: () => Promise<boolean>, limitMs: number) => {
+  const started = Date.now()
+  while (Date.now() - started < limitMs) {
+    if (await probe()) return Date.now() - started
+    await sleep(200)
+  }
+  return assert.fail(`not within ${limitMs} ms`)
+}
+
 describe("PostgreSQL outages", () => {
   let schema: PgSchema
   let proxy: TcpProxy
@@ -54,16 +64,6 @@ describe("PostgreSQL outages", () => {
     )
     if (answer.status === 200) answered.push(message)
     return { ...answer, ms: Date.now() - started }
-  }
-
-  /** Polls `probe` every 200 ms until it answers true; answers how long that took. */
-  const until = async (probe: () => Promise<boolean>, limitMs: number) => {
-    const started = Date.now()
-    while (Date.now() - started < limitMs) {
-      if (await probe()) return Date.now() - started
-      await sleep(200)
-    }
-    return assert.fail(`not within ${limitMs} ms`)
   }
 
   it("starts while the database is down: 503 everywhere, never 401, and ready by itself when it returns", async () => {

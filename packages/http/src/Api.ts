@@ -53,6 +53,23 @@ export const ChatRequest = Schema.Struct({
 })
 export type ChatRequest = typeof ChatRequest.Type
 
+/** 1–255 printable ASCII characters, as Stripe and OpenAI clients send them. */
+const IdempotencyKey = Schema.String.check(
+  Schema.isMinLength(1),
+  Schema.isMaxLength(255),
+  Schema.isPattern(/^[ -~]*$/, { expected: "printable ASCII characters" })
+).annotate({
+  description:
+    "1-255 printable ASCII characters (else 400). Makes a retried turn safe: a turn whose key is already stored in the session is not run again; it answers " +
+    "with the stored answer (a stream replays it as session, delta, usage, done). The same key with another " +
+    "message answers 409 conflict. Keys are kept per session, so a turn that creates a session (no session_id) " +
+    "always runs."
+})
+
+/** The headers of `POST /v1/chat` and `POST /v1/chat/stream`. */
+export const ChatHeaders = Schema.Struct({ "idempotency-key": Schema.optional(IdempotencyKey) })
+export type ChatHeaders = typeof ChatHeaders.Type
+
 const event = <const Name extends string, S extends Schema.Top>(name: Name, data: S) =>
   Schema.Struct({ event: Schema.Literal(name), data: Schema.fromJsonString(data) })
 
@@ -86,11 +103,13 @@ export class ChatGroup extends HttpApiGroup.make("chat")
   .add(
     HttpApiEndpoint.post("send", "/v1/chat", {
       payload: ChatRequest,
+      headers: ChatHeaders,
       success: SessionActor.TurnResult,
       error: turnErrors
     }),
     HttpApiEndpoint.post("stream", "/v1/chat/stream", {
       payload: ChatRequest,
+      headers: ChatHeaders,
       success: HttpApiSchema.StreamSse({ events: ChatEvent }),
       error: turnErrors
     })

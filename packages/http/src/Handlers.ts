@@ -3,11 +3,11 @@
  * middleware provides, send turns to the session actors, and turn every domain or
  * cluster failure into the error envelope.
  */
-import { Cause, Effect, Layer, Option, Stream } from "effect"
+import { Array as Arr, Cause, Effect, Layer, Option, Pull, Stream } from "effect"
 import type * as ClusterErrors from "effect/cluster/ClusterError"
 import { HttpApiBuilder } from "effect/http-api"
-import { Agent, Identifier, ModelCatalog, Session, SessionActor, Storage } from "@polyagent/runtime"
-import { Api, type ChatEvent, type ChatRequest, HealthDown, healthDown, Principal } from "./Api.ts"
+import { Identifier, ModelCatalog, Session, SessionActor, Storage } from "@polyagent/runtime"
+import { Api, type ChatEvent, type ChatHeaders, type ChatRequest, HealthDown, healthDown, Principal } from "./Api.ts"
 import * as AgentsHandlers from "./AgentsHandlers.ts"
 import * as ApiError from "./ApiError.ts"
 import * as CompletionsHandlers from "./CompletionsHandlers.ts"
@@ -39,6 +39,7 @@ const toApiError = (error: SessionActor.TurnError | ClusterError): Effect.Effect
     case "ModelNotFound":
       return ApiError.fail("not_found", error.message)
     case "SessionAgentConflict":
+    case "IdempotencyConflict":
       return ApiError.fail("conflict", error.message)
     case "ContextTooLong":
       return ApiError.fail("invalid_request", error.message)
@@ -81,18 +82,35 @@ const sessionNotFound = (id: string) => ApiError.fail("not_found", `session ${id
 /** What a turn in flight fails with once storage is seen down: it could not be stored. */
 const storageDown = new Storage.StorageError({ operation: "turn", unavailable: true, cause: "storage is down" })
 
+/** A streamed turn's event as an SSE event of `POST /v1/chat/stream`. */
+const chatEvents = (turnEvent: SessionActor.TurnEvent, sessionId: string): Arr.NonEmptyReadonlyArray<ChatEvent> => {
+  switch (turnEvent._tag) {
+    case "Started":
+      return [{ event: "session", data: { session_id: sessionId } }]
+    case "Delta":
+      return [{ event: "delta", data: { content: turnEvent.content } }]
+    case "ToolCall":
+      return [{ event: "tool_call", data: turnEvent.call }]
+    case "ToolResult":
+      return [{ event: "tool_result", data: turnEvent.result }]
+    case "Done":
+      return [
+        { event: "usage", data: turnEvent.result.usage },
+        { event: "done", data: turnEvent.result }
+      ]
+  }
+}
+
 const ChatHandlers = HttpApiBuilder.group(
   Api,
   "chat",
   Effect.fn(function* (handlers) {
     const clientFor = yield* SessionActor.Session.client
-    const catalog = yield* ModelCatalog.ModelCatalog
-    const storage = yield* Storage.Storage
     const readiness = yield* Readiness
     const whenStorageDown = Effect.andThen(readiness.down, Effect.fail(storageDown))
 
     /** The session a request addresses: its own, or a new one. */
-    const target = Effect.fnUntraced(function* (request: ChatRequest) {
+    const target = Effect.fnUntraced(function* (request: ChatRequest, headers: ChatHeaders) {
       const principal = yield* Principal
       const create = request.session_id === undefined
       const sessionId = request.session_id ?? (yield* Identifier.make("sess"))
@@ -105,62 +123,47 @@ const ChatHandlers = HttpApiBuilder.group(
         pin: request.pin ?? false,
         // The end user: the application's own id for them, or else the key that calls.
         user_id: typeof request.metadata?.["user_id"] === "string" ? request.metadata["user_id"] : principal.subject,
-        request_id: yield* Effect.service(ApiError.RequestId)
+        request_id: yield* Effect.service(ApiError.RequestId),
+        // Without the client's key, a key of this request's own: the cluster sends a turn again when
+        // the process running it died, and the session must answer it from storage if it was stored.
+        idempotency_key: headers["idempotency-key"] ?? (yield* Identifier.make("turn"))
       }
-      return { principal, sessionId, create, client, input }
+      return { sessionId, client, input }
     })
 
     return handlers
-      .handle("send", ({ payload }) =>
-        Effect.flatMap(target(payload), ({ client, input }) =>
+      .handle("send", ({ payload, headers }) =>
+        Effect.flatMap(target(payload, headers), ({ client, input }) =>
           Effect.raceFirst(client.Send(input), whenStorageDown).pipe(
             Effect.tap((result) => RequestLog.recordModel(result.model)),
             Effect.catch(toApiError)
           )
         )
       )
-      .handle("stream", ({ payload }) =>
+      .handle("stream", ({ payload, headers }) =>
         Effect.gen(function* () {
-          const { principal, sessionId, create, client, input } = yield* target(payload)
-          // Answer unknown sessions and models with a status, before the event stream starts.
-          yield* catalog.resolve(payload.model).pipe(Effect.catch(toApiError))
-          if (!create) {
-            const session = yield* storage
-              .getSession(principal.tenant, sessionId)
-              .pipe(Effect.catch(ApiError.storageFailed))
-            if (Option.isNone(session)) return yield* toApiError(new Session.SessionNotFound({ session_id: sessionId }))
-          } else if (payload.agent_id !== undefined) {
-            const agent = yield* storage
-              .getAgent(principal.tenant, payload.agent_id)
-              .pipe(Effect.catch(ApiError.storageFailed))
-            if (Option.isNone(agent)) return yield* toApiError(new Agent.AgentNotFound({ agent_id: payload.agent_id }))
-          }
-          const turn = client.Stream(input).pipe(
-            Stream.interruptWhen(whenStorageDown),
-            Stream.tap((turnEvent) =>
-              turnEvent._tag === "Done" ? RequestLog.recordModel(turnEvent.result.model) : Effect.void
-            ),
-            Stream.flatMap((turnEvent): Stream.Stream<ChatEvent> => {
-              switch (turnEvent._tag) {
-                case "Delta":
-                  return Stream.make({ event: "delta", data: { content: turnEvent.content } })
-                case "ToolCall":
-                  return Stream.make({ event: "tool_call", data: turnEvent.call })
-                case "ToolResult":
-                  return Stream.make({ event: "tool_result", data: turnEvent.result })
-                case "Done":
-                  return Stream.make(
-                    { event: "usage", data: turnEvent.result.usage },
-                    { event: "done", data: turnEvent.result }
-                  )
-              }
-            }),
+          const { sessionId, client, input } = yield* target(payload, headers)
+          // The turn's first events, up to `Started`, decide the status: a turn that cannot start
+          // (unknown session, agent or model, a prompt over the window, a conflict) answers with its
+          // status before the event stream begins. The pull lives in the request's scope, which
+          // closes once the response has been streamed.
+          const pull = yield* Stream.toPull(
+            client.Stream(input).pipe(
+              Stream.interruptWhen(whenStorageDown),
+              Stream.tap((turnEvent) =>
+                turnEvent._tag === "Done" ? RequestLog.recordModel(turnEvent.result.model) : Effect.void
+              )
+            )
+          )
+          const first = yield* pull.pipe(
+            Pull.catchDone(() => Effect.succeed<ReadonlyArray<SessionActor.TurnEvent>>([])),
+            Effect.catch(toApiError)
+          )
+          return Stream.concat(Stream.fromIterable(first), Stream.fromPull(Effect.succeed(pull))).pipe(
+            // Chunk by chunk: the events that arrived together are encoded and written together.
+            Stream.mapArray((turnEvents) => Arr.flatMap(turnEvents, (turnEvent) => chatEvents(turnEvent, sessionId))),
             // A client that goes away interrupts this stream itself, which ends it without this.
             Stream.catchCause((cause) => Stream.fromEffect(errorEvent(cause)))
-          )
-          return Stream.concat(
-            Stream.make<Array<ChatEvent>>({ event: "session", data: { session_id: sessionId } }),
-            turn
           )
         })
       )

@@ -122,18 +122,20 @@ export const dropOldest = (options: Options): Result.Result<Fitted, ContextTooLo
  * Gotchas: the dropped messages are sent to the summarising model in full, so its window must hold
  * them; nothing is cached, so every call that drops messages pays for one summary.
  */
-export const fit = Effect.fn("ContextWindow.fit")(function* (
-  options: FitOptions
-): Effect.fn.Return<Fitted, ContextTooLong> {
-  const budget = budgetOf(options)
-  const entries = entriesOf(options)
-  const selection = select(entries, budget.tokens)
-  if (Result.isFailure(selection)) return yield* tooLong(options, budget, selection.failure)
-  const plain = fitted(entries, selection.success)
-  const strategy = options.strategy
-  if (strategy._tag === "drop_oldest" || plain.dropped === 0) return plain
-  return yield* summarise(strategy, entries, budget, selection.success.required, plain)
-})
+export const fit = Effect.fnUntraced(
+  function* (options: FitOptions): Effect.fn.Return<Fitted, ContextTooLong> {
+    const budget = budgetOf(options)
+    const entries = entriesOf(options)
+    const selection = select(entries, budget.tokens)
+    if (Result.isFailure(selection)) return yield* tooLong(options, budget, selection.failure)
+    const plain = fitted(entries, selection.success)
+    const strategy = options.strategy
+    if (strategy._tag === "drop_oldest" || plain.dropped === 0) return plain
+    return yield* summarise(strategy, entries, budget, selection.success.required, plain)
+  },
+  // Every turn fits its prompt: a span without the stack trace Effect.fn would capture at each call.
+  Effect.withSpan("ContextWindow.fit", undefined, { captureStackTrace: false })
+)
 
 // -----------------------------------------------------------------------------
 // internal

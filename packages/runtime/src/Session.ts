@@ -47,3 +47,18 @@ export class SessionAgentConflict extends Schema.TaggedError<SessionAgentConflic
       : `session ${this.session_id} runs with agent ${this.agent_id}`
   }
 }
+
+/**
+ * A turn's `Idempotency-Key` is already stored in the session, but not for this request: it came
+ * with another message, or its turn has no stored answer.
+ */
+export class IdempotencyConflict extends Schema.TaggedError<IdempotencyConflict>()("IdempotencyConflict", {
+  session_id: Schema.String,
+  reason: Schema.Literals(["different_message", "unanswered"])
+}) {
+  override get message(): string {
+    return this.reason === "different_message"
+      ? `the Idempotency-Key was already used in session ${this.session_id} with a different message`
+      : `the turn of this Idempotency-Key in session ${this.session_id} has no stored answer`
+  }
+}

@@ -1,20 +1,26 @@
 /**
  * The session actor: one `effect/cluster` entity per conversation, addressed by
- * `tenant/sessionId`. It owns the conversation's history (loaded from storage the first
- * time it is needed after activation), runs one turn at a time — many sessions run in
- * parallel — stores the user message and the assistant's answer together before it
- * replies, and passivates when idle. Turns are volatile messages: a turn is stored by the
- * actor itself, so a crash loses at most the turn in flight, never a stored one.
+ * `tenant/sessionId`. It owns the conversation: its history (loaded from storage the first time
+ * it is needed after activation; a session the edge has just minted is known to be new and is not
+ * read at all), the numbering of its messages, and the idempotency keys of its turns. It runs one
+ * turn at a time — many sessions run in parallel — stores the user message and the assistant's
+ * answer together before it replies (a new session's row in the same write), and passivates when
+ * idle. Turns are volatile messages: a turn is stored by the actor itself, so a crash loses at most
+ * the turn in flight, never a stored one.
  *
  * A session whose agent enables tools runs the tool-call loop: model → the tool calls it asks
  * for (parallel where it asks) → results → model, for at most `maxToolSteps` steps. Each step's
  * assistant message with its calls is stored before the calls run, and each result is stored
  * as a `tool` message under its call id before the model sees it.
+ *
+ * A turn with an idempotency key that the session already stored is not run again: the actor
+ * answers with the stored answer (a stream replays it), so a client that retries a turn whose
+ * answer it never received does not store it twice.
  */
-import { Context, Duration, Effect, Layer, Queue, Schema, Semaphore, Stream } from "effect"
+import { Context, Duration, Effect, Exit, Layer, Queue, Schema, Semaphore, Stream } from "effect"
 import type { Prompt } from "effect/ai"
 import { ToolExecutor, ToolRegistry } from "@polyagent/tools"
-import { toolContent, toPrompt } from "./internal/turnTools.ts"
+import { storedTurn, toolContent, toPrompt } from "./internal/turnTools.ts"
 import * as ToolLoop from "./ToolLoop.ts"
 import * as ContextWindow from "./ContextWindow.ts"
 import * as AgentTurn from "./internal/agentTurn.ts"
@@ -23,10 +29,10 @@ import { Rpc } from "effect/rpc"
 import * as Identifier from "./Identifier.ts"
 import { type Message, Role, ToolCallRecord } from "./Message.ts"
 import { type Model, ModelCatalog, ModelError, ModelNotFound } from "./ModelCatalog.ts"
-import { SessionAgentConflict, SessionNotFound } from "./Session.ts"
+import { IdempotencyConflict, SessionAgentConflict, SessionNotFound } from "./Session.ts"
 import { type Agent, AgentNotFound } from "./Agent.ts"
 import { CallOptions } from "./CallOptions.ts"
-import { nowIso, Storage, StorageError } from "./Storage.ts"
+import { type AppendOptions, nowIso, Storage, StorageError } from "./Storage.ts"
 import * as Usage from "./Usage.ts"
 
 /** What a client asks of a turn. `create` is set when the edge minted a new session id. */
@@ -41,7 +47,12 @@ export const TurnInput = Schema.Struct({
   /** The end user the turn is for: whose facts an agent with memory remembers and recalls. */
   user_id: Schema.NullOr(Schema.String),
   /** The client request this turn serves, passed on to the provider and the logs. */
-  request_id: Schema.String
+  request_id: Schema.String,
+  /**
+   * The client's `Idempotency-Key`: stored with the turn; a turn whose key the session already
+   * stored answers with the stored answer instead of running again.
+   */
+  idempotency_key: Schema.NullOr(Schema.String)
 })
 export type TurnInput = typeof TurnInput.Type
 
@@ -56,8 +67,13 @@ export class TurnResult extends Schema.Class<TurnResult>("@polyagent/runtime/Tur
   cost_usd: Schema.Finite
 }) {}
 
-/** A piece of a streamed turn: text as it arrives, tool calls and their results, then the stored answer. */
+/**
+ * A piece of a streamed turn: `Started` once the turn is accepted (session, agent and model found,
+ * the prompt fits), then text as it arrives, tool calls and their results, then the stored answer.
+ * A turn that cannot start fails before `Started`, so the edge can still answer with a status.
+ */
 export const TurnEvent = Schema.Union([
+  Schema.TaggedStruct("Started", {}),
   Schema.TaggedStruct("Delta", { content: Schema.String }),
   Schema.TaggedStruct("ToolCall", { call: ToolCallRecord }),
   Schema.TaggedStruct("ToolResult", { result: ToolExecutor.ToolResult }),
@@ -79,6 +95,7 @@ export const TurnError = Schema.Union([
   SessionNotFound,
   ContextWindow.ContextTooLong,
   SessionAgentConflict,
+  IdempotencyConflict,
   AgentNotFound,
   ModelNotFound,
   ModelError,
@@ -130,7 +147,16 @@ interface Turn {
   readonly requestId: string
   /** Messages of the turn not stored yet (its user message, until the first store). */
   readonly unstored: ReadonlyArray<Message>
+  /** What the first store of the turn also writes: the new session's row, the idempotency key. */
+  readonly firstWrite: AppendOptions
 }
+
+/**
+ * A span for a function of the turn's hot path, without the stack traces `Effect.fn` captures at
+ * every call (an `Error` each time) and at every definition (the actor defines its functions on
+ * every activation, so once per new session).
+ */
+const traced = (name: string) => Effect.withSpan(name, undefined, { captureStackTrace: false })
 
 /** A new message with the defaults of the fields not given. */
 const newMessage = (fields: Partial<Message> & Pick<Message, "role" | "content">) =>
@@ -169,32 +195,44 @@ export const layer = (options: {
 
       // undefined until loaded; loaded lazily so a storage failure answers the caller.
       let history: Array<Message> | undefined
+      // Whether the session's row is stored.
       let exists = false
       let agentId: string | null = null
+      // Idempotency key → seq of the user message of its turn.
+      let idempotencyKeys = new Map<string, number>()
 
-      const load = Effect.gen(function* () {
-        if (history !== undefined) return history
-        const session = yield* storage.getSession(tenant, sessionId)
-        exists = session._tag === "Some"
-        agentId = session._tag === "Some" ? session.value.agent_id : null
-        history = exists ? [...(yield* storage.listMessages(tenant, sessionId))] : []
-        return history
-      })
+      /** The session as stored; a session the edge has just minted (`fresh`) is new and not read. */
+      const load = (fresh: boolean) =>
+        Effect.gen(function* () {
+          if (history !== undefined) return history
+          const loaded = fresh ? undefined : yield* storage.loadSession(tenant, sessionId)
+          exists = loaded?._tag === "Some"
+          agentId = loaded?._tag === "Some" ? loaded.value.info.agent_id : null
+          idempotencyKeys = new Map(loaded?._tag === "Some" ? loaded.value.idempotencyKeys : [])
+          history = loaded?._tag === "Some" ? [...loaded.value.messages] : []
+          return history
+        })
 
-      /** Everything a turn needs before the model call; fails fast on an unknown session or model. */
-      const prepare = Effect.fn("SessionActor.prepare")(function* (input: TurnInput) {
-        const past = yield* load
+      /**
+       * Everything a turn needs before the model call, or the stored answer of a retried turn;
+       * fails fast on an unknown session, agent or model, or a prompt over the model's window.
+       */
+      const prepare = Effect.fnUntraced(function* (input: TurnInput) {
+        const past = yield* load(input.create)
+        let agent: Agent | undefined
         if (!exists) {
           if (!input.create) return yield* new SessionNotFound({ session_id: sessionId })
-          if (input.agent_id !== null) yield* findAgent(input.agent_id)
-          yield* storage.createSession(tenant, sessionId, yield* nowIso, input.agent_id)
-          exists = true
-          agentId = input.agent_id
-        } else if (input.agent_id !== null && input.agent_id !== agentId) {
-          return yield* new SessionAgentConflict({ session_id: sessionId, agent_id: agentId })
+          if (input.agent_id !== null) agent = yield* findAgent(input.agent_id)
+        } else {
+          const key = input.idempotency_key
+          const answered = key === null ? undefined : idempotencyKeys.get(key)
+          if (answered !== undefined) return { _tag: "Replay", result: yield* replay(answered, input) } as const
+          if (input.agent_id !== null && input.agent_id !== agentId) {
+            return yield* new SessionAgentConflict({ session_id: sessionId, agent_id: agentId })
+          }
+          // Read on every turn: a changed agent applies to the sessions that run with it.
+          if (agentId !== null) agent = yield* findAgent(agentId)
         }
-        // Read on every turn: a changed agent applies to the sessions that run with it.
-        const agent = agentId === null ? undefined : yield* findAgent(agentId)
         const model = yield* catalog.resolve(input.model ?? agent?.model ?? undefined)
         const user = yield* newMessage({ role: "user", content: input.message, pinned: input.pin })
         const facts =
@@ -214,14 +252,51 @@ export const layer = (options: {
               ? { _tag: "summarise", model: model.languageModel }
               : { _tag: "drop_oldest" }
         })
-        return {
-          model,
-          user,
-          prompt: fitted.messages,
-          callOptions: AgentTurn.callOptionsOf(agent),
-          toolkit: toolkitFor(agent),
-          builtins: builtinsFor(agent, input.user_id)
+        const firstWrite: AppendOptions = {
+          create: exists ? undefined : { agentId: input.agent_id, createdAt: user.created_at },
+          idempotencyKey:
+            input.idempotency_key === null ? undefined : { messageId: user.id, key: input.idempotency_key }
         }
+        return {
+          _tag: "Run",
+          turn: {
+            model,
+            prompt: fitted.messages,
+            callOptions: AgentTurn.callOptionsOf(agent),
+            toolkit: toolkitFor(agent),
+            builtins: builtinsFor(agent, input.user_id),
+            requestId: input.request_id,
+            unstored: [user],
+            firstWrite
+          } satisfies Turn
+        } as const
+      }, traced("SessionActor.prepare"))
+
+      /**
+       * The stored answer of the turn whose user message is `seq`, for a retry of it with the
+       * same key: the same message, model, provider, usage, cost and tool results. A turn a crash
+       * left between its tool calls and its answer is finished first.
+       */
+      const replay = Effect.fnUntraced(function* (seq: number, input: TurnInput) {
+        const asked = (history ?? []).find((message) => message.seq === seq)
+        if (asked?.content !== input.message) {
+          return yield* new IdempotencyConflict({ session_id: sessionId, reason: "different_message" })
+        }
+        let found = storedTurn(seq, history ?? [])
+        if (found.answer === undefined && (yield* resume())) found = storedTurn(seq, history ?? [])
+        const answer = found.answer
+        if (answer === undefined || answer.model === null || answer.provider === null) {
+          return yield* new IdempotencyConflict({ session_id: sessionId, reason: "unanswered" })
+        }
+        return new TurnResult({
+          session_id: sessionId,
+          message: { role: "assistant", content: answer.content },
+          model: answer.model,
+          provider: answer.provider,
+          tool_calls: found.results,
+          usage: answer.usage ?? Usage.make(0, 0),
+          cost_usd: answer.cost_usd ?? 0
+        })
       })
 
       const toolkitFor = (agent: Agent | undefined) => ToolLoop.toolkitFor(registry, agent)
@@ -239,21 +314,57 @@ export const layer = (options: {
 
       // Parallel tool calls store their results as they finish: one append at a time keeps `seq` in order.
       const storeLock = yield* Semaphore.make(1)
-      /** Stores messages in one transaction and remembers them. */
-      const store = (messages: ReadonlyArray<Message>) =>
+      /**
+       * Numbers messages after the last stored one and stores them in one transaction. A failed
+       * store drops the history: another process may have written, so the next turn reads it again.
+       */
+      const store = (messages: ReadonlyArray<Message>, options: AppendOptions = {}) =>
         storeLock.withPermits(1)(
-          Effect.map(storage.appendMessages(tenant, sessionId, messages), (stored) => {
-            history?.push(...stored)
+          Effect.suspend(() => {
+            const first = (history?.at(-1)?.seq ?? 0) + 1
+            const numbered = messages.map((message, i): Message => ({ ...message, seq: first + i }))
+            return storage.appendMessages(tenant, sessionId, numbered, options).pipe(
+              Effect.tap(() =>
+                Effect.sync(() => {
+                  history?.push(...numbered)
+                  if (options.create !== undefined) {
+                    exists = true
+                    agentId = options.create.agentId
+                  }
+                  const key = options.idempotencyKey
+                  const keyed = key === undefined ? undefined : numbered.find((m) => m.id === key.messageId)
+                  if (key !== undefined && keyed !== undefined) idempotencyKeys.set(key.key, keyed.seq)
+                })
+              ),
+              Effect.tapError(() =>
+                Effect.sync(() => {
+                  history = undefined
+                })
+              )
+            )
           })
         )
 
-      const timedOut = Effect.fail(new TurnTimeout({ timeout_ms: timeoutMs }))
-
       /**
-       * A turn: model steps, and between them the tool calls the model asks for, journaled
-       * before they run and after. `emit` receives the pieces of a streamed turn; without it
-       * each step is one non-streamed model call.
+       * A new session whose first turn failed after it was accepted is stored without messages, as
+       * it was before turns were written in one go: a streamed turn has already told the client its id.
        */
+      const createAfterFailure = (create: AppendOptions["create"]) =>
+        create === undefined || exists
+          ? Effect.void
+          : storage.createSession(tenant, sessionId, create.createdAt, create.agentId).pipe(
+              Effect.tap(() =>
+                Effect.sync(() => {
+                  exists = true
+                  agentId = create.agentId
+                })
+              ),
+              Effect.catch((error) => Effect.logWarning(`could not store session ${sessionId}`, error))
+            )
+
+      // Built when a turn times out, not per activation: constructing the error validates it.
+      const timedOut = Effect.suspend(() => Effect.fail(new TurnTimeout({ timeout_ms: timeoutMs })))
+
       /** A tool result as a stored message. */
       const storeResult = (result: ToolExecutor.ToolResult) =>
         Effect.flatMap(newMessage({ role: "tool", content: toolContent(result), tool_call_id: result.id }), (m) =>
@@ -265,9 +376,10 @@ export const layer = (options: {
        * stored before they run and each result as it finishes; then the answer with the turn's usage
        * and cost. `emit` receives the pieces of a streamed turn.
        */
-      const loop = Effect.fn("SessionActor.loop")(function* (turn: Turn, emit?: Emit) {
+      const loop = Effect.fnUntraced(function* (turn: Turn, emit?: Emit) {
         const { model } = turn
         let unstored = turn.unstored
+        let firstWrite = turn.firstWrite
         const fields = { role: "assistant", model: model.info.id, provider: model.info.provider } as const
         const outcome = yield* ToolLoop.run({
           ...turn,
@@ -277,8 +389,9 @@ export const layer = (options: {
             asked: (content, calls) =>
               Effect.gen(function* () {
                 // The calls are recorded before they run, so a restart knows what was asked.
-                yield* store([...unstored, yield* newMessage({ ...fields, content, tool_calls: calls })])
+                yield* store([...unstored, yield* newMessage({ ...fields, content, tool_calls: calls })], firstWrite)
                 unstored = []
+                firstWrite = {}
                 if (emit !== undefined) yield* Effect.forEach(calls, (call) => emit({ _tag: "ToolCall", call }))
               }),
             answered: (result) =>
@@ -289,10 +402,10 @@ export const layer = (options: {
           }
         })
         const cost = Usage.cost(outcome.usage, model.info.cost_per_1k_tokens)
-        yield* store([
-          ...unstored,
-          yield* newMessage({ ...fields, content: outcome.text, usage: outcome.usage, cost_usd: cost })
-        ])
+        yield* store(
+          [...unstored, yield* newMessage({ ...fields, content: outcome.text, usage: outcome.usage, cost_usd: cost })],
+          firstWrite
+        )
         return new TurnResult({
           session_id: sessionId,
           message: { role: "assistant", content: outcome.text },
@@ -302,16 +415,27 @@ export const layer = (options: {
           usage: outcome.usage,
           cost_usd: cost
         })
-      })
+      }, traced("SessionActor.loop"))
 
       const runTurn = (input: TurnInput, emit?: Emit) =>
-        Effect.flatMap(prepare(input), ({ user, ...turn }) =>
-          loop({ ...turn, requestId: input.request_id, unstored: [user] }, emit)
-        )
+        Effect.flatMap(prepare(input), (prepared) => {
+          const started = emit === undefined ? Effect.void : emit({ _tag: "Started" })
+          if (prepared._tag === "Replay") {
+            const { result } = prepared
+            // A replayed stream: the whole answer as one delta, then `Done`.
+            const content = emit === undefined ? Effect.void : emit({ _tag: "Delta", content: result.message.content })
+            return started.pipe(Effect.andThen(content), Effect.as(result))
+          }
+          const { turn } = prepared
+          return started.pipe(
+            Effect.andThen(loop(turn, emit)),
+            Effect.onExit((exit) => (Exit.isSuccess(exit) ? Effect.void : createAfterFailure(turn.firstWrite.create)))
+          )
+        })
 
       /** Finishes a turn a crash interrupted: the calls without a result run again, then the loop goes on. */
-      const resume = Effect.fn("SessionActor.resume")(function* () {
-        const past = yield* load
+      const resume = Effect.fnUntraced(function* () {
+        const past = yield* load(false)
         const asking = past.findLast((message) => message.role === "assistant" && message.tool_calls !== null)
         const last = past.at(-1)
         if (asking === undefined || last === undefined || !(last.role === "tool" || last === asking)) return false
@@ -326,21 +450,24 @@ export const layer = (options: {
           toolkit: toolkitFor(agent),
           builtins: builtinsFor(agent, null),
           requestId: "resume",
-          unstored: []
+          unstored: [],
+          firstWrite: {}
         })
         return true
-      })
+      }, traced("SessionActor.resume"))
 
       const send = (input: TurnInput) =>
         runTurn(input).pipe(Effect.timeoutOrElse({ duration: settings.turnTimeout, orElse: () => timedOut }))
 
+      // The turn runs in the stream's own fiber, bounded like a sent one: a timeout fails the stream.
       const stream = (input: TurnInput): Stream.Stream<TurnEvent, TurnError> =>
         Stream.callback<TurnEvent, TurnError>((queue) =>
           runTurn(input, (event) => Effect.asVoid(Queue.offer(queue, event))).pipe(
+            Effect.timeoutOrElse({ duration: settings.turnTimeout, orElse: () => timedOut }),
             Effect.flatMap((result) => Queue.offer(queue, { _tag: "Done", result })),
             Effect.andThen(Queue.end(queue))
           )
-        ).pipe(Stream.interruptWhen(Effect.sleep(settings.turnTimeout).pipe(Effect.andThen(timedOut))))
+        )
 
       return Session.of({
         Send: ({ payload }) => send(payload),
@@ -352,6 +479,7 @@ export const layer = (options: {
             history = []
             exists = false
             agentId = null
+            idempotencyKeys = new Map()
             return deleted
           })
       })

@@ -1,18 +1,36 @@
 /**
  * Storage: everything PolyAgent keeps — sessions, their messages, API keys — behind one
  * service with one SQL implementation that runs on both the embedded SQLite database and
- * PostgreSQL (the SQL is written to the common subset of both). Every row carries its
- * tenant, and every read is scoped by it.
+ * PostgreSQL (the SQL is written to the common subset of both, but for the one-statement turn
+ * write on PostgreSQL). Every row carries its tenant, and every read is scoped by it.
+ *
+ * Every string goes in and comes out through `internal/storedText.ts`, so any JavaScript string
+ * (U+0000, lone surrogates included) round-trips byte for byte on both databases while ordinary
+ * text is stored as it is.
  */
-import { Array as Arr, Context, DateTime, Duration, Effect, Layer, Option, Schema } from "effect"
+import { Array as Arr, Context, DateTime, Duration, Effect, Layer, Option, Predicate, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import type { SqlError } from "effect/sql/SqlError"
-import { Message, type NewMessage, ToolCallRecord } from "./Message.ts"
+import type { Row } from "effect/sql/SqlConnection"
+import type { Message } from "./Message.ts"
 import { SessionInfo } from "./Session.ts"
-import { Agent, AgentType, MemorySettings, Parameters } from "./Agent.ts"
-import { Usage } from "./Usage.ts"
+import type { Agent } from "./Agent.ts"
 import { isUnreachable } from "./Database.ts"
 import { within } from "./internal/bounded.ts"
+import {
+  agentRow,
+  CountRows,
+  decodeAgentRows,
+  decodeLoadedRows,
+  decodeMessageRows,
+  decodeSessionRows,
+  decodeUnfinished,
+  messageColumns,
+  messageRow,
+  toMessage
+} from "./internal/storageRows.ts"
+import { decodeRows, encodeArgument, insertRows } from "./internal/storedText.ts"
+import * as TurnWrites from "./internal/turnWrites.ts"
 
 /**
  * A storage operation failed. The message names the operation, never SQL or values.
@@ -67,6 +85,22 @@ export class MemoryFact extends Schema.Class<MemoryFact>("@polyagent/runtime/Mem
   created_at: Schema.String
 }) {}
 
+/** A session as its actor loads it: its own fields, its messages in order, and its turns' idempotency keys. */
+export interface LoadedSession {
+  readonly info: SessionInfo
+  readonly messages: ReadonlyArray<Message>
+  /** The `Idempotency-Key` of each turn that had one → the `seq` of the turn's user message. */
+  readonly idempotencyKeys: ReadonlyMap<string, number>
+}
+
+/** What else {@link Storage} `appendMessages` writes in the same transaction. */
+export interface AppendOptions {
+  /** Creates the session first (with the agent it runs with): its first turn and its row are one write. */
+  readonly create?: { readonly agentId: string | null; readonly createdAt: string } | undefined
+  /** The client's `Idempotency-Key`, kept with the message of this id (the turn's user message). */
+  readonly idempotencyKey?: { readonly messageId: string; readonly key: string } | undefined
+}
+
 /** The storage service. */
 export class Storage extends Context.Service<
   Storage,
@@ -83,15 +117,25 @@ export class Storage extends Context.Service<
     readonly deleteSession: (tenant: string, id: string) => Effect.Effect<boolean, StorageError>
     /** The messages of a session in order. */
     readonly listMessages: (tenant: string, sessionId: string) => Effect.Effect<ReadonlyArray<Message>, StorageError>
+    /** The session with its messages and idempotency keys, in one query; `None` when it does not exist. */
+    readonly loadSession: (tenant: string, id: string) => Effect.Effect<Option.Option<LoadedSession>, StorageError>
     /**
-     * Appends messages to an existing session in one transaction, numbering them after the
-     * last stored one, and answers them as stored.
+     * Stores messages numbered by the caller (the session actor owns the numbering) and moves the
+     * session's `updated_at` to the last one's time, in one transaction — one statement on
+     * PostgreSQL. With `create`, the session row is written in the same transaction. Writes that
+     * wait at the same time are committed together (`internal/turnWrites.ts`); each caller is
+     * answered once its own write is committed, and a write at fault fails alone.
+     *
+     * Gotcha: a `seq` or idempotency key already stored, or with `create` a session that exists
+     * (another process wrote to the session), fails the whole write with a `StorageError` whose
+     * operation says so; the caller must reload the session.
      */
     readonly appendMessages: (
       tenant: string,
       sessionId: string,
-      messages: ReadonlyArray<NewMessage>
-    ) => Effect.Effect<ReadonlyArray<Message>, StorageError>
+      messages: ReadonlyArray<Message>,
+      options?: AppendOptions
+    ) => Effect.Effect<void, StorageError>
     /**
      * Stores the key unless a key with the same hash is stored already (another process
      * bootstrapping the same admin key); answers whether it was stored.
@@ -130,228 +174,195 @@ export class Storage extends Context.Service<
   }
 >()("@polyagent/runtime/Storage") {}
 
-const MessageRow = Schema.Struct({
-  id: Schema.String,
-  seq: Schema.Number,
-  role: Message.fields.role,
-  content: Schema.String,
-  model: Schema.NullOr(Schema.String),
-  provider: Schema.NullOr(Schema.String),
-  prompt_tokens: Schema.NullOr(Schema.Number),
-  completion_tokens: Schema.NullOr(Schema.Number),
-  cost_usd: Schema.NullOr(Schema.Number),
-  tool_calls: Schema.NullOr(Schema.fromJsonString(Schema.Array(ToolCallRecord))),
-  tool_call_id: Schema.NullOr(Schema.String),
-  pinned: Schema.Number,
-  created_at: Schema.String
-})
-const decodeMessageRows = Schema.decodeUnknownEffect(Schema.Array(MessageRow))
-const decodeSessionRows = Schema.decodeUnknownEffect(Schema.Array(SessionInfo))
-const decodeUnfinished = Schema.decodeUnknownEffect(
-  Schema.Array(Schema.Struct({ tenant: Schema.String, id: Schema.String }))
-)
 const decodeFactRows = Schema.decodeUnknownEffect(Schema.Array(MemoryFact))
 const decodeKeyRows = Schema.decodeUnknownEffect(Schema.Array(ApiKeyRecord))
-const CountRows = Schema.decodeUnknownEffect(
-  Schema.Array(Schema.Struct({ n: Schema.Union([Schema.Number, Schema.NumberFromString]) }))
-)
 
-const toMessage = (row: typeof MessageRow.Type): Message =>
-  new Message({
-    id: row.id,
-    seq: row.seq,
-    role: row.role,
-    content: row.content,
-    model: row.model,
-    provider: row.provider,
-    usage:
-      row.prompt_tokens === null || row.completion_tokens === null
-        ? null
-        : new Usage({
-            prompt_tokens: row.prompt_tokens,
-            completion_tokens: row.completion_tokens,
-            total_tokens: row.prompt_tokens + row.completion_tokens
-          }),
-    cost_usd: row.cost_usd,
-    tool_calls: row.tool_calls,
-    tool_call_id: row.tool_call_id,
-    pinned: row.pinned !== 0,
-    created_at: row.created_at
-  })
+const isUniqueViolation = (error: SqlError | Schema.SchemaError): boolean =>
+  error._tag === "SqlError" && error.reason._tag === "UniqueViolation"
 
-/** An agent as a row: the structured fields as JSON text, the flag as 0/1 (both databases read it back). */
-const agentRow = (tenant: string, agent: Agent) => ({
-  tenant,
-  id: agent.id,
-  name: agent.name,
-  agent_type: agent.agent_type,
-  system_prompt: agent.system_prompt,
-  model: agent.model,
-  tools_enabled: agent.tools_enabled ? 1 : 0,
-  tools: JSON.stringify(agent.tools),
-  parameters: JSON.stringify(agent.parameters),
-  memory: JSON.stringify(agent.memory),
-  created_at: agent.created_at,
-  updated_at: agent.updated_at
-})
-
-const AgentRow = Schema.Struct({
-  id: Schema.String,
-  name: Schema.String,
-  agent_type: AgentType,
-  system_prompt: Schema.String,
-  model: Schema.NullOr(Schema.String),
-  tools_enabled: Schema.Number,
-  tools: Schema.fromJsonString(Schema.Array(Schema.String)),
-  parameters: Schema.fromJsonString(Parameters),
-  memory: Schema.fromJsonString(MemorySettings),
-  created_at: Schema.String,
-  updated_at: Schema.String
-})
-const decodeAgentRows = (rows: unknown) =>
-  Schema.decodeUnknownEffect(Schema.Array(AgentRow))(rows).pipe(
-    Effect.map((decoded) => decoded.map((row) => new Agent({ ...row, tools_enabled: row.tools_enabled !== 0 })))
-  )
+/** The storage failure of `cause`, `unavailable` when the database could not be reached in time. */
+const storageError = (operation: string, cause: unknown) =>
+  new StorageError({ operation, unavailable: isUnreachable(cause), cause })
 
 const failWith =
   (operation: string) =>
   <A, R>(effect: Effect.Effect<A, SqlError | Schema.SchemaError, R>): Effect.Effect<A, StorageError, R> =>
     effect.pipe(
       within(operationTimeout),
-      Effect.mapError((cause) => new StorageError({ operation, unavailable: isUnreachable(cause), cause }))
+      Effect.mapError((cause) => storageError(operation, cause))
     )
 
 /** Builds the storage on the `SqlClient` in context, whose tables `Database` created. */
 export const make = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
 
+  /** `sql` with every string argument encoded, its rows decoded: every statement of this module goes through it. */
+  const query = (strings: TemplateStringsArray, ...args: Array<unknown>): Effect.Effect<ReadonlyArray<Row>, SqlError> =>
+    Effect.map(sql<Row>(strings, ...args.map(encodeArgument)), decodeRows)
+  const insert = (rows: Arr.NonEmptyReadonlyArray<Record<string, unknown>>) => insertRows(sql, rows)
+
   const selectMessages = (tenant: string, sessionId: string) =>
-    sql`SELECT id, seq, role, content, model, provider, prompt_tokens, completion_tokens, cost_usd, tool_calls,
-               tool_call_id, pinned, created_at
-        FROM messages WHERE tenant = ${tenant} AND session_id = ${sessionId} ORDER BY seq`.pipe(
+    query`SELECT ${sql.literal(messageColumns)}
+          FROM messages WHERE tenant = ${tenant} AND session_id = ${sessionId} ORDER BY seq`.pipe(
       Effect.flatMap(decodeMessageRows),
       Effect.map((rows) => rows.map(toMessage))
     )
 
+  const writeTurn = TurnWrites.make(sql)
+
   return Storage.of({
     createSession: (tenant, id, now, agentId = null) =>
-      sql`INSERT INTO sessions (tenant, id, agent_id, created_at, updated_at)
-          VALUES (${tenant}, ${id}, ${agentId}, ${now}, ${now})
-          ON CONFLICT (tenant, id) DO NOTHING RETURNING id`.pipe(
+      query`INSERT INTO sessions (tenant, id, agent_id, created_at, updated_at)
+            VALUES (${tenant}, ${id}, ${agentId}, ${now}, ${now})
+            ON CONFLICT (tenant, id) DO NOTHING RETURNING id`.pipe(
         Effect.map((rows) => rows.length === 1),
         failWith("createSession")
       ),
     getSession: (tenant, id) =>
-      sql`SELECT id, tenant, agent_id, created_at, updated_at FROM sessions WHERE tenant = ${tenant} AND id = ${id}`.pipe(
+      query`SELECT id, tenant, agent_id, created_at, updated_at FROM sessions WHERE tenant = ${tenant} AND id = ${id}`.pipe(
         Effect.flatMap(decodeSessionRows),
         Effect.map((rows) => Option.fromNullishOr(rows[0])),
         failWith("getSession")
       ),
     deleteSession: (tenant, id) =>
       Effect.gen(function* () {
-        yield* sql`DELETE FROM messages WHERE tenant = ${tenant} AND session_id = ${id}`
-        const deleted = yield* sql`DELETE FROM sessions WHERE tenant = ${tenant} AND id = ${id} RETURNING id`
+        yield* query`DELETE FROM messages WHERE tenant = ${tenant} AND session_id = ${id}`
+        const deleted = yield* query`DELETE FROM sessions WHERE tenant = ${tenant} AND id = ${id} RETURNING id`
         return deleted.length === 1
       }).pipe(sql.withTransaction, failWith("deleteSession")),
     listMessages: (tenant, sessionId) => selectMessages(tenant, sessionId).pipe(failWith("listMessages")),
-    appendMessages: (tenant, sessionId, messages) =>
-      Effect.gen(function* () {
-        const last = yield* sql`SELECT COALESCE(MAX(seq), 0) AS n FROM messages
-                                WHERE tenant = ${tenant} AND session_id = ${sessionId}`.pipe(Effect.flatMap(CountRows))
-        const first = (last[0]?.n ?? 0) + 1
-        const rows = messages.map(
-          (message, i): Record<string, unknown> => ({
+    loadSession: (tenant, id) =>
+      query`SELECT s.agent_id, s.created_at AS session_created_at, s.updated_at AS session_updated_at,
+                   m.idempotency_key, ${sql.literal(
+                     messageColumns
+                       .split(",")
+                       .map((column) => `m.${column.trim()}`)
+                       .join(", ")
+                   )}
+            FROM sessions s LEFT JOIN messages m ON m.tenant = s.tenant AND m.session_id = s.id
+            WHERE s.tenant = ${tenant} AND s.id = ${id} ORDER BY m.seq`.pipe(
+        // The message's columns as one nested row, null for the one row of a session without messages.
+        Effect.map((rows) =>
+          rows.map(({ agent_id, session_created_at, session_updated_at, idempotency_key, ...message }) => ({
+            agent_id,
+            session_created_at,
+            session_updated_at,
+            idempotency_key,
+            message: message["id"] === null ? null : message
+          }))
+        ),
+        Effect.flatMap(decodeLoadedRows),
+        Effect.map((rows): Option.Option<LoadedSession> => {
+          const first = rows[0]
+          if (first === undefined) return Option.none()
+          const messages: Array<Message> = []
+          const idempotencyKeys = new Map<string, number>()
+          for (const row of rows) {
+            if (row.message === null) continue
+            messages.push(toMessage(row.message))
+            if (row.idempotency_key !== null) idempotencyKeys.set(row.idempotency_key, row.message.seq)
+          }
+          const info = new SessionInfo({
+            id,
             tenant,
-            session_id: sessionId,
-            seq: first + i,
-            id: message.id,
-            role: message.role,
-            content: message.content,
-            model: message.model,
-            provider: message.provider,
-            prompt_tokens: message.usage?.prompt_tokens ?? null,
-            completion_tokens: message.usage?.completion_tokens ?? null,
-            cost_usd: message.cost_usd,
-            tool_calls: message.tool_calls === null ? null : JSON.stringify(message.tool_calls),
-            tool_call_id: message.tool_call_id,
-            pinned: message.pinned ? 1 : 0,
-            created_at: message.created_at
+            agent_id: first.agent_id,
+            created_at: first.session_created_at,
+            updated_at: first.session_updated_at
           })
+          return Option.some({ info, messages, idempotencyKeys })
+        }),
+        failWith("loadSession")
+      ),
+    appendMessages: (tenant, sessionId, messages, options = {}) => {
+      const key = options.idempotencyKey
+      const rows = messages.map(
+        (message): Record<string, unknown> =>
+          messageRow(tenant, sessionId, message, key !== undefined && key.messageId === message.id ? key.key : null)
+      )
+      const last = messages.at(-1)
+      if (!Arr.isReadonlyArrayNonEmpty(rows) || last === undefined) return Effect.void
+      return writeTurn(
+        TurnWrites.TurnWrite({ tenant, sessionId, rows, updatedAt: last.created_at, create: options.create })
+      ).pipe(
+        within(operationTimeout),
+        Effect.mapError((cause) =>
+          storageError(
+            !Predicate.isTagged(cause, "TimeoutError") && isUniqueViolation(cause)
+              ? "appendMessages: the session id, a message number or the idempotency key is already stored " +
+                  "(another process wrote to this session)"
+              : "appendMessages",
+            cause
+          )
         )
-        if (Arr.isReadonlyArrayNonEmpty(rows)) yield* sql`INSERT INTO messages ${sql.insert(rows)}`
-        const updatedAt = messages.at(-1)?.created_at
-        if (updatedAt !== undefined) {
-          yield* sql`UPDATE sessions SET updated_at = ${updatedAt} WHERE tenant = ${tenant} AND id = ${sessionId}`
-        }
-        return messages.map((message, i) => new Message({ ...message, seq: first + i }))
-      }).pipe(sql.withTransaction, failWith("appendMessages")),
+      )
+    },
     insertApiKey: (key) =>
-      sql`INSERT INTO api_keys ${sql.insert({ ...key })} ON CONFLICT (key_hash) DO NOTHING RETURNING id`.pipe(
+      query`INSERT INTO api_keys ${insert([{ ...key }])} ON CONFLICT (key_hash) DO NOTHING RETURNING id`.pipe(
         Effect.map((rows) => rows.length === 1),
         failWith("insertApiKey")
       ),
     findApiKeyByHash: (hash) =>
-      sql`SELECT id, tenant, name, role, key_hash, created_at FROM api_keys
-          WHERE key_hash = ${hash} AND revoked_at IS NULL`.pipe(
+      query`SELECT id, tenant, name, role, key_hash, created_at FROM api_keys
+            WHERE key_hash = ${hash} AND revoked_at IS NULL`.pipe(
         Effect.flatMap(decodeKeyRows),
         Effect.map((rows) => Option.fromNullishOr(rows[0])),
         failWith("findApiKeyByHash")
       ),
     listApiKeys: (tenant) =>
-      sql`SELECT id, tenant, name, role, key_hash, created_at FROM api_keys
-          WHERE tenant = ${tenant} AND revoked_at IS NULL ORDER BY created_at, id`.pipe(
+      query`SELECT id, tenant, name, role, key_hash, created_at FROM api_keys
+            WHERE tenant = ${tenant} AND revoked_at IS NULL ORDER BY created_at, id`.pipe(
         Effect.flatMap(decodeKeyRows),
         failWith("listApiKeys")
       ),
     revokeApiKey: (tenant, id, now) =>
-      sql`UPDATE api_keys SET revoked_at = ${now}
-          WHERE tenant = ${tenant} AND id = ${id} AND revoked_at IS NULL RETURNING id`.pipe(
+      query`UPDATE api_keys SET revoked_at = ${now}
+            WHERE tenant = ${tenant} AND id = ${id} AND revoked_at IS NULL RETURNING id`.pipe(
         Effect.map((rows) => rows.length === 1),
         failWith("revokeApiKey")
       ),
     countApiKeys: (tenant) =>
-      sql`SELECT CAST(COUNT(*) AS INTEGER) AS n FROM api_keys WHERE tenant = ${tenant} AND revoked_at IS NULL`.pipe(
+      query`SELECT CAST(COUNT(*) AS INTEGER) AS n FROM api_keys WHERE tenant = ${tenant} AND revoked_at IS NULL`.pipe(
         Effect.flatMap(CountRows),
         Effect.map((rows) => rows[0]?.n ?? 0),
         failWith("countApiKeys")
       ),
     insertAgent: (tenant, agent) =>
-      sql`INSERT INTO agents ${sql.insert(agentRow(tenant, agent))}`.pipe(Effect.asVoid, failWith("insertAgent")),
+      query`INSERT INTO agents ${insert([agentRow(tenant, agent)])}`.pipe(Effect.asVoid, failWith("insertAgent")),
     getAgent: (tenant, id) =>
-      sql`SELECT * FROM agents WHERE tenant = ${tenant} AND id = ${id}`.pipe(
+      query`SELECT * FROM agents WHERE tenant = ${tenant} AND id = ${id}`.pipe(
         Effect.flatMap(decodeAgentRows),
         Effect.map((rows) => Option.fromNullishOr(rows[0])),
         failWith("getAgent")
       ),
     listAgents: (tenant) =>
-      sql`SELECT * FROM agents WHERE tenant = ${tenant} ORDER BY created_at DESC, id`.pipe(
+      query`SELECT * FROM agents WHERE tenant = ${tenant} ORDER BY created_at DESC, id`.pipe(
         Effect.flatMap(decodeAgentRows),
         failWith("listAgents")
       ),
     updateAgent: (tenant, agent) => {
       const row = agentRow(tenant, agent)
-      return sql`UPDATE agents SET name = ${row.name}, agent_type = ${row.agent_type},
-                 system_prompt = ${row.system_prompt}, model = ${row.model}, tools_enabled = ${row.tools_enabled},
-                 tools = ${row.tools}, parameters = ${row.parameters}, memory = ${row.memory},
-                 updated_at = ${row.updated_at}
-                 WHERE tenant = ${tenant} AND id = ${agent.id} RETURNING id`.pipe(
+      return query`UPDATE agents SET name = ${row.name}, agent_type = ${row.agent_type},
+                   system_prompt = ${row.system_prompt}, model = ${row.model}, tools_enabled = ${row.tools_enabled},
+                   tools = ${row.tools}, parameters = ${row.parameters}, memory = ${row.memory},
+                   updated_at = ${row.updated_at}
+                   WHERE tenant = ${tenant} AND id = ${agent.id} RETURNING id`.pipe(
         Effect.map((rows) => rows.length === 1),
         failWith("updateAgent")
       )
     },
     deleteAgent: (tenant, id) =>
-      sql`DELETE FROM agents WHERE tenant = ${tenant} AND id = ${id} RETURNING id`.pipe(
+      query`DELETE FROM agents WHERE tenant = ${tenant} AND id = ${id} RETURNING id`.pipe(
         Effect.map((rows) => rows.length === 1),
         failWith("deleteAgent")
       ),
     addFact: (tenant, fact) =>
-      sql`INSERT INTO memory_facts ${sql.insert({ tenant, ...fact })}`.pipe(Effect.asVoid, failWith("addFact")),
+      query`INSERT INTO memory_facts ${insert([{ tenant, ...fact }])}`.pipe(Effect.asVoid, failWith("addFact")),
     listFacts: (tenant, userId, agentId, limit) =>
-      sql`SELECT id, user_id, agent_id, fact, created_at FROM (
-            SELECT * FROM memory_facts WHERE tenant = ${tenant} AND user_id = ${userId} AND agent_id = ${agentId}
-            ORDER BY created_at DESC, id DESC LIMIT ${limit}
-          ) newest ORDER BY created_at, id`.pipe(Effect.flatMap(decodeFactRows), failWith("listFacts")),
-    listUnfinishedSessions: sql`SELECT m.tenant AS tenant, m.session_id AS id FROM messages m
+      query`SELECT id, user_id, agent_id, fact, created_at FROM (
+              SELECT * FROM memory_facts WHERE tenant = ${tenant} AND user_id = ${userId} AND agent_id = ${agentId}
+              ORDER BY created_at DESC, id DESC LIMIT ${limit}
+            ) newest ORDER BY created_at, id`.pipe(Effect.flatMap(decodeFactRows), failWith("listFacts")),
+    listUnfinishedSessions: query`SELECT m.tenant AS tenant, m.session_id AS id FROM messages m
         JOIN (SELECT tenant, session_id, MAX(seq) AS seq FROM messages GROUP BY tenant, session_id) latest
           ON m.tenant = latest.tenant AND m.session_id = latest.session_id AND m.seq = latest.seq
         WHERE m.role = 'tool' OR (m.role = 'assistant' AND m.tool_calls IS NOT NULL)`.pipe(

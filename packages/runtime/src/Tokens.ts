@@ -30,8 +30,40 @@ export const replyPriming = 3
 /**
  * The number of `o200k_base` tokens in `text`. Text that looks like a special token
  * (`<|endoftext|>`) is counted as plain text; it never fails.
+ *
+ * Details: a conversation is counted again on every turn (its context window, and the `local`
+ * model's usage), so the counts of recently counted texts are remembered, least recently used
+ * dropped first, up to {@link countCacheChars} characters of text in all.
  */
-export const countText = (text: string): number => countTokens(text, asPlainText)
+export const countText = (text: string): number => {
+  const cached = counted.get(text)
+  if (cached !== undefined) {
+    // Moved to the end: a Map iterates in insertion order, so the front is the least recently used.
+    counted.delete(text)
+    counted.set(text, cached)
+    return cached
+  }
+  const count = countTokens(text, asPlainText)
+  remember(text, count)
+  return count
+}
+
+/** The most characters of text whose token counts {@link countText} keeps (8 MB of UTF-16). */
+export const countCacheChars = 4 * 1024 * 1024
+
+const counted = new Map<string, number>()
+let countedChars = 0
+
+const remember = (text: string, count: number): void => {
+  if (text.length > countCacheChars / 16) return
+  counted.set(text, count)
+  countedChars += text.length
+  for (const [oldest] of counted) {
+    if (countedChars <= countCacheChars) break
+    counted.delete(oldest)
+    countedChars -= oldest.length
+  }
+}
 
 /**
  * The first `maxTokens` tokens of `text` (all of it when it is shorter). A multi-byte character cut

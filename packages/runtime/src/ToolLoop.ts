@@ -132,4 +132,4 @@ export const run = <E>(options: Options<E>): Effect.Effect<Outcome, E | ReturnTy
       results.push(...ran)
       prompt = [...prompt, assistantPrompt(answer.text, answer.calls), resultsPrompt(ran)]
     }
-  }).pipe(Effect.withSpan("ToolLoop.run"))
+  }).pipe(Effect.withSpan("ToolLoop.run", undefined, { captureStackTrace: false }))

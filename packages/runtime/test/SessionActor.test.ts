@@ -62,6 +62,7 @@ const scripted = (calls: Ref.Ref<number>, requestIds: Ref.Ref<ReadonlyArray<stri
         })
       }
       if (last === "die") return yield* Effect.die(new Error("model bug"))
+      if (last === "hang") return yield* Effect.never
       const system = options.prompt.content.find((m) => m.role === "system")
       const sampling = yield* CallOptions.CallOptions
       const extras = [
@@ -89,7 +90,10 @@ const scripted = (calls: Ref.Ref<number>, requestIds: Ref.Ref<ReadonlyArray<stri
   })
 }
 
-const makeLayer = Effect.fnUntraced(function* (maxIdleTime: Duration.Input = "1 minute") {
+const makeLayer = Effect.fnUntraced(function* (
+  maxIdleTime: Duration.Input = "1 minute",
+  turnTimeout: Duration.Duration = Duration.seconds(30)
+) {
   const calls = yield* Ref.make(0)
   const requestIds = yield* Ref.make<ReadonlyArray<string>>([])
   const model = yield* scripted(calls, requestIds)
@@ -105,7 +109,7 @@ const makeLayer = Effect.fnUntraced(function* (maxIdleTime: Duration.Input = "1 
         ],
         "scripted"
       ),
-      SessionActor.layerSettings({ turnTimeout: Duration.seconds(30), maxToolSteps: 4, contextStrategy: "drop_oldest" })
+      SessionActor.layerSettings({ turnTimeout, maxToolSteps: 4, contextStrategy: "drop_oldest" })
     ])
   )
   return { calls, requestIds, layer: sessions.pipe(Layer.provideMerge(Layer.merge(TestRunner.layer, storage))) }
@@ -120,7 +124,23 @@ const send = (tenant: string, id: string, message: string, create = false) =>
       agent_id: null,
       user_id: null,
       pin: false,
-      request_id: `req-${message}`
+      request_id: `req-${message}`,
+      idempotency_key: null
+    })
+  )
+
+/** A turn with an idempotency key. */
+const keyed = (id: string, message: string, key: string, create = false) =>
+  Effect.flatMap(SessionActor.Session.client, (clientFor) =>
+    clientFor(SessionActor.entityId("t", id)).Send({
+      message,
+      model: null,
+      create,
+      agent_id: null,
+      user_id: null,
+      pin: false,
+      request_id: `req-${message}`,
+      idempotency_key: key
     })
   )
 
@@ -173,7 +193,16 @@ describe("SessionActor", () => {
         const clientFor = yield* SessionActor.Session.client
         const client = clientFor(SessionActor.entityId("t", "s9"))
         const turn = (message: string, agentId: string | null, create = false) =>
-          client.Send({ message, model: null, create, agent_id: agentId, user_id: null, pin: false, request_id: "r" })
+          client.Send({
+            message,
+            model: null,
+            create,
+            agent_id: agentId,
+            user_id: null,
+            pin: false,
+            request_id: "r",
+            idempotency_key: null
+          })
         const first = yield* turn("hi", "agent_1", true)
         assert.strictEqual(first.message.content, "seen: hi [system=Teach., temperature=0.3]")
         // Later turns need not name the agent; naming another one is a conflict.
@@ -189,7 +218,8 @@ describe("SessionActor", () => {
             agent_id: "agent_404",
             user_id: null,
             pin: false,
-            request_id: "r"
+            request_id: "r",
+            idempotency_key: null
           })
         )
         assert.strictEqual(unknown._tag, "AgentNotFound")
@@ -205,7 +235,16 @@ describe("SessionActor", () => {
         const clientFor = yield* SessionActor.Session.client
         const client = clientFor(SessionActor.entityId("t", "s11"))
         const turn = (message: string, create = false) =>
-          client.Send({ message, model: "tiny", create, agent_id: null, user_id: null, pin: false, request_id: "r" })
+          client.Send({
+            message,
+            model: "tiny",
+            create,
+            agent_id: null,
+            user_id: null,
+            pin: false,
+            request_id: "r",
+            idempotency_key: null
+          })
         yield* turn(words(1), true)
         yield* turn(words(2))
         yield* turn(words(3))
@@ -219,7 +258,16 @@ describe("SessionActor", () => {
         // A pinned message stays however long the conversation grows.
         const pinning = clientFor(SessionActor.entityId("t", "s12"))
         const pinnedTurn = (message: string, pin: boolean, create = false) =>
-          pinning.Send({ message, model: "tiny", create, pin, agent_id: null, user_id: null, request_id: "r" })
+          pinning.Send({
+            message,
+            model: "tiny",
+            create,
+            pin,
+            agent_id: null,
+            user_id: null,
+            request_id: "r",
+            idempotency_key: null
+          })
         yield* pinnedTurn(words(1), true, true)
         yield* pinnedTurn(words(2), false)
         yield* pinnedTurn(words(3), false)
@@ -245,7 +293,8 @@ describe("SessionActor", () => {
             agent_id: null,
             user_id: null,
             pin: false,
-            request_id: "req-x"
+            request_id: "req-x",
+            idempotency_key: null
           })
         )
         assert.strictEqual(unknownModel._tag, "ModelNotFound")
@@ -272,6 +321,37 @@ describe("SessionActor", () => {
     })
   )
 
+  it.live("a turn over the timeout answers TurnTimeout, sent or streamed, and the session goes on", () =>
+    Effect.gen(function* () {
+      const { layer } = yield* makeLayer("1 minute", Duration.millis(300))
+      yield* Effect.gen(function* () {
+        yield* send("t", "s-slow", "hello", true)
+        const sent = yield* Effect.flip(send("t", "s-slow", "hang"))
+        assert.strictEqual(sent._tag, "TurnTimeout")
+        const clientFor = yield* SessionActor.Session.client
+        const streamed = yield* clientFor(SessionActor.entityId("t", "s-slow"))
+          .Stream({
+            message: "hang",
+            model: null,
+            create: false,
+            agent_id: null,
+            user_id: null,
+            pin: false,
+            request_id: "r",
+            idempotency_key: null
+          })
+          .pipe(
+            Stream.runCollect,
+            Effect.flip,
+            Effect.timeoutOrElse({ duration: "5 seconds", orElse: () => Effect.die("the stream did not time out") })
+          )
+        assert.strictEqual(streamed._tag, "TurnTimeout")
+        const after = yield* send("t", "s-slow", "still here?")
+        assert.strictEqual(after.message.content, "seen: hello | still here?")
+      }).pipe(Effect.provide(layer))
+    })
+  )
+
   it.live("streams deltas, then the stored answer", () =>
     Effect.gen(function* () {
       const { layer } = yield* makeLayer()
@@ -285,7 +365,8 @@ describe("SessionActor", () => {
             agent_id: null,
             user_id: null,
             pin: false,
-            request_id: "req-stream"
+            request_id: "req-stream",
+            idempotency_key: null
           })
           .pipe(Stream.runCollect)
         const deltas = events.flatMap((event) => (event._tag === "Delta" ? [event.content] : []))
@@ -315,7 +396,8 @@ describe("SessionActor", () => {
                 agent_id: null,
                 user_id: null,
                 pin: false,
-                request_id: "r1"
+                request_id: "r1",
+                idempotency_key: null
               })
               .pipe(Stream.runCollect),
             Effect.delay(send("t", "s8", "sent"), "5 millis")
@@ -342,6 +424,7 @@ describe("SessionActor", () => {
           yield* storage.appendMessages("t", "s5", [
             {
               id: "m-outside",
+              seq: 3,
               role: "user",
               content: "outside",
               model: null,
@@ -375,4 +458,167 @@ describe("SessionActor", () => {
       }).pipe(Effect.provide(layer))
     })
   )
+
+  describe("idempotent turns", () => {
+    it.live("a retried turn answers with the stored answer, without calling the model or storing again", () =>
+      Effect.gen(function* () {
+        const { layer, calls } = yield* makeLayer()
+        yield* Effect.gen(function* () {
+          // A new session with a key runs and keeps the key with its first turn.
+          const created = yield* keyed("k1", "first", "key-1", true)
+          assert.strictEqual(created.message.content, "seen: first")
+          const turn = yield* keyed("k1", "second", "key-2")
+          assert.strictEqual(yield* Ref.get(calls), 2)
+
+          const retried = yield* keyed("k1", "second", "key-2")
+          assert.deepStrictEqual(retried, turn)
+          const first = yield* keyed("k1", "first", "key-1")
+          assert.deepStrictEqual(first, created)
+          assert.strictEqual(yield* Ref.get(calls), 2, "the model was not called again")
+          assert.strictEqual((yield* (yield* Storage).listMessages("t", "k1")).length, 4, "nothing was stored again")
+
+          // The key with another message is a conflict; the session goes on.
+          const conflict = yield* Effect.flip(keyed("k1", "something else", "key-2"))
+          assert.strictEqual(conflict._tag, "IdempotencyConflict")
+          if (conflict._tag === "IdempotencyConflict") assert.strictEqual(conflict.reason, "different_message")
+          const third = yield* keyed("k1", "third", "key-3")
+          assert.strictEqual(third.message.content, "seen: first | second | third")
+
+          // A stream of a retried turn replays it: Started, the whole answer as one delta, Done.
+          const clientFor = yield* SessionActor.Session.client
+          const events = yield* clientFor(SessionActor.entityId("t", "k1"))
+            .Stream({
+              message: "second",
+              model: null,
+              create: false,
+              agent_id: null,
+              user_id: null,
+              pin: false,
+              request_id: "r",
+              idempotency_key: "key-2"
+            })
+            .pipe(Stream.runCollect)
+          assert.deepStrictEqual(events, [
+            { _tag: "Started" },
+            { _tag: "Delta", content: turn.message.content },
+            { _tag: "Done", result: turn }
+          ])
+          assert.strictEqual(yield* Ref.get(calls), 3)
+        }).pipe(Effect.provide(layer))
+      })
+    )
+
+    it.live("a turn stored by a process that died before replying is found by its key after a restart", () =>
+      Effect.gen(function* () {
+        const { layer, calls } = yield* makeLayer()
+        yield* Effect.gen(function* () {
+          // What the dead process stored: the turn with its key and its answer. This actor never ran it.
+          const storage = yield* Storage
+          const at = "2026-01-01T00:00:00.000Z"
+          const base = {
+            model: null,
+            provider: null,
+            usage: null,
+            cost_usd: null,
+            tool_calls: null,
+            tool_call_id: null
+          }
+          yield* storage.appendMessages(
+            "t",
+            "k2",
+            [
+              { ...base, id: "u1", seq: 1, role: "user", content: "did it work?", pinned: false, created_at: at },
+              {
+                ...base,
+                id: "a1",
+                seq: 2,
+                role: "assistant",
+                content: "it did",
+                model: "scripted",
+                provider: "test",
+                usage: Usage.make(10, 6),
+                cost_usd: 0.022,
+                pinned: false,
+                created_at: at
+              }
+            ],
+            { create: { agentId: null, createdAt: at }, idempotencyKey: { messageId: "u1", key: "key-dead" } }
+          )
+          const retried = yield* keyed("k2", "did it work?", "key-dead")
+          assert.deepStrictEqual(
+            { ...retried },
+            {
+              session_id: "k2",
+              message: { role: "assistant", content: "it did" },
+              model: "scripted",
+              provider: "test",
+              tool_calls: [],
+              usage: Usage.make(10, 6),
+              cost_usd: 0.022
+            }
+          )
+          assert.strictEqual(yield* Ref.get(calls), 0)
+          assert.strictEqual((yield* storage.listMessages("t", "k2")).length, 2)
+        }).pipe(Effect.provide(layer))
+      })
+    )
+
+    it.live("a retried turn that a crash left between its tool calls and its answer is finished, then answered", () =>
+      Effect.gen(function* () {
+        const { layer, calls } = yield* makeLayer()
+        yield* Effect.gen(function* () {
+          const storage = yield* Storage
+          const at = "2026-01-01T00:00:00.000Z"
+          const base = {
+            model: null,
+            provider: null,
+            usage: null,
+            cost_usd: null,
+            tool_calls: null,
+            tool_call_id: null
+          }
+          yield* storage.appendMessages(
+            "t",
+            "k3",
+            [
+              { ...base, id: "u1", seq: 1, role: "user", content: "add them", pinned: false, created_at: at },
+              {
+                ...base,
+                id: "a1",
+                seq: 2,
+                role: "assistant",
+                content: "",
+                model: "scripted",
+                provider: "test",
+                tool_calls: [{ id: "call_1", name: "add", arguments: '{"a":1,"b":2}' }],
+                pinned: false,
+                created_at: at
+              },
+              {
+                ...base,
+                id: "t1",
+                seq: 3,
+                role: "tool",
+                content: '{"sum":3}',
+                tool_call_id: "call_1",
+                pinned: false,
+                created_at: at
+              }
+            ],
+            { create: { agentId: null, createdAt: at }, idempotencyKey: { messageId: "u1", key: "key-crash" } }
+          )
+          const answered = yield* keyed("k3", "add them", "key-crash")
+          assert.strictEqual(answered.message.content, "seen: add them")
+          assert.deepStrictEqual(answered.tool_calls, [
+            { id: "call_1", name: "add", status: "ok", result: '{"sum":3}' }
+          ])
+          assert.strictEqual(yield* Ref.get(calls), 1, "the model answered once, to finish the turn")
+          // Asked again, it is only answered.
+          assert.deepStrictEqual(yield* keyed("k3", "add them", "key-crash"), answered)
+          assert.strictEqual(yield* Ref.get(calls), 1)
+          assert.strictEqual((yield* storage.listMessages("t", "k3")).length, 4)
+        }).pipe(Effect.provide(layer))
+      })
+    )
+  })
 })

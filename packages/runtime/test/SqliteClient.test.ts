@@ -196,6 +196,11 @@ describe("SqliteClient", () => {
         assert.include(error.message, "UNIQUE constraint failed")
         assert.notInclude(error.message, "secret")
         assert.notInclude(JSON.stringify(error.reason), "secret")
+        // A taken primary key is a unique violation too, as PostgreSQL reports it.
+        yield* sql`CREATE TABLE turns (session TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (session, seq))`
+        yield* sql`INSERT INTO turns ${sql.insert({ session: "s", seq: 1 })}`
+        const taken = yield* sql`INSERT INTO turns ${sql.insert({ session: "s", seq: 1 })}`.pipe(Effect.flip)
+        assert.instanceOf(taken.reason, UniqueViolation)
       })
     )
 
@@ -323,14 +328,16 @@ describe("SqliteClient", () => {
           yield* sql`PRAGMA journal_mode`,
           yield* sql`PRAGMA synchronous`,
           yield* sql`PRAGMA foreign_keys`,
-          yield* sql`PRAGMA busy_timeout`
+          yield* sql`PRAGMA busy_timeout`,
+          yield* sql`PRAGMA wal_autocheckpoint`
         ]
       }).pipe(Effect.provide(layer))
       assert.deepStrictEqual(pragmas, [
         [{ journal_mode: "wal" }],
         [{ synchronous: 1 }],
         [{ foreign_keys: 1 }],
-        [{ timeout: 5000 }]
+        [{ timeout: 5000 }],
+        [{ wal_autocheckpoint: 10000 }]
       ])
       assert.isTrue(existsSync(filename))
       const notes = yield* Effect.gen(function* () {

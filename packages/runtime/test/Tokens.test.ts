@@ -4,7 +4,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Prompt } from "effect/ai"
-import { encodeChat } from "gpt-tokenizer/encoding/o200k_base"
+import { countTokens, encodeChat } from "gpt-tokenizer/encoding/o200k_base"
 import type { Message } from "../src/Message.ts"
 import * as Tokens from "../src/Tokens.ts"
 
@@ -38,6 +38,17 @@ describe("Tokens", () => {
   it("counts text with o200k_base", () => {
     assert.strictEqual(Tokens.countText(""), 0)
     assert.strictEqual(Tokens.countText("hello world"), 2)
+  })
+
+  it("counts a text again the same, however many texts were counted in between", () => {
+    const texts = Array.from({ length: 2_000 }, (_, i) => `text number ${i} ${"word ".repeat(i % 50)}`)
+    const first = texts.map(Tokens.countText)
+    // Enough text to push the first ones out of the remembered counts.
+    const filler = "x y z ".repeat(Tokens.countCacheChars / 64)
+    for (let i = 0; i < 20; i++) Tokens.countText(`${i} ${filler}`)
+    assert.deepStrictEqual(texts.map(Tokens.countText), first)
+    assert.deepStrictEqual(texts.map(Tokens.countText), first)
+    assert.strictEqual(first[1], countTokens("text number 1 word "))
   })
 
   it("counts text that spells a special token as plain text instead of failing", () => {

@@ -76,12 +76,15 @@ export const make = (options?: Options): Effect.Effect<LanguageModel.LanguageMod
         return [metadata, ...text, ...reply.toolCalls.map(toolCallPart), finish(reply)]
       }),
     streamText: (request) => {
+      const all = streamParts(replyTo(request))
+      // Unpaced, the parts go out together: one chunk, which effect/ai decodes in one go.
+      if (Option.isNone(delay)) return Stream.fromEffect(responseMetadata).pipe(Stream.concat(Stream.fromIterable(all)))
       // Every delta but the first waits `chunkDelay`.
       let deltas = 0
-      const paced = streamParts(replyTo(request)).map((part) => ({ part, pause: isDelta(part) && deltas++ > 0 }))
+      const paced = all.map((part) => ({ part, pause: isDelta(part) && deltas++ > 0 }))
       const parts = Stream.fromIterable(paced).pipe(
         Stream.mapEffect(({ part, pause }) =>
-          pause && Option.isSome(delay) ? Effect.as(Effect.sleep(delay.value), part) : Effect.succeed(part)
+          pause ? Effect.as(Effect.sleep(delay.value), part) : Effect.succeed(part)
         )
       )
       return Stream.fromEffect(responseMetadata).pipe(Stream.concat(parts))

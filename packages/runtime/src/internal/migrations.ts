@@ -83,5 +83,13 @@ export const migrations = {
   "5_pinned_messages": Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     yield* sql`ALTER TABLE messages ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0`
+  }),
+  "6_idempotency_keys": Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    // The client's Idempotency-Key of a turn, on its user message; a retried turn finds its answer by it.
+    yield* sql`ALTER TABLE messages ADD COLUMN idempotency_key TEXT`
+    // Partial: the messages without a key (nearly all) cost the index nothing.
+    yield* sql`CREATE UNIQUE INDEX messages_idempotency_key ON messages (tenant, session_id, idempotency_key)
+               WHERE idempotency_key IS NOT NULL`
   })
 }

@@ -329,15 +329,21 @@ const severalStatementsError = (operation: string): SqlError => {
   return new SqlError({ reason: new SqlSyntaxError({ cause: new Error(message), message, operation }) })
 }
 
+// SQLITE_CONSTRAINT_PRIMARYKEY and SQLITE_CONSTRAINT_UNIQUE: a taken key, whichever constraint holds it.
+const SQLITE_CONSTRAINT_PRIMARYKEY = 1555
+const SQLITE_CONSTRAINT_UNIQUE = 2067
+
 /**
  * node:sqlite's errors say `code: "ERR_SQLITE_ERROR"` and keep SQLite's result code in
  * `errcode`; `classifySqliteError` reads `code`/`errno`, so the cause handed to it carries
  * the result code there (2067 is a unique violation), plus `errstr` and the original error.
+ * A taken primary key (1555) is a unique violation too, as PostgreSQL reports it.
  */
 export const toSqlError = (error: unknown, operation: string): SqlError => {
   if (Predicate.hasProperty(error, "code") && error.code === "ERR_OUT_OF_RANGE") return outOfRangeError(operation)
   const message = `SqliteClient.${operation}: ${messageOf(error)}`
-  const errcode = Predicate.hasProperty(error, "errcode") ? error.errcode : undefined
+  const reported = Predicate.hasProperty(error, "errcode") ? error.errcode : undefined
+  const errcode = reported === SQLITE_CONSTRAINT_PRIMARYKEY ? SQLITE_CONSTRAINT_UNIQUE : reported
   const cause =
     typeof errcode === "number"
       ? {

@@ -4,8 +4,8 @@
  * into prompt messages, and the records a turn reports.
  */
 import { Effect, Schema, Stream } from "effect"
-import { type LanguageModel, type Prompt, type Response, Tool as AiTool, type Toolkit } from "effect/ai"
-import { Tool, type ToolExecutor, type ToolRegistry } from "@polyagent/tools"
+import { type LanguageModel, Prompt, type Response, Tool as AiTool, type Toolkit } from "effect/ai"
+import { Tool, ToolExecutor, type ToolRegistry } from "@polyagent/tools"
 import type { Message, ToolCallRecord } from "../Message.ts"
 import * as Usage from "../Usage.ts"
 
@@ -61,17 +61,84 @@ const isErrorContent = Schema.is(Schema.fromJsonString(ErrorContent))
 export const toolContent = (result: ToolExecutor.ToolResult): string =>
   result.status === "ok" ? result.result : JSON.stringify({ error: result.error })
 
+const decodeStoredError = Schema.decodeUnknownOption(
+  Schema.fromJsonString(
+    Schema.Struct({ error: Schema.Struct({ type: ToolExecutor.ToolErrorType, message: Schema.String }) })
+  )
+)
+
+/** The result a stored `tool` message holds, read back as {@link toolContent} wrote it. */
+export const storedResult = (message: Message, name: string): ToolExecutor.ToolResult => {
+  const id = message.tool_call_id ?? ""
+  const failed = decodeStoredError(message.content)
+  return failed._tag === "Some"
+    ? { id, name, status: "error", error: failed.value.error }
+    : { id, name, status: "ok", result: message.content }
+}
+
+/**
+ * The turn whose user message is `seq`, in `history`: its final answer (the first assistant
+ * message after it without tool calls, before the next user message) and its tool results.
+ */
+export const storedTurn = (
+  seq: number,
+  history: ReadonlyArray<Message>
+): { readonly answer: Message | undefined; readonly results: Array<ToolExecutor.ToolResult> } => {
+  const names = new Map<string, string>()
+  const results: Array<ToolExecutor.ToolResult> = []
+  for (const message of history) {
+    if (message.seq <= seq) continue
+    if (message.role === "user") break
+    if (message.role === "assistant" && message.tool_calls === null) return { answer: message, results }
+    for (const call of message.tool_calls ?? []) names.set(call.id, call.name)
+    if (message.role === "tool") results.push(storedResult(message, names.get(message.tool_call_id ?? "") ?? "unknown"))
+  }
+  return { answer: undefined, results }
+}
+
+// A stored message never changes, and a conversation is sent again on every turn: the prompt
+// message of a message without tool calls is built once, and decoded once (see `promptOf`).
+const plainPrompts = new WeakMap<Message, Prompt.MessageEncoded>()
+
+const plainPromptOf = (message: Message, role: "system" | "user" | "assistant"): Prompt.MessageEncoded => {
+  const cached = plainPrompts.get(message)
+  if (cached !== undefined) return cached
+  const built: Prompt.MessageEncoded =
+    role === "assistant" ? assistantPrompt(message.content, []) : { role, content: message.content }
+  plainPrompts.set(message, built)
+  return built
+}
+
+const decodedPrompts = new WeakMap<Prompt.MessageEncoded, Prompt.Message>()
+
+/**
+ * The prompt as effect/ai's decoded `Prompt`, which a `LanguageModel` takes as it is: encoded
+ * messages would be decoded with their Schema on every call. Each message object is decoded once.
+ */
+export const promptOf = (messages: ReadonlyArray<Prompt.MessageEncoded>): Prompt.Prompt =>
+  Prompt.fromMessages(
+    messages.map((message) => {
+      const cached = decodedPrompts.get(message)
+      if (cached !== undefined) return cached
+      const [decoded] = Prompt.make([message]).content
+      if (decoded !== undefined) decodedPrompts.set(message, decoded)
+      // `make` answers one message per message given.
+      return decoded ?? Prompt.makeMessage("user", { content: [] })
+    })
+  )
+
 /** Stored messages as prompt messages, tool calls and their results included. */
 export const toPrompt = (history: ReadonlyArray<Message>): Array<Prompt.MessageEncoded> => {
   const names = new Map<string, string>()
   return history.map((message): Prompt.MessageEncoded => {
     switch (message.role) {
       case "system":
-        return { role: "system", content: message.content }
       case "user":
-        return { role: "user", content: message.content }
+        return plainPromptOf(message, message.role)
       case "assistant":
-        return assistantPrompt(message.content, message.tool_calls ?? [], names)
+        return message.tool_calls === null
+          ? plainPromptOf(message, "assistant")
+          : assistantPrompt(message.content, message.tool_calls, names)
       case "tool":
         return {
           role: "tool",
@@ -150,9 +217,14 @@ export const generateStep = (
   prompt: ReadonlyArray<Prompt.MessageEncoded>,
   toolkit: Offered
 ) =>
-  toolkit === undefined
-    ? Effect.map(languageModel.generateText({ prompt }), stepOf)
-    : Effect.map(languageModel.generateText({ prompt, toolkit, disableToolCallResolution: true }), stepOf)
+  Effect.suspend(() =>
+    toolkit === undefined
+      ? Effect.map(languageModel.generateText({ prompt: promptOf(prompt) }), stepOf)
+      : Effect.map(
+          languageModel.generateText({ prompt: promptOf(prompt), toolkit, disableToolCallResolution: true }),
+          stepOf
+        )
+  )
 
 /** A streamed step: text deltas go out as they come; tool calls and usage are collected. */
 export const streamStep = (
@@ -179,9 +251,10 @@ export const streamStep = (
         return Effect.void
     }
   }
-  const parts =
+  const parts = Stream.suspend(() =>
     toolkit === undefined
-      ? languageModel.streamText({ prompt })
-      : languageModel.streamText({ prompt, toolkit, disableToolCallResolution: true })
+      ? languageModel.streamText({ prompt: promptOf(prompt) })
+      : languageModel.streamText({ prompt: promptOf(prompt), toolkit, disableToolCallResolution: true })
+  )
   return Effect.map(Stream.runForEach(parts, onPart), (): Step => ({ text, calls, usage }))
 }
