@@ -19,6 +19,7 @@ import {
 import { HttpApi, HttpApiMiddleware } from "effect/http-api"
 import { Identifier } from "@polyagent/runtime"
 import { Api, RequestErrors } from "./Api.ts"
+import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import * as ApiError from "./ApiError.ts"
 import { Readiness } from "./Readiness.ts"
 import * as RequestLog from "./RequestLog.ts"
@@ -78,12 +79,19 @@ const respond = (type: ApiError.ErrorType, message: string, requestId: string, h
     ...(headers === undefined ? {} : { headers })
   })
 
+/** Whether the client of `request` closed its connection before its answer. */
+const clientGone = (request: HttpServerRequest.HttpServerRequest): boolean => {
+  const socket = NodeHttpServerRequest.toIncomingMessage(request).socket
+  return socket === null || socket.destroyed
+}
+
 /** The answer for a failure that escaped the handlers. */
 const fromCause = (cause: Cause.Cause<unknown>, request: HttpServerRequest.HttpServerRequest, requestId: string) => {
-  // Work the request waited on was interrupted (a session stopped mid-turn because its process
-  // is stopping or lost its shard): worth a retry. A client that went away interrupts this
-  // fiber itself, which no handler here sees.
   if (Cause.hasInterruptsOnly(cause)) {
+    // The client went away: nobody reads this answer, and it is no server error.
+    if (clientGone(request)) return Effect.succeed(HttpServerResponse.empty({ status: RequestLog.clientClosed }))
+    // Work the request waited on was interrupted (a session stopped mid-turn because its process is
+    // stopping or lost its shard): worth a retry.
     return Effect.succeed(respond("unavailable", "the request was interrupted; try again", requestId))
   }
   // The HttpApi builder turns some body-read failures into defects, so look at both.

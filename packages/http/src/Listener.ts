@@ -98,7 +98,8 @@ export class LaneServer extends Server {
               startedAt,
               endedAt,
               requestId,
-              facts: undefined
+              facts: undefined,
+              expected: true
             })
           )
         })

@@ -9,7 +9,7 @@
  * cut to {@link maxPathLength}); `tenant` and `key_id` appear once a key was verified, `model` when
  * a model answered. A client that went away before its answer is `status=499`. Nothing of the
  * request's headers or body is ever logged: no key, no token, no prompt. Level `info`, `warn` for
- * a 5xx answer.
+ * a 5xx answer (but for the 503s a server gives on purpose while it starts or stops).
  *
  * What only the inner layers learn (who called, which model answered) they record in the request's
  * {@link Facts}, which the edge provides as {@link CurrentFacts}.
@@ -78,6 +78,8 @@ export interface Entry {
   readonly endedAt: bigint
   readonly requestId: string
   readonly facts: Facts | undefined
+  /** A 5xx the server gives on purpose while it starts or stops: logged at `info`, not `warn`. */
+  readonly expected?: boolean
 }
 
 /** Writes the line of `entry`. */
@@ -96,5 +98,6 @@ export const write = (entry: Entry): Effect.Effect<void> => {
     if (facts.keyId !== undefined) fields["key_id"] = facts.keyId
     if (facts.model !== undefined) fields["model"] = facts.model
   }
-  return Effect.annotateLogs(entry.status >= 500 ? Effect.logWarning("request") : Effect.logInfo("request"), fields)
+  const warn = entry.status >= 500 && entry.expected !== true
+  return Effect.annotateLogs(warn ? Effect.logWarning("request") : Effect.logInfo("request"), fields)
 }

@@ -286,13 +286,16 @@ export const make = Effect.gen(function* () {
       ).pipe(
         within(operationTimeout),
         Effect.mapError((cause) =>
-          storageError(
-            !Predicate.isTagged(cause, "TimeoutError") && isUniqueViolation(cause)
-              ? "appendMessages: the session id, a message number or the idempotency key is already stored " +
-                  "(another process wrote to this session)"
-              : "appendMessages",
-            cause
-          )
+          !Predicate.isTagged(cause, "TimeoutError") && isUniqueViolation(cause)
+            ? // Another write got there first: one this session thought had failed (a timed-out write
+              // that committed after all), or another process's. The next attempt reads the session
+              // again, and finds the turn if it was this one: worth a retry, not an internal error.
+              new StorageError({
+                operation: "appendMessages: the session id, a message number or the idempotency key is already stored",
+                unavailable: true,
+                cause
+              })
+            : storageError("appendMessages", cause)
         )
       )
     },
