@@ -97,7 +97,10 @@ describe("a cluster of three processes on one PostgreSQL", () => {
     }
   }
 
-  /** Every session, turn after turn, until `stop` is called; `stop` answers the turns' outcomes. */
+  /**
+   * Every session, turn after turn (up to ~600 turns/s over the three processes), until `stop` is
+   * called; `stop` answers the turns' outcomes.
+   */
   const traffic = (tag: string) => {
     const state = { stopped: false }
     const running = Promise.all(
@@ -106,6 +109,8 @@ describe("a cluster of three processes on one PostgreSQL", () => {
         for (let n = 0; !state.stopped; n++) {
           const at = Date.now()
           outcomes.push({ ...(await turn(session, `${tag} s${i} t${n}`)), at })
+          // A user reads the answer before the next turn: steady traffic, not a saturated machine.
+          await sleep(200 + Math.random() * 300)
         }
         return outcomes
       })
