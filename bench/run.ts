@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: throughput, latency and memory of the PolyAgent HTTP edge on this machine.
  *
- * Starts the server (`node packages/http/src/bin.ts`) on a free 127.0.0.1 port with a fresh data
+ * Starts the server (`node packages/http/dist/bin.js`, built by `npm run bench` first) on a free 127.0.0.1 port with a fresh data
  * directory, a random bootstrap admin key and no config file or provider keys, so it answers with
  * the offline `local` model and the figures are the gateway's own cost, not a provider's. With
  * `taskset`, the server runs on CPU 1 and this load generator on CPU 0. Then, each scenario after

@@ -47,7 +47,7 @@ export class ServerExited extends Error {}
 const OUTPUT_TAIL = 64 * 1024
 const TERM_GRACE_MS = 5_000
 
-/** `npm start`'s command (`node <flags> packages/http/src/bin.ts`): what the bench measures by default. */
+/** `npm start`'s command (`node <flags> packages/http/dist/bin.js`): what the bench measures by default. */
 export const startScript: string = JSON.parse(readFileSync(resolve(import.meta.dirname, "../package.json"), "utf8"))
   .scripts.start
 
