@@ -8,11 +8,12 @@ import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { Duration, Effect, Layer, Option } from "effect"
 import { SingleRunner } from "effect/cluster"
 import { HttpRouter } from "effect/http"
-import { HttpApiBuilder, HttpApiScalar } from "effect/http-api"
+import { HttpApiBuilder } from "effect/http-api"
 import { ProviderCatalog } from "@polyagent/providers"
 import { SafeHttp, ToolExecutor, ToolRegistry } from "@polyagent/tools"
 import { type AppConfig, Database, type ModelCatalog, SessionActor, Storage } from "@polyagent/runtime"
 import { Api } from "./Api.ts"
+import * as ApiDocs from "./ApiDocs.ts"
 import * as Authentication from "./Authentication.ts"
 import * as Edge from "./Edge.ts"
 import * as FastLane from "./FastLane.ts"
@@ -72,7 +73,7 @@ export const layer = (config: AppConfig.AppConfigValue, options: Options = {}) =
   )
   const routes = Layer.mergeAll(
     api,
-    HttpApiScalar.layer(Api, { path: "/docs" }),
+    ApiDocs.layer({ path: "/docs" }),
     Edge.layer({ bodyLimit: config.server.bodyLimit })
   )
   const http = Layer.unwrap(
