@@ -1,10 +1,38 @@
 /**
- * `npm start`: turns on Node's compile cache, then runs the server (`main.ts`). The cache keeps
- * the compiled code of every module in the OS temporary directory (`node-compile-cache`, or
- * `NODE_COMPILE_CACHE`), so later starts skip compiling it; it is enabled before anything else
- * is imported, since a module is compiled when it is loaded.
+ * `npm start`: loads the configuration and runs the server until SIGTERM or SIGINT, when
+ * it stops accepting, lets in-flight turns finish within `server.shutdown_grace`, closes
+ * storage and exits 0. A start-up failure (invalid configuration, port in use) prints one
+ * line naming the cause and exits 1.
  */
-import { enableCompileCache } from "node:module"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import { Cause, Effect, Exit, Layer, Option, Runtime } from "effect"
+import { AppConfig } from "@polyagent/runtime"
+import * as Server from "./Server.ts"
 
-enableCompileCache()
-await import("./main.ts")
+const cannotStart = (message: string) =>
+  Effect.sync(() => {
+    process.stderr.write(`PolyAgent cannot start: ${message}\n`)
+    process.exitCode = 1
+  })
+
+const main = Effect.gen(function* () {
+  const config = yield* AppConfig.load()
+  const storage = Option.isSome(config.storage.postgresUrl) ? "PostgreSQL" : `SQLite in ${config.storage.dataDir}`
+  yield* Effect.logInfo(`PolyAgent starting (storage: ${storage}, default model: ${config.models.default})`)
+  yield* Layer.launch(Server.layer(config)).pipe(
+    Effect.catchTag("ServeError", (error) =>
+      cannotStart(
+        `cannot listen on ${config.server.host}:${config.server.port}: ${error.cause instanceof Error ? error.cause.message : "unknown error"}`
+      )
+    )
+  )
+}).pipe(
+  Effect.catchTag("ConfigError", (error) => cannotStart(error.message)),
+  Effect.catchTag("PluginLoadError", (error) => cannotStart(error.message))
+)
+
+/** A stop by signal is the normal end of a server: exit 0 once shutdown has finished. */
+const teardown: Runtime.Teardown = (exit, onExit) =>
+  Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause) ? onExit(0) : Runtime.defaultTeardown(exit, onExit)
+
+NodeRuntime.runMain(main, { teardown })
