@@ -4,9 +4,11 @@
  * layer is built: ~3 MB of JavaScript, held twice (as module source and as the string served),
  * ~12 MB of heap in every server whether or not anyone reads its docs.
  */
-import { Effect, Layer, Scope } from "effect"
-import { HttpRouter } from "effect/http"
-import { HttpApiScalar } from "effect/http-api"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Scope from "effect/Scope"
+import * as HttpRouter from "effect/http/HttpRouter"
+import * as HttpApiScalar from "effect/http-api/HttpApiScalar"
 import { Api } from "./Api.ts"
 
 /**

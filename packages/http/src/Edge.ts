@@ -6,9 +6,18 @@
  * undecodable bodies, unsupported content types, and unexpected failures (500, logged
  * with the request id, never shown).
  */
-import { ByteSize, Cause, Effect, Layer, type Types } from "effect"
-import { HttpIncomingMessage, HttpRouter, HttpServerError, HttpServerRequest, HttpServerResponse } from "effect/http"
-import { HttpApi, HttpApiMiddleware } from "effect/http-api"
+import * as ByteSize from "effect/ByteSize"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Types from "effect/Types"
+import * as HttpIncomingMessage from "effect/http/HttpIncomingMessage"
+import * as HttpRouter from "effect/http/HttpRouter"
+import * as HttpServerError from "effect/http/HttpServerError"
+import * as HttpServerRequest from "effect/http/HttpServerRequest"
+import * as HttpServerResponse from "effect/http/HttpServerResponse"
+import * as HttpApi from "effect/http-api/HttpApi"
+import * as HttpApiMiddleware from "effect/http-api/HttpApiMiddleware"
 import { Identifier } from "@polyagent/runtime"
 import { Api, RequestErrors } from "./Api.ts"
 import * as ApiError from "./ApiError.ts"

@@ -15,7 +15,8 @@
  * fails these is replayed to the stack with the body it sent, so 400s, 404s, agents and other
  * providers are the stack's.
  */
-import { Effect, Result } from "effect"
+import * as Effect from "effect/Effect"
+import * as Result from "effect/Result"
 import { ModelCatalog } from "@polyagent/runtime"
 import { type IncomingMessage, Server, type ServerResponse } from "node:http"
 import { EventEmitter } from "node:events"

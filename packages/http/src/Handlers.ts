@@ -3,9 +3,13 @@
  * middleware provides, send turns to the session actors, and turn every domain or
  * cluster failure into the error envelope.
  */
-import { Cause, Effect, Layer, Option, Stream } from "effect"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
 import type * as ClusterErrors from "effect/cluster/ClusterError"
-import { HttpApiBuilder } from "effect/http-api"
+import * as HttpApiBuilder from "effect/http-api/HttpApiBuilder"
 import { Agent, Identifier, ModelCatalog, Session, SessionActor, Storage } from "@polyagent/runtime"
 import { Api, type ChatEvent, type ChatRequest, Principal } from "./Api.ts"
 import * as AgentsHandlers from "./AgentsHandlers.ts"

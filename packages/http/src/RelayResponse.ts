@@ -5,7 +5,9 @@
  * its first bytes went out ends with an `error` event in the envelope. Interrupting the Effect
  * (a client that went away) writes nothing.
  */
-import { Cause, Effect, Stream } from "effect"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
 import type { ModelCatalog } from "@polyagent/runtime"
 import type { ServerResponse } from "node:http"
 import * as ApiError from "./ApiError.ts"

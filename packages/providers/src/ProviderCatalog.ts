@@ -9,9 +9,17 @@
  * A provider's module, and with it its SDK (`openai`, `@anthropic-ai/sdk`, undici), is imported
  * only when the provider is enabled: a server without keys does not load them (~20 MB of heap).
  */
-import { Duration, Effect, Layer, Option, Ref, Schedule, Schema, type Scope, Stream } from "effect"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Ref from "effect/Ref"
+import * as Schedule from "effect/Schedule"
+import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 import { AppConfig, ModelCatalog, Usage } from "@polyagent/runtime"
-import type { AiError } from "effect/ai"
+import type * as AiError from "effect/ai/AiError"
 import { readFile } from "node:fs/promises"
 import { fileURLToPath } from "node:url"
 import { parse } from "yaml"

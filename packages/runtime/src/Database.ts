@@ -4,8 +4,10 @@
  * `SqlClient`, which `Storage` and the cluster's own message and runner storage share.
  */
 import { PgClient } from "@effect/sql-pg"
-import { Effect, Layer, type Redacted } from "effect"
-import { SqlClient } from "effect/sql"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Redacted from "effect/Redacted"
+import * as SqlClient from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
 import { join } from "node:path"
 import * as SqliteClient from "./SqliteClient.ts"

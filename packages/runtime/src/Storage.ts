@@ -4,8 +4,15 @@
  * PostgreSQL (the SQL is written to the common subset of both). Every row carries its
  * tenant, and every read is scoped by it.
  */
-import { Array as Arr, Context, DateTime, Effect, Layer, Option, Schema } from "effect"
-import { Migrator, SqlClient } from "effect/sql"
+import * as Arr from "effect/Array"
+import * as Context from "effect/Context"
+import * as DateTime from "effect/DateTime"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import * as Migrator from "effect/sql/Migrator"
+import * as SqlClient from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
 import { Message, type NewMessage, ToolCallRecord } from "./Message.ts"
 import { SessionInfo } from "./Session.ts"

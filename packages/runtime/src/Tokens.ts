@@ -10,8 +10,8 @@
  * heap (~60 MB of RSS once parsed) and take 0.1–0.3 s to load, which a server pays only once it
  * counts tokens.
  */
-import { Formatter } from "effect"
-import type { Prompt } from "effect/ai"
+import * as Formatter from "effect/Formatter"
+import type * as Prompt from "effect/ai/Prompt"
 import type * as O200kBase from "gpt-tokenizer/encoding/o200k_base"
 import { createRequire } from "node:module"
 import type { Message } from "./Message.ts"
