@@ -12,6 +12,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Runtime from "effect/Runtime"
 import { AppConfig } from "@polyagent/runtime"
+import * as StartupGarbage from "./internal/startupGarbage.ts"
 import * as Server from "./Server.ts"
 
 const cannotStart = (message: string) =>
@@ -24,7 +25,7 @@ const main = Effect.gen(function* () {
   const config = yield* AppConfig.load()
   const storage = Option.isSome(config.storage.postgresUrl) ? "PostgreSQL" : `SQLite in ${config.storage.dataDir}`
   yield* Effect.logInfo(`PolyAgent starting (storage: ${storage}, default model: ${config.models.default})`)
-  yield* Layer.launch(Server.layer(config)).pipe(
+  yield* Layer.launch(Server.layer(config).pipe(Layer.tap(() => StartupGarbage.collect))).pipe(
     Effect.catchTag("ServeError", (error) =>
       cannotStart(
         `cannot listen on ${config.server.host}:${config.server.port}: ${error.cause instanceof Error ? error.cause.message : "unknown error"}`
