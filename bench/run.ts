@@ -22,8 +22,8 @@
  * Reading it: req/s (streams/s) is the server's capacity at that concurrency, counting 2xx answers
  * only; the percentiles are per request, from send to the last byte. Non-2xx answers, socket
  * errors and timeouts are "errors" and make the other figures meaningless until they are zero.
- * RSS is the server's resident memory: idle after start, the highest 100 ms sample under load, and
- * at the end. Compare figures from runs on the same machine only; on 2 cores other busy
+ * RSS is the server's resident memory: idle 3 s after start, the highest 100 ms sample under load,
+ * and at the end. Compare figures from runs on the same machine only; on 2 cores other busy
  * processes show up as noise. The output is a table, then ONE line of JSON with every figure.
  *
  *   npm run bench [-- --quick] [-- --duration 20] [-- --server-cmd "node other-server.mjs"]
@@ -51,6 +51,8 @@ const DURATION_S = 8
 const STARTUP_TIMEOUT_MS = 30_000
 const REQUEST_TIMEOUT_MS = 30_000
 const SETTLE_MS = 1_000
+/** Idle RSS is read this long after the first 200 of `/v1/health`, with no traffic before. */
+const IDLE_AFTER_MS = 3_000
 const PAUSE_MS = 500
 const DEFAULT_SERVER = startScript
 const REPO_ROOT = resolve(import.meta.dirname, "..")
@@ -278,7 +280,7 @@ async function runLocal(options: Options, label: string, pinned: boolean): Promi
   const startupMs = await waitHealthy(server, port, STARTUP_TIMEOUT_MS)
   const rss = startRssSampler(server.pid)
   owned.samplers.push(rss)
-  await sleep(SETTLE_MS)
+  await sleep(IDLE_AFTER_MS)
   const idle = rss.now()
   const target: Target = {
     host: "127.0.0.1",
