@@ -7,7 +7,7 @@
  * visible past this module. The providers' connections live as long as the layer.
  *
  * A provider's module, and with it its SDK (`openai`, `@anthropic-ai/sdk`, undici), is imported
- * only when the provider is enabled: a server without keys does not load them (~20 MB of heap).
+ * only when the provider is enabled: a server without keys does not load them (~17 MB of heap).
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
