@@ -44,7 +44,7 @@ module.exports = {
     combinedDependencies: true,
     enhancedResolveOptions: {
       exportsFields: ["exports"],
-      conditionNames: ["import", "default"],
+      conditionNames: ["@polyagent/source", "import", "default"],
       extensions: [".ts", ".js"]
     }
   }

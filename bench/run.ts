@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: throughput, latency and memory of the PolyAgent HTTP edge on this machine.
  *
- * Starts the server (`node packages/http/src/bin.ts`) on a free 127.0.0.1 port with a fresh data
+ * Starts the server (`node packages/http/dist/bin.js`, built by `npm run bench` first) on a free 127.0.0.1 port with a fresh data
  * directory, a random bootstrap admin key and no config file or provider keys, so it answers with
  * the offline `local` model and the figures are the gateway's own cost, not a provider's. With
  * `taskset`, the server runs on CPU 1 and this load generator on CPU 0. Then, each scenario after
@@ -22,8 +22,8 @@
  * Reading it: req/s (streams/s) is the server's capacity at that concurrency, counting 2xx answers
  * only; the percentiles are per request, from send to the last byte. Non-2xx answers, socket
  * errors and timeouts are "errors" and make the other figures meaningless until they are zero.
- * RSS is the server's resident memory: idle after start, the highest 100 ms sample under load, and
- * at the end. Compare figures from runs on the same machine only; on 2 cores other busy
+ * RSS is the server's resident memory: idle 3 s after start, the highest 100 ms sample under load,
+ * and at the end. Compare figures from runs on the same machine only; on 2 cores other busy
  * processes show up as noise. The output is a table, then ONE line of JSON with every figure.
  *
  * With `--postgres`, the zero-config server stores in PostgreSQL (a schema of the bench's own,
@@ -55,6 +55,8 @@ const DURATION_S = 8
 const STARTUP_TIMEOUT_MS = 30_000
 const REQUEST_TIMEOUT_MS = 30_000
 const SETTLE_MS = 1_000
+/** Idle RSS is read this long after the first 200 of `/v1/health`, with no traffic before. */
+const IDLE_AFTER_MS = 3_000
 const PAUSE_MS = 500
 const DEFAULT_SERVER = startScript
 const REPO_ROOT = resolve(import.meta.dirname, "..")
@@ -298,7 +300,7 @@ async function runLocal(options: Options, label: string, pinned: boolean): Promi
   const startupMs = await waitHealthy(server, port, STARTUP_TIMEOUT_MS)
   const rss = startRssSampler(server.pid)
   owned.samplers.push(rss)
-  await sleep(SETTLE_MS)
+  await sleep(IDLE_AFTER_MS)
   const idle = rss.now()
   const target: Target = {
     host: "127.0.0.1",

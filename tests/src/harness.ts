@@ -1,8 +1,8 @@
 /**
- * End-to-end harness: runs the real server (`npm start`, i.e. `node packages/http/src/bin.ts`)
- * as a child process on a free port with its own data directory and admin key, talks to it
- * over a real socket with the global `fetch`, reads its SSE streams, and gives each
- * PostgreSQL run a schema of its own. Nothing here knows the server's internals.
+ * End-to-end harness: runs the real server (`npm start`, i.e. `node packages/http/dist/bin.js`,
+ * which the e2e project's global setup builds) as a child process on a free port with its own
+ * data directory and admin key, talks to it over a real socket with the global `fetch`, reads its
+ * SSE streams, and gives each PostgreSQL run a schema of its own. Nothing here knows the server's internals.
  */
 import { PgClient } from "@effect/sql-pg"
 import { Effect, Redacted, Schema } from "effect"
@@ -65,8 +65,11 @@ const baseEnv = (): Record<string, string> => {
   return env
 }
 
+/** What `npm start` runs, relative to {@link repoRoot}. */
+const serverEntry = "packages/http/dist/bin.js"
+
 const spawnServer = (env: Readonly<Record<string, string>>): Running => {
-  const child = spawn(process.execPath, ["packages/http/src/bin.ts"], {
+  const child = spawn(process.execPath, [serverEntry], {
     cwd: repoRoot,
     env: { ...baseEnv(), ...env },
     stdio: ["ignore", "pipe", "pipe"]

@@ -2,8 +2,9 @@
  * `/v1/agents`: create, list, read, change and delete the tenant's agents. Reading needs any
  * role; changing needs `builder` (or `admin`), as ../shared/API.md says.
  */
-import { Effect, Option } from "effect"
-import { HttpApiBuilder } from "effect/http-api"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as HttpApiBuilder from "effect/http-api/HttpApiBuilder"
 import { Agent, Identifier, Storage } from "@polyagent/runtime"
 import { Api, Principal } from "./Api.ts"
 import * as ApiError from "./ApiError.ts"

@@ -3,16 +3,15 @@
  * server's routing and decoding, of `api/openapi/polyagent-api.yaml` and of the typed
  * client. Wire names are snake_case (../shared/API.md).
  */
-import { Context, Schema } from "effect"
-import {
-  HttpApi,
-  HttpApiEndpoint,
-  HttpApiGroup,
-  HttpApiMiddleware,
-  HttpApiSchema,
-  HttpApiSecurity,
-  OpenApi
-} from "effect/http-api"
+import * as Context from "effect/Context"
+import * as Schema from "effect/Schema"
+import * as HttpApi from "effect/http-api/HttpApi"
+import * as HttpApiEndpoint from "effect/http-api/HttpApiEndpoint"
+import * as HttpApiGroup from "effect/http-api/HttpApiGroup"
+import * as HttpApiMiddleware from "effect/http-api/HttpApiMiddleware"
+import * as HttpApiSchema from "effect/http-api/HttpApiSchema"
+import * as HttpApiSecurity from "effect/http-api/HttpApiSecurity"
+import * as OpenApi from "effect/http-api/OpenApi"
 import { Agent as AgentModule, Message, ModelCatalog, Session, SessionActor, Storage, Usage } from "@polyagent/runtime"
 import { ToolExecutor } from "@polyagent/tools"
 import * as ApiError from "./ApiError.ts"

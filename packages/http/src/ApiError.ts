@@ -6,7 +6,8 @@
  */
 import { RequestId as RuntimeRequestId } from "@polyagent/runtime"
 import type { ModelCatalog, Storage } from "@polyagent/runtime"
-import { Effect, Schema } from "effect"
+import * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
 
 /** The request id of the request being served; the edge sets it for every request. */
 export const RequestId = RuntimeRequestId.RequestId

@@ -6,7 +6,13 @@
  * `default` is ensured: `POLYAGENT_ADMIN_KEY` when set, otherwise a new key printed once
  * when the tenant has none yet.
  */
-import { Clock, Context, Duration, Effect, Layer, Option, Redacted } from "effect"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
 import { Identifier, Storage } from "@polyagent/runtime"
 import { createHash } from "node:crypto"
 import { Authentication, Principal } from "./Api.ts"

@@ -4,8 +4,11 @@
  * conversions between them and effect/ai's prompt and response parts. Stateless: the
  * client sends the whole conversation every time.
  */
-import { Result, Schema } from "effect"
-import { type Prompt, type Response, Tool } from "effect/ai"
+import * as Result from "effect/Result"
+import * as Schema from "effect/Schema"
+import type * as Prompt from "effect/ai/Prompt"
+import type * as Response from "effect/ai/Response"
+import * as Tool from "effect/ai/Tool"
 
 const Text = Schema.String
 const TextPart = Schema.Struct({ type: Schema.Literal("text"), text: Text })

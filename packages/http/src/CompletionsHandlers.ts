@@ -11,10 +11,19 @@
  * converted both ways. The body is read and validated here rather than by the HttpApi, which
  * would decode it into a copy without the fields we do not know.
  */
-import { Clock, Effect, Option, Queue, Result, Stream } from "effect"
-import type { AiError, LanguageModel, Response, Toolkit } from "effect/ai"
-import { type HttpServerRequest, HttpServerResponse } from "effect/http"
-import { HttpApiBuilder } from "effect/http-api"
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
+import * as Result from "effect/Result"
+import * as Stream from "effect/Stream"
+import type * as AiError from "effect/ai/AiError"
+import type * as LanguageModel from "effect/ai/LanguageModel"
+import type * as Response from "effect/ai/Response"
+import type * as Toolkit from "effect/ai/Toolkit"
+import type * as HttpServerRequest from "effect/http/HttpServerRequest"
+import * as HttpServerResponse from "effect/http/HttpServerResponse"
+import * as HttpApiBuilder from "effect/http-api/HttpApiBuilder"
 import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import type { ServerResponse } from "node:http"
 import { CallOptions, Identifier, ModelCatalog, SessionActor, Storage, ToolLoop } from "@polyagent/runtime"

@@ -7,16 +7,21 @@
  * with the request id, never shown) — and the request's log line (`RequestLog.ts`), once
  * its answer is complete.
  */
-import { ByteSize, Cause, Clock, Effect, Layer, Stream, type Types } from "effect"
-import {
-  HttpBody,
-  HttpIncomingMessage,
-  HttpRouter,
-  HttpServerError,
-  HttpServerRequest,
-  HttpServerResponse
-} from "effect/http"
-import { HttpApi, HttpApiMiddleware } from "effect/http-api"
+import * as ByteSize from "effect/ByteSize"
+import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Stream from "effect/Stream"
+import type * as Types from "effect/Types"
+import * as HttpBody from "effect/http/HttpBody"
+import * as HttpIncomingMessage from "effect/http/HttpIncomingMessage"
+import * as HttpRouter from "effect/http/HttpRouter"
+import * as HttpServerError from "effect/http/HttpServerError"
+import * as HttpServerRequest from "effect/http/HttpServerRequest"
+import * as HttpServerResponse from "effect/http/HttpServerResponse"
+import * as HttpApi from "effect/http-api/HttpApi"
+import * as HttpApiMiddleware from "effect/http-api/HttpApiMiddleware"
 import { Identifier } from "@polyagent/runtime"
 import { Api, RequestErrors } from "./Api.ts"
 import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"

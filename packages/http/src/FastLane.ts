@@ -18,7 +18,10 @@
  * The lane writes each request's log line as the stack does (`RequestLog.write`), when the answer
  * has been written or the client went away.
  */
-import { Clock, Effect, Layer, Result } from "effect"
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Result from "effect/Result"
 import { ModelCatalog } from "@polyagent/runtime"
 import type { IncomingMessage } from "node:http"
 import { Readable } from "node:stream"

@@ -3,9 +3,15 @@
  * middleware provides, send turns to the session actors, and turn every domain or
  * cluster failure into the error envelope.
  */
-import { Array as Arr, Cause, Effect, Layer, Option, Pull, Stream } from "effect"
+import * as Arr from "effect/Array"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Pull from "effect/Pull"
+import * as Stream from "effect/Stream"
 import type * as ClusterErrors from "effect/cluster/ClusterError"
-import { HttpApiBuilder } from "effect/http-api"
+import * as HttpApiBuilder from "effect/http-api/HttpApiBuilder"
 import { Identifier, ModelCatalog, Session, SessionActor, Storage } from "@polyagent/runtime"
 import { Api, type ChatEvent, type ChatHeaders, type ChatRequest, HealthDown, healthDown, Principal } from "./Api.ts"
 import * as AgentsHandlers from "./AgentsHandlers.ts"

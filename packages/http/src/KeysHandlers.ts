@@ -3,8 +3,8 @@
  * stored only as its hash; it can never carry a role above its creator's; keys of another
  * tenant can be made only by an admin of the platform tenant (`default`).
  */
-import { Effect } from "effect"
-import { HttpApiBuilder } from "effect/http-api"
+import * as Effect from "effect/Effect"
+import * as HttpApiBuilder from "effect/http-api/HttpApiBuilder"
 import { Identifier, Storage } from "@polyagent/runtime"
 import { Api } from "./Api.ts"
 import * as ApiError from "./ApiError.ts"

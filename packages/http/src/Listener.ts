@@ -6,7 +6,10 @@
  * to the fast lane first (`FastLane.ts`), which serves relayed completions itself and hands
  * everything else to the stack.
  */
-import { Clock, Context, Effect, Layer } from "effect"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import { EventEmitter } from "node:events"
 import { type IncomingMessage, Server, type ServerResponse } from "node:http"
 import { healthDown } from "./Api.ts"

@@ -2,7 +2,7 @@
  * The OpenAPI document of the API as committed in `api/openapi/polyagent-api.yaml`:
  * generated from the HttpApi definition, never edited by hand.
  */
-import { OpenApi } from "effect/http-api"
+import * as OpenApi from "effect/http-api/OpenApi"
 import { stringify } from "yaml"
 import { Api } from "./Api.ts"
 

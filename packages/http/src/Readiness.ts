@@ -10,7 +10,13 @@
  * So a lost database costs a client at most a few seconds, never a hung request, and service
  * comes back within a second or two of the database.
  */
-import { Context, Duration, Effect, Latch, Layer, Result, Schedule } from "effect"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Latch from "effect/Latch"
+import * as Layer from "effect/Layer"
+import * as Result from "effect/Result"
+import * as Schedule from "effect/Schedule"
 import { Database } from "@polyagent/runtime"
 
 /** How often storage is pinged. */

@@ -6,7 +6,9 @@
  * (a client that went away) writes nothing. Both answer the HTTP status they wrote, for the
  * request's log line.
  */
-import { Cause, Effect, Stream } from "effect"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
 import type { ModelCatalog } from "@polyagent/runtime"
 import type { ServerResponse } from "node:http"
 import * as ApiError from "./ApiError.ts"

@@ -14,7 +14,10 @@
  * What only the inner layers learn (who called, which model answered) they record in the request's
  * {@link Facts}, which the edge provides as {@link CurrentFacts}.
  */
-import { Cause, Context, Effect, Exit } from "effect"
+import * as Cause from "effect/Cause"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 
 /** Who called and which model answered: what the stack learns while serving a request; one per request. */
 export class Facts {

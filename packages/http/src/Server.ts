@@ -12,13 +12,19 @@
  * then the runner hands its shards over, then the database closes.
  */
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
-import { Duration, Effect, Exit, Layer, Schedule, Scope } from "effect"
-import { HttpRouter } from "effect/http"
-import { HttpApiBuilder, HttpApiScalar } from "effect/http-api"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Schedule from "effect/Schedule"
+import * as Scope from "effect/Scope"
+import * as HttpRouter from "effect/http/HttpRouter"
+import * as HttpApiBuilder from "effect/http-api/HttpApiBuilder"
 import { ProviderCatalog } from "@polyagent/providers"
 import { SafeHttp, ToolExecutor, ToolRegistry } from "@polyagent/tools"
 import { type AppConfig, Database, type ModelCatalog, SessionActor, Storage } from "@polyagent/runtime"
 import { Api } from "./Api.ts"
+import * as ApiDocs from "./ApiDocs.ts"
 import * as Authentication from "./Authentication.ts"
 import * as Cluster from "./Cluster.ts"
 import * as Edge from "./Edge.ts"
@@ -84,7 +90,7 @@ const application = (config: AppConfig.AppConfigValue, options: Options) => {
   )
   const routes = Layer.mergeAll(
     api,
-    HttpApiScalar.layer(Api, { path: "/docs" }),
+    ApiDocs.layer({ path: "/docs" }),
     Edge.layer({ bodyLimit: config.server.bodyLimit })
   )
   // The stack attaches last: until then the listener answers 503.

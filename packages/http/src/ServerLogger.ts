@@ -14,7 +14,13 @@
  * A failure's cause goes into a `cause` field (Effect's pretty rendering, on one line). Log spans
  * and fiber ids are left out.
  */
-import { Array as Arr, Cause, Formatter, Layer, Logger, type LogLevel, References } from "effect"
+import * as Arr from "effect/Array"
+import * as Cause from "effect/Cause"
+import * as Formatter from "effect/Formatter"
+import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import type * as LogLevel from "effect/LogLevel"
+import * as References from "effect/References"
 import type { AppConfig } from "@polyagent/runtime"
 
 /** The `log` section of the configuration. */

@@ -6,9 +6,12 @@
  *
  * No secret appears: storage shows a PostgreSQL URL as `host:port/database` only.
  */
-import { Effect, Layer, Option, Redacted } from "effect"
-import { ShardingConfig } from "effect/cluster"
-import { HttpServer } from "effect/http"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as ShardingConfig from "effect/cluster/ShardingConfig"
+import * as HttpServer from "effect/http/HttpServer"
 import type { AppConfig } from "@polyagent/runtime"
 import { ModelCatalog } from "@polyagent/runtime"
 import { ToolRegistry } from "@polyagent/tools"

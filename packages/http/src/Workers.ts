@@ -9,7 +9,10 @@
  * the primary then stops the others and exits 1. A worker is ready once its server serves
  * ({@link ready}).
  */
-import { Data, Deferred, Duration, Effect } from "effect"
+import * as Data from "effect/Data"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
 import cluster, { type Worker } from "node:cluster"
 
 /** The environment variable that tells a worker its index (0 … N−1). */

@@ -12,8 +12,15 @@
  * stop signal arrives (which one, and the grace) and `PolyAgent stopped` once shutdown finished.
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import { Cause, Clock, Duration, Effect, Exit, Layer, Runtime } from "effect"
+import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Runtime from "effect/Runtime"
 import { AppConfig } from "@polyagent/runtime"
+import * as StartupGarbage from "./internal/startupGarbage.ts"
 import * as Server from "./Server.ts"
 import * as ServerLogger from "./ServerLogger.ts"
 import * as Workers from "./Workers.ts"
@@ -58,7 +65,9 @@ const announceStop = (grace: Duration.Duration) =>
 
 /** One server process: the whole server in this process, or one worker of several. */
 const runServer = (config: AppConfig.AppConfigValue, workerIndex: number | undefined) =>
-  Layer.launch(Server.layer(config, { workerIndex }).pipe(Layer.tap(() => Workers.ready))).pipe(
+  Layer.launch(
+    Server.layer(config, { workerIndex }).pipe(Layer.tap(() => Effect.andThen(Workers.ready, StartupGarbage.collect)))
+  ).pipe(
     Effect.catchTag("ServeError", (error) =>
       cannotStart(`cannot listen on ${config.server.host}:${config.server.port}: ${causeMessage(error.cause)}`)
     ),

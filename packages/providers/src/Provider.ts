@@ -4,8 +4,11 @@
  * health probe for the router. A provider is built from its key, optional base URL and request
  * timeout.
  */
-import type { Duration, Effect, Redacted } from "effect"
-import { type AiError, LanguageModel } from "effect/ai"
+import type * as Duration from "effect/Duration"
+import type * as Effect from "effect/Effect"
+import type * as Redacted from "effect/Redacted"
+import type * as AiError from "effect/ai/AiError"
+import * as LanguageModel from "effect/ai/LanguageModel"
 import type { ModelCatalog } from "@polyagent/runtime"
 
 /** How a provider is reached. */

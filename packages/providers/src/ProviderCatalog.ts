@@ -6,35 +6,49 @@
  * Chat Completions relay of its provider when it has one; nothing else of the providers is
  * visible past this module. Every failed upstream call of every model, by either way, is logged
  * here once (`UpstreamLog.ts`). The providers' connections live as long as the layer.
+ *
+ * A provider's module, and with it its SDK (`openai`, `@anthropic-ai/sdk`, undici), is imported
+ * only when the provider is enabled: a server without keys does not load them (~17 MB of heap).
  */
-import { Duration, Effect, Layer, Option, Ref, Schedule, Schema, type Scope, Stream } from "effect"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Ref from "effect/Ref"
+import * as Schedule from "effect/Schedule"
+import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 import { AppConfig, ModelCatalog, Usage } from "@polyagent/runtime"
-import { type AiError, LanguageModel } from "effect/ai"
+import type * as AiError from "effect/ai/AiError"
+import * as LanguageModel from "effect/ai/LanguageModel"
 import { readFile } from "node:fs/promises"
 import { fileURLToPath } from "node:url"
 import { parse } from "yaml"
-import * as AnthropicProvider from "./anthropic/AnthropicProvider.ts"
-import * as GlmProvider from "./glm/GlmProvider.ts"
 import * as LocalModel from "./local/LocalModel.ts"
-import * as OpenAiCompatibleProvider from "./openai-compatible/OpenAiCompatibleProvider.ts"
-import * as OpenAiProvider from "./openai/OpenAiProvider.ts"
-import * as OpenRouterProvider from "./openrouter/OpenRouterProvider.ts"
 import type * as Provider from "./Provider.ts"
 import * as UpstreamLog from "./UpstreamLog.ts"
 
 /** A catalogue entry, as `models.catalog` and `config/models.yaml` write it. */
 export type Entry = typeof AppConfig.ModelEntry.Type
 
+/** A provider built by the `make` of its module, imported when the first model of the provider is enabled. */
+type Make<S> = (settings: S) => Effect.Effect<Provider.Provider, never, Scope.Scope>
+const lazy =
+  <S>(module: () => Promise<{ readonly make: Make<S> }>): Make<S> =>
+  (settings) =>
+    Effect.flatMap(Effect.promise(module), ({ make }) => make(settings))
+
 /** The providers that are enabled by a key (`OPENAI_API_KEY`, …), and how each is built. */
-const keyed: Record<
-  keyof AppConfig.AppConfigValue["providers"],
-  (settings: Provider.Settings) => Effect.Effect<Provider.Provider, never, Scope.Scope>
-> = {
-  openai: (settings) => OpenAiProvider.make(settings),
-  anthropic: AnthropicProvider.make,
-  openrouter: (settings) => OpenRouterProvider.make(settings),
-  glm: GlmProvider.make
+const keyed: Record<keyof AppConfig.AppConfigValue["providers"], Make<Provider.Settings>> = {
+  openai: lazy(() => import("./openai/OpenAiProvider.ts")),
+  anthropic: lazy(() => import("./anthropic/AnthropicProvider.ts")),
+  openrouter: lazy(() => import("./openrouter/OpenRouterProvider.ts")),
+  glm: lazy(() => import("./glm/GlmProvider.ts"))
 }
+
+/** The `openai-compatible` provider: a server named by a model's `base_url`. */
+const openAiCompatible = lazy(() => import("./openai-compatible/OpenAiCompatibleProvider.ts"))
 
 const compatible = "openai-compatible"
 
@@ -107,7 +121,7 @@ export const layer = (
               message: `models.catalog.${id}.base_url: an openai-compatible model needs the URL of its server`
             })
           }
-          provider = yield* OpenAiCompatibleProvider.make({ name: compatible, baseUrl: entry.baseUrl, timeout })
+          provider = yield* openAiCompatible({ name: compatible, baseUrl: entry.baseUrl, timeout })
         } else if (isKeyed(entry.provider)) {
           const settings = config.providers[entry.provider]
           if (Option.isNone(settings.apiKey)) return Option.none()

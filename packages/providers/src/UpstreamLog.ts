@@ -13,8 +13,10 @@
  * which do not copy upstream text (see `openai/map-error.ts`, `anthropic/map-error.ts`); the
  * upstream's own words are logged by the adapters at `debug` only, without the key.
  */
-import { Effect, Predicate, Stream } from "effect"
-import type { AiError } from "effect/ai"
+import * as Effect from "effect/Effect"
+import * as Predicate from "effect/Predicate"
+import * as Stream from "effect/Stream"
+import type * as AiError from "effect/ai/AiError"
 import { ModelCatalog, RequestId } from "@polyagent/runtime"
 import type { Calls } from "./Provider.ts"
 

@@ -7,7 +7,7 @@ import { CallOptions } from "@polyagent/runtime"
 import { Duration, Effect, Predicate, Redacted } from "effect"
 import * as GlmProvider from "../src/glm/GlmProvider.ts"
 import { fake, streamAll, textOf, toolkit } from "./support/openai-harness.ts"
-import { answerText, routes, Scenario } from "../testing/openai-wire.ts"
+import { answerText, routes, Scenario } from "../src/testing/openai-wire.ts"
 import * as Provider from "../src/Provider.ts"
 
 const apiKey = "7f3e2d1c0b9a8f7e6d5c4b3a2f1e0d9c.AbCdEfGhIjKlMnOp"

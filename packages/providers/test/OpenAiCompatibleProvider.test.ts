@@ -6,7 +6,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Duration, Effect, Redacted } from "effect"
 import * as OpenAiCompatibleProvider from "../src/openai-compatible/OpenAiCompatibleProvider.ts"
 import { fake, streamAll, textOf } from "./support/openai-harness.ts"
-import { answerText, routes, Scenario } from "../testing/openai-wire.ts"
+import { answerText, routes, Scenario } from "../src/testing/openai-wire.ts"
 import * as Provider from "../src/Provider.ts"
 
 describe("OpenAiCompatibleProvider", () => {

@@ -19,7 +19,7 @@ import {
   textOf,
   toolkit
 } from "./support/openai-harness.ts"
-import { answerText, routes, Scenario, timeArguments, weatherArguments } from "../testing/openai-wire.ts"
+import { answerText, routes, Scenario, timeArguments, weatherArguments } from "../src/testing/openai-wire.ts"
 import * as Provider from "../src/Provider.ts"
 
 // A model on a fresh fake; the fake is closed with the test's scope.

@@ -7,7 +7,7 @@ import { CallOptions } from "@polyagent/runtime"
 import { Duration, Effect, Predicate, Redacted } from "effect"
 import * as OpenRouterProvider from "../src/openrouter/OpenRouterProvider.ts"
 import { fake, streamAll, textOf } from "./support/openai-harness.ts"
-import { answerText, routes, Scenario } from "../testing/openai-wire.ts"
+import { answerText, routes, Scenario } from "../src/testing/openai-wire.ts"
 import * as Provider from "../src/Provider.ts"
 
 const apiKey = "sk-or-v1-4d1c0a3f9e8b7c6d5e4f3a2b1c0d9e8f"

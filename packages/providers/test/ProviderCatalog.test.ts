@@ -2,7 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { AppConfig, ModelCatalog } from "@polyagent/runtime"
 import { Duration, Effect, Exit, Option, Redacted, Schedule, Stream } from "effect"
 import * as ProviderCatalog from "../src/ProviderCatalog.ts"
-import { routes, Scenario } from "../testing/openai-wire.ts"
+import { routes, Scenario } from "../src/testing/openai-wire.ts"
 import { fake } from "./support/openai-harness.ts"
 
 const catalogOf = (overrides: AppConfig.Overrides<AppConfig.AppConfigValue>) =>

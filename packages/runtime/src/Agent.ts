@@ -2,7 +2,7 @@
  * Agents: a named configuration of a conversation — its system prompt, preferred model,
  * tools and sampling parameters — that sessions run with. Agents belong to one tenant.
  */
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 
 /** What an agent does: plain chat, chat with tools, or a workflow. */
 export const AgentType = Schema.Literals(["chat", "tool_calling", "workflow"])

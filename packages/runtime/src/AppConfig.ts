@@ -9,19 +9,17 @@
 import { SafeHttp } from "@polyagent/tools"
 import { readFile } from "node:fs/promises"
 import * as NodePath from "node:path"
-import {
-  Config,
-  ConfigProvider,
-  Context,
-  Duration,
-  Effect,
-  Layer,
-  Option,
-  Predicate,
-  Schema,
-  SchemaIssue,
-  SchemaTransformation
-} from "effect"
+import * as Config from "effect/Config"
+import * as ConfigProvider from "effect/ConfigProvider"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Predicate from "effect/Predicate"
+import * as Schema from "effect/Schema"
+import * as SchemaIssue from "effect/SchemaIssue"
+import * as SchemaTransformation from "effect/SchemaTransformation"
 import { parse, YAMLParseError } from "yaml"
 
 const intAtLeast = (minimum: number, maximum = Number.MAX_SAFE_INTEGER) => {

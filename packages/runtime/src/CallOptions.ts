@@ -3,7 +3,7 @@
  * carry (temperature, token limit, stop sequences). The edge sets them around a call;
  * provider adapters read them and send what their API supports.
  */
-import { Context } from "effect"
+import * as Context from "effect/Context"
 
 /** Settings of the current model call; all absent by default (the provider's defaults apply). */
 export interface CallOptions {

@@ -8,8 +8,13 @@
  * dropped together, so a provider never sees a tool result without its call. Plain functions, no
  * service: the session actor calls {@link fit} with the prompt it built.
  */
-import { Cause, Duration, Effect, Result, Schema } from "effect"
-import type { LanguageModel, Prompt } from "effect/ai"
+import * as Cause from "effect/Cause"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Result from "effect/Result"
+import * as Schema from "effect/Schema"
+import type * as LanguageModel from "effect/ai/LanguageModel"
+import type * as Prompt from "effect/ai/Prompt"
 import { CallOptions } from "./CallOptions.ts"
 import * as Tokens from "./Tokens.ts"
 

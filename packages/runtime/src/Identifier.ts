@@ -2,7 +2,7 @@
  * Identifiers the runtime hands out: a short prefix that says what the id names,
  * then 22 characters of base62 randomness (≈131 bits, like a UUID).
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { randomFillSync } from "node:crypto"
 
 const ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"

@@ -3,7 +3,7 @@
  * numbered in order within its session. Assistant messages carry the model, provider,
  * usage and cost of the turn that produced them.
  */
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 import { Usage } from "./Usage.ts"
 
 /** Who wrote a message. */

@@ -4,8 +4,14 @@
  * (`ModelInfo`); which providers back them is decided by the composition in
  * `@polyagent/http`.
  */
-import { Context, Duration, Effect, Layer, Schema, type Stream } from "effect"
-import type { AiError, LanguageModel } from "effect/ai"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Schema from "effect/Schema"
+import type * as Stream from "effect/Stream"
+import type * as AiError from "effect/ai/AiError"
+import type * as LanguageModel from "effect/ai/LanguageModel"
 import { Price } from "./Usage.ts"
 
 /** What a model can do. */

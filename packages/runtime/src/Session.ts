@@ -2,7 +2,7 @@
  * Sessions: one conversation of one tenant, addressed by `tenant/id`, and the errors
  * a session can answer with.
  */
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 import { Message } from "./Message.ts"
 
 /** A session id: what clients send back to continue a conversation. */

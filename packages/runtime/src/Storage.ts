@@ -8,8 +8,16 @@
  * (U+0000, lone surrogates included) round-trips byte for byte on both databases while ordinary
  * text is stored as it is.
  */
-import { Array as Arr, Context, DateTime, Duration, Effect, Layer, Option, Predicate, Schema } from "effect"
-import { SqlClient } from "effect/sql"
+import * as Arr from "effect/Array"
+import * as Context from "effect/Context"
+import * as DateTime from "effect/DateTime"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Predicate from "effect/Predicate"
+import * as Schema from "effect/Schema"
+import * as SqlClient from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
 import type { Row } from "effect/sql/SqlConnection"
 import type { Message } from "./Message.ts"

@@ -5,11 +5,21 @@
  * estimate usage themselves (the `local` model, a stream cut short, a server that reports none)
  * count with it too. Prompt messages are counted in effect/ai's decoded (`Prompt.Message`) or
  * encoded (`Prompt.MessageEncoded`) form, stored conversations as our `Message`s.
+ *
+ * The encoding is loaded on the first count, not at start-up: its 200,000 ranks hold ~20 MB of
+ * heap (~60 MB of RSS once parsed) and take 0.1–0.3 s to load, which a server pays only once it
+ * counts tokens.
  */
-import { Formatter } from "effect"
-import type { Prompt } from "effect/ai"
-import { countTokens, decode, encode } from "gpt-tokenizer/encoding/o200k_base"
+import * as Formatter from "effect/Formatter"
+import type * as Prompt from "effect/ai/Prompt"
+import type * as O200kBase from "gpt-tokenizer/encoding/o200k_base"
+import { createRequire } from "node:module"
 import type { Message } from "./Message.ts"
+
+// Synchronous, so that counting stays a plain function: `require` of the package's CommonJS build.
+const load = (): typeof O200kBase => createRequire(import.meta.url)("gpt-tokenizer/encoding/o200k_base")
+let encoding: typeof O200kBase | undefined
+const o200kBase = (): typeof O200kBase => (encoding ??= load())
 
 // gpt-tokenizer throws on text that spells a special token ("<|endoftext|>") unless told otherwise:
 // user text is data, so such strings are counted as the ordinary characters they are.
@@ -43,7 +53,7 @@ export const countText = (text: string): number => {
     counted.set(text, cached)
     return cached
   }
-  const count = countTokens(text, asPlainText)
+  const count = o200kBase().countTokens(text, asPlainText)
   remember(text, count)
   return count
 }
@@ -70,6 +80,7 @@ const remember = (text: string, count: number): void => {
  * in half by the limit is left out rather than garbled.
  */
 export const truncateText = (text: string, maxTokens: number): string => {
+  const { decode, encode } = o200kBase()
   const tokens = encode(text, asPlainText)
   return tokens.length <= maxTokens ? text : decode(tokens.slice(0, Math.max(0, maxTokens)))
 }

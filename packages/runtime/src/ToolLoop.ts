@@ -5,8 +5,9 @@
  * step's calls before they run and each result as it finishes (the session actor journals
  * them; the stateless OpenAI-compatible route does not).
  */
-import { Effect, Option } from "effect"
-import type { Prompt } from "effect/ai"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import type * as Prompt from "effect/ai/Prompt"
 import type { ToolExecutor, ToolRegistry } from "@polyagent/tools"
 import type { Agent } from "./Agent.ts"
 import type { CallOptions as CallOptionsValue } from "./CallOptions.ts"

@@ -2,7 +2,7 @@
  * Token usage of one model call, as clients see it (OpenAI's field names), and the
  * arithmetic the runtime needs on it.
  */
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 
 /** Tokens a model call consumed. `total_tokens` is always the sum of the other two. */
 export class Usage extends Schema.Class<Usage>("@polyagent/runtime/Usage")({

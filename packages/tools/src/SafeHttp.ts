@@ -10,7 +10,12 @@
  * destroys the socket.
  */
 import * as Dns from "node:dns/promises"
-import { Context, Duration, Effect, Layer, Predicate, Schema } from "effect"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Predicate from "effect/Predicate"
+import * as Schema from "effect/Schema"
 import * as Address from "./internal/address.ts"
 import { exchange, type Method } from "./internal/exchange.ts"
 

@@ -5,8 +5,10 @@
  * by the executor, which decodes the model's arguments, checks permissions, bounds time and
  * result size, and turns every failure into a result the model can read.
  */
-import { type Effect, Predicate, Schema } from "effect"
-import type { JsonSchema } from "effect"
+import type * as Effect from "effect/Effect"
+import * as Predicate from "effect/Predicate"
+import * as Schema from "effect/Schema"
+import type * as JsonSchema from "effect/JsonSchema"
 
 const TypeId = "~@polyagent/tools/Tool"
 

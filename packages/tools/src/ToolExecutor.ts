@@ -6,20 +6,18 @@
  * Schema and bounded in size. Whatever happens, the answer is a `ToolResult` the model can read:
  * a failing or misbehaving tool never fails the turn.
  */
-import {
-  Cause,
-  Context,
-  Duration,
-  Effect,
-  Exit,
-  Layer,
-  Option,
-  Predicate,
-  Result,
-  Schema,
-  SchemaIssue,
-  Semaphore
-} from "effect"
+import * as Cause from "effect/Cause"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Predicate from "effect/Predicate"
+import * as Result from "effect/Result"
+import * as Schema from "effect/Schema"
+import * as SchemaIssue from "effect/SchemaIssue"
+import * as Semaphore from "effect/Semaphore"
 import * as Tool from "./Tool.ts"
 import { type RegisteredTool, ToolRegistry } from "./ToolRegistry.ts"
 

@@ -3,7 +3,8 @@
  * tools, layer? })`. The plugin's `layer` provides what its tools need beyond what PolyAgent
  * gives every tool (`SafeHttp`); a plugin depends on `@polyagent/tools` alone.
  */
-import { type Layer, Predicate } from "effect"
+import type * as Layer from "effect/Layer"
+import * as Predicate from "effect/Predicate"
 import type * as Tool from "./Tool.ts"
 
 const TypeId = "~@polyagent/tools/ToolPlugin"

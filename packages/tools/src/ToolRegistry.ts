@@ -6,7 +6,14 @@
  * names the plugin and says what to fix; a registry is never half-loaded.
  */
 import { pathToFileURL } from "node:url"
-import { Cause, Context, Effect, Layer, Option, Predicate, Schema, type Scope } from "effect"
+import * as Cause from "effect/Cause"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Predicate from "effect/Predicate"
+import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
 import { messageOf, resolvePluginEntry } from "./internal/pluginEntry.ts"
 import * as Tool from "./Tool.ts"
 import * as ToolPlugin from "./ToolPlugin.ts"

@@ -4,7 +4,7 @@
  * field, and a value above a model's output limit is rejected). Pure data and small lookups; the
  * client itself is built in `AnthropicProvider.ts`.
  */
-import { Duration } from "effect"
+import * as Duration from "effect/Duration"
 
 /** The provider name, as `Provider.name` and `ModelInfo.provider` show it. */
 export const providerName = "anthropic"

@@ -12,9 +12,11 @@ import type {
   TextBlockParam,
   ToolResultBlockParam
 } from "@anthropic-ai/sdk/resources/messages"
-import { Predicate, Result } from "effect"
-import { AiError, type Prompt } from "effect/ai"
-import { Base64 } from "effect/encoding"
+import * as Predicate from "effect/Predicate"
+import * as Result from "effect/Result"
+import * as AiError from "effect/ai/AiError"
+import type * as Prompt from "effect/ai/Prompt"
+import * as Base64 from "effect/encoding/Base64"
 
 /** The conversation part of a Messages API request. */
 export interface Converted {

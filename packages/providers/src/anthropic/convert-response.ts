@@ -4,8 +4,10 @@
  * SDK's types: a field that is missing or of the wrong type is an `InvalidResponseError`, never a
  * crash. The content block schemas are shared with `stream.ts`. Pure.
  */
-import { Result, Schema } from "effect"
-import { AiError, type Response } from "effect/ai"
+import * as Result from "effect/Result"
+import * as Schema from "effect/Schema"
+import * as AiError from "effect/ai/AiError"
+import type * as Response from "effect/ai/Response"
 import { mapFinishReason } from "./map-finish-reason.ts"
 
 // ---------------------------------------------------------------------------------------------

@@ -5,8 +5,10 @@
  * Anthropic's server tools (web search, code execution) are not offered through this adapter. Pure.
  */
 import type { Tool as AnthropicTool, ToolChoice } from "@anthropic-ai/sdk/resources/messages"
-import { Result } from "effect"
-import { AiError, type LanguageModel, Tool } from "effect/ai"
+import * as Result from "effect/Result"
+import * as AiError from "effect/ai/AiError"
+import type * as LanguageModel from "effect/ai/LanguageModel"
+import * as Tool from "effect/ai/Tool"
 
 /** The tool part of a Messages API request; both absent when the call offers no tools. */
 export interface Converted {

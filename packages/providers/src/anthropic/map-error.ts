@@ -12,8 +12,9 @@ import {
   APIUserAbortError,
   AnthropicError
 } from "@anthropic-ai/sdk"
-import { Duration, Predicate } from "effect"
-import { AiError } from "effect/ai"
+import * as Duration from "effect/Duration"
+import * as Predicate from "effect/Predicate"
+import * as AiError from "effect/ai/AiError"
 import { ModelCatalog } from "@polyagent/runtime"
 
 /** The `module` of every `AiError` this provider raises. */

@@ -2,7 +2,7 @@
  * Anthropic's `stop_reason` as effect/ai's finish reason, the one vocabulary the runtime and the
  * edge (`finish_reason` of the OpenAI-compatible routes) understand. Pure.
  */
-import type { Response } from "effect/ai"
+import type * as Response from "effect/ai/Response"
 
 /**
  * Maps a `stop_reason`:

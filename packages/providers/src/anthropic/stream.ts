@@ -6,8 +6,10 @@
  * the `tool-call`'s params when the block stops, for any number of `tool_use` blocks. The stream is
  * complete only at `message_stop`: input that ends before it is a cut connection, not an answer.
  */
-import { Result, Schema } from "effect"
-import { AiError, type Response } from "effect/ai"
+import * as Result from "effect/Result"
+import * as Schema from "effect/Schema"
+import * as AiError from "effect/ai/AiError"
+import type * as Response from "effect/ai/Response"
 import {
   type Block,
   decode,

@@ -5,7 +5,8 @@
  * being asked (no `stream_options`), streams thinking as `reasoning_content`, and explains many
  * failures only through numeric codes in the error body (a 429 may be an empty balance).
  */
-import type { Effect, Scope } from "effect"
+import type * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
 import type { ErrorKind } from "../openai/Config.ts"
 import * as OpenAiProvider from "../openai/OpenAiProvider.ts"
 import type { Provider, Settings } from "../Provider.ts"

@@ -21,8 +21,16 @@
  * Tool choice `required` is not enforced: without a directive there is no call.
  */
 import { ModelCatalog, Tokens, Usage } from "@polyagent/runtime"
-import { DateTime, Duration, Effect, Formatter, Option, Stream } from "effect"
-import { LanguageModel, Prompt, type Response, Tool } from "effect/ai"
+import * as DateTime from "effect/DateTime"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Formatter from "effect/Formatter"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
+import * as LanguageModel from "effect/ai/LanguageModel"
+import * as Prompt from "effect/ai/Prompt"
+import type * as Response from "effect/ai/Response"
+import * as Tool from "effect/ai/Tool"
 import { type Argument, parseDirectives, splitJson } from "./directives.ts"
 
 /** The model id clients send (`"model": "local"`) and the provider name. */

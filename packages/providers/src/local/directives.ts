@@ -6,7 +6,9 @@
  * total: text that starts like a directive but has no JSON object argument is returned as a
  * malformed directive, so the model can say why it ignored it instead of failing.
  */
-import { Option, Predicate, Schema } from "effect"
+import * as Option from "effect/Option"
+import * as Predicate from "effect/Predicate"
+import * as Schema from "effect/Schema"
 
 /** The argument of a well-formed directive: the parsed JSON object and its compact JSON text. */
 export interface Argument {

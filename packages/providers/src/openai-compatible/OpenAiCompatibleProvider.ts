@@ -5,7 +5,10 @@
  * `Authorization` header is sent. The conservative defaults (`max_tokens`, JSON mode) are what such
  * servers implement; pass `quirks` to unlock more.
  */
-import type { Duration, Effect, Redacted, Scope } from "effect"
+import type * as Duration from "effect/Duration"
+import type * as Effect from "effect/Effect"
+import type * as Redacted from "effect/Redacted"
+import type * as Scope from "effect/Scope"
 import type { Quirks } from "../openai/Config.ts"
 import * as OpenAiProvider from "../openai/OpenAiProvider.ts"
 import type { Provider } from "../Provider.ts"

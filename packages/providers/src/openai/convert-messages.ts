@@ -5,9 +5,11 @@
  * is sent as one string, the form every server of the family accepts; parts (images, PDFs, audio)
  * only appear when the message has a file.
  */
-import { Formatter, Result } from "effect"
-import { AiError, Prompt } from "effect/ai"
-import { Base64 } from "effect/encoding"
+import * as Formatter from "effect/Formatter"
+import * as Result from "effect/Result"
+import * as AiError from "effect/ai/AiError"
+import * as Prompt from "effect/ai/Prompt"
+import * as Base64 from "effect/encoding/Base64"
 import type {
   ChatCompletionAssistantMessageParam,
   ChatCompletionContentPart,

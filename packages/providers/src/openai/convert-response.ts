@@ -3,8 +3,11 @@
  * model's reasoning and text, its tool calls with parsed arguments, and the finish part with the
  * reason and usage. The helpers for tool arguments and metadata are shared with the stream.
  */
-import { DateTime, Result } from "effect"
-import { AiError, type Response, Tool } from "effect/ai"
+import * as DateTime from "effect/DateTime"
+import * as Result from "effect/Result"
+import * as AiError from "effect/ai/AiError"
+import type * as Response from "effect/ai/Response"
+import * as Tool from "effect/ai/Tool"
 import { convertUsage } from "./convert-usage.ts"
 import { mapFinishReason } from "./map-finish-reason.ts"
 import type { ChatCompletion } from "./wire.ts"

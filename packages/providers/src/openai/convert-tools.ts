@@ -3,8 +3,10 @@
  * function tool whose parameters are the JSON Schema of its parameter Schema; a restriction to some
  * tools (`oneOf`) is sent as the shorter tool list, which every server of the family understands.
  */
-import { Result } from "effect"
-import { AiError, type LanguageModel, Tool } from "effect/ai"
+import * as Result from "effect/Result"
+import * as AiError from "effect/ai/AiError"
+import type * as LanguageModel from "effect/ai/LanguageModel"
+import * as Tool from "effect/ai/Tool"
 import type { ChatCompletionFunctionTool, ChatCompletionToolChoiceOption } from "openai/resources/chat/completions"
 import type { Quirks } from "./Config.ts"
 

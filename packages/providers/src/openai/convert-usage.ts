@@ -4,7 +4,7 @@
  * `completion_tokens_details.reasoning_tokens`). A count the server did not report stays unknown
  * (`undefined`), never 0.
  */
-import type { Response } from "effect/ai"
+import type * as Response from "effect/ai/Response"
 import type { Usage } from "./wire.ts"
 
 /** `usage` as effect/ai counts it; all counts unknown when the server sent none. */

@@ -12,8 +12,10 @@
  * prompt too long for the model is an `InvalidRequestError` whose `constraint` is
  * `ModelCatalog.contextTooLongConstraint`.
  */
-import { Duration, Predicate, Schema } from "effect"
-import { AiError } from "effect/ai"
+import * as Duration from "effect/Duration"
+import * as Predicate from "effect/Predicate"
+import * as Schema from "effect/Schema"
+import * as AiError from "effect/ai/AiError"
 import { ModelCatalog } from "@polyagent/runtime"
 import { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from "openai"
 import type { ErrorKind, Quirks } from "./Config.ts"

@@ -3,7 +3,7 @@
  * those of compatible servers: GLM's `sensitive` (content filter) and `network_error`, OpenRouter's
  * `error`.
  */
-import type { Response } from "effect/ai"
+import type * as Response from "effect/ai/Response"
 
 /**
  * The finish reason of an answer. A `stop` with tool calls is `tool-calls` (OpenAI answers `stop`

@@ -9,8 +9,16 @@
  * a timeout, so statuses, vendor codes, `Retry-After` and "no upstream text in an error" hold alike.
  */
 import type { ModelCatalog } from "@polyagent/runtime"
-import { Cause, Clock, Effect, Latch, Predicate, type Pull, Result, type Scope, Stream } from "effect"
-import type { AiError } from "effect/ai"
+import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as Latch from "effect/Latch"
+import * as Predicate from "effect/Predicate"
+import type * as Pull from "effect/Pull"
+import * as Result from "effect/Result"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import type * as AiError from "effect/ai/AiError"
 import type { NonEmptyReadonlyArray } from "effect/Array"
 import { constVoid } from "effect/Function"
 import type { Readable } from "node:stream"

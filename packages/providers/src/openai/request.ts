@@ -4,8 +4,10 @@
  * shaped by the server's quirks (which token-limit field, how high a temperature, `user` or not).
  */
 import type { CallOptions } from "@polyagent/runtime"
-import { Result } from "effect"
-import { AiError, type LanguageModel, OpenAiStructuredOutput } from "effect/ai"
+import * as Result from "effect/Result"
+import * as AiError from "effect/ai/AiError"
+import type * as LanguageModel from "effect/ai/LanguageModel"
+import * as OpenAiStructuredOutput from "effect/ai/OpenAiStructuredOutput"
 import type { ChatCompletionCreateParamsNonStreaming } from "openai/resources/chat/completions"
 import type { Quirks } from "./Config.ts"
 import { convertMessages } from "./convert-messages.ts"

@@ -7,8 +7,9 @@
  * `finish_reason` (GLM repeats it on every closing chunk). Usage is taken from whichever chunk
  * carries it (OpenAI's trailing `choices: []` chunk, GLM's finish chunk).
  */
-import { Result } from "effect"
-import { AiError, type Response } from "effect/ai"
+import * as Result from "effect/Result"
+import * as AiError from "effect/ai/AiError"
+import type * as Response from "effect/ai/Response"
 import { parseArguments, responseMetadata } from "./convert-response.ts"
 import { convertUsage } from "./convert-usage.ts"
 import { mapFinishReason } from "./map-finish-reason.ts"

@@ -5,7 +5,7 @@
  * decoded here before it is trusted. Unknown fields are ignored; every field we read may be absent
  * or null.
  */
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 
 const nullable = <S extends Schema.Top>(schema: S) => Schema.optional(Schema.NullOr(schema))
 

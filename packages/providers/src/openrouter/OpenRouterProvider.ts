@@ -4,7 +4,8 @@
  * `X-Title`), which put PolyAgent's requests under its name in OpenRouter's rankings and logs.
  * OpenRouter's `/models` needs no key, so the probe asks `/key`, which does.
  */
-import type { Effect, Scope } from "effect"
+import type * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
 import * as OpenAiProvider from "../openai/OpenAiProvider.ts"
 import type { Provider, Settings } from "../Provider.ts"
 

@@ -12,8 +12,8 @@ import * as GlmProvider from "../../src/glm/GlmProvider.ts"
 import * as OpenAiCompatibleProvider from "../../src/openai-compatible/OpenAiCompatibleProvider.ts"
 import * as OpenRouterProvider from "../../src/openrouter/OpenRouterProvider.ts"
 import * as Provider from "../../src/Provider.ts"
-import type * as FakeUpstream from "../../testing/FakeUpstream.ts"
-import { answerText, routes, Scenario } from "../../testing/openai-wire.ts"
+import type * as FakeUpstream from "../../src/testing/FakeUpstream.ts"
+import { answerText, routes, Scenario } from "../../src/testing/openai-wire.ts"
 import { apiKey, fake, field, header, httpFaults, openAi } from "../support/openai-harness.ts"
 
 const relayOf = (provider: Provider.Provider, modelId: string): ModelCatalog.Relay<AiError.AiError> =>

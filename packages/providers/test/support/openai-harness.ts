@@ -6,8 +6,8 @@
 import { Duration, Effect, Exit, Option, Predicate, Redacted, Schema, type Scope, Stream } from "effect"
 import { type AiError, Tool, Toolkit } from "effect/ai"
 import * as OpenAiProvider from "../../src/openai/OpenAiProvider.ts"
-import * as FakeUpstream from "../../testing/FakeUpstream.ts"
-import { Scenario } from "../../testing/openai-wire.ts"
+import * as FakeUpstream from "../../src/testing/FakeUpstream.ts"
+import { Scenario } from "../../src/testing/openai-wire.ts"
 
 /** The key the tests' providers send and their fakes expect. */
 export const apiKey = "sk-test-Zq8vN3xR5tY7uI9oP1aS2dF4gH6jK8lL"

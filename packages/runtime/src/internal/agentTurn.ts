@@ -3,8 +3,10 @@
  * remembers about the turn's user, and the `remember` tool that stores a new fact (the
  * session actor runs `remember` itself; it is not a plugin tool).
  */
-import { Effect, Option, Schema } from "effect"
-import type { Prompt } from "effect/ai"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import type * as Prompt from "effect/ai/Prompt"
 import type { ToolExecutor } from "@polyagent/tools"
 import type { Agent } from "../Agent.ts"
 import type { CallOptions as CallOptionsValue } from "../CallOptions.ts"

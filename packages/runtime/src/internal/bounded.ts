@@ -1,5 +1,9 @@
 /** Waiting that ends on time even when the work cannot be interrupted at once. */
-import { type Cause, type Duration, Effect, Exit, Fiber } from "effect"
+import type * as Cause from "effect/Cause"
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 
 /**
  * `effect`, or a `TimeoutError` after `timeout` even when it is stuck where it cannot be

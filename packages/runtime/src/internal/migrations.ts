@@ -2,8 +2,8 @@
  * Versioned schema migrations, written once for both SQLite and PostgreSQL. Never edit a
  * shipped migration: add the next number.
  */
-import { Effect } from "effect"
-import { SqlClient } from "effect/sql"
+import * as Effect from "effect/Effect"
+import * as SqlClient from "effect/sql/SqlClient"
 
 export const migrations = {
   "1_sessions_messages_keys": Effect.gen(function* () {

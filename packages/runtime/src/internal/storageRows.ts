@@ -3,7 +3,8 @@
  * row, and the conversions between rows and the domain's messages and agents. Text columns are
  * encoded and decoded around these by `Storage` (see `storedText.ts`), not here.
  */
-import { Effect, Schema } from "effect"
+import * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
 import { Agent, AgentType, MemorySettings, Parameters } from "../Agent.ts"
 import { Message, ToolCallRecord } from "../Message.ts"
 import { SessionInfo } from "../Session.ts"

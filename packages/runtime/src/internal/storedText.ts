@@ -12,8 +12,8 @@
  * whatever its column — JSON columns included, which never need it (`JSON.stringify` escapes U+0000
  * and lone surrogates, and JSON never starts with the marker).
  */
-import { Array as Arr } from "effect"
-import type { SqlClient } from "effect/sql"
+import * as Arr from "effect/Array"
+import type * as SqlClient from "effect/sql/SqlClient"
 import type { Row } from "effect/sql/SqlConnection"
 
 /**

@@ -3,8 +3,14 @@
  * loaded plugins' tools an agent names), the conversion of stored tool calls and results back
  * into prompt messages, and the records a turn reports.
  */
-import { Effect, Schema, Stream } from "effect"
-import { type LanguageModel, Prompt, type Response, Tool as AiTool, type Toolkit } from "effect/ai"
+import * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
+import type * as LanguageModel from "effect/ai/LanguageModel"
+import * as Prompt from "effect/ai/Prompt"
+import type * as Response from "effect/ai/Response"
+import * as AiTool from "effect/ai/Tool"
+import type * as Toolkit from "effect/ai/Toolkit"
 import { Tool, ToolExecutor, type ToolRegistry } from "@polyagent/tools"
 import type { Message, ToolCallRecord } from "../Message.ts"
 import * as Usage from "../Usage.ts"

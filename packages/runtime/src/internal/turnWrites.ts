@@ -6,8 +6,12 @@
  * gets its answer only once its turn is committed. When a batch fails, its turns are written again
  * one by one, so only the turn at fault fails.
  */
-import { Array as Arr, Effect, Exit, Request, RequestResolver } from "effect"
-import type { SqlClient } from "effect/sql"
+import * as Arr from "effect/Array"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Request from "effect/Request"
+import * as RequestResolver from "effect/RequestResolver"
+import type * as SqlClient from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
 import { encodeArgument, insertRows } from "./storedText.ts"
 

@@ -11,7 +11,9 @@ import { isIP, type LookupFunction } from "node:net"
 import type { Readable } from "node:stream"
 import { TextDecoder } from "node:util"
 import * as Zlib from "node:zlib"
-import { Data, Effect, Predicate } from "effect"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Predicate from "effect/Predicate"
 
 /** The request methods `SafeHttp` sends. */
 export type Method = "GET" | "HEAD" | "POST"

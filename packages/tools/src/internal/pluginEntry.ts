@@ -9,7 +9,9 @@ import { existsSync, readFileSync, statSync } from "node:fs"
 import { findPackageJSON } from "node:module"
 import { dirname, isAbsolute, join, resolve } from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
-import { Data, Effect, Predicate } from "effect"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Predicate from "effect/Predicate"
 
 /** Why a specifier names no importable file; `message` reads after the plugin's name. */
 export class EntryNotFound extends Data.TaggedError("EntryNotFound")<{ readonly message: string }> {}
