@@ -299,7 +299,9 @@ export const make = Effect.gen(function* () {
               // that committed after all), or another process's. The next attempt reads the session
               // again, and finds the turn if it was this one: worth a retry, not an internal error.
               new StorageError({
-                operation: "appendMessages: the session id, a message number or the idempotency key is already stored",
+                operation:
+                  "appendMessages: the session id, a message number or the idempotency key is already stored " +
+                  "(another process wrote to this session, or a write of its own that seemed to fail did not)",
                 unavailable: true,
                 cause
               })
