@@ -98,7 +98,7 @@ describe("a cluster of three processes on one PostgreSQL", () => {
   }
 
   /**
-   * Every session, turn after turn (up to ~600 turns/s over the three processes), until `stop` is
+   * Every session, turn after turn (about 300 turns/s over the three processes), until `stop` is
    * called; `stop` answers the turns' outcomes.
    */
   const traffic = (tag: string) => {
@@ -110,7 +110,7 @@ describe("a cluster of three processes on one PostgreSQL", () => {
           const at = Date.now()
           outcomes.push({ ...(await turn(session, `${tag} s${i} t${n}`)), at })
           // A user reads the answer before the next turn: steady traffic, not a saturated machine.
-          await sleep(200 + Math.random() * 300)
+          await sleep(750 + Math.random() * 500)
         }
         return outcomes
       })
@@ -193,7 +193,7 @@ describe("a cluster of three processes on one PostgreSQL", () => {
     await sleep(2_000)
     const stopping = nodes[1] as Gateway
     leaving = stopping
-    const exited = await stopping.stop()
+    const exited = await stopping.stop(30_000)
     up = up.filter((node) => node !== stopping)
     const lines = (exited?.stdout ?? "").split("\n").filter((line) => !line.includes(" request "))
     assert.strictEqual(exited?.code, 0, `${exited?.stderr}\n${lines.slice(-40).join("\n")}`)

@@ -41,7 +41,7 @@ import { type AppConfig, Database } from "@polyagent/runtime"
 import * as SqlClient from "effect/sql/SqlClient"
 
 /** How long a runner that stops refreshing its heartbeat and shard locks keeps them. */
-export const lockExpiration = Duration.seconds(5)
+export const lockExpiration = Duration.seconds(6)
 
 /** Settings shared by both kinds of runner; effect/cluster's own defaults otherwise. */
 const shardingSettings = (config: AppConfig.AppConfigValue): Partial<ShardingConfig.ShardingConfig["Service"]> => ({
@@ -53,7 +53,7 @@ const shardingSettings = (config: AppConfig.AppConfigValue): Partial<ShardingCon
   // each, and a burst of hundreds delays the heartbeat that keeps its other locks alive.
   shardsPerGroup: 64,
   shardLockExpiration: lockExpiration,
-  shardLockRefreshInterval: Duration.millis(1500),
+  shardLockRefreshInterval: Duration.seconds(2),
   shardLockDisableAdvisory: true,
   refreshAssignmentsInterval: Duration.seconds(1),
   runnerHealthCheckInterval: Duration.seconds(2),
