@@ -8,8 +8,26 @@ import { readFileSync } from "node:fs"
 /** Clock ticks per second of `/proc/<pid>/stat` (`getconf CLK_TCK`, 100 on Linux). */
 const TICKS_PER_S = 100
 
-/** The process's user + system CPU time so far, in ms; `null` when it cannot be read. */
+/** The process's children (`server.workers` processes under their primary). */
+const childrenOf = (pid: number): Array<number> => {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(" ").filter(Boolean).map(Number)
+  } catch {
+    return []
+  }
+}
+
+/**
+ * The user + system CPU time so far of the process and its children (the workers of a
+ * `server.workers` server), in ms; `null` when the process's cannot be read.
+ */
 export function cpuMs(pid: number): number | null {
+  const own = processCpuMs(pid)
+  if (own === null) return null
+  return childrenOf(pid).reduce((total, child) => total + (processCpuMs(child) ?? 0), own)
+}
+
+function processCpuMs(pid: number): number | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
     // Fields after the command name, which is in parentheses and may hold spaces: state is the first.

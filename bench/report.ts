@@ -25,6 +25,8 @@ export interface Results {
   readonly server: string
   /** Where the zero-config server stored: the embedded SQLite database, or PostgreSQL (`--postgres`). */
   readonly storage: "sqlite" | "postgresql"
+  /** Server processes sharing the port (`--workers`, `server.workers`). */
+  readonly workers: number
   readonly pinned: { readonly server_cpu: number; readonly loadgen_cpu: number } | null
   readonly warmup_s: number
   readonly duration_s: number
@@ -54,7 +56,8 @@ export function renderReport(results: Results, gatewayTable: string): string {
 
 function renderLocal(results: Results): string {
   const timing =
-    `zero-config server (${results.storage === "sqlite" ? "embedded SQLite" : "PostgreSQL"}): ` +
+    `zero-config server (${results.storage === "sqlite" ? "embedded SQLite" : "PostgreSQL"}` +
+    `${results.workers > 1 ? `, ${results.workers} workers` : ""}): ` +
     `${results.warmup_s} s warm-up + ${results.duration_s} s per scenario; ` +
     `ready in ${fmt(results.startup_ms, 0)} ms`
   const chat = renderTable(

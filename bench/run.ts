@@ -55,8 +55,12 @@ const DURATION_S = 8
 const STARTUP_TIMEOUT_MS = 30_000
 const REQUEST_TIMEOUT_MS = 30_000
 const SETTLE_MS = 1_000
-/** Idle RSS is read this long after the first 200 of `/v1/health`, with no traffic before. */
-const IDLE_AFTER_MS = 3_000
+/**
+ * Idle RSS is read this long after the first 200 of `/v1/health`, with no traffic before: by then
+ * the garbage of start-up is returned (3 s after, it still counts ~15-30 MB, more with a larger
+ * young generation).
+ */
+const IDLE_AFTER_MS = 10_000
 const PAUSE_MS = 500
 const DEFAULT_SERVER = startScript
 const REPO_ROOT = resolve(import.meta.dirname, "..")
@@ -85,7 +89,9 @@ const USAGE = `usage: node bench/run.ts [--quick] [--duration SECONDS] [--server
   --only NAMES      run only these scenarios (comma-separated: ${SCENARIOS.join(", ")})
   --skip NAMES      run all scenarios but these
   --postgres [URL]  the zero-config server on PostgreSQL: a schema of its own in the database at URL
-                    (default ${DEFAULT_POSTGRES_URL}), dropped at the end`
+                    (default ${DEFAULT_POSTGRES_URL}), dropped at the end
+  --workers N       with --postgres: N server processes sharing the port (server.workers), not pinned
+                    to a CPU when N > 1; CPU figures are those of all of them`
 
 interface Options {
   readonly warmupS: number
@@ -95,6 +101,8 @@ interface Options {
   readonly scenarios: ReadonlyArray<Scenario>
   /** The PostgreSQL database for the zero-config server, or `undefined` for the embedded one. */
   readonly postgresUrl: string | undefined
+  /** `server.workers` of the zero-config server (PostgreSQL only). */
+  readonly workers: number
 }
 
 /** What the bench has to give back on the way out, however it ends. */
@@ -122,6 +130,7 @@ function parseOptions(argv: ReadonlyArray<string>): Options {
       only: { type: "string", multiple: true },
       skip: { type: "string", multiple: true },
       postgres: { type: "boolean", default: false },
+      workers: { type: "string", default: "1" },
       help: { type: "boolean", short: "h", default: false }
     },
     strict: true,
@@ -141,7 +150,11 @@ function parseOptions(argv: ReadonlyArray<string>): Options {
   const scenarios = SCENARIOS.filter((name) => (only.length === 0 || only.includes(name)) && !skip.includes(name))
   if (scenarios.length === 0) throw new Error("--only/--skip: no scenario left to run")
   if (positionals.length > (values.postgres ? 1 : 0)) throw new Error(`unexpected argument "${positionals.at(-1)}"`)
+  const workers = Number(values.workers)
+  if (!Number.isInteger(workers) || workers < 1 || workers > 16) throw new Error("--workers: expected 1-16")
+  if (workers > 1 && !values.postgres) throw new Error("--workers: more than one needs --postgres")
   return {
+    workers,
     postgresUrl: values.postgres ? (positionals[0] ?? DEFAULT_POSTGRES_URL) : undefined,
     warmupS: values.quick ? WARMUP_S / 2 : WARMUP_S,
     durationS,
@@ -268,6 +281,7 @@ async function main(options: Options): Promise<{ results: Results; gatewayTable:
     gateway,
     server: label,
     storage: options.postgresUrl === undefined ? "sqlite" : "postgresql",
+    workers: options.workers,
     pinned,
     warmup_s: options.warmupS,
     duration_s: options.durationS,
@@ -287,13 +301,16 @@ async function runLocal(options: Options, label: string, pinned: boolean): Promi
     owned.schemas.push(schema)
     log(`PostgreSQL: schema ${schema.name}`)
   }
-  log(`starting ${label} on 127.0.0.1:${port}${pinned ? " (CPU 1; load generator on CPU 0)" : ""}`)
-  const env = serverEnv(port, dataDir, adminKey)
+  // Several workers get both CPUs: pinned to one, they could not scale at all.
+  const pinServer = pinned && options.workers === 1
+  const workers = options.workers === 1 ? "" : `, ${options.workers} workers on every CPU`
+  log(`starting ${label} on 127.0.0.1:${port}${pinServer ? " (CPU 1; load generator on CPU 0)" : ""}${workers}`)
+  const env = { ...serverEnv(port, dataDir, adminKey), POLYAGENT_WORKERS: String(options.workers) }
   const server = startServer({
     command: options.serverCmd,
     cwd: REPO_ROOT,
     env: schema === undefined ? env : { ...env, POSTGRES_URL: schema.serverUrl },
-    cpu: pinned ? 1 : null
+    cpu: pinServer ? 1 : null
   })
   owned.servers.push(server)
   log(`server pid ${server.pid}`)
