@@ -112,6 +112,7 @@ const ChatHandlers = HttpApiBuilder.group(
   "chat",
   Effect.fn(function* (handlers) {
     const clientFor = yield* SessionActor.Session.client
+    const newSessionId = yield* SessionActor.sessionIds
     const readiness = yield* Readiness
     const whenStorageDown = Effect.andThen(readiness.down, Effect.fail(storageDown))
 
@@ -119,7 +120,7 @@ const ChatHandlers = HttpApiBuilder.group(
     const target = Effect.fnUntraced(function* (request: ChatRequest, headers: ChatHeaders) {
       const principal = yield* Principal
       const create = request.session_id === undefined
-      const sessionId = request.session_id ?? (yield* Identifier.make("sess"))
+      const sessionId = request.session_id ?? (yield* newSessionId(principal.tenant))
       const client = clientFor(SessionActor.entityId(principal.tenant, sessionId))
       const input: SessionActor.TurnInput = {
         message: request.message,
