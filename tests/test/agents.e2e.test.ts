@@ -3,7 +3,7 @@
  * agent: its system prompt reaches the model (the offline `local` model quotes it).
  */
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { Agent, SessionActor } from "@polyagent/runtime"
+import { Agent, SessionProtocol } from "@polyagent/runtime"
 import { Schema } from "effect"
 import { decode, ErrorEnvelope, Gateway } from "../src/harness.ts"
 
@@ -69,10 +69,10 @@ describe("/v1/agents", () => {
     )
     const first = await gateway.post("/v1/chat", { message: "hello", agent_id: agent.id })
     assert.strictEqual(first.status, 200, first.text)
-    const turn = decode(SessionActor.TurnResult, first.json)
+    const turn = decode(SessionProtocol.TurnResult, first.json)
     assert.include(turn.message.content, 'System prompt: "Answer briefly."')
     const second = decode(
-      SessionActor.TurnResult,
+      SessionProtocol.TurnResult,
       (await gateway.post("/v1/chat", { message: "and now?", session_id: turn.session_id })).json
     )
     assert.include(second.message.content, 'System prompt: "Answer briefly."')

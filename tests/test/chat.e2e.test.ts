@@ -6,7 +6,7 @@
  * with an invalid configuration.
  */
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { Session, SessionActor, Usage } from "@polyagent/runtime"
+import { Session, SessionProtocol, Usage } from "@polyagent/runtime"
 import { Schema } from "effect"
 import { existsSync } from "node:fs"
 import { mkdtemp, rm } from "node:fs/promises"
@@ -48,9 +48,9 @@ const assertError = (answer: Answer, status: number, type?: string): ErrorEnvelo
 
 const assertOk = (answer: Answer): void => assert.strictEqual(answer.status, 200, answer.text)
 
-const turn = (answer: Answer): SessionActor.TurnResult => {
+const turn = (answer: Answer): SessionProtocol.TurnResult => {
   assertOk(answer)
-  return decode(SessionActor.TurnResult, answer.json)
+  return decode(SessionProtocol.TurnResult, answer.json)
 }
 
 const backends = [
@@ -117,7 +117,7 @@ describe.each(backends)("chat on $name", ({ postgres }) => {
     assert.strictEqual(decode(SessionEvent, events[0]?.data).session_id, sessionId)
     const deltas = events.filter((event) => event.event === "delta").map((event) => decode(Delta, event.data).content)
     const usage = decode(Usage.Usage, events.at(-2)?.data)
-    const done = decode(SessionActor.TurnResult, events.at(-1)?.data)
+    const done = decode(SessionProtocol.TurnResult, events.at(-1)?.data)
     assert.strictEqual(deltas.join(""), done.message.content)
     assert.strictEqual(done.message.content, localAnswer(3, "stream please"))
     assert.strictEqual(done.session_id, sessionId)

@@ -7,7 +7,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Server } from "@polyagent/http"
-import { AppConfig, ModelCatalog, SessionActor, Usage } from "@polyagent/runtime"
+import { AppConfig, ModelCatalog, SessionProtocol, Usage } from "@polyagent/runtime"
 import { Context, Deferred, Duration, Effect, Layer, Option, Redacted, Schema, Stream } from "effect"
 import { AiError, LanguageModel, type Prompt, type Response } from "effect/ai"
 import { HttpServer } from "effect/http"
@@ -153,7 +153,7 @@ const call = <A>(request: () => Promise<A>) => Effect.promise(request)
 
 const turnContent = (answer: Answer): string => {
   assert.strictEqual(answer.status, 200, answer.text)
-  return decode(SessionActor.TurnResult, answer.json).message.content
+  return decode(SessionProtocol.TurnResult, answer.json).message.content
 }
 
 /** Asserts the error envelope with `status` and `type`, and no provider or defect text in it. */

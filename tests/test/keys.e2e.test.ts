@@ -4,7 +4,7 @@
  * does not exist.
  */
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { Agent, SessionActor } from "@polyagent/runtime"
+import { Agent, SessionProtocol } from "@polyagent/runtime"
 import { Schema } from "effect"
 import { decode, ErrorEnvelope, Gateway, makeClient } from "../src/harness.ts"
 
@@ -69,7 +69,7 @@ describe("keys, roles and tenants", () => {
       Agent.Agent,
       (await acmeAdmin.post("/v1/agents", { name: "Acme bot", agent_type: "chat", system_prompt: "Acme only." })).json
     )
-    const session = decode(SessionActor.TurnResult, (await acmeAdmin.post("/v1/chat", { message: "hello" })).json)
+    const session = decode(SessionProtocol.TurnResult, (await acmeAdmin.post("/v1/chat", { message: "hello" })).json)
 
     const fromDefault = [
       await gateway.get(`/v1/agents/${agent.id}`),

@@ -4,7 +4,7 @@
  * sessions, and only in theirs.
  */
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { Agent, SessionActor } from "@polyagent/runtime"
+import { Agent, SessionProtocol } from "@polyagent/runtime"
 import { decode, Gateway } from "../src/harness.ts"
 
 describe("per-user memory", () => {
@@ -33,7 +33,7 @@ describe("per-user memory", () => {
     const chat = async (message: string, user: string) => {
       const answer = await gateway.post("/v1/chat", { message, agent_id: agent.id, metadata: { user_id: user } })
       assert.strictEqual(answer.status, 200, answer.text)
-      return decode(SessionActor.TurnResult, answer.json)
+      return decode(SessionProtocol.TurnResult, answer.json)
     }
 
     const stored = await chat('call remember({"fact":"likes green tea"})', "u1")

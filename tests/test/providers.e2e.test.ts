@@ -6,7 +6,7 @@
  * upstream; and the official `openai` SDK gets an Anthropic model's answer in OpenAI's format.
  */
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { SessionActor } from "@polyagent/runtime"
+import { SessionProtocol } from "@polyagent/runtime"
 import { Schema } from "effect"
 import OpenAI, { RateLimitError } from "openai"
 import { AnthropicWire as Anthropic, FakeUpstream, OpenAiWire } from "@polyagent/providers/testing"
@@ -114,7 +114,7 @@ describe("providers through the real server", () => {
     it("answers a chat turn with the model's provider, usage and cost", async () => {
       const answer = await gateway.post("/v1/chat", { message: "hello", model: testCase.model })
       assert.strictEqual(answer.status, 200, answer.text)
-      const turn = decode(SessionActor.TurnResult, answer.json)
+      const turn = decode(SessionProtocol.TurnResult, answer.json)
       assert.strictEqual(turn.message.content, testCase.answer)
       assert.strictEqual(turn.model, testCase.model)
       assert.strictEqual(turn.provider, testCase.provider)
@@ -141,7 +141,7 @@ describe("providers through the real server", () => {
           : []
       )
       assert.isAbove(deltas.length, 1)
-      const done = decode(SessionActor.TurnResult, events.at(-1)?.data)
+      const done = decode(SessionProtocol.TurnResult, events.at(-1)?.data)
       assert.strictEqual(deltas.join(""), testCase.answer)
       assert.strictEqual(done.message.content, testCase.answer)
       assert.strictEqual(done.provider, testCase.provider)

@@ -5,7 +5,7 @@
  * finishing with the model's report of the results. Streamed, the events come in order.
  */
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { Agent, Session, SessionActor } from "@polyagent/runtime"
+import { Agent, Session, SessionProtocol } from "@polyagent/runtime"
 import { mkdtemp, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
@@ -44,7 +44,7 @@ describe("the tool-call loop", () => {
   it("runs the calls, stores each result under its call id, and finishes the turn", async () => {
     const answer = await gateway.post("/v1/chat", { message: directives, agent_id: agentId })
     assert.strictEqual(answer.status, 200, answer.text)
-    const turn = decode(SessionActor.TurnResult, answer.json)
+    const turn = decode(SessionProtocol.TurnResult, answer.json)
     const byName = new Map(turn.tool_calls.map((result) => [result.name, result]))
     const add = byName.get("add")
     assert.deepStrictEqual(add?.status === "ok" ? JSON.parse(add.result) : undefined, { sum: 5 })
@@ -86,7 +86,7 @@ describe("the tool-call loop", () => {
     assert.deepStrictEqual(names.slice(0, 3), ["session", "tool_call", "tool_result"])
     assert.deepStrictEqual(names.slice(-2), ["usage", "done"])
     assert.include(names, "delta")
-    const done = decode(SessionActor.TurnResult, events.at(-1)?.data)
+    const done = decode(SessionProtocol.TurnResult, events.at(-1)?.data)
     assert.strictEqual(done.tool_calls.length, 1)
     assert.include(done.message.content, '{"sum":2}')
   })
@@ -104,7 +104,7 @@ describe("the tool-call loop", () => {
     })
     const ticker = decode(Agent.Agent, created.json).id
     const first = decode(
-      SessionActor.TurnResult,
+      SessionProtocol.TurnResult,
       (await gateway.post("/v1/chat", { message: "hi", agent_id: ticker })).json
     )
     const sessionId = first.session_id
@@ -169,7 +169,7 @@ describe("the tool-call loop", () => {
       (await gateway.post("/v1/agents", { name: "Plain", agent_type: "chat", system_prompt: "" })).json
     )
     const turn = decode(
-      SessionActor.TurnResult,
+      SessionProtocol.TurnResult,
       (await gateway.post("/v1/chat", { message: 'call add({"a":2,"b":3})', agent_id: plain.id })).json
     )
     assert.deepStrictEqual(turn.tool_calls, [])

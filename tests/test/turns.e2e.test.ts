@@ -4,13 +4,13 @@
  * never stored twice (also after a kill -9), and a stream that cannot start answers with a status.
  */
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { Session, SessionActor } from "@polyagent/runtime"
+import { Session, SessionProtocol } from "@polyagent/runtime"
 import { Schema } from "effect"
 import { type Answer, createPgSchema, decode, ErrorEnvelope, Gateway, type PgSchema, readSse } from "../src/harness.ts"
 
-const turn = (answer: Answer): SessionActor.TurnResult => {
+const turn = (answer: Answer): SessionProtocol.TurnResult => {
   assert.strictEqual(answer.status, 200, answer.text)
-  return decode(SessionActor.TurnResult, answer.json)
+  return decode(SessionProtocol.TurnResult, answer.json)
 }
 
 const assertError = (answer: Answer, status: number, type: string): ErrorEnvelope => {
@@ -89,7 +89,7 @@ describe.each(backends)("turns on $name", ({ postgres }) => {
     )
     assert.strictEqual(decode(SessionEvent, events[0]?.data).session_id, sessionId)
     assert.strictEqual(decode(Delta, events[1]?.data).content, turn(answered).message.content)
-    assert.deepStrictEqual(decode(SessionActor.TurnResult, events[3]?.data), turn(answered))
+    assert.deepStrictEqual(decode(SessionProtocol.TurnResult, events[3]?.data), turn(answered))
 
     // The key with another message is a conflict.
     assertError(

@@ -12,7 +12,15 @@ import * as HttpApiMiddleware from "effect/http-api/HttpApiMiddleware"
 import * as HttpApiSchema from "effect/http-api/HttpApiSchema"
 import * as HttpApiSecurity from "effect/http-api/HttpApiSecurity"
 import * as OpenApi from "effect/http-api/OpenApi"
-import { Agent as AgentModule, Message, ModelCatalog, Session, SessionActor, Storage, Usage } from "@polyagent/runtime"
+import {
+  Agent as AgentModule,
+  Message,
+  ModelCatalog,
+  Session,
+  SessionProtocol,
+  Storage,
+  Usage
+} from "@polyagent/runtime"
 import { ToolExecutor } from "@polyagent/tools"
 import * as ApiError from "./ApiError.ts"
 import * as ChatCompletions from "./ChatCompletions.ts"
@@ -83,7 +91,7 @@ export const ChatEvent = Schema.Union([
   event("tool_call", Message.ToolCallRecord),
   event("tool_result", ToolExecutor.ToolResult),
   event("usage", Usage.Usage),
-  event("done", SessionActor.TurnResult),
+  event("done", SessionProtocol.TurnResult),
   event("error", ErrorEnvelope)
 ])
 export type ChatEvent = typeof ChatEvent.Type
@@ -103,7 +111,7 @@ export class ChatGroup extends HttpApiGroup.make("chat")
     HttpApiEndpoint.post("send", "/v1/chat", {
       payload: ChatRequest,
       headers: ChatHeaders,
-      success: SessionActor.TurnResult,
+      success: SessionProtocol.TurnResult,
       error: turnErrors
     }),
     HttpApiEndpoint.post("stream", "/v1/chat/stream", {

@@ -26,7 +26,7 @@ import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import * as HttpApiBuilder from "effect/http-api/HttpApiBuilder"
 import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import type { ServerResponse } from "node:http"
-import { CallOptions, Identifier, ModelCatalog, SessionActor, Storage, ToolLoop } from "@polyagent/runtime"
+import { CallOptions, Identifier, ModelCatalog, SessionProtocol, Storage, ToolLoop } from "@polyagent/runtime"
 import { ToolExecutor, ToolRegistry } from "@polyagent/tools"
 import { Api, type CompletionEvent, Principal } from "./Api.ts"
 import * as ApiError from "./ApiError.ts"
@@ -300,7 +300,7 @@ export const layer = HttpApiBuilder.group(
   Effect.fn(function* (handlers) {
     const catalog = yield* ModelCatalog.ModelCatalog
     const storage = yield* Storage.Storage
-    const settings = yield* SessionActor.SessionSettings
+    const settings = yield* SessionProtocol.SessionSettings
     const registry = yield* Effect.serviceOption(ToolRegistry.ToolRegistry)
     const executor = yield* Effect.serviceOption(ToolExecutor.ToolExecutor)
     const resolveModel = (id: string | undefined) =>

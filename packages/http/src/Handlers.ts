@@ -12,7 +12,7 @@ import * as Pull from "effect/Pull"
 import * as Stream from "effect/Stream"
 import type * as ClusterErrors from "effect/cluster/ClusterError"
 import * as HttpApiBuilder from "effect/http-api/HttpApiBuilder"
-import { Identifier, ModelCatalog, Session, SessionActor, Storage } from "@polyagent/runtime"
+import { Identifier, ModelCatalog, Session, SessionProtocol, Storage } from "@polyagent/runtime"
 import { Api, type ChatEvent, type ChatHeaders, type ChatRequest, HealthDown, healthDown, Principal } from "./Api.ts"
 import * as AgentsHandlers from "./AgentsHandlers.ts"
 import * as ApiError from "./ApiError.ts"
@@ -38,7 +38,7 @@ type TurnApiError =
   | ApiError.UpstreamTimeout
 
 /** The envelope error for a failed turn or cluster call. */
-const toApiError = (error: SessionActor.TurnError | ClusterError): Effect.Effect<never, TurnApiError> => {
+const toApiError = (error: SessionProtocol.TurnError | ClusterError): Effect.Effect<never, TurnApiError> => {
   switch (error._tag) {
     case "SessionNotFound":
     case "AgentNotFound":
@@ -69,7 +69,7 @@ const toApiError = (error: SessionActor.TurnError | ClusterError): Effect.Effect
 }
 
 /** The `error` event that ends a failed stream. */
-const errorEvent = (cause: Cause.Cause<SessionActor.TurnError | ClusterError>) =>
+const errorEvent = (cause: Cause.Cause<SessionProtocol.TurnError | ClusterError>) =>
   Effect.gen(function* () {
     const failure = Cause.findErrorOption(cause)
     const error = Option.isSome(failure)
@@ -89,7 +89,7 @@ const sessionNotFound = (id: string) => ApiError.fail("not_found", `session ${id
 const storageDown = new Storage.StorageError({ operation: "turn", unavailable: true, cause: "storage is down" })
 
 /** A streamed turn's event as an SSE event of `POST /v1/chat/stream`. */
-const chatEvents = (turnEvent: SessionActor.TurnEvent, sessionId: string): Arr.NonEmptyReadonlyArray<ChatEvent> => {
+const chatEvents = (turnEvent: SessionProtocol.TurnEvent, sessionId: string): Arr.NonEmptyReadonlyArray<ChatEvent> => {
   switch (turnEvent._tag) {
     case "Started":
       return [{ event: "session", data: { session_id: sessionId } }]
@@ -111,8 +111,8 @@ const ChatHandlers = HttpApiBuilder.group(
   Api,
   "chat",
   Effect.fn(function* (handlers) {
-    const clientFor = yield* SessionActor.Session.client
-    const newSessionId = yield* SessionActor.sessionIds
+    const clientFor = yield* SessionProtocol.Session.client
+    const newSessionId = yield* SessionProtocol.sessionIds
     const readiness = yield* Readiness
     const whenStorageDown = Effect.andThen(readiness.down, Effect.fail(storageDown))
 
@@ -121,8 +121,8 @@ const ChatHandlers = HttpApiBuilder.group(
       const principal = yield* Principal
       const create = request.session_id === undefined
       const sessionId = request.session_id ?? (yield* newSessionId(principal.tenant))
-      const client = clientFor(SessionActor.entityId(principal.tenant, sessionId))
-      const input: SessionActor.TurnInput = {
+      const client = clientFor(SessionProtocol.entityId(principal.tenant, sessionId))
+      const input: SessionProtocol.TurnInput = {
         message: request.message,
         model: request.model ?? null,
         create,
@@ -163,7 +163,7 @@ const ChatHandlers = HttpApiBuilder.group(
             )
           )
           const first = yield* pull.pipe(
-            Pull.catchDone(() => Effect.succeed<ReadonlyArray<SessionActor.TurnEvent>>([])),
+            Pull.catchDone(() => Effect.succeed<ReadonlyArray<SessionProtocol.TurnEvent>>([])),
             Effect.catch(toApiError)
           )
           return Stream.concat(Stream.fromIterable(first), Stream.fromPull(Effect.succeed(pull))).pipe(
@@ -181,7 +181,7 @@ const SessionsHandlers = HttpApiBuilder.group(
   Api,
   "sessions",
   Effect.fn(function* (handlers) {
-    const clientFor = yield* SessionActor.Session.client
+    const clientFor = yield* SessionProtocol.Session.client
     const storage = yield* Storage.Storage
     return handlers
       .handle("get", ({ params }) =>
@@ -199,7 +199,7 @@ const SessionsHandlers = HttpApiBuilder.group(
           const { tenant } = yield* Principal
           const session = yield* storage.getSession(tenant, params.id).pipe(Effect.catch(ApiError.storageFailed))
           if (Option.isNone(session)) return yield* sessionNotFound(params.id)
-          yield* clientFor(SessionActor.entityId(tenant, params.id)).Delete().pipe(Effect.catch(toApiError))
+          yield* clientFor(SessionProtocol.entityId(tenant, params.id)).Delete().pipe(Effect.catch(toApiError))
           return { id: params.id, deleted: true } as const
         })
       )

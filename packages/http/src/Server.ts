@@ -22,7 +22,7 @@ import * as HttpRouter from "effect/http/HttpRouter"
 import * as HttpApiBuilder from "effect/http-api/HttpApiBuilder"
 import { ProviderCatalog } from "@polyagent/providers"
 import { SafeHttp, ToolExecutor, ToolRegistry } from "@polyagent/tools"
-import { type AppConfig, Database, type ModelCatalog, SessionActor, Storage } from "@polyagent/runtime"
+import { type AppConfig, Database, type ModelCatalog, SessionActor, SessionProtocol, Storage } from "@polyagent/runtime"
 import { Api } from "./Api.ts"
 import * as ApiDocs from "./ApiDocs.ts"
 import * as Authentication from "./Authentication.ts"
@@ -71,7 +71,7 @@ const application = (config: AppConfig.AppConfigValue, options: Options) => {
     maxResultBytes: config.tools.maxResultBytes,
     hostServices: { network: [SafeHttp.SafeHttp] }
   }).pipe(Layer.provide(SafeHttp.layer({ allowHosts: config.tools.network.allowHosts })), Layer.provideMerge(registry))
-  const settings = SessionActor.layerSettings({
+  const settings = SessionProtocol.layerSettings({
     turnTimeout: config.server.requestTimeout,
     maxToolSteps: config.tools.maxSteps,
     contextStrategy: config.sessions.contextStrategy

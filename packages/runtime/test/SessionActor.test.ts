@@ -12,6 +12,7 @@ import * as Database from "../src/Database.ts"
 import * as ModelCatalog from "../src/ModelCatalog.ts"
 import * as RequestId from "../src/RequestId.ts"
 import * as SessionActor from "../src/SessionActor.ts"
+import * as SessionProtocol from "../src/SessionProtocol.ts"
 import { Storage, layerSql } from "../src/Storage.ts"
 import * as Usage from "../src/Usage.ts"
 
@@ -109,15 +110,15 @@ const makeLayer = Effect.fnUntraced(function* (
         ],
         "scripted"
       ),
-      SessionActor.layerSettings({ turnTimeout, maxToolSteps: 4, contextStrategy: "drop_oldest" })
+      SessionProtocol.layerSettings({ turnTimeout, maxToolSteps: 4, contextStrategy: "drop_oldest" })
     ])
   )
   return { calls, requestIds, layer: sessions.pipe(Layer.provideMerge(Layer.merge(TestRunner.layer, storage))) }
 })
 
 const send = (tenant: string, id: string, message: string, create = false) =>
-  Effect.flatMap(SessionActor.Session.client, (clientFor) =>
-    clientFor(SessionActor.entityId(tenant, id)).Send({
+  Effect.flatMap(SessionProtocol.Session.client, (clientFor) =>
+    clientFor(SessionProtocol.entityId(tenant, id)).Send({
       message,
       model: null,
       create,
@@ -131,8 +132,8 @@ const send = (tenant: string, id: string, message: string, create = false) =>
 
 /** A turn with an idempotency key. */
 const keyed = (id: string, message: string, key: string, create = false) =>
-  Effect.flatMap(SessionActor.Session.client, (clientFor) =>
-    clientFor(SessionActor.entityId("t", id)).Send({
+  Effect.flatMap(SessionProtocol.Session.client, (clientFor) =>
+    clientFor(SessionProtocol.entityId("t", id)).Send({
       message,
       model: null,
       create,
@@ -190,8 +191,8 @@ describe("SessionActor", () => {
           "2026-01-01T00:00:00.000Z"
         )
         yield* storage.insertAgent("t", agent)
-        const clientFor = yield* SessionActor.Session.client
-        const client = clientFor(SessionActor.entityId("t", "s9"))
+        const clientFor = yield* SessionProtocol.Session.client
+        const client = clientFor(SessionProtocol.entityId("t", "s9"))
         const turn = (message: string, agentId: string | null, create = false) =>
           client.Send({
             message,
@@ -211,7 +212,7 @@ describe("SessionActor", () => {
         const conflict = yield* Effect.flip(turn("other", "agent_2"))
         assert.strictEqual(conflict._tag, "SessionAgentConflict")
         const unknown = yield* Effect.flip(
-          clientFor(SessionActor.entityId("t", "s10")).Send({
+          clientFor(SessionProtocol.entityId("t", "s10")).Send({
             message: "x",
             model: null,
             create: true,
@@ -232,8 +233,8 @@ describe("SessionActor", () => {
     Effect.gen(function* () {
       const { layer } = yield* makeLayer()
       yield* Effect.gen(function* () {
-        const clientFor = yield* SessionActor.Session.client
-        const client = clientFor(SessionActor.entityId("t", "s11"))
+        const clientFor = yield* SessionProtocol.Session.client
+        const client = clientFor(SessionProtocol.entityId("t", "s11"))
         const turn = (message: string, create = false) =>
           client.Send({
             message,
@@ -256,7 +257,7 @@ describe("SessionActor", () => {
         assert.strictEqual(tooLong._tag, "ContextTooLong")
 
         // A pinned message stays however long the conversation grows.
-        const pinning = clientFor(SessionActor.entityId("t", "s12"))
+        const pinning = clientFor(SessionProtocol.entityId("t", "s12"))
         const pinnedTurn = (message: string, pin: boolean, create = false) =>
           pinning.Send({
             message,
@@ -284,9 +285,9 @@ describe("SessionActor", () => {
       yield* Effect.gen(function* () {
         const missing = yield* Effect.flip(send("t", "nope", "hello"))
         assert.strictEqual(missing._tag, "SessionNotFound")
-        const clientFor = yield* SessionActor.Session.client
+        const clientFor = yield* SessionProtocol.Session.client
         const unknownModel = yield* Effect.flip(
-          clientFor(SessionActor.entityId("t", "s2")).Send({
+          clientFor(SessionProtocol.entityId("t", "s2")).Send({
             message: "x",
             model: "gpt-9",
             create: true,
@@ -328,8 +329,8 @@ describe("SessionActor", () => {
         yield* send("t", "s-slow", "hello", true)
         const sent = yield* Effect.flip(send("t", "s-slow", "hang"))
         assert.strictEqual(sent._tag, "TurnTimeout")
-        const clientFor = yield* SessionActor.Session.client
-        const streamed = yield* clientFor(SessionActor.entityId("t", "s-slow"))
+        const clientFor = yield* SessionProtocol.Session.client
+        const streamed = yield* clientFor(SessionProtocol.entityId("t", "s-slow"))
           .Stream({
             message: "hang",
             model: null,
@@ -356,8 +357,8 @@ describe("SessionActor", () => {
     Effect.gen(function* () {
       const { layer } = yield* makeLayer()
       yield* Effect.gen(function* () {
-        const clientFor = yield* SessionActor.Session.client
-        const events = yield* clientFor(SessionActor.entityId("t", "s4"))
+        const clientFor = yield* SessionProtocol.Session.client
+        const events = yield* clientFor(SessionProtocol.entityId("t", "s4"))
           .Stream({
             message: "stream me",
             model: null,
@@ -384,8 +385,8 @@ describe("SessionActor", () => {
       const { layer } = yield* makeLayer()
       yield* Effect.gen(function* () {
         yield* send("t", "s8", "first", true)
-        const clientFor = yield* SessionActor.Session.client
-        const client = clientFor(SessionActor.entityId("t", "s8"))
+        const clientFor = yield* SessionProtocol.Session.client
+        const client = clientFor(SessionProtocol.entityId("t", "s8"))
         const [streamed, sent] = yield* Effect.all(
           [
             client
@@ -451,8 +452,8 @@ describe("SessionActor", () => {
       const { layer } = yield* makeLayer()
       yield* Effect.gen(function* () {
         yield* send("t", "s6", "hello", true)
-        const clientFor = yield* SessionActor.Session.client
-        assert.isTrue(yield* clientFor(SessionActor.entityId("t", "s6")).Delete())
+        const clientFor = yield* SessionProtocol.Session.client
+        assert.isTrue(yield* clientFor(SessionProtocol.entityId("t", "s6")).Delete())
         const missing = yield* Effect.flip(send("t", "s6", "again"))
         assert.strictEqual(missing._tag, "SessionNotFound")
       }).pipe(Effect.provide(layer))
@@ -485,8 +486,8 @@ describe("SessionActor", () => {
           assert.strictEqual(third.message.content, "seen: first | second | third")
 
           // A stream of a retried turn replays it: Started, the whole answer as one delta, Done.
-          const clientFor = yield* SessionActor.Session.client
-          const events = yield* clientFor(SessionActor.entityId("t", "k1"))
+          const clientFor = yield* SessionProtocol.Session.client
+          const events = yield* clientFor(SessionProtocol.entityId("t", "k1"))
             .Stream({
               message: "second",
               model: null,
