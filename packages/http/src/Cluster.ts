@@ -5,8 +5,8 @@
  *   is its own.
  * - On PostgreSQL every process is a socket runner of one cluster. It listens for other
  *   runners on its runner address, which it advertises in the `cluster_runners` table, holds
- *   its share of the shards under PostgreSQL advisory locks, and reaches sessions owned by
- *   other processes over TCP. Any process accepts any request.
+ *   its share of the shards under locks in `cluster_locks`, and reaches sessions owned by other
+ *   processes over TCP. Any process accepts any request.
  *
  * The timings below are tuned so that a killed runner's shards move within 10 s: a runner
  * that stops refreshing its heartbeat and shard locks loses them after {@link lockExpiration},
@@ -110,7 +110,7 @@ const layerClientProtocol = Layer.effect(
 )
 
 /** The runner's address as configured; port `0` picks a free one when the socket listens. */
-export const runnerEndpoint = (config: AppConfig.AppConfigValue, workerIndex: number) => {
+const runnerEndpoint = (config: AppConfig.AppConfigValue, workerIndex: number) => {
   const host = config.cluster.runnerHost ?? "127.0.0.1"
   return {
     advertised: host,

@@ -61,16 +61,16 @@ export class LaneServer extends Server {
   /** The answers being written, to tell them to close their connection when the server stops. */
   private readonly inFlight = new Set<ServerResponse>()
 
-  /**
-   * Stops accepting connections. Node closes the idle keep-alive connections; the busy ones
-   * close after their answer (`Connection: close`), so shutdown waits only for requests in
-   * flight, not for clients to hang up (or for Node's 5 s keep-alive timeout).
-   */
   constructor(run: (effect: Effect.Effect<void>) => void) {
     super()
     this.run = run
   }
 
+  /**
+   * Stops accepting connections. Node closes the idle keep-alive connections; the busy ones
+   * close after their answer (`Connection: close`), so shutdown waits only for requests in
+   * flight, not for clients to hang up (or for Node's 5 s keep-alive timeout).
+   */
   override close(callback?: (error?: Error) => void): this {
     this.stopping = true
     for (const response of this.inFlight) {
