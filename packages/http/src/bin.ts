@@ -21,7 +21,7 @@ import * as Layer from "effect/Layer"
 import * as Runtime from "effect/Runtime"
 import { AppConfig } from "@polyagent/runtime"
 import * as StartupGarbage from "./internal/startupGarbage.ts"
-import * as Server from "./Server.ts"
+import type * as Server from "./Server.ts"
 import * as ServerLogger from "./ServerLogger.ts"
 import * as Workers from "./Workers.ts"
 
@@ -63,18 +63,30 @@ const announceStop = (grace: Duration.Duration) =>
     return Effect.map(Clock.currentTimeMillis, (now) => (signalledAt === undefined ? undefined : now - signalledAt))
   })
 
-/** One server process: the whole server in this process, or one worker of several. */
+/**
+ * One server process: the whole server in this process, or one worker of several. The server's
+ * modules are imported here, so that the primary of several workers, which serves nothing, does
+ * not load them.
+ */
 const runServer = (config: AppConfig.AppConfigValue, workerIndex: number | undefined) =>
-  Layer.launch(
-    Server.layer(config, { workerIndex }).pipe(Layer.tap(() => Effect.andThen(Workers.ready, StartupGarbage.collect)))
-  ).pipe(
-    Effect.catchTag("ServeError", (error) =>
-      cannotStart(`cannot listen on ${config.server.host}:${config.server.port}: ${causeMessage(error.cause)}`)
-    ),
-    Effect.catchTag("SocketServerError", (error) =>
-      cannotStart(`cannot listen for the other runners of the cluster: ${causeMessage(error.reason.cause)}`)
+  Effect.promise((): Promise<typeof Server> => import("./Server.ts"))
+    .pipe(
+      Effect.flatMap((Server) =>
+        Layer.launch(
+          Server.layer(config, { workerIndex }).pipe(
+            Layer.tap(() => Effect.andThen(Workers.ready, StartupGarbage.collect))
+          )
+        )
+      )
     )
-  )
+    .pipe(
+      Effect.catchTag("ServeError", (error) =>
+        cannotStart(`cannot listen on ${config.server.host}:${config.server.port}: ${causeMessage(error.cause)}`)
+      ),
+      Effect.catchTag("SocketServerError", (error) =>
+        cannotStart(`cannot listen for the other runners of the cluster: ${causeMessage(error.reason.cause)}`)
+      )
+    )
 
 /** The primary of `server.workers` processes: it starts them and stops them. */
 const runWorkers = (config: AppConfig.AppConfigValue) =>
