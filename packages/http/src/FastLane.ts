@@ -29,6 +29,7 @@ import * as Authentication from "./Authentication.ts"
 import * as ChatCompletions from "./ChatCompletions.ts"
 import * as Edge from "./Edge.ts"
 import { type Lane, Listener } from "./Listener.ts"
+import { Readiness } from "./Readiness.ts"
 import * as RelayResponse from "./RelayResponse.ts"
 import * as RequestLog from "./RequestLog.ts"
 
@@ -46,6 +47,7 @@ export const layer = (options: Options) =>
     Effect.gen(function* () {
       const catalog = yield* ModelCatalog.ModelCatalog
       const keys = yield* Authentication.KeyCache
+      const readiness = yield* Readiness
       // The relay's Effects run with the server's services (its logger, above all).
       const context = yield* Effect.context<never>()
       const run = Effect.runForkWith(context)
@@ -53,6 +55,8 @@ export const layer = (options: Options) =>
 
       const lane: Lane = (request, response, next) => {
         if (request.method !== "POST" || request.url !== PATH) return false
+        // While storage is down the stack answers what needs it (503), the lane included.
+        if (!readiness.isUp()) return false
         const headers = request.headers
         const length = Number(headers["content-length"])
         if (!(length <= options.bodyLimit) || !(headers["content-type"] ?? "").includes("json")) return false

@@ -13,6 +13,7 @@ import type { AddressInfo } from "node:net"
 import * as Authentication from "../src/Authentication.ts"
 import * as FastLane from "../src/FastLane.ts"
 import { Listener } from "../src/Listener.ts"
+import { Readiness } from "../src/Readiness.ts"
 
 const verifiedKey = "pa_verified"
 const relayed: Array<{ readonly body: ModelCatalog.RelayBody; readonly requestId: string }> = []
@@ -65,6 +66,10 @@ const keys = Layer.succeed(
   })
 )
 
+/** Whether storage is up, as the lane sees it; a test turns it down. */
+let storageUp = true
+const readiness = Layer.succeed(Readiness, Readiness.of({ isUp: () => storageUp, down: Effect.never }))
+
 /** The log lines written by the lane: the message, then the annotations. */
 const logged: Array<Readonly<Record<string, unknown>>> = []
 const capture = Logger.make(({ message, fiber }) => {
@@ -98,7 +103,7 @@ describe("FastLane", () => {
       Layer.buildWithScope(
         FastLane.layer({ bodyLimit: 1000 }).pipe(
           Layer.provideMerge(Listener.layer),
-          Layer.provide([catalog, keys, Logger.layer([capture])])
+          Layer.provide([catalog, keys, readiness, Logger.layer([capture])])
         ),
         scope
       )
@@ -160,6 +165,17 @@ describe("FastLane", () => {
     }
     await fetch(`${url}/v1/models`)
     assert.strictEqual(stack.at(-1), "GET /v1/models ")
+  })
+
+  it("hands relays to the stack while storage is down, where they answer as everything else does", async () => {
+    storageUp = false
+    try {
+      const answer = await post(ask("hi"))
+      assert.strictEqual(await answer.text(), "stack")
+      assert.strictEqual(stack.at(-1), `POST /v1/chat/completions ${ask("hi")}`)
+    } finally {
+      storageUp = true
+    }
   })
 
   it("answers a failed relay with the envelope, a rate limit with Retry-After, streamed or not", async () => {
