@@ -7,7 +7,6 @@
  * Secrets decode to `Redacted` and never appear in a message.
  */
 import { SafeHttp } from "@polyagent/tools"
-import { readFile } from "node:fs/promises"
 import * as NodePath from "node:path"
 import * as Config from "effect/Config"
 import * as ConfigProvider from "effect/ConfigProvider"
@@ -20,7 +19,15 @@ import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
 import * as SchemaIssue from "effect/SchemaIssue"
 import * as SchemaTransformation from "effect/SchemaTransformation"
-import { parse, YAMLParseError } from "yaml"
+import {
+  ConfigError,
+  type ConfigFile,
+  deepMerge,
+  nest,
+  own,
+  parseYaml,
+  readConfigFile
+} from "./internal/configSources.ts"
 
 const intAtLeast = (minimum: number, maximum = Number.MAX_SAFE_INTEGER) => {
   const expected =
@@ -204,8 +211,7 @@ export const defaults: AppConfigInput = {
   log: { level: "info", format: "text" }
 }
 
-/** Configuration could not be loaded; `message` names the key path and the source, never a secret. */
-export class ConfigError extends Schema.TaggedError<ConfigError>()("ConfigError", { message: Schema.String }) {}
+export { ConfigError } from "./internal/configSources.ts"
 
 interface EnvSetting {
   readonly name: string
@@ -234,21 +240,6 @@ export const envSettings: ReadonlyArray<EnvSetting> = [
   ])
 ]
 const secretKeys = new Set(envSettings.filter((s) => s.secret === true).map((s) => s.path.join(".")))
-
-const isPlainObject = (u: unknown): u is { readonly [key: string]: unknown } =>
-  Predicate.isObject(u) && [Object.prototype, null].includes(Object.getPrototypeOf(u))
-const own = (u: unknown, key: string): unknown => (isPlainObject(u) && Object.hasOwn(u, key) ? u[key] : undefined)
-
-// Plain objects merge key by key; anything else (Duration, Option, arrays) replaces. An empty
-// YAML section (`catalog:` parses as null) keeps the defaults under it.
-const deepMerge = (base: unknown, over: unknown): unknown => {
-  if (over === undefined || (over === null && isPlainObject(base))) return base
-  if (!isPlainObject(base) || !isPlainObject(over)) return over
-  const keys = new Set([...Object.keys(base), ...Object.keys(over)])
-  return Object.fromEntries([...keys].map((key) => [key, deepMerge(own(base, key), own(over, key))]))
-}
-const nest = (path: ReadonlyArray<string>, value: unknown): unknown =>
-  path.reduceRight<unknown>((inner, key) => Object.fromEntries([[key, inner]]), value)
 
 // Issue paths mix YAML keys and camelCase field names; users only know the YAML ones.
 const userPath = (path: ReadonlyArray<PropertyKey>): ReadonlyArray<string> =>
@@ -323,41 +314,6 @@ const decodeInput = (input: unknown, sources: Sources) =>
     Effect.filterOrElse(
       (config) => conflicts(config).length === 0,
       (config) => Effect.fail(new ConfigError({ message: conflicts(config).join("\n") }))
-    )
-  )
-
-type ConfigFile = { readonly label: string; readonly absolute: string; readonly required: boolean }
-const readConfigFile = (file: ConfigFile) =>
-  Effect.tryPromise({ try: () => readFile(file.absolute, "utf8"), catch: (cause) => cause }).pipe(
-    Effect.map(Option.some),
-    Effect.catch((cause) => {
-      const code = Predicate.hasProperty(cause, "code") ? cause.code : undefined
-      if (code === "ENOENT" && !file.required) return Effect.succeedNone
-      const reason = code === "ENOENT" ? "file not found" : `cannot be read (${String(code ?? cause)})`
-      const label = file.required ? `POLYAGENT_CONFIG=${file.label}` : file.label
-      return Effect.fail(new ConfigError({ message: `${label}: ${reason}` }))
-    })
-  )
-
-// The pretty message quotes the offending lines, which may hold a secret: keep its first clause.
-const parseYaml = (label: string, text: string) =>
-  Effect.try({
-    try: (): unknown => parse(text, { prettyErrors: true }),
-    catch: (cause) => {
-      const first = (cause instanceof Error ? cause.message : String(cause)).split("\n")[0] ?? ""
-      const description = first.replace(/ at line \d+, column \d+:?$/, "")
-      const at = cause instanceof YAMLParseError ? cause.linePos?.[0] : undefined
-      const where = at === undefined ? label : `${label}:${at.line}:${at.col}`
-      return new ConfigError({ message: `${where}: invalid YAML: ${description}` })
-    }
-  }).pipe(
-    Effect.filterOrFail(
-      (doc) => doc === null || isPlainObject(doc),
-      () => new ConfigError({ message: `${label}: expected a mapping of settings at the top level` })
-    ),
-    Effect.filterOrFail(
-      (doc) => own(doc, "providers") === undefined || own(doc, "providers") === null,
-      () => new ConfigError({ message: `${label}: unknown key "providers" (set providers with OPENAI_API_KEY etc.)` })
     )
   )
 
