@@ -22,7 +22,15 @@ import * as HttpRouter from "effect/http/HttpRouter"
 import * as HttpApiBuilder from "effect/http-api/HttpApiBuilder"
 import { ProviderCatalog } from "@polyagent/providers"
 import { SafeHttp, ToolExecutor, ToolRegistry } from "@polyagent/tools"
-import { type AppConfig, Database, type ModelCatalog, SessionActor, SessionProtocol, Storage } from "@polyagent/runtime"
+import {
+  type AppConfig,
+  Database,
+  type ModelCatalog,
+  SessionActor,
+  SessionProtocol,
+  SessionRecovery,
+  Storage
+} from "@polyagent/runtime"
 import { Api } from "./Api.ts"
 import * as ApiDocs from "./ApiDocs.ts"
 import * as Authentication from "./Authentication.ts"
@@ -100,7 +108,7 @@ const application = (config: AppConfig.AppConfigValue, options: Options) => {
   ).pipe(Layer.provide([Authentication.layerKeyCache, Readiness.layer]))
   const summary = StartupSummary.layer(config).pipe(Layer.provideMerge(http))
   // Turns a crash interrupted between their tool calls and their answer finish in the background.
-  const recovery = Layer.effectDiscard(Effect.forkScoped(SessionActor.resumeUnfinished))
+  const recovery = Layer.effectDiscard(Effect.forkScoped(SessionRecovery.resumeUnfinished))
   return Layer.mergeAll(summary, recovery).pipe(
     Layer.provide(bootstrap),
     Layer.provide(sessions),

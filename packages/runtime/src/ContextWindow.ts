@@ -8,6 +8,7 @@
  * dropped together, so a provider never sees a tool result without its call. Plain functions, no
  * service: the session actor calls {@link fit} with the prompt it built.
  */
+import { traced } from "./internal/turnParts.ts"
 import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -139,7 +140,7 @@ export const fit = Effect.fnUntraced(
     return yield* summarise(strategy, entries, budget, selection.success.required, plain)
   },
   // Every turn fits its prompt: a span without the stack trace Effect.fn would capture at each call.
-  Effect.withSpan("ContextWindow.fit", undefined, { captureStackTrace: false })
+  traced("ContextWindow.fit")
 )
 
 // -----------------------------------------------------------------------------

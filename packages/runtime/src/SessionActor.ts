@@ -29,8 +29,8 @@ import { storedTurn, toolContent, toPrompt } from "./internal/turnTools.ts"
 import * as ToolLoop from "./ToolLoop.ts"
 import * as ContextWindow from "./ContextWindow.ts"
 import * as AgentTurn from "./internal/agentTurn.ts"
+import { newMessage, traced } from "./internal/turnParts.ts"
 import * as Entity from "effect/cluster/Entity"
-import * as Identifier from "./Identifier.ts"
 import type { Message } from "./Message.ts"
 import { type Model, ModelCatalog } from "./ModelCatalog.ts"
 import { IdempotencyConflict, SessionAgentConflict, SessionNotFound } from "./Session.ts"
@@ -39,7 +39,6 @@ import { CallOptions } from "./CallOptions.ts"
 import { type AppendOptions, nowIso, Storage } from "./Storage.ts"
 import * as Usage from "./Usage.ts"
 import {
-  entityId,
   parseEntityId,
   Session,
   SessionSettings,
@@ -66,32 +65,6 @@ interface Turn {
   /** What the first store of the turn also writes: the new session's row, the idempotency key. */
   readonly firstWrite: AppendOptions
 }
-
-/**
- * A span for a function of the turn's hot path, without the stack traces `Effect.fn` captures at
- * every call (an `Error` each time) and at every definition (the actor defines its functions on
- * every activation, so once per new session).
- */
-const traced = (name: string) => Effect.withSpan(name, undefined, { captureStackTrace: false })
-
-/** A new message with the defaults of the fields not given. */
-const newMessage = (fields: Partial<Message> & Pick<Message, "role" | "content">) =>
-  Effect.gen(function* () {
-    const message: Message = {
-      id: yield* Identifier.make("msg"),
-      seq: 0,
-      model: null,
-      provider: null,
-      usage: null,
-      cost_usd: null,
-      tool_calls: null,
-      tool_call_id: null,
-      pinned: false,
-      created_at: yield* nowIso,
-      ...fields
-    }
-    return message
-  })
 
 /** Registers the session entity with the cluster's sharding. */
 export const layer = (options: {
@@ -407,26 +380,3 @@ export const layer = (options: {
       disableFatalDefects: true
     }
   )
-
-/**
- * Resumes, in the background, every turn a crash left between its tool calls and its answer:
- * run once at start-up, after the session entity is registered.
- */
-export const resumeUnfinished = Effect.gen(function* () {
-  const storage = yield* Storage
-  const clientFor = yield* Session.client
-  const sessions = yield* storage.listUnfinishedSessions
-  yield* Effect.forEach(
-    sessions,
-    ({ tenant, id }) =>
-      clientFor(entityId(tenant, id))
-        .Resume()
-        .pipe(
-          Effect.tap((resumed) =>
-            resumed ? Effect.logInfo(`resumed the interrupted turn of session ${id}`) : Effect.void
-          ),
-          Effect.catchCause((cause) => Effect.logWarning(`could not resume session ${id}`, cause))
-        ),
-    { concurrency: 4, discard: true }
-  )
-}).pipe(Effect.catchCause((cause) => Effect.logWarning("could not look for interrupted turns", cause)))

@@ -5,6 +5,7 @@
  * step's calls before they run and each result as it finishes (the session actor journals
  * them; the stateless OpenAI-compatible route does not).
  */
+import { traced } from "./internal/turnParts.ts"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type * as Prompt from "effect/ai/Prompt"
@@ -133,4 +134,4 @@ export const run = <E>(options: Options<E>): Effect.Effect<Outcome, E | ReturnTy
       results.push(...ran)
       prompt = [...prompt, assistantPrompt(answer.text, answer.calls), resultsPrompt(ran)]
     }
-  }).pipe(Effect.withSpan("ToolLoop.run", undefined, { captureStackTrace: false }))
+  }).pipe(traced("ToolLoop.run"))

@@ -145,6 +145,19 @@ const keyed = (id: string, message: string, key: string, create = false) =>
     })
   )
 
+/** What a process that died stored before this actor ran: the fields a fixture message leaves unset. */
+const at = "2026-01-01T00:00:00.000Z"
+const storedDefaults = {
+  model: null,
+  provider: null,
+  usage: null,
+  cost_usd: null,
+  tool_calls: null,
+  tool_call_id: null,
+  pinned: false,
+  created_at: at
+}
+
 describe("SessionActor", () => {
   it.live("runs turns of one session one after another and stores each before replying", () =>
     Effect.gen(function* () {
@@ -515,22 +528,13 @@ describe("SessionActor", () => {
         yield* Effect.gen(function* () {
           // What the dead process stored: the turn with its key and its answer. This actor never ran it.
           const storage = yield* Storage
-          const at = "2026-01-01T00:00:00.000Z"
-          const base = {
-            model: null,
-            provider: null,
-            usage: null,
-            cost_usd: null,
-            tool_calls: null,
-            tool_call_id: null
-          }
           yield* storage.appendMessages(
             "t",
             "k2",
             [
-              { ...base, id: "u1", seq: 1, role: "user", content: "did it work?", pinned: false, created_at: at },
+              { ...storedDefaults, id: "u1", seq: 1, role: "user", content: "did it work?" },
               {
-                ...base,
+                ...storedDefaults,
                 id: "a1",
                 seq: 2,
                 role: "assistant",
@@ -538,9 +542,7 @@ describe("SessionActor", () => {
                 model: "scripted",
                 provider: "test",
                 usage: Usage.make(10, 6),
-                cost_usd: 0.022,
-                pinned: false,
-                created_at: at
+                cost_usd: 0.022
               }
             ],
             { create: { agentId: null, createdAt: at }, idempotencyKey: { messageId: "u1", key: "key-dead" } }
@@ -569,41 +571,28 @@ describe("SessionActor", () => {
         const { layer, calls } = yield* makeLayer()
         yield* Effect.gen(function* () {
           const storage = yield* Storage
-          const at = "2026-01-01T00:00:00.000Z"
-          const base = {
-            model: null,
-            provider: null,
-            usage: null,
-            cost_usd: null,
-            tool_calls: null,
-            tool_call_id: null
-          }
           yield* storage.appendMessages(
             "t",
             "k3",
             [
-              { ...base, id: "u1", seq: 1, role: "user", content: "add them", pinned: false, created_at: at },
+              { ...storedDefaults, id: "u1", seq: 1, role: "user", content: "add them" },
               {
-                ...base,
+                ...storedDefaults,
                 id: "a1",
                 seq: 2,
                 role: "assistant",
                 content: "",
                 model: "scripted",
                 provider: "test",
-                tool_calls: [{ id: "call_1", name: "add", arguments: '{"a":1,"b":2}' }],
-                pinned: false,
-                created_at: at
+                tool_calls: [{ id: "call_1", name: "add", arguments: '{"a":1,"b":2}' }]
               },
               {
-                ...base,
+                ...storedDefaults,
                 id: "t1",
                 seq: 3,
                 role: "tool",
                 content: '{"sum":3}',
-                tool_call_id: "call_1",
-                pinned: false,
-                created_at: at
+                tool_call_id: "call_1"
               }
             ],
             { create: { agentId: null, createdAt: at }, idempotencyKey: { messageId: "u1", key: "key-crash" } }
