@@ -91,5 +91,10 @@ export const migrations = {
     // Partial: the messages without a key (nearly all) cost the index nothing.
     yield* sql`CREATE UNIQUE INDEX messages_idempotency_key ON messages (tenant, session_id, idempotency_key)
                WHERE idempotency_key IS NOT NULL`
+  }),
+  "7_message_models": Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    // The models that produced an answer, as a JSON array: more than one after a failover mid-answer.
+    yield* sql`ALTER TABLE messages ADD COLUMN models TEXT`
   })
 }
