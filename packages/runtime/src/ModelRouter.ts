@@ -321,7 +321,7 @@ export const make = Effect.fnUntraced(function* (options: Options) {
 export const defaultRetry: Failover.RetrySettings = {
   maxAttempts: 3,
   baseDelay: Duration.millis(200),
-  maxDelay: Duration.seconds(10)
+  maxDelay: Duration.seconds(2)
 }
 
 /** The router of the loaded configuration. */
