@@ -100,6 +100,7 @@ export type ChatEvent = typeof ChatEvent.Type
 const turnErrors = [
   ApiError.InvalidRequest,
   ApiError.BudgetExceeded,
+  ApiError.Forbidden,
   ApiError.NotFound,
   ApiError.Conflict,
   ApiError.RateLimited,

@@ -176,6 +176,7 @@ export const storageFailed = (error: Storage.StorageError): Effect.Effect<never,
 export type TurnErrorType =
   | "invalid_request"
   | "budget_exceeded"
+  | "forbidden"
   | "not_found"
   | "conflict"
   | "rate_limited"
@@ -233,6 +234,8 @@ export const ofTurnError = (error: SessionProtocol.TurnError): Effect.Effect<Ans
       return Effect.succeed({ type: "invalid_request", message: error.message })
     case "BudgetExceeded":
       return Effect.succeed({ type: "budget_exceeded", message: error.message })
+    case "ModelNotAllowed":
+      return Effect.succeed({ type: "forbidden", message: error.message })
     case "ModelError":
       return Effect.succeed(ofModelError(error))
     case "TurnTimeout":

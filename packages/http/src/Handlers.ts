@@ -30,6 +30,7 @@ type ClusterError =
 type TurnApiError =
   | ApiError.InvalidRequest
   | ApiError.BudgetExceeded
+  | ApiError.Forbidden
   | ApiError.NotFound
   | ApiError.Conflict
   | ApiError.RateLimited

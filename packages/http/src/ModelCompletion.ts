@@ -196,7 +196,8 @@ export const serve = (
         model: request.model,
         needs: needsOf(request, promptTokens),
         text: StatelessTurn.lastUserText(ChatCompletions.toPrompt(request.messages.slice(-1))),
-        stickyKey
+        stickyKey,
+        tenant: caller.payer.tenant
       })
     )
     if (Result.isFailure(planned)) return yield* RelayResponse.fail(response, planned.failure, requestId)

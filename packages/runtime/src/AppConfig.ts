@@ -201,6 +201,8 @@ export const AppConfigSchema = Schema.Struct({
         )
       })
     ),
+    /** What each tenant may use: `{<tenant>: {models: [...]}}`; a tenant not listed may use every model. */
+    tenants: Schema.Record(Schema.String, Schema.Struct({ models: Schema.NonEmptyArray(NonEmpty) })),
     /** The model that classifies `auto` requests' task type; null: fast rules only. */
     classifier: Schema.Struct({ model: Schema.NullOr(NonEmpty), timeout: DurationSetting })
   }),
@@ -251,7 +253,14 @@ export const defaults: AppConfigInput = {
   sessions: { max_idle: "1m", max_resident: 10_000, context_strategy: "drop_oldest" },
   security: { admin_key: null, jwt_secret: null },
   rate_limit: { enabled: false, requests_per_minute: 600, burst: 60 },
-  routing: { fallbacks: {}, routes: {}, auto: {}, experiments: {}, classifier: { model: null, timeout: "2s" } },
+  routing: {
+    fallbacks: {},
+    routes: {},
+    auto: {},
+    experiments: {},
+    tenants: {},
+    classifier: { model: null, timeout: "2s" }
+  },
   plugins: [],
   tools: { max_steps: 8, timeout: "30s", concurrency: 8, max_result_bytes: 65_536, network: { allow_hosts: [] } },
   models: { default: "local", local: { chunk_delay: "0 millis" }, catalog: {} },

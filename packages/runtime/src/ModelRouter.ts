@@ -59,6 +59,8 @@ export interface RouteRequest {
   readonly text: string
   /** Who the request is for (a session id): an experiment gives the same key the same arm. */
   readonly stickyKey: string
+  /** The tenant whose policy (`routing.tenants`) applies. */
+  readonly tenant: string
 }
 
 /** The models a request may be answered by, best first, and why. */
@@ -80,6 +82,15 @@ export class NoCapableModel extends Schema.TaggedError<NoCapableModel>()("NoCapa
 }) {
   override get message(): string {
     return `no model of ${this.model} can take this request: it needs ${this.missing}`
+  }
+}
+
+/** The tenant's policy (`routing.tenants`) allows none of the models the request's name stands for. */
+export class ModelNotAllowed extends Schema.TaggedError<ModelNotAllowed>()("ModelNotAllowed", {
+  model: Schema.String
+}) {
+  override get message(): string {
+    return `model ${this.model} is not allowed for this tenant`
   }
 }
 
@@ -120,7 +131,7 @@ export { type Answered, continuationInstruction, Failover, type StreamParts } fr
 export class ModelRouter extends Context.Service<
   ModelRouter,
   {
-    readonly plan: (request: RouteRequest) => Effect.Effect<Plan, ModelNotFound | NoCapableModel>
+    readonly plan: (request: RouteRequest) => Effect.Effect<Plan, ModelNotFound | NoCapableModel | ModelNotAllowed>
     readonly run: <A, E, R>(
       caller: Caller,
       plan: Plan,
@@ -193,6 +204,16 @@ export const make = Effect.fnUntraced(function* (options: Options) {
   }
   const deps: Failover.Deps = { health, retryBudget, retry: options.retry }
   const ticks = new Map<string, number>()
+  const allowed = new Map(
+    Object.entries(options.routing.tenants).map(([tenant, policy]) => [tenant, new Set(policy.models)])
+  )
+  for (const [tenant, models] of allowed) {
+    for (const id of models) {
+      if (catalog.find(id) === undefined && !catalog.disabled.includes(id)) {
+        return yield* new ConfigError({ message: `routing.tenants.${tenant}.models: unknown model "${id}"` })
+      }
+    }
+  }
   const closed = (id: string) => health.circuit(id) === "closed"
 
   const detect = (text: string) =>
@@ -240,7 +261,11 @@ export const make = Effect.fnUntraced(function* (options: Options) {
         }
       )
     }
-    const withFallbacks = [...new Set([...ranked, ...ranked.flatMap((model) => table.fallbacks(model.info.id))])]
+    const policy = allowed.get(request.tenant)
+    const withFallbacks = [
+      ...new Set([...ranked, ...ranked.flatMap((model) => table.fallbacks(model.info.id))])
+    ].filter((model) => policy === undefined || policy.has(model.info.id))
+    if (withFallbacks.length === 0) return yield* new ModelNotAllowed({ model: requested })
     const fit = capable(withFallbacks, request.needs)
     if (Result.isFailure(fit)) return yield* new NoCapableModel({ model: requested, missing: fit.failure })
     const [first, ...rest] = fit.success
@@ -349,6 +374,7 @@ export const noRouting: Options["routing"] = {
   routes: {},
   auto: {},
   experiments: {},
+  tenants: {},
   classifier: { model: null, timeout: Duration.seconds(2) }
 }
 

@@ -143,7 +143,8 @@ export const layer = (options: {
             reserveTokens: agent?.parameters.max_tokens ?? 0
           },
           text: input.message,
-          stickyKey: sessionId
+          stickyKey: sessionId,
+          tenant
         })
         // The conversation must fit every model the turn may fail over to.
         const contextWindow = Math.min(...plan.candidates.map((m) => m.info.capabilities.context_window))
@@ -370,7 +371,8 @@ export const layer = (options: {
             reserveTokens: 0
           },
           text: "",
-          stickyKey: sessionId
+          stickyKey: sessionId,
+          tenant
         })
         yield* loop({
           plan,

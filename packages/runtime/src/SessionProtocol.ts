@@ -19,7 +19,7 @@ import * as Identifier from "./Identifier.ts"
 import { Role, ToolCallRecord } from "./Message.ts"
 import { BudgetExceeded } from "./Budgets.ts"
 import { ModelError, ModelNotFound } from "./ModelCatalog.ts"
-import { NoCapableModel } from "./ModelRouter.ts"
+import { ModelNotAllowed, NoCapableModel } from "./ModelRouter.ts"
 import { IdempotencyConflict, SessionAgentConflict, SessionNotFound } from "./Session.ts"
 import { AgentNotFound } from "./Agent.ts"
 import { StorageError } from "./Storage.ts"
@@ -96,6 +96,7 @@ export const TurnError = Schema.Union([
   AgentNotFound,
   ModelNotFound,
   NoCapableModel,
+  ModelNotAllowed,
   BudgetExceeded,
   ModelError,
   StorageError,

@@ -78,7 +78,8 @@ export const run = Effect.fnUntraced(function* (input: Input) {
       reserveTokens: callOptions.maxTokens ?? 0
     },
     text: lastUserText(input.messages),
-    stickyKey: input.userId ?? input.caller.requestId
+    stickyKey: input.userId ?? input.caller.requestId,
+    tenant
   })
   return yield* router.run(
     input.caller,

@@ -106,7 +106,7 @@ const caller: ModelRouter.Caller = { payer: { tenant: "t", keyId: null }, reques
 const ask = (model: string | undefined, needs: ModelRouter.Needs = noNeeds) =>
   Effect.gen(function* () {
     const router = yield* ModelRouter.ModelRouter
-    const plan = yield* router.plan({ model, needs, text: "hello", stickyKey: "s" })
+    const plan = yield* router.plan({ model, needs, text: "hello", stickyKey: "s", tenant: "t" })
     return yield* router.run(caller, plan, (turn) =>
       router.call(
         turn,
@@ -120,7 +120,9 @@ const ask = (model: string | undefined, needs: ModelRouter.Needs = noNeeds) =>
 
 const candidatesOf = (model: string, needs: ModelRouter.Needs = noNeeds) =>
   Effect.flatMap(ModelRouter.ModelRouter, (router) =>
-    Effect.map(router.plan({ model, needs, text: "", stickyKey: "s" }), (plan) => plan.candidates.map((m) => m.info.id))
+    Effect.map(router.plan({ model, needs, text: "", stickyKey: "s", tenant: "t" }), (plan) =>
+      plan.candidates.map((m) => m.info.id)
+    )
   )
 
 const route = (strategy: typeof AppConfig.RouteStrategy.Type) =>
@@ -202,13 +204,38 @@ describe("ModelRouter", () => {
       const arms = yield* Effect.forEach(
         Array.from({ length: 10_000 }, (_, i) => `sess_${i}`),
         (stickyKey) =>
-          Effect.map(router.plan({ model: "exp", needs: noNeeds, text: "", stickyKey }), (plan) => plan.experiment?.arm)
+          Effect.map(
+            router.plan({ model: "exp", needs: noNeeds, text: "", stickyKey, tenant: "t" }),
+            (plan) => plan.experiment?.arm
+          )
       )
       const share = arms.filter((arm) => arm === "dear").length / arms.length
       assert.isTrue(Math.abs(share - 0.7) <= 0.02, `dear in ${share} of sessions`)
-      const again = yield* router.plan({ model: "exp", needs: noNeeds, text: "", stickyKey: "sess_42" })
+      const again = yield* router.plan({ model: "exp", needs: noNeeds, text: "", stickyKey: "sess_42", tenant: "t" })
       assert.strictEqual(again.experiment?.arm, arms[42])
       assert.strictEqual(again.candidates[0].info.id, arms[42])
+    })
+  )
+
+  it.effect("a tenant's policy keeps it to its models: others are left out of plans, or refused", () =>
+    Effect.gen(function* () {
+      const layer = routerLayer([dear, mid, cheap], {
+        routing: routing({ ...route("cost"), tenants: { acme: { models: ["dear", "mid"] } } })
+      })
+      const plan = (model: string, tenant: string) =>
+        Effect.flatMap(ModelRouter.ModelRouter, (router) =>
+          router.plan({ model, needs: noNeeds, text: "", stickyKey: "s", tenant })
+        ).pipe(Effect.provide(layer))
+      assert.deepStrictEqual(
+        (yield* plan("r", "acme")).candidates.map((m) => m.info.id),
+        ["mid", "dear"]
+      )
+      assert.deepStrictEqual(
+        (yield* plan("r", "other")).candidates.map((m) => m.info.id),
+        ["cheap", "mid", "dear"]
+      )
+      const refused = yield* Effect.flip(plan("cheap", "acme"))
+      assert.strictEqual(refused._tag, "ModelNotAllowed")
     })
   )
 
@@ -352,7 +379,7 @@ describe("ModelRouter", () => {
       const events: Array<string> = []
       const outcome = yield* Effect.gen(function* () {
         const router = yield* ModelRouter.ModelRouter
-        const plan = yield* router.plan({ model: "first", needs: noNeeds, text: "count", stickyKey: "s" })
+        const plan = yield* router.plan({ model: "first", needs: noNeeds, text: "count", stickyKey: "s", tenant: "t" })
         return yield* router.run(caller, plan, (turn) =>
           Effect.map(
             ToolLoop.run({
