@@ -9,6 +9,7 @@ import * as Schema from "effect/Schema"
 import type * as Prompt from "effect/ai/Prompt"
 import type * as Response from "effect/ai/Response"
 import * as Tool from "effect/ai/Tool"
+import { Usage as RuntimeUsage } from "@polyagent/runtime"
 
 const Text = Schema.String
 const TextPart = Schema.Struct({ type: Schema.Literal("text"), text: Text })
@@ -101,7 +102,13 @@ export const parseRequest = (text: string): Result.Result<Parsed, string> => {
     : Result.fail(`invalid body: ${request.failure.message}`)
 }
 
-const Usage = Schema.Struct({ prompt_tokens: Schema.Int, completion_tokens: Schema.Int, total_tokens: Schema.Int })
+const Usage = Schema.Struct({
+  prompt_tokens: Schema.Int,
+  completion_tokens: Schema.Int,
+  total_tokens: Schema.Int,
+  prompt_tokens_details: Schema.optionalKey(RuntimeUsage.PromptTokensDetails),
+  completion_tokens_details: Schema.optionalKey(RuntimeUsage.CompletionTokensDetails)
+})
 export type Usage = typeof Usage.Type
 
 /** The answer of a non-streamed call. */
@@ -228,8 +235,4 @@ export const toToolChoice = (choice: Request["tool_choice"]) =>
   choice === undefined ? "auto" : typeof choice === "string" ? choice : { tool: choice.function.name }
 
 /** Usage in OpenAI's shape from effect/ai's. */
-export const usageOf = (usage: Response.Usage): Usage => {
-  const prompt = usage.inputTokens.total ?? 0
-  const completion = usage.outputTokens.total ?? 0
-  return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion }
-}
+export const usageOf = (usage: Response.Usage): Usage => RuntimeUsage.fromResponse(usage)

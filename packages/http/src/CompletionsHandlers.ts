@@ -284,12 +284,14 @@ const relayed = (
   Effect.gen(function* () {
     const requestId = yield* ApiError.RequestId
     if (!stream) {
-      return HttpServerResponse.uint8Array(yield* relay.complete(body, requestId), { contentType: "application/json" })
+      return HttpServerResponse.uint8Array(yield* relay.complete(body, requestId, ModelCatalog.noMeter), {
+        contentType: "application/json"
+      })
     }
     // The server is `node:http`'s (see `FastLane.ts`), so the response is HTTP/1's.
     const response = NodeHttpServerRequest.toServerResponse(request) as ServerResponse
     response.setHeader("x-request-id", requestId)
-    const status = yield* RelayResponse.stream(response, relay.stream(body, requestId), requestId)
+    const status = yield* RelayResponse.stream(response, relay.stream(body, requestId, ModelCatalog.noMeter), requestId)
     // Written already: the stack sends nothing more, and the edge logs the status that was sent.
     return HttpServerResponse.empty({ status })
   })

@@ -85,8 +85,16 @@ export const layer = (options: Options) =>
             response.setHeader("x-request-id", requestId)
             const facts = new RequestLog.Facts(caller.tenant, caller.subject, relayed.model)
             const answer = relayed.stream
-              ? RelayResponse.stream(response, relayed.relay.stream(relayed.body, requestId), requestId)
-              : RelayResponse.complete(response, relayed.relay.complete(relayed.body, requestId), requestId)
+              ? RelayResponse.stream(
+                  response,
+                  relayed.relay.stream(relayed.body, requestId, ModelCatalog.noMeter),
+                  requestId
+                )
+              : RelayResponse.complete(
+                  response,
+                  relayed.relay.complete(relayed.body, requestId, ModelCatalog.noMeter),
+                  requestId
+                )
             const fiber = run(Effect.onExit(answer, (exit) => logLine(RequestLog.statusOfExit(exit), requestId, facts)))
             // A client that goes away interrupts the call, which aborts the upstream request.
             response.once("close", () => {

@@ -4,10 +4,12 @@
  */
 export * as Agent from "./Agent.ts"
 export * as AppConfig from "./AppConfig.ts"
+export * as Budgets from "./Budgets.ts"
 export * as CallOptions from "./CallOptions.ts"
 export * as ContextWindow from "./ContextWindow.ts"
 export * as Database from "./Database.ts"
 export * as Identifier from "./Identifier.ts"
+export * as Ledger from "./Ledger.ts"
 export * as Message from "./Message.ts"
 export * as ModelCatalog from "./ModelCatalog.ts"
 export * as RequestId from "./RequestId.ts"
