@@ -5,7 +5,7 @@
  * upstream provider's text.
  */
 import { RequestId as RuntimeRequestId } from "@polyagent/runtime"
-import type { ModelCatalog, Storage } from "@polyagent/runtime"
+import type { Budgets, ModelCatalog, Storage } from "@polyagent/runtime"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 
@@ -23,6 +23,11 @@ export class InvalidRequest extends Schema.Error<InvalidRequest>("@polyagent/htt
 export class Unauthenticated extends Schema.Error<Unauthenticated>("@polyagent/http/Unauthenticated")(
   { error: Body("unauthenticated") },
   { httpApiStatus: 401, description: "No valid credential" }
+) {}
+
+export class BudgetExceeded extends Schema.Error<BudgetExceeded>("@polyagent/http/BudgetExceeded")(
+  { error: Body("budget_exceeded") },
+  { httpApiStatus: 402, description: "A tenant or key budget would be overspent; the message says which" }
 ) {}
 
 export class Forbidden extends Schema.Error<Forbidden>("@polyagent/http/Forbidden")(
@@ -74,6 +79,7 @@ export class UpstreamTimeout extends Schema.Error<UpstreamTimeout>("@polyagent/h
 export type ApiError =
   | InvalidRequest
   | Unauthenticated
+  | BudgetExceeded
   | Forbidden
   | NotFound
   | Conflict
@@ -87,6 +93,7 @@ export type ApiError =
 const classes = {
   invalid_request: InvalidRequest,
   unauthenticated: Unauthenticated,
+  budget_exceeded: BudgetExceeded,
   forbidden: Forbidden,
   not_found: NotFound,
   conflict: Conflict,
@@ -105,6 +112,7 @@ export type ErrorType = keyof typeof classes
 export const statusOf: Record<ErrorType, number> = {
   invalid_request: 400,
   unauthenticated: 401,
+  budget_exceeded: 402,
   forbidden: 403,
   not_found: 404,
   conflict: 409,
@@ -131,6 +139,7 @@ type InstanceOf<T extends ErrorType> = InstanceType<(typeof classes)[T]>
 const constructors: { readonly [T in ErrorType]: (error: BodyOf<T>) => InstanceOf<T> } = {
   invalid_request: (error) => new InvalidRequest({ error }),
   unauthenticated: (error) => new Unauthenticated({ error }),
+  budget_exceeded: (error) => new BudgetExceeded({ error }),
   forbidden: (error) => new Forbidden({ error }),
   not_found: (error) => new NotFound({ error }),
   conflict: (error) => new Conflict({ error }),
@@ -163,6 +172,13 @@ export const storageFailed = (error: Storage.StorageError): Effect.Effect<never,
       : fail("internal", "storage failed")
   return Effect.logError("storage failed", error).pipe(Effect.andThen(answer))
 }
+
+/**
+ * A call refused by `Budgets` as the client sees it: `402 budget_exceeded`, the message naming the
+ * budget (whose, which period, its limit) and nothing else.
+ */
+export const budgetExceeded = (error: Budgets.BudgetExceeded): Effect.Effect<never, BudgetExceeded> =>
+  fail("budget_exceeded", error.message)
 
 /**
  * How a failed model call is answered: a rate limit as `rate_limited` with the provider's wait

@@ -20,6 +20,7 @@ import * as CompletionsHandlers from "./CompletionsHandlers.ts"
 import * as KeysHandlers from "./KeysHandlers.ts"
 import { Readiness } from "./Readiness.ts"
 import * as RequestLog from "./RequestLog.ts"
+import * as UsageHandlers from "./UsageHandlers.ts"
 
 /** What a call to a session entity can fail with besides the turn's own errors. */
 type ClusterError =
@@ -238,6 +239,7 @@ export const layer = Layer.mergeAll(
   SessionsHandlers,
   AgentsHandlers.layer,
   KeysHandlers.layer,
+  UsageHandlers.layer,
   ModelsHandlers,
   CompletionsHandlers.layer,
   SystemHandlers

@@ -22,7 +22,7 @@ import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as SqlClient from "effect/sql/SqlClient"
-import { AppConfig, type AppConfigValue } from "./AppConfig.ts"
+import type { AppConfigValue } from "./AppConfig.ts"
 import { isUnreachable } from "./Database.ts"
 import { within } from "./internal/bounded.ts"
 import * as BudgetSql from "./internal/budgetSql.ts"
@@ -229,8 +229,6 @@ export const make = Effect.fn("Budgets.make")(function* (budgets: AppConfigValue
   return Budgets.of({ reserve, settle })
 })
 
-/** {@link make} with the `budgets` of the `AppConfig`, on the `SqlClient` in context. */
-export const layer: Layer.Layer<Budgets, never, SqlClient.SqlClient | AppConfig> = Layer.effect(
-  Budgets,
-  Effect.flatMap(AppConfig, (config) => make(config.budgets))
-)
+/** {@link make} as a layer, with the configuration's `budgets` (`AppConfigValue["budgets"]`). */
+export const layer = (budgets: AppConfigValue["budgets"]): Layer.Layer<Budgets, never, SqlClient.SqlClient> =>
+  Layer.effect(Budgets, make(budgets))

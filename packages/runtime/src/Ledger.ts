@@ -64,9 +64,9 @@ const Row = Schema.Struct({
 })
 const decodeRowsOf = Schema.decodeUnknownEffect(Schema.Array(Row))
 
-// PostgreSQL answers COUNT and SUM of integers as bigint strings; SQLite as numbers.
+// PostgreSQL answers COUNT as a bigint and SUM of integers as a numeric string; SQLite as numbers.
 const numberOf = (value: unknown): number =>
-  typeof value === "number" ? value : typeof value === "string" ? Number(value) : 0
+  typeof value === "number" ? value : typeof value === "string" || typeof value === "bigint" ? Number(value) : 0
 
 /** The ledger's reports on the `SqlClient` in context. */
 export const make = Effect.gen(function* () {
