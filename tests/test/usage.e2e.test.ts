@@ -6,7 +6,15 @@
  */
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { Schema } from "effect"
-import { createPgSchema, decode, ErrorEnvelope, Gateway, makeClient, type PgSchema } from "../src/harness.ts"
+import {
+  type Client,
+  createPgSchema,
+  decode,
+  ErrorEnvelope,
+  Gateway,
+  makeClient,
+  type PgSchema
+} from "../src/harness.ts"
 
 const CreatedKey = Schema.Struct({ id: Schema.String, key: Schema.String, budget_usd: Schema.NullOr(Schema.Number) })
 const Listed = Schema.Struct({
@@ -27,6 +35,17 @@ const Report = Schema.Struct({
   )
 })
 
+// One ledger row: tenant, key, model, UTC time, tokens, cost, request.
+const row = (tenant: string, key: string | null, model: string, at: string, cost: number, request: string) =>
+  `('${tenant}', ${key === null ? "NULL" : `'${key}'`}, '${model}', 'fake', '${at.slice(0, 10)}', 100, 20, 10, 0,
+    ${cost}, '${request}', NULL, '${at}')`
+
+const report = async (client: Pick<Client, "get">, query: string) => {
+  const answer = await client.get(`/v1/usage?${query}`)
+  assert.strictEqual(answer.status, 200, answer.text)
+  return decode(Report, answer.json).data
+}
+
 describe("usage and budgets", () => {
   let schema: PgSchema
   let gateway: Gateway
@@ -38,11 +57,6 @@ describe("usage and budgets", () => {
     assert.strictEqual(answer.status, 201, answer.text)
     return decode(CreatedKey, answer.json)
   }
-
-  // One ledger row: tenant, key, model, UTC time, tokens, cost, request.
-  const row = (tenant: string, key: string | null, model: string, at: string, cost: number, request: string) =>
-    `('${tenant}', ${key === null ? "NULL" : `'${key}'`}, '${model}', 'fake', '${at.slice(0, 10)}', 100, 20, 10, 0,
-      ${cost}, '${request}', NULL, '${at}')`
 
   beforeAll(async () => {
     schema = await createPgSchema()
@@ -67,15 +81,6 @@ describe("usage and budgets", () => {
     await gateway?.dispose()
     await schema?.drop()
   })
-
-  const report = async (
-    client: { get: (path: string) => Promise<{ status: number; json: unknown; text: string }> },
-    query: string
-  ) => {
-    const answer = await client.get(`/v1/usage?${query}`)
-    assert.strictEqual(answer.status, 200, answer.text)
-    return decode(Report, answer.json).data
-  }
 
   it("POST /v1/keys stores a key's budget_usd, and the key list shows it", async () => {
     assert.strictEqual(user.budget_usd, 5)

@@ -151,7 +151,8 @@ export const bootstrapAdminKey = Effect.fn("Authentication.bootstrapAdminKey")(f
           name,
           role: "admin",
           key_hash: hashKey(key),
-          created_at: now
+          created_at: now,
+          budget_usd: null
         })
       )
     })

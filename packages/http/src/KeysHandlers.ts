@@ -19,7 +19,7 @@ const listed = ({ id, name, role, tenant, created_at, budget_usd }: Storage.ApiK
   role,
   tenant,
   created_at,
-  budget_usd: budget_usd ?? null
+  budget_usd
 })
 
 export const layer = HttpApiBuilder.group(
@@ -50,7 +50,7 @@ export const layer = HttpApiBuilder.group(
             role: payload.role,
             key_hash: Authentication.hashKey(key),
             created_at: yield* Storage.nowIso,
-            ...(payload.budget_usd === undefined ? {} : { budget_usd: payload.budget_usd })
+            budget_usd: payload.budget_usd ?? null
           })
           yield* storage.insertApiKey(record).pipe(Effect.catch(ApiError.storageFailed))
           return { ...listed(record), key }

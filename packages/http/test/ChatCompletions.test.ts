@@ -11,13 +11,16 @@ describe("ChatCompletions", () => {
       outputTokens: { total: 10, reasoning: 2, text: 8 }
     })
     const converted = ChatCompletions.usageOf(usage)
-    assert.deepStrictEqual({ ...converted }, {
-      prompt_tokens: 19,
-      completion_tokens: 10,
-      total_tokens: 29,
-      prompt_tokens_details: { cached_tokens: 4 },
-      completion_tokens_details: { reasoning_tokens: 2 }
-    })
+    assert.deepStrictEqual(
+      { ...converted },
+      {
+        prompt_tokens: 19,
+        completion_tokens: 10,
+        total_tokens: 29,
+        prompt_tokens_details: { cached_tokens: 4 },
+        completion_tokens_details: { reasoning_tokens: 2 }
+      }
+    )
     assert.deepStrictEqual({ ...RuntimeUsage.fromResponse(usage) }, { ...converted })
   })
 

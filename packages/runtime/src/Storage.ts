@@ -82,8 +82,8 @@ export class ApiKeyRecord extends Schema.Class<ApiKeyRecord>("@polyagent/runtime
   role: Role,
   key_hash: Schema.String,
   created_at: Schema.String,
-  /** The key's monthly budget in USD (`Budgets`); absent or null, the configured default for keys. */
-  budget_usd: Schema.optionalKey(Schema.NullOr(Schema.Finite))
+  /** The key's monthly budget in USD (`Budgets`); null: the configured default for keys. */
+  budget_usd: Schema.NullOr(Schema.Finite)
 }) {}
 
 /** A fact an agent remembers about one of its users. */

@@ -3,49 +3,15 @@
  * days and months driven by the TestClock, a key's own budget, and no SQL for unbudgeted payers.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Duration, Effect, Exit, Layer, Redacted } from "effect"
+import { Duration, Effect, Exit, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 import { TestClock } from "effect/testing"
-import { mkdtempSync, rmSync } from "node:fs"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
 import type { AppConfigValue } from "../src/AppConfig.ts"
 import * as Budgets from "../src/Budgets.ts"
-import * as Database from "../src/Database.ts"
 import * as Ledger from "../src/Ledger.ts"
 import { ApiKeyRecord, Storage, layerSql } from "../src/Storage.ts"
 import * as Usage from "../src/Usage.ts"
-
-const PG_URL = "postgres://postgres@127.0.0.1:5432/test"
-
-const sqlite = Layer.unwrap(
-  Effect.acquireRelease(
-    Effect.sync(() => mkdtempSync(join(tmpdir(), "polyagent-budgets-"))),
-    (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
-  ).pipe(Effect.map((dir) => Database.layerSqlite(dir)))
-)
-
-let schemas = 0
-const postgres = Layer.unwrap(
-  Effect.sync(() => {
-    const schema = `test_budgets_${process.pid}_${Date.now()}_${schemas++}`
-    const client = Database.layerPg({ url: Redacted.make(PG_URL), schema })
-    const dropSchema = Layer.effectDiscard(
-      Effect.addFinalizer(() =>
-        Effect.gen(function* () {
-          const sql = yield* SqlClient.SqlClient
-          yield* sql`DROP SCHEMA ${sql(schema)} CASCADE`
-        }).pipe(Effect.orDie)
-      )
-    )
-    return Layer.provideMerge(dropSchema, client)
-  })
-)
-
-const databases: Array<[string, Layer.Layer<SqlClient.SqlClient | Database.Probe, unknown>]> = [
-  ["SQLite", sqlite],
-  ["PostgreSQL", postgres]
-]
+import { databases } from "./support/databases.ts"
 
 type Limits = AppConfigValue["budgets"]
 const noLimits: Limits = { tenants: {}, keys: { dailyUsd: null, monthlyUsd: null } }
@@ -86,10 +52,10 @@ const key = (id: string, budget_usd?: number) =>
     role: "user",
     key_hash: `hash_${id}`,
     created_at: "2026-01-01T00:00:00.000Z",
-    ...(budget_usd === undefined ? {} : { budget_usd })
+    budget_usd: budget_usd ?? null
   })
 
-describe.each(databases)("Budgets on %s", (_name, database) => {
+describe.each(databases("test_budgets"))("Budgets on %s", (_name, database) => {
   const layer = Layer.mergeAll(layerSql, Ledger.layer).pipe(Layer.provideMerge(database), Layer.orDie)
 
   it.layer(layer, { timeout: 60_000 })((it) => {
@@ -182,7 +148,8 @@ describe.each(databases)("Budgets on %s", (_name, database) => {
             name: "",
             role: "user",
             key_hash: "hash_free",
-            created_at: "2026-01-01T00:00:00.000Z"
+            created_at: "2026-01-01T00:00:00.000Z",
+            budget_usd: null
           })
         )
         const budgets = yield* Budgets.make({ ...noLimits, tenants: { other: { dailyUsd: 1 } } })
