@@ -3,6 +3,8 @@
  * client's request body, shaped for the provider by {@link upstreamBody} (model id, quirks), goes
  * upstream as JSON over one keep-alive undici `Pool` per provider, and the upstream's answer comes
  * back as its bytes, untouched: no SDK, no effect/ai conversions, no Schema decoding either way.
+ * Each call reports what it used to the caller's meter (`relay-meter.ts`): a stream is passed on
+ * in whole SSE events, and its usage event only when the client asked for it.
  *
  * Failures are classified as on the SDK path: a non-2xx answer becomes the SDK's own `APIError`
  * and goes through `mapError`, and undici's transport errors become the SDK's connection errors or
@@ -134,7 +136,8 @@ export const maxConnections = 256
  *
  * A relay's `complete` sends the request when run; `stream` when the stream runs. Interrupting
  * either, or a consumer that stops reading the stream early, aborts the request at once, which
- * closes its connection. `X-Request-Id` is sent when `requestId` is not empty.
+ * closes its connection. `X-Request-Id` is sent when `requestId` is not empty. The `meter` is told
+ * once what the call used, when it ends, whichever way it ends.
  *
  * Gotchas: the timeout is not a total deadline: the headers must come within it, then each chunk
  * of the body within it of the previous one, so a silent upstream fails and a slow stream does
