@@ -3,7 +3,7 @@
  * days and months driven by the TestClock, a key's own budget, and no SQL for unbudgeted payers.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Duration, Effect, Exit, Layer } from "effect"
+import { Clock, Duration, Effect, Exit, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 import { TestClock } from "effect/testing"
 import type { AppConfigValue } from "../src/AppConfig.ts"
@@ -102,6 +102,7 @@ describe.each(databases("test_budgets"))("Budgets on %s", (_name, database) => {
       Effect.gen(function* () {
         const budgets = yield* Budgets.make({ ...noLimits, tenants: { clock: { dailyUsd: 1, monthlyUsd: 1.5 } } })
         const payer = { tenant: "clock", keyId: null }
+        // The first test of the suite to move its shared TestClock: it starts at the epoch.
         yield* TestClock.adjust(Duration.days(29)) // 1970-01-30T00:00Z
         assert.isTrue(Exit.isSuccess(yield* call(budgets, payer, 1, "d1")))
         const day = yield* refusal(budgets, payer, 0.1)
@@ -114,6 +115,45 @@ describe.each(databases("test_budgets"))("Budgets on %s", (_name, database) => {
         assert.isTrue(Exit.isSuccess(yield* call(budgets, payer, 0.5, "d3")))
         const february = { from: "1970-02-01T00:00:00.000Z", to: "1970-03-01T00:00:00.000Z" }
         assert.closeTo(yield* spentBy({ tenant: "clock", ...february }), 0.5, 1e-9)
+      })
+    )
+
+    it.effect("the ledger reports by model, key and day, within a range, one request counted once", () =>
+      Effect.gen(function* () {
+        const budgets = yield* Budgets.make(noLimits)
+        const ledger = yield* Ledger.Ledger
+        const settle = (keyId: string | null, charges: ReadonlyArray<Budgets.Charge>) =>
+          Effect.flatMap(budgets.reserve({ tenant: "report", keyId }, 1), (reservation) =>
+            budgets.settle(reservation, charges)
+          )
+        // 08:00 UTC of the next day: the suite's tests share one TestClock. Small steps, as the
+        // PostgreSQL client's timers run at every step.
+        const day = Duration.toMillis(Duration.days(1))
+        const now = yield* Clock.currentTimeMillis
+        yield* TestClock.adjust(Duration.millis(day - (now % day) + Duration.toMillis(Duration.hours(8))))
+        const first = new Date(yield* Clock.currentTimeMillis).toISOString().slice(0, 10)
+        yield* settle("key_r1", [charge(0.5, "q1")])
+        yield* TestClock.adjust(Duration.days(1))
+        const second = new Date(yield* Clock.currentTimeMillis).toISOString().slice(0, 10)
+        // A failover: two models answered one request.
+        yield* settle("key_r1", [{ ...charge(0.25, "q2"), model: "m2" }, charge(0.125, "q2")])
+        yield* settle(null, [charge(1, "q3", Usage.make(7, 3))])
+        const report = (groupBy: Ledger.GroupBy, range: { from?: string; to?: string } = {}) =>
+          Effect.map(
+            ledger.report({ groupBy, tenant: "report", keyId: null, from: range.from ?? null, to: range.to ?? null }),
+            (groups) => groups.map((g) => [g.group, g.requests, g.prompt_tokens, g.completion_tokens, g.cost_usd])
+          )
+        assert.deepStrictEqual(yield* report("model"), [
+          ["m1", 3, 207, 103, 1.625],
+          ["m2", 1, 100, 50, 0.25]
+        ])
+        assert.sameDeepMembers(yield* report("key"), [
+          ["key_r1", 2, 300, 150, 0.875],
+          [null, 1, 7, 3, 1]
+        ])
+        const midnight = `${second}T00:00:00.000Z`
+        assert.deepStrictEqual(yield* report("day", { from: midnight }), [[second, 2, 207, 103, 1.375]])
+        assert.deepStrictEqual(yield* report("day", { to: midnight }), [[first, 1, 100, 50, 0.5]])
       })
     )
 
