@@ -93,7 +93,12 @@ export class Budgets extends Context.Service<
     /** Writes the charges to the ledger and releases the reservation; never fails (a failure is logged). */
     readonly settle: (reservation: Reservation, charges: ReadonlyArray<Charge>) => Effect.Effect<void>
   }
->()("@polyagent/runtime/Budgets") {}
+>()("@polyagent/runtime/Budgets") {
+  /** Unlimited budgets in memory ({@link layerMemory}), for tests of callers. */
+  static get layerMemory(): Layer.Layer<Budgets> {
+    return layerMemory()
+  }
+}
 
 /** Output tokens an estimate assumes when the request sets no limit. */
 export const defaultOutputTokens = 4096
@@ -143,9 +148,18 @@ const exceeded = ({ hold }: BudgetSql.Refused) =>
  * estimate may take its budget over by the difference.
  */
 export const make = Effect.fn("Budgets.make")(function* (budgets: AppConfigValue["budgets"]) {
-  const sql = yield* SqlClient.SqlClient
-  const store = BudgetSql.make(sql)
+  return yield* makeWith(BudgetSql.make(yield* SqlClient.SqlClient), budgets)
+})
 
+/**
+ * Budgets of one process, in its memory, with the limits of `budgets` and the same rule as
+ * {@link make}. No ledger is kept, and keys have no budget of their own (`budget_usd` is stored
+ * with keys): for tests of callers, and a single process that keeps no accounts.
+ */
+export const makeMemory = (budgets: AppConfigValue["budgets"]): Effect.Effect<Budgets["Service"]> =>
+  makeWith(BudgetSql.memory(), budgets)
+
+const makeWith = Effect.fnUntraced(function* (store: BudgetSql.Store, budgets: AppConfigValue["budgets"]) {
   const keyBudgets = yield* Cache.makeWith(
     (keyId: string) => store.keyBudget(keyId).pipe(within(operationTimeout), Effect.mapError(unavailable("keyBudget"))),
     // A failed read is not remembered.
@@ -228,6 +242,13 @@ export const make = Effect.fn("Budgets.make")(function* (budgets: AppConfigValue
 
   return Budgets.of({ reserve, settle })
 })
+
+/** No limits at all: every call is admitted. */
+export const unlimited: AppConfigValue["budgets"] = { tenants: {}, keys: { dailyUsd: null, monthlyUsd: null } }
+
+/** {@link makeMemory} as a layer; without `budgets`, {@link unlimited}. */
+export const layerMemory = (budgets: AppConfigValue["budgets"] = unlimited): Layer.Layer<Budgets> =>
+  Layer.effect(Budgets, makeMemory(budgets))
 
 /** {@link make} as a layer, with the configuration's `budgets` (`AppConfigValue["budgets"]`). */
 export const layer = (budgets: AppConfigValue["budgets"]): Layer.Layer<Budgets, never, SqlClient.SqlClient> =>

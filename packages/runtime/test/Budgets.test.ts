@@ -14,7 +14,7 @@ import * as Usage from "../src/Usage.ts"
 import { databases } from "./support/databases.ts"
 
 type Limits = AppConfigValue["budgets"]
-const noLimits: Limits = { tenants: {}, keys: { dailyUsd: null, monthlyUsd: null } }
+const noLimits: Limits = Budgets.unlimited
 
 const charge = (cost: number, requestId: string, usage = Usage.make(100, 50)): Budgets.Charge => ({
   model: "m1",
@@ -213,5 +213,26 @@ describe.each(databases("test_budgets"))("Budgets on %s", (_name, database) => {
         )
       }).pipe(Effect.provide(layerSql.pipe(Layer.provideMerge(database), Layer.orDie))),
     { timeout: 30_000 }
+  )
+})
+
+describe("Budgets in memory", () => {
+  it.effect("admits by the same rule: concurrent calls overspend by one call at most, periods in UTC", () =>
+    Effect.gen(function* () {
+      const budgets = yield* Budgets.makeMemory({ ...Budgets.unlimited, tenants: { race: { dailyUsd: 1 } } })
+      const payer = { tenant: "race", keyId: "key_m" }
+      assert.isTrue(Exit.isSuccess(yield* call(budgets, payer, 0.97, "first")))
+      const exits = yield* Effect.forEach(
+        Array.from({ length: 200 }, (_, i) => i),
+        (i) => call(budgets, payer, 0.02, `m${i}`),
+        { concurrency: "unbounded" }
+      )
+      assert.strictEqual(exits.filter(Exit.isSuccess).length, 2)
+      assert.strictEqual((yield* refusal(budgets, payer, 0.01)).period, "day")
+      yield* TestClock.adjust(Duration.days(1))
+      assert.isTrue(Exit.isSuccess(yield* call(budgets, payer, 0.5, "next-day")))
+      // Nobody else's budget applies.
+      assert.deepStrictEqual((yield* (yield* Budgets.makeMemory(Budgets.unlimited)).reserve(payer, 1e9)).holds, [])
+    })
   )
 })

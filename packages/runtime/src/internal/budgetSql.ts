@@ -1,5 +1,5 @@
 /**
- * The SQL of `Budgets`, alike on SQLite and PostgreSQL. A budgeted scope (a tenant, a key) has one
+ * Where `Budgets` keeps its counts: SQL alike on SQLite and PostgreSQL, or one process's memory. A budgeted scope (a tenant, a key) has one
  * `budget_spend` row per period (a UTC day `2026-12-03` or month `2026-12`) with what was spent and
  * what calls in flight hold reserved. Reserving is one conditional upsert per row, all in one
  * transaction: PostgreSQL locks each row and checks the condition on its latest version, so
@@ -47,7 +47,60 @@ const maxBatch = 128
 const byRow = (a: Hold, b: Hold): number =>
   a.scope < b.scope ? -1 : a.scope > b.scope ? 1 : a.period < b.period ? -1 : a.period > b.period ? 1 : 0
 
-export const make = (sql: SqlClient.SqlClient) => {
+/** Where budgets are kept: the database every process shares, or one process's memory. */
+export interface Store {
+  /**
+   * Adds `amountUsd` to the reserved amount of every held row whose spent + reserved is under its
+   * limit, all or nothing; fails with {@link Refused} (nothing reserved) at the first that is not.
+   */
+  readonly reserve: (
+    holds: Arr.NonEmptyReadonlyArray<Hold>,
+    amountUsd: number
+  ) => Effect.Effect<void, SqlError | Refused>
+  /** Writes the settlement; answers once it is committed. */
+  readonly settle: (settlement: Settlement) => Effect.Effect<void, SqlError>
+  /** The monthly budget a key was created with; `null` when it has none (or no such key). */
+  readonly keyBudget: (keyId: string) => Effect.Effect<number | null, SqlError>
+}
+
+/**
+ * Budgets in this process's memory, with the same rule: for one process without shared storage,
+ * and for tests. No ledger is kept (its charges only count against the budgets), and no key has a
+ * budget of its own.
+ */
+export const memory = (): Store => {
+  const rows = new Map<string, { spent: number; reserved: number }>()
+  const rowOf = (hold: Hold) => {
+    const key = JSON.stringify([hold.scope, hold.period])
+    let row = rows.get(key)
+    if (row === undefined) rows.set(key, (row = { spent: 0, reserved: 0 }))
+    return row
+  }
+  return {
+    reserve: (holds, amountUsd) =>
+      Effect.suspend(() => {
+        const refused = holds.find((hold) => {
+          const row = rowOf(hold)
+          return hold.limitUsd <= 0 || row.spent + row.reserved >= hold.limitUsd
+        })
+        if (refused !== undefined) return Effect.fail(new Refused({ hold: refused }))
+        for (const hold of holds) rowOf(hold).reserved += amountUsd
+        return Effect.void
+      }),
+    settle: (settlement) =>
+      Effect.sync(() => {
+        for (const hold of settlement.holds) {
+          const row = rowOf(hold)
+          row.spent += settlement.spentUsd
+          row.reserved -= settlement.reservedUsd
+        }
+      }),
+    keyBudget: () => Effect.succeed(null)
+  }
+}
+
+/** Budgets in the database of `sql`. */
+export const make = (sql: SqlClient.SqlClient): Store => {
   /**
    * Adds `amountUsd` to the reserved amount of every held row whose spent + reserved is under its
    * limit, in one transaction; fails with {@link Refused} (nothing reserved) at the first that is not.
@@ -101,12 +154,10 @@ export const make = (sql: SqlClient.SqlClient) => {
     )
   ).pipe(RequestResolver.batchN(maxBatch))
 
-  /** Writes the settlement (with the others waiting now); answers once it is committed. */
-  const settle = (settlement: Settlement): Effect.Effect<void, SqlError> =>
-    Effect.uninterruptible(Effect.request(settlement, resolver))
+  // With the others waiting now.
+  const settle: Store["settle"] = (settlement) => Effect.uninterruptible(Effect.request(settlement, resolver))
 
-  /** The monthly budget a key was created with; `null` when it has none (or no such key). */
-  const keyBudget = (keyId: string): Effect.Effect<number | null, SqlError> =>
+  const keyBudget: Store["keyBudget"] = (keyId) =>
     Effect.map(
       sql<{ readonly budget_usd: unknown }>`SELECT budget_usd FROM api_keys WHERE id = ${encodeArgument(keyId)}`,
       (rows) => {
