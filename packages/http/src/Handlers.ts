@@ -16,9 +16,11 @@ import { Identifier, ModelCatalog, Session, SessionProtocol, Storage } from "@po
 import { Api, type ChatEvent, type ChatHeaders, type ChatRequest, HealthDown, healthDown, Principal } from "./Api.ts"
 import * as AgentsHandlers from "./AgentsHandlers.ts"
 import * as ApiError from "./ApiError.ts"
+import * as Authentication from "./Authentication.ts"
 import * as KeysHandlers from "./KeysHandlers.ts"
 import { Readiness } from "./Readiness.ts"
 import * as RequestLog from "./RequestLog.ts"
+import * as UsageHandlers from "./UsageHandlers.ts"
 
 /** What a call to a session entity can fail with besides the turn's own errors. */
 type ClusterError =
@@ -125,7 +127,7 @@ const ChatHandlers = HttpApiBuilder.group(
         // Without the client's key, a key of this request's own: the cluster sends a turn again when
         // the process running it died, and the session must answer it from storage if it was stored.
         idempotency_key: headers["idempotency-key"] ?? (yield* Identifier.make("turn")),
-        key_id: principal.subject
+        key_id: Authentication.payerOf(principal).keyId
       }
       return { sessionId, client, input }
     })
@@ -234,6 +236,7 @@ export const layer = Layer.mergeAll(
   SessionsHandlers,
   AgentsHandlers.layer,
   KeysHandlers.layer,
+  UsageHandlers.layer,
   ModelsHandlers,
   SystemHandlers
 )

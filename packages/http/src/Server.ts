@@ -75,6 +75,7 @@ export const database = (config: AppConfig.AppConfigValue) =>
 const application = (config: AppConfig.AppConfigValue, options: Options) => {
   const db = database(config)
   const storage = Storage.layerSql.pipe(Layer.provide(db))
+  const budgets = Budgets.layer(config.budgets).pipe(Layer.provide(db))
   const cluster = Cluster.layer(config, options.workerIndex).pipe(Layer.provide(db))
   const models = options.models ?? ProviderCatalog.layer(config)
   // Loaded at start-up so that a broken plugin stops the server with a message naming it.
@@ -96,7 +97,6 @@ const application = (config: AppConfig.AppConfigValue, options: Options) => {
       AppConfig.AppConfig.layerFrom(config),
       ModelHealth.layerMemory,
       RetryBudget.layerMemory,
-      Budgets.Budgets.layerMemory,
       Experiments.Experiments.layerMemory
     ])
   )
@@ -128,7 +128,7 @@ const application = (config: AppConfig.AppConfigValue, options: Options) => {
     Layer.provide(bootstrap),
     Layer.provide(sessions),
     Layer.provideMerge(routing),
-    Layer.provideMerge(Layer.mergeAll(db, storage, models, cluster, tools, settings))
+    Layer.provideMerge(Layer.mergeAll(db, storage, budgets, models, cluster, tools, settings))
   )
 }
 

@@ -78,8 +78,8 @@ export const observeRelay = (
   info: ModelCatalog.ModelInfo,
   relay: ModelCatalog.Relay<AiError.AiError>
 ): ModelCatalog.Relay<AiError.AiError> => ({
-  complete: (body, requestId) =>
-    Effect.tapError(relay.complete(body, requestId), (error) => failed(info, "complete", error, requestId)),
-  stream: (body, requestId) =>
-    Stream.tapError(relay.stream(body, requestId), (error) => failed(info, "stream", error, requestId))
+  complete: (body, requestId, meter) =>
+    Effect.tapError(relay.complete(body, requestId, meter), (error) => failed(info, "complete", error, requestId)),
+  stream: (body, requestId, meter) =>
+    Stream.tapError(relay.stream(body, requestId, meter), (error) => failed(info, "stream", error, requestId))
 })

@@ -75,7 +75,7 @@ describe("UpstreamLog", () => {
         complete: () => Effect.fail(rateLimited),
         stream: () => Stream.make(bytes).pipe(Stream.concat(Stream.fail(refused)))
       })
-      const lines = yield* logsOf(relay.complete({}, "req-1"))
+      const lines = yield* logsOf(relay.complete({}, "req-1", ModelCatalog.noMeter))
       assert.deepStrictEqual(lines, [
         {
           level: "Warn",
@@ -89,7 +89,7 @@ describe("UpstreamLog", () => {
           request_id: "req-1"
         }
       ])
-      const streamed = yield* logsOf(Stream.runDrain(relay.stream({}, "req-2")))
+      const streamed = yield* logsOf(Stream.runDrain(relay.stream({}, "req-2", ModelCatalog.noMeter)))
       assert.deepStrictEqual(streamed, [
         {
           level: "Warn",
@@ -134,10 +134,10 @@ describe("UpstreamLog", () => {
         complete: () => Effect.succeed(bytes),
         stream: () => Stream.never
       })
-      assert.lengthOf(yield* logsOf(relay.complete({}, "req-4")), 0)
+      assert.lengthOf(yield* logsOf(relay.complete({}, "req-4", ModelCatalog.noMeter)), 0)
       const interrupted = yield* logsOf(
         Effect.gen(function* () {
-          const fiber = yield* Effect.forkChild(Stream.runDrain(relay.stream({}, "req-5")))
+          const fiber = yield* Effect.forkChild(Stream.runDrain(relay.stream({}, "req-5", ModelCatalog.noMeter)))
           yield* Effect.yieldNow
           yield* Fiber.interrupt(fiber)
         })

@@ -37,6 +37,7 @@ const intAtLeast = (minimum: number, maximum = Number.MAX_SAFE_INTEGER) => {
 }
 const PositiveInt = intAtLeast(1)
 const NonEmpty = Schema.NonEmptyString
+const NonNegative = Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0))
 const Secret = <S extends Schema.Codec<string>>(value: S) => Schema.OptionFromNullOr(Schema.RedactedFromValue(value))
 const HttpUrl = Schema.String.check(Schema.isPattern(/^https?:\/\/\S+$/, { expected: "an http(s) URL" }))
 
@@ -86,10 +87,13 @@ export const ModelEntry = Schema.Struct({
     streaming: Schema.Boolean,
     contextWindow: PositiveInt
   }).pipe(Schema.encodeKeys({ contextWindow: "context_window" })),
+  /** USD per 1,000 tokens; cached prompt tokens and reasoning tokens cost `input` / `output` unless priced. */
   costPer1kTokens: Schema.Struct({
-    input: Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0)),
-    output: Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0))
-  }),
+    input: NonNegative,
+    output: NonNegative,
+    cachedInput: Schema.optionalKey(NonNegative),
+    reasoning: Schema.optionalKey(NonNegative)
+  }).pipe(Schema.encodeKeys({ cachedInput: "cached_input" })),
   /** The day the prices were published (`YYYY-MM-DD`). */
   priceDate: Schema.optionalKey(
     Schema.String.check(Schema.isPattern(/^\d{4}-\d{2}-\d{2}$/, { expected: "a date as YYYY-MM-DD" }))
@@ -122,6 +126,14 @@ export const RouteEntry = Schema.Struct({
 
 /** The keys `routing.auto` takes: the task types of `TaskType` and `default`. */
 export const autoKeys: ReadonlyArray<string> = [...TaskType.TaskType.literals, "default"]
+/** A spending limit in USD, `null` for none. */
+const Usd = Schema.NullOr(NonNegative)
+
+/** The budgets of one tenant: a UTC day's and a UTC month's spend; absent or `null`, unlimited. */
+export const TenantBudget = Schema.Struct({
+  dailyUsd: Schema.optionalKey(Usd),
+  monthlyUsd: Schema.optionalKey(Usd)
+}).pipe(Schema.encodeKeys({ dailyUsd: "daily_usd", monthlyUsd: "monthly_usd" }))
 
 /** How much the server logs: `debug` adds Effect's cluster internals, `warn` keeps only failures. */
 export const LogLevel = Schema.Literals(["debug", "info", "warn", "error"])
@@ -207,6 +219,13 @@ export const AppConfigSchema = Schema.Struct({
     classifier: Schema.Struct({ model: Schema.NullOr(NonEmpty), timeout: DurationSetting })
   }),
   plugins: Schema.Array(NonEmpty),
+  /** Spending limits (`Budgets`): per tenant, and a default for every API key; days and months in UTC. */
+  budgets: Schema.Struct({
+    tenants: Schema.Record(Schema.String, TenantBudget),
+    keys: Schema.Struct({ dailyUsd: Usd, monthlyUsd: Usd }).pipe(
+      Schema.encodeKeys({ dailyUsd: "daily_usd", monthlyUsd: "monthly_usd" })
+    )
+  }),
   tools: Schema.Struct({
     maxSteps: PositiveInt,
     timeout: DurationSetting,
@@ -262,6 +281,7 @@ export const defaults: AppConfigInput = {
     classifier: { model: null, timeout: "2s" }
   },
   plugins: [],
+  budgets: { tenants: {}, keys: { daily_usd: null, monthly_usd: null } },
   tools: { max_steps: 8, timeout: "30s", concurrency: 8, max_result_bytes: 65_536, network: { allow_hosts: [] } },
   models: { default: "local", local: { chunk_delay: "0 millis" }, catalog: {} },
   providers: {
@@ -306,7 +326,10 @@ const secretKeys = new Set(envSettings.filter((s) => s.secret === true).map((s) 
 // Issue paths mix YAML keys and camelCase field names; users only know the YAML ones.
 const userPath = (path: ReadonlyArray<PropertyKey>): ReadonlyArray<string> =>
   path.map((key, i) =>
-    i === 2 && ((path[0] === "models" && path[1] === "catalog") || path[0] === "routing")
+    i === 2 &&
+    ((path[0] === "models" && path[1] === "catalog") ||
+      path[0] === "routing" ||
+      (path[0] === "budgets" && path[1] === "tenants"))
       ? String(key)
       : String(key)
           .replace(/([a-z])([A-Z0-9])/g, "$1_$2")

@@ -81,7 +81,9 @@ export class ApiKeyRecord extends Schema.Class<ApiKeyRecord>("@polyagent/runtime
   name: Schema.String,
   role: Role,
   key_hash: Schema.String,
-  created_at: Schema.String
+  created_at: Schema.String,
+  /** The key's monthly budget in USD (`Budgets`); null: the configured default for keys. */
+  budget_usd: Schema.NullOr(Schema.Finite)
 }) {}
 
 /** A fact an agent remembers about one of its users. */
@@ -315,14 +317,14 @@ export const make = Effect.gen(function* () {
         failWith("insertApiKey")
       ),
     findApiKeyByHash: (hash) =>
-      query`SELECT id, tenant, name, role, key_hash, created_at FROM api_keys
+      query`SELECT id, tenant, name, role, key_hash, created_at, budget_usd FROM api_keys
             WHERE key_hash = ${hash} AND revoked_at IS NULL`.pipe(
         Effect.flatMap(decodeKeyRows),
         Effect.map((rows) => Option.fromNullishOr(rows[0])),
         failWith("findApiKeyByHash")
       ),
     listApiKeys: (tenant) =>
-      query`SELECT id, tenant, name, role, key_hash, created_at FROM api_keys
+      query`SELECT id, tenant, name, role, key_hash, created_at, budget_usd FROM api_keys
             WHERE tenant = ${tenant} AND revoked_at IS NULL ORDER BY created_at, id`.pipe(
         Effect.flatMap(decodeKeyRows),
         failWith("listApiKeys")

@@ -210,6 +210,43 @@ describe("AppConfig", () => {
     }).pipe(Effect.scoped)
   )
 
+  it.effect("budgets: per tenant and per key, in USD; cached and reasoning prices in the catalogue", () =>
+    Effect.gen(function* () {
+      const config = yield* loadIn(
+        [
+          "budgets:",
+          "  tenants:",
+          "    acme: { daily_usd: 50, monthly_usd: 1000 }",
+          "    my-team: { monthly_usd: 20 }",
+          "  keys: { daily_usd: 2, monthly_usd: null }",
+          "models:",
+          "  catalog:",
+          "    my-model:",
+          "      provider: openai",
+          "      capabilities: { tools: true, vision: false, streaming: true, context_window: 128000 }",
+          "      cost_per_1k_tokens: { input: 0.005, output: 0.015, cached_input: 0.0005, reasoning: 0.02 }"
+        ].join("\n")
+      )
+      assert.deepStrictEqual(config.budgets, {
+        tenants: { acme: { dailyUsd: 50, monthlyUsd: 1000 }, "my-team": { monthlyUsd: 20 } },
+        keys: { dailyUsd: 2, monthlyUsd: null }
+      })
+      assert.deepStrictEqual(config.models.catalog["my-model"]?.costPer1kTokens, {
+        input: 0.005,
+        output: 0.015,
+        cachedInput: 0.0005,
+        reasoning: 0.02
+      })
+      assert.deepStrictEqual(
+        (yield* failureOf("budgets:\n  tenants:\n    Acme_1: { daily_usd: -5, weekly_usd: 1 }\n")).split("\n"),
+        [
+          'config/polyagent.yaml: unknown key "budgets.tenants.Acme_1.weekly_usd"',
+          "budgets.tenants.Acme_1.daily_usd: expected a value greater than or equal to 0, got -5 (in config/polyagent.yaml)"
+        ]
+      )
+    }).pipe(Effect.scoped)
+  )
+
   it.effect("unknown YAML keys are named, at any depth", () =>
     Effect.gen(function* () {
       const message = yield* failureOf("modles:\n  default: gpt-4o\nserver:\n  prot: 80\n")

@@ -96,5 +96,36 @@ export const migrations = {
     const sql = yield* SqlClient.SqlClient
     // The models that produced an answer, as a JSON array: more than one after a failover mid-answer.
     yield* sql`ALTER TABLE messages ADD COLUMN models TEXT`
+  }),
+  "8_usage_ledger_budgets": Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    // A key's own monthly budget, set when it is created.
+    yield* sql`ALTER TABLE api_keys ADD COLUMN budget_usd DOUBLE PRECISION`
+    // One row per model that answered (part of) a request: what it used and cost, and who pays.
+    yield* sql`CREATE TABLE usage_ledger (
+      tenant TEXT NOT NULL,
+      key_id TEXT,
+      model TEXT NOT NULL,
+      provider TEXT NOT NULL,
+      day TEXT NOT NULL,
+      prompt_tokens INTEGER NOT NULL,
+      completion_tokens INTEGER NOT NULL,
+      cached_tokens INTEGER NOT NULL,
+      reasoning_tokens INTEGER NOT NULL,
+      cost_usd DOUBLE PRECISION NOT NULL,
+      request_id TEXT NOT NULL,
+      session_id TEXT,
+      created_at TEXT NOT NULL
+    )`
+    yield* sql`CREATE INDEX usage_ledger_tenant ON usage_ledger (tenant, created_at)`
+    yield* sql`CREATE INDEX usage_ledger_key ON usage_ledger (key_id, created_at)`
+    // What each budgeted scope (a tenant, a key) spent and holds reserved in one period (a UTC day or month).
+    yield* sql`CREATE TABLE budget_spend (
+      scope TEXT NOT NULL,
+      period TEXT NOT NULL,
+      spent_usd DOUBLE PRECISION NOT NULL,
+      reserved_usd DOUBLE PRECISION NOT NULL,
+      PRIMARY KEY (scope, period)
+    )`
   })
 }
