@@ -100,6 +100,29 @@ export const ModelEntry = Schema.Struct({
 /** How much the server logs: `debug` adds Effect's cluster internals, `warn` keeps only failures. */
 export const LogLevel = Schema.Literals(["debug", "info", "warn", "error"])
 
+/** An experiment or arm name: letters, digits and `_.:/-` (it appears in URLs and model names). */
+const RoutingName = Schema.String.check(
+  Schema.isPattern(/^[A-Za-z0-9_.:/-]{1,128}$/, { expected: "1-128 letters, digits or _.:/-" })
+)
+const ArmWeight = Schema.Finite.check(Schema.isGreaterThan(0, { expected: "a weight > 0" }))
+
+/**
+ * `routing`: how a request's model becomes a model call. `experiments` (A/B splits: arms over
+ * models or routes, sticky per session) and `classifier` (the optional model that names the
+ * task type for `model: "auto"`, `null` = fast rules only).
+ */
+const RoutingSettings = Schema.Struct({
+  experiments: Schema.Record(
+    RoutingName,
+    Schema.Struct({
+      arms: Schema.Record(RoutingName, ArmWeight).check(
+        Schema.makeFilter((arms) => (Object.keys(arms).length > 0 ? undefined : "expected at least one arm"))
+      )
+    })
+  ),
+  classifier: Schema.Struct({ model: Schema.NullOr(NonEmpty), timeout: DurationSetting })
+})
+
 const ProviderSettings = Schema.Struct({
   apiKey: Secret(NonEmpty),
   baseUrl: Schema.OptionFromNullOr(HttpUrl)
@@ -152,6 +175,7 @@ export const AppConfigSchema = Schema.Struct({
     local: Schema.Struct({ chunkDelay: DurationSetting }).pipe(Schema.encodeKeys({ chunkDelay: "chunk_delay" })),
     catalog: Schema.Record(Schema.String, ModelEntry)
   }),
+  routing: RoutingSettings,
   plugins: Schema.Array(NonEmpty),
   tools: Schema.Struct({
     maxSteps: PositiveInt,
@@ -202,6 +226,7 @@ export const defaults: AppConfigInput = {
   plugins: [],
   tools: { max_steps: 8, timeout: "30s", concurrency: 8, max_result_bytes: 65_536, network: { allow_hosts: [] } },
   models: { default: "local", local: { chunk_delay: "0 millis" }, catalog: {} },
+  routing: { experiments: {}, classifier: { model: null, timeout: "2s" } },
   providers: {
     openai: { api_key: null, base_url: null },
     anthropic: { api_key: null, base_url: null },
@@ -241,10 +266,15 @@ export const envSettings: ReadonlyArray<EnvSetting> = [
 ]
 const secretKeys = new Set(envSettings.filter((s) => s.secret === true).map((s) => s.path.join(".")))
 
+/** Whether the `i`-th key of `path` is a name the user chose (a model id, an experiment, an arm). */
+const isUserKey = (path: ReadonlyArray<PropertyKey>, i: number) =>
+  (i === 2 && path[0] === "models" && path[1] === "catalog") ||
+  (path[0] === "routing" && path[1] === "experiments" && (i === 2 || (i === 4 && path[3] === "arms")))
+
 // Issue paths mix YAML keys and camelCase field names; users only know the YAML ones.
 const userPath = (path: ReadonlyArray<PropertyKey>): ReadonlyArray<string> =>
   path.map((key, i) =>
-    i === 2 && path[0] === "models" && path[1] === "catalog"
+    isUserKey(path, i)
       ? String(key)
       : String(key)
           .replace(/([a-z])([A-Z0-9])/g, "$1_$2")

@@ -155,6 +155,7 @@ const storedDefaults = {
   tool_calls: null,
   tool_call_id: null,
   pinned: false,
+  task_type: null,
   created_at: at
 }
 
@@ -448,6 +449,7 @@ describe("SessionActor", () => {
               tool_calls: null,
               tool_call_id: null,
               pinned: false,
+              task_type: null,
               created_at: "2026-01-01T00:00:00.000Z"
             }
           ])

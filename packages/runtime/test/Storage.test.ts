@@ -3,41 +3,14 @@
  * local server, database `test`, each run in a schema of its own, dropped afterwards).
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, Option, Redacted } from "effect"
+import { Effect, Layer, Option } from "effect"
 import { SqlClient } from "effect/sql"
-import { mkdtempSync, rmSync } from "node:fs"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
 import * as Agent from "../src/Agent.ts"
 import * as Database from "../src/Database.ts"
 import type { Message } from "../src/Message.ts"
 import { ApiKeyRecord, MemoryFact, Storage, layerSql } from "../src/Storage.ts"
 import * as Usage from "../src/Usage.ts"
-
-const PG_URL = "postgres://postgres@127.0.0.1:5432/test"
-
-const sqlite = Layer.unwrap(
-  Effect.acquireRelease(
-    Effect.sync(() => mkdtempSync(join(tmpdir(), "polyagent-storage-"))),
-    (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
-  ).pipe(Effect.map((dir) => Database.layerSqlite(dir)))
-)
-
-const postgres = Layer.unwrap(
-  Effect.sync(() => {
-    const schema = `test_storage_${process.pid}_${Date.now()}`
-    const client = Database.layerPg({ url: Redacted.make(PG_URL), schema })
-    const dropSchema = Layer.effectDiscard(
-      Effect.addFinalizer(() =>
-        Effect.gen(function* () {
-          const sql = yield* SqlClient.SqlClient
-          yield* sql`DROP SCHEMA ${sql(schema)} CASCADE`
-        }).pipe(Effect.orDie)
-      )
-    )
-    return Layer.provideMerge(dropSchema, client)
-  })
-)
+import { databases } from "./databases.ts"
 
 const fact = (id: string, user: string, text: string, at: string) =>
   new MemoryFact({ id, user_id: user, agent_id: "agent_1", fact: text, created_at: at })
@@ -54,13 +27,9 @@ const message = (seq: number, id: string, role: Message["role"], content: string
   tool_calls: null,
   tool_call_id: null,
   pinned: false,
+  task_type: role === "assistant" ? "chat" : null,
   created_at: at
 })
-
-const databases: Array<[string, Layer.Layer<SqlClient.SqlClient | Database.Probe, unknown>]> = [
-  ["SQLite", sqlite],
-  ["PostgreSQL", postgres]
-]
 
 describe.each(databases)("Storage on %s", (_name, database) => {
   const layer = Layer.provideMerge(layerSql, database).pipe(Layer.orDie)

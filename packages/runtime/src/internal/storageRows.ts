@@ -8,6 +8,7 @@ import * as Schema from "effect/Schema"
 import { Agent, AgentType, MemorySettings, Parameters } from "../Agent.ts"
 import { Message, ToolCallRecord } from "../Message.ts"
 import { SessionInfo } from "../Session.ts"
+import { TaskType } from "../TaskType.ts"
 import { Usage } from "../Usage.ts"
 
 export const MessageRow = Schema.Struct({
@@ -23,6 +24,7 @@ export const MessageRow = Schema.Struct({
   tool_calls: Schema.NullOr(Schema.fromJsonString(Schema.Array(ToolCallRecord))),
   tool_call_id: Schema.NullOr(Schema.String),
   pinned: Schema.Number,
+  task_type: Schema.NullOr(TaskType),
   created_at: Schema.String
 })
 export const decodeMessageRows = Schema.decodeUnknownEffect(Schema.Array(MessageRow))
@@ -45,7 +47,7 @@ export const CountRows = Schema.decodeUnknownEffect(
 
 /** The columns of a message row, in the order of {@link MessageRow}. */
 export const messageColumns = `id, seq, role, content, model, provider, prompt_tokens, completion_tokens, cost_usd, tool_calls,
-  tool_call_id, pinned, created_at`
+  tool_call_id, pinned, task_type, created_at`
 
 export const toMessage = (row: typeof MessageRow.Type): Message =>
   new Message({
@@ -67,6 +69,7 @@ export const toMessage = (row: typeof MessageRow.Type): Message =>
     tool_calls: row.tool_calls,
     tool_call_id: row.tool_call_id,
     pinned: row.pinned !== 0,
+    task_type: row.task_type,
     created_at: row.created_at
   })
 
@@ -86,6 +89,7 @@ export const messageRow = (tenant: string, sessionId: string, message: Message, 
   tool_calls: message.tool_calls === null ? null : JSON.stringify(message.tool_calls),
   tool_call_id: message.tool_call_id,
   pinned: message.pinned ? 1 : 0,
+  task_type: message.task_type,
   created_at: message.created_at,
   idempotency_key: idempotencyKey
 })

@@ -1,0 +1,163 @@
+/**
+ * What A/B experiments keep, next to `Storage` and on the same database (SQLite or PostgreSQL,
+ * the same SQL for both): one row per model call that ran in an arm (`experiment_outcomes`),
+ * feedback on sessions (`session_feedback`), and the per-arm statistics of an experiment computed
+ * in SQL — counts, costs, nearest-rank latency percentiles, and feedback joined to arms through
+ * the outcomes of each session. `Experiments` is the service the rest of the runtime uses.
+ */
+import * as Arr from "effect/Array"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Schema from "effect/Schema"
+import * as SqlClient from "effect/sql/SqlClient"
+import { failWith, queryOn, type StorageError } from "./internal/storageQuery.ts"
+import { insertRows } from "./internal/storedText.ts"
+
+/** An outcome as stored: its own id and time besides what the caller recorded. */
+export interface StoredOutcome {
+  readonly tenant: string
+  readonly id: string
+  readonly experiment: string
+  readonly arm: string
+  readonly session_id: string | null
+  readonly request_id: string
+  readonly ok: boolean
+  readonly latency_ms: number
+  readonly cost_usd: number
+  readonly created_at: string
+}
+
+/** Feedback on a session as stored. */
+export interface StoredFeedback {
+  readonly id: string
+  readonly session_id: string
+  readonly score: number
+  readonly comment: string | null
+  readonly created_at: string
+}
+
+const Count = Schema.Number
+/** One arm's figures as the database computes them; an arm without outcomes has none. */
+export const ArmStats = Schema.Struct({
+  arm: Schema.String,
+  requests: Count,
+  sessions: Count,
+  errors: Count,
+  cost_usd: Schema.Number,
+  /** Nearest-rank percentiles of the successful calls' latencies; `null` without a successful call. */
+  latency_p50: Schema.NullOr(Schema.Number),
+  latency_p95: Schema.NullOr(Schema.Number),
+  feedback_count: Count,
+  /** `null` without feedback. */
+  feedback_mean: Schema.NullOr(Schema.Number)
+})
+export type ArmStats = typeof ArmStats.Type
+
+const decodeTotals = Schema.decodeUnknownEffect(
+  Schema.Array(
+    Schema.Struct({ arm: Schema.String, requests: Count, sessions: Count, errors: Count, cost_usd: Schema.Number })
+  )
+)
+const decodeRanks = Schema.decodeUnknownEffect(
+  Schema.Array(
+    Schema.Struct({ arm: Schema.String, latency_ms: Schema.Number, is_p50: Schema.Number, is_p95: Schema.Number })
+  )
+)
+const decodeFeedback = Schema.decodeUnknownEffect(
+  Schema.Array(Schema.Struct({ arm: Schema.String, n: Count, mean: Schema.Number }))
+)
+
+/**
+ * The storage of experiments.
+ *
+ * Gotchas: outcomes are never deleted with their session (an experiment's figures outlive the
+ * conversations they were measured on).
+ */
+export class ExperimentStorage extends Context.Service<
+  ExperimentStorage,
+  {
+    /** Stores outcomes, in one statement. */
+    readonly insertOutcomes: (outcomes: Arr.NonEmptyReadonlyArray<StoredOutcome>) => Effect.Effect<void, StorageError>
+    /** Stores feedback on the tenant's session, in one statement; `false` when the session does not exist. */
+    readonly insertFeedback: (tenant: string, feedback: StoredFeedback) => Effect.Effect<boolean, StorageError>
+    /** The figures of each arm of the experiment that has outcomes, in the arms' order. */
+    readonly armStats: (tenant: string, experiment: string) => Effect.Effect<ReadonlyArray<ArmStats>, StorageError>
+  }
+>()("@polyagent/runtime/ExperimentStorage") {}
+
+/** Builds the experiments' storage on the `SqlClient` in context, whose tables `Database` created. */
+export const make = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  const query = queryOn(sql)
+
+  const totals = (tenant: string, experiment: string) =>
+    query`SELECT arm, CAST(COUNT(*) AS INTEGER) AS requests, CAST(COUNT(DISTINCT session_id) AS INTEGER) AS sessions,
+                 CAST(SUM(CASE WHEN ok = 0 THEN 1 ELSE 0 END) AS INTEGER) AS errors, SUM(cost_usd) AS cost_usd
+          FROM experiment_outcomes WHERE tenant = ${tenant} AND experiment = ${experiment}
+          GROUP BY arm ORDER BY arm`.pipe(Effect.flatMap(decodeTotals))
+
+  // Nearest rank: the p-th percentile of n values is the ceil(p * n / 100)-th smallest, in integer
+  // arithmetic so that both databases (SQLite has no CEIL everywhere, no percentile_cont) agree.
+  const ranks = (tenant: string, experiment: string) =>
+    query`SELECT arm, latency_ms,
+                 CASE WHEN rn = (n * 50 + 99) / 100 THEN 1 ELSE 0 END AS is_p50,
+                 CASE WHEN rn = (n * 95 + 99) / 100 THEN 1 ELSE 0 END AS is_p95
+          FROM (SELECT arm, latency_ms,
+                       ROW_NUMBER() OVER (PARTITION BY arm ORDER BY latency_ms) AS rn,
+                       COUNT(*) OVER (PARTITION BY arm) AS n
+                FROM experiment_outcomes WHERE tenant = ${tenant} AND experiment = ${experiment} AND ok = 1) ranked
+          WHERE rn = (n * 50 + 99) / 100 OR rn = (n * 95 + 99) / 100`.pipe(Effect.flatMap(decodeRanks))
+
+  // A session's feedback counts for every arm the session ran in (one, as assignment is sticky).
+  const feedback = (tenant: string, experiment: string) =>
+    query`SELECT s.arm AS arm, CAST(COUNT(*) AS INTEGER) AS n, AVG(f.score) AS mean
+          FROM session_feedback f
+          JOIN (SELECT DISTINCT arm, session_id FROM experiment_outcomes
+                WHERE tenant = ${tenant} AND experiment = ${experiment} AND session_id IS NOT NULL) s
+            ON f.session_id = s.session_id
+          WHERE f.tenant = ${tenant}
+          GROUP BY s.arm`.pipe(Effect.flatMap(decodeFeedback))
+
+  return ExperimentStorage.of({
+    insertOutcomes: (outcomes) =>
+      sql`INSERT INTO experiment_outcomes ${insertRows(
+        sql,
+        Arr.map(outcomes, (outcome) => ({ ...outcome, ok: outcome.ok ? 1 : 0 }))
+      )}`.pipe(Effect.asVoid, failWith("insertOutcomes")),
+    insertFeedback: (tenant, { id, session_id, score, comment, created_at }) =>
+      // Typed casts: PostgreSQL cannot infer the parameters' types in a SELECT list.
+      query`INSERT INTO session_feedback (tenant, id, session_id, score, comment, created_at)
+            SELECT tenant, CAST(${id} AS TEXT), id, CAST(${score} AS DOUBLE PRECISION), CAST(${comment} AS TEXT),
+                   CAST(${created_at} AS TEXT)
+            FROM sessions WHERE tenant = ${tenant} AND id = ${session_id} RETURNING id`.pipe(
+        Effect.map((rows) => rows.length === 1),
+        failWith("insertFeedback")
+      ),
+    armStats: (tenant, experiment) =>
+      Effect.all([totals(tenant, experiment), ranks(tenant, experiment), feedback(tenant, experiment)], {
+        concurrency: "unbounded"
+      }).pipe(
+        Effect.map(([totalRows, rankRows, feedbackRows]) =>
+          totalRows.map((row): ArmStats => {
+            const ranked = rankRows.filter((rank) => rank.arm === row.arm)
+            const given = feedbackRows.find((entry) => entry.arm === row.arm)
+            return {
+              ...row,
+              latency_p50: ranked.find((rank) => rank.is_p50 === 1)?.latency_ms ?? null,
+              latency_p95: ranked.find((rank) => rank.is_p95 === 1)?.latency_ms ?? null,
+              feedback_count: given?.n ?? 0,
+              feedback_mean: given?.mean ?? null
+            }
+          })
+        ),
+        failWith("experimentResults")
+      )
+  })
+})
+
+/** The experiments' storage on the `SqlClient` in context (SQLite or PostgreSQL), migrated by `Database`. */
+export const layerSql: Layer.Layer<ExperimentStorage, never, SqlClient.SqlClient> = Layer.effect(
+  ExperimentStorage,
+  make
+)
