@@ -25,6 +25,7 @@ import { SafeHttp, ToolExecutor, ToolRegistry } from "@polyagent/tools"
 import {
   type AppConfig,
   Database,
+  Experiments,
   type ModelCatalog,
   SessionActor,
   SessionProtocol,
@@ -69,6 +70,7 @@ export const database = (config: AppConfig.AppConfigValue) =>
 const application = (config: AppConfig.AppConfigValue, options: Options) => {
   const db = database(config)
   const storage = Storage.layerSql.pipe(Layer.provide(db))
+  const experiments = Experiments.layer(Experiments.fromConfig(config.routing.experiments)).pipe(Layer.provide(db))
   const cluster = Cluster.layer(config, options.workerIndex).pipe(Layer.provide(db))
   const models = options.models ?? ProviderCatalog.layer(config)
   // Loaded at start-up so that a broken plugin stops the server with a message naming it.
@@ -112,7 +114,7 @@ const application = (config: AppConfig.AppConfigValue, options: Options) => {
   return Layer.mergeAll(summary, recovery).pipe(
     Layer.provide(bootstrap),
     Layer.provide(sessions),
-    Layer.provideMerge(Layer.mergeAll(db, storage, models, cluster, tools, settings))
+    Layer.provideMerge(Layer.mergeAll(db, storage, experiments, models, cluster, tools, settings))
   )
 }
 
