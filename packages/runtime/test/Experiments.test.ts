@@ -227,7 +227,45 @@ describe.each(databases)("Experiments on %s", (_name, database) => {
   })
 })
 
+const outcomeOf = (request: number): Experiments.Outcome => ({
+  tenant: "t",
+  experiment: "empty",
+  arm: "local",
+  session_id: null,
+  request_id: `r${request}`,
+  ok: true,
+  latency_ms: 1,
+  cost_usd: 0
+})
+
 describe("Experiments.record", () => {
+  it.effect("writes outcomes recorded at the same time in one statement", () =>
+    Effect.gen(function* () {
+      const batches: Array<number> = []
+      const counting = ExperimentStorage.ExperimentStorage.of({
+        insertOutcomes: (outcomes) => Effect.sync(() => void batches.push(outcomes.length)),
+        insertFeedback: () => Effect.succeed(false),
+        armStats: () => Effect.succeed([])
+      })
+      const service = yield* Experiments.make(experiments).pipe(
+        Effect.provideService(ExperimentStorage.ExperimentStorage, counting)
+      )
+      yield* Effect.forEach(
+        Array.from({ length: 50 }, (_, i) => outcomeOf(i)),
+        service.record,
+        {
+          concurrency: "unbounded",
+          discard: true
+        }
+      )
+      assert.strictEqual(
+        batches.reduce((sum, size) => sum + size, 0),
+        50
+      )
+      assert.isBelow(batches.length, 5, `batches: ${batches.join(", ")}`)
+    })
+  )
+
   it.effect("never fails: an outcome that cannot be stored is logged (without its values) and dropped", () =>
     Effect.gen(function* () {
       const failing = ExperimentStorage.ExperimentStorage.of({
@@ -243,18 +281,7 @@ describe("Experiments.record", () => {
       const collector = Logger.make((options) => {
         if (options.logLevel === "Warn") warnings.push(JSON.stringify(options.message))
       })
-      yield* service
-        .record({
-          tenant: "t",
-          experiment: "empty",
-          arm: "local",
-          session_id: null,
-          request_id: "r",
-          ok: true,
-          latency_ms: 1,
-          cost_usd: 0
-        })
-        .pipe(Effect.provide(Logger.layer([collector])))
+      yield* service.record(outcomeOf(1)).pipe(Effect.provide(Logger.layer([collector])))
       assert.strictEqual(warnings.length, 1)
       assert.include(warnings[0], "an outcome could not be stored")
       assert.include(warnings[0], "storage is unavailable")

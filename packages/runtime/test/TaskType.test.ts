@@ -101,6 +101,29 @@ const table: Record<TaskType.TaskType, ReadonlyArray<string>> = {
   ]
 }
 
+/** Prompts with signals of several types, and words that mean something else elsewhere. */
+const tricky: ReadonlyArray<[string, TaskType.TaskType]> = [
+  // A translation request about a headache is a translation; Chinese text asking for one, too.
+  ["请把“我头痛发烧”翻译成英文", "translation"],
+  // Too short to summarise: a plain request.
+  ["总结一下", "chinese"],
+  ["TL;DR please", "chat"],
+  // "rash" and "stroke" alone are not medicine; with a second medical word they are.
+  ["That was a rash decision. Why did he make it so quickly?", "reasoning"],
+  ["What a stroke of luck!", "chat"],
+  ["My son has a rash and a cough since yesterday", "medical"],
+  // A medical question with numbers is medical, not math.
+  ["Is 2 x 500 mg of paracetamol every 6 hours too much?", "medical"],
+  // Code beats math and reasoning.
+  ["Write a function that solves 3x + 2 = 11 step by step in Python", "code"],
+  // Math beats reasoning.
+  ["Solve step by step: 2x + 3 = 11", "math"],
+  ["Why is 0.1 + 0.2 not equal to 0.3?", "math"],
+  // Dates and times are not arithmetic.
+  ["Remind me about the meeting on 03/12/2026", "chat"],
+  ["Write a poem in French", "translation"]
+]
+
 describe("TaskType.detect", () => {
   for (const [expected, prompts] of Object.entries(table)) {
     for (const prompt of prompts) {
@@ -108,6 +131,12 @@ describe("TaskType.detect", () => {
         assert.strictEqual(TaskType.detect(prompt), expected)
       })
     }
+  }
+
+  for (const [prompt, expected] of tricky) {
+    it(`tricky, ${expected}: ${prompt}`, () => {
+      assert.strictEqual(TaskType.detect(prompt), expected)
+    })
   }
 
   it("takes microseconds for a few KB of text", () => {

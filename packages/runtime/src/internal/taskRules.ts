@@ -70,8 +70,8 @@ const code = {
 
 const medical = {
   strong:
-    /\b(?:symptoms?|diagnos(?:is|es|ed|e)|dosages?|doses?|prescri(?:ption|bed?)|medications?|side[- ]effects?|contraindicat\w*|ibuprofen|paracetamol|acetaminophen|aspirin|amoxicillin|metformin|lisinopril|atorvastatin|omeprazole|warfarin|prednisone|sertraline|insulin|levothyroxine|amlodipine|azithromycin|tylenol|advil|antibiotics?|chemotherapy|hypertension|diabetes|diabetic|asthma|migraine|pneumonia|tumou?r|cancer|stroke|heart attack|chest pain|blood pressure|fever|rash|nausea|vomiting|diarrh(?:o)?ea|infection|allerg(?:y|ic)|pregnan(?:t|cy)|vaccin(?:e|ation)|\d+\s?mg\b)/i,
-  weak: /\b(?:doctor|physician|nurse|clinic|hospital|medicine|medical|pain|ache|sick|illness|disease|treatment|therapy|surgery|patient|health|injury|blood|cough|sore throat|headache|dizzy|tablet|pill)s?\b/i,
+    /\b(?:symptoms?|diagnos(?:is|es|ed|e)|dosages?|doses?|prescri(?:ption|bed?)|medications?|side[- ]effects?|contraindicat\w*|ibuprofen|paracetamol|acetaminophen|aspirin|amoxicillin|metformin|lisinopril|atorvastatin|omeprazole|warfarin|prednisone|sertraline|insulin|levothyroxine|amlodipine|azithromycin|tylenol|advil|antibiotics?|chemotherapy|hypertension|diabetes|diabetic|asthma|migraine|pneumonia|tumou?r|heart attack|chest pain|blood pressure|fever|nausea|vomiting|diarrh(?:o)?ea|infection|allerg(?:y|ic)|pregnan(?:t|cy)|vaccin(?:e|ation)|\d+\s?mg\b)/i,
+  weak: /\b(?:doctor|physician|nurse|clinic|hospital|medicine|medical|pain|ache|sick|illness|disease|treatment|therapy|surgery|patient|health|injury|blood|cough|sore throat|headache|dizzy|tablet|pill|rash|stroke|cancer)s?\b/i,
   chinese:
     /症状|诊断|剂量|用量|服用|吃药|药物|处方|副作用|发烧|发热|头痛|头疼|咳嗽|血压|血糖|糖尿病|高血压|医生|医院|看病|怀孕|感冒|过敏|布洛芬|阿莫西林|对乙酰氨基酚|阿司匹林|胸痛|疫苗|感染|抗生素|腹泻|呕吐|失眠|中药|治疗/
 }
