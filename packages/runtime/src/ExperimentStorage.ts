@@ -14,10 +14,9 @@ import * as SqlClient from "effect/sql/SqlClient"
 import { failWith, queryOn, type StorageError } from "./internal/storageQuery.ts"
 import { insertRows } from "./internal/storedText.ts"
 
-/** An outcome as stored: its own id and time besides what the caller recorded. */
-export interface StoredOutcome {
+/** What one model call in an arm came to; `session_id` is `null` for stateless calls. */
+export interface Outcome {
   readonly tenant: string
-  readonly id: string
   readonly experiment: string
   readonly arm: string
   readonly session_id: string | null
@@ -25,6 +24,11 @@ export interface StoredOutcome {
   readonly ok: boolean
   readonly latency_ms: number
   readonly cost_usd: number
+}
+
+/** An outcome as stored: its own id and time besides what the caller recorded. */
+export interface StoredOutcome extends Outcome {
+  readonly id: string
   readonly created_at: string
 }
 

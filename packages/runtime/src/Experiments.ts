@@ -93,16 +93,7 @@ export const fromConfig = (
   }))
 
 /** What one model call in an arm came to; `session_id` is `null` for stateless calls. */
-export interface Outcome {
-  readonly tenant: string
-  readonly experiment: string
-  readonly arm: string
-  readonly session_id: string | null
-  readonly request_id: string
-  readonly ok: boolean
-  readonly latency_ms: number
-  readonly cost_usd: number
-}
+export interface Outcome extends ExperimentStorage.Outcome {}
 
 /** Feedback on a session, as `POST /v1/feedback` takes it: a score from -1 (bad) to 1 (good). */
 export const Feedback = Schema.Struct({
