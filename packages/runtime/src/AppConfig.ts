@@ -100,10 +100,10 @@ export const ModelEntry = Schema.Struct({
 /** How much the server logs: `debug` adds Effect's cluster internals, `warn` keeps only failures. */
 export const LogLevel = Schema.Literals(["debug", "info", "warn", "error"])
 
-/** An experiment or arm name: letters, digits and `_.:/-` (it appears in URLs and model names). */
-const RoutingName = Schema.String.check(
-  Schema.isPattern(/^[A-Za-z0-9_.:/-]{1,128}$/, { expected: "1-128 letters, digits or _.:/-" })
-)
+/** An experiment's id: it is a path segment of `GET /v1/experiments/{id}`. */
+const experimentId = /^[A-Za-z0-9_.-]{1,64}$/
+/** An arm: a model id or a route name. */
+const ArmTarget = Schema.String.check(Schema.isNonEmpty(), Schema.isMaxLength(200))
 const ArmWeight = Schema.Finite.check(Schema.isGreaterThan(0, { expected: "a weight > 0" }))
 
 /**
@@ -113,11 +113,18 @@ const ArmWeight = Schema.Finite.check(Schema.isGreaterThan(0, { expected: "a wei
  */
 const RoutingSettings = Schema.Struct({
   experiments: Schema.Record(
-    RoutingName,
+    Schema.String,
     Schema.Struct({
-      arms: Schema.Record(RoutingName, ArmWeight).check(
+      arms: Schema.Record(ArmTarget, ArmWeight).check(
         Schema.makeFilter((arms) => (Object.keys(arms).length > 0 ? undefined : "expected at least one arm"))
       )
+    })
+  ).check(
+    Schema.makeFilter((experiments) => {
+      const invalid = Object.keys(experiments).filter((id) => !experimentId.test(id))
+      return invalid.length === 0
+        ? undefined
+        : `expected experiment ids of 1-64 letters, digits or _.-; cannot use ${JSON.stringify(invalid)}`
     })
   ),
   classifier: Schema.Struct({ model: Schema.NullOr(NonEmpty), timeout: DurationSetting })

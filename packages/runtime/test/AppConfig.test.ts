@@ -305,12 +305,12 @@ describe("AppConfig", () => {
           "routing:",
           "  experiments:",
           "    miniVsHaiku:",
-          "      arms: { gpt-4o-mini: 70, claude-haiku-4-5: 30 }",
+          "      arms: { gpt-4o-mini: 70, anthropic/claude-haiku-4.5: 30 }",
           "  classifier: { model: gpt-4o-mini, timeout: 500 millis }"
         ].join("\n")
       )
       assert.deepStrictEqual(config.routing.experiments, {
-        miniVsHaiku: { arms: { "gpt-4o-mini": 70, "claude-haiku-4-5": 30 } }
+        miniVsHaiku: { arms: { "gpt-4o-mini": 70, "anthropic/claude-haiku-4.5": 30 } }
       })
       assert.strictEqual(config.routing.classifier.model, "gpt-4o-mini")
       assert.strictEqual(Duration.toMillis(config.routing.classifier.timeout), 500)
@@ -333,6 +333,9 @@ describe("AppConfig", () => {
         "routing:\n  experiments:\n    abTest:\n      arms: { local: 1 }\n      split: 2\n"
       )
       assert.include(unknown, 'unknown key "routing.experiments.abTest.split"')
+      const badId = yield* failureOf("routing:\n  experiments:\n    a/b:\n      arms: { local: 1 }\n")
+      assert.include(badId, "routing.experiments")
+      assert.include(badId, "1-64 letters, digits or _.-")
       const timeout = yield* failureOf("routing:\n  classifier: { model: null, timeout: soon }\n")
       assert.include(timeout, "routing.classifier.timeout")
     }).pipe(Effect.scoped)
