@@ -239,30 +239,31 @@ const classifierInfo = new ModelCatalog.ModelInfo({
   price_date: null
 })
 
-describe("TaskType.detectConfigured", () => {
-  const run = (model: string | null, text: string) =>
-    Effect.gen(function* () {
-      const { model: languageModel } = yield* classifier(Effect.succeed("math"))
-      return yield* TaskType.detectConfigured(text).pipe(
-        Effect.provide(
-          Layer.mergeAll(
-            AppConfig.AppConfig.layerTest({ routing: { classifier: { model, timeout: Duration.seconds(1) } } }),
-            ModelCatalog.layer([{ info: classifierInfo, languageModel }], "classifier")
-          )
+/** `detectConfigured` with `routing.classifier.model` set to `model` and a classifier that answers "math". */
+const runConfigured = (model: string | null, text: string) =>
+  Effect.gen(function* () {
+    const { model: languageModel } = yield* classifier(Effect.succeed("math"))
+    return yield* TaskType.detectConfigured(text).pipe(
+      Effect.provide(
+        Layer.mergeAll(
+          AppConfig.AppConfig.layerTest({ routing: { classifier: { model, timeout: Duration.seconds(1) } } }),
+          ModelCatalog.layer([{ info: classifierInfo, languageModel }], "classifier")
         )
       )
-    })
+    )
+  })
 
+describe("TaskType.detectConfigured", () => {
   it.effect("asks the configured classifier model", () =>
     Effect.gen(function* () {
-      assert.strictEqual(yield* run("classifier", "hello"), "math")
+      assert.strictEqual(yield* runConfigured("classifier", "hello"), "math")
     })
   )
 
   it.effect("uses the rules without a classifier, or when its model is not enabled", () =>
     Effect.gen(function* () {
-      assert.strictEqual(yield* run(null, "hello"), "chat")
-      assert.strictEqual(yield* run("gpt-without-key", "hello"), "chat")
+      assert.strictEqual(yield* runConfigured(null, "hello"), "chat")
+      assert.strictEqual(yield* runConfigured("gpt-without-key", "hello"), "chat")
     })
   )
 })
