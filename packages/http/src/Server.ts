@@ -23,10 +23,14 @@ import * as HttpApiBuilder from "effect/http-api/HttpApiBuilder"
 import { ProviderCatalog } from "@polyagent/providers"
 import { SafeHttp, ToolExecutor, ToolRegistry } from "@polyagent/tools"
 import {
-  type AppConfig,
+  AppConfig,
+  Budgets,
   Database,
   Experiments,
   type ModelCatalog,
+  ModelHealth,
+  ModelRouter,
+  RetryBudget,
   SessionActor,
   SessionProtocol,
   SessionRecovery,
@@ -36,6 +40,7 @@ import { Api } from "./Api.ts"
 import * as ApiDocs from "./ApiDocs.ts"
 import * as Authentication from "./Authentication.ts"
 import * as Cluster from "./Cluster.ts"
+import * as CompletionsHandlers from "./CompletionsHandlers.ts"
 import * as Edge from "./Edge.ts"
 import * as FastLane from "./FastLane.ts"
 import * as Handlers from "./Handlers.ts"
@@ -87,6 +92,15 @@ const application = (config: AppConfig.AppConfigValue, options: Options) => {
     contextStrategy: config.sessions.contextStrategy
   })
   const sessions = SessionActor.layer({ maxIdleTime: config.sessions.maxIdle })
+  const routing = ModelRouter.layer.pipe(
+    Layer.provide([
+      AppConfig.AppConfig.layerFrom(config),
+      ModelHealth.layerMemory,
+      RetryBudget.layerMemory,
+      Budgets.Budgets.layerMemory,
+      experiments
+    ])
+  )
   const bootstrap = Layer.effectDiscard(
     Authentication.bootstrapAdminKey(config.security.adminKey, {
       announce: options.announceAdminKey ?? printAdminKey,
@@ -95,7 +109,7 @@ const application = (config: AppConfig.AppConfigValue, options: Options) => {
     })
   )
   const api = HttpApiBuilder.layer(Api, { openapiPath: "/openapi.json" }).pipe(
-    Layer.provide(Handlers.layer),
+    Layer.provide([Handlers.layer, CompletionsHandlers.layer]),
     Layer.provide([Authentication.layer, Edge.layerRequestErrors])
   )
   const routes = Layer.mergeAll(
@@ -114,6 +128,7 @@ const application = (config: AppConfig.AppConfigValue, options: Options) => {
   return Layer.mergeAll(summary, recovery).pipe(
     Layer.provide(bootstrap),
     Layer.provide(sessions),
+    Layer.provideMerge(routing),
     Layer.provideMerge(Layer.mergeAll(db, storage, experiments, models, cluster, tools, settings))
   )
 }

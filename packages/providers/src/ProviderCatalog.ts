@@ -91,7 +91,8 @@ export const infoOf = (id: string, entry: Entry): ModelCatalog.ModelInfo =>
       context_window: entry.capabilities.contextWindow
     }),
     cost_per_1k_tokens: new Usage.Price({ input: entry.costPer1kTokens.input, output: entry.costPer1kTokens.output }),
-    price_date: entry.priceDate ?? null
+    price_date: entry.priceDate ?? null,
+    ...(entry.quality === undefined ? {} : { quality: entry.quality })
   })
 
 const isKeyed = (name: string): name is keyof typeof keyed => Object.hasOwn(keyed, name)
@@ -144,9 +145,13 @@ export const layer = (
         { info: LocalModel.info, languageModel: yield* LocalModel.make({ chunkDelay: config.models.local.chunkDelay }) }
       ]
       const providerOfModel = new Map<string, Provider.Provider>()
+      const disabled: Array<string> = []
       for (const [id, entry] of Object.entries(entries)) {
         const provider = yield* providerFor(id, entry)
-        if (Option.isNone(provider)) continue
+        if (Option.isNone(provider)) {
+          disabled.push(id)
+          continue
+        }
         const info = infoOf(id, entry)
         const modelId = entry.model ?? id
         const relay = provider.value.relay
@@ -172,7 +177,7 @@ export const layer = (
           return probe === undefined ? "unknown" : probe.ok ? "available" : "unavailable"
         })
       }
-      return ModelCatalog.make(models, config.models.default, status)
+      return ModelCatalog.make(models, config.models.default, status, disabled)
     })
   )
 

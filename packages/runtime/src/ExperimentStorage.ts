@@ -165,3 +165,59 @@ export const layerSql: Layer.Layer<ExperimentStorage, never, SqlClient.SqlClient
   ExperimentStorage,
   make
 )
+
+/** The nearest-rank `p`-th percentile of ascending `sorted`, as the SQL computes it. */
+const nearestRank = (sorted: ReadonlyArray<number>, p: number): number | null =>
+  sorted.length === 0 ? null : (sorted[Math.ceil((p * sorted.length) / 100) - 1] ?? null)
+
+/**
+ * The experiments' storage in memory, for tests and single-process use without a database: the
+ * same figures as the SQL, computed over arrays.
+ *
+ * Gotchas: without the sessions table, a session exists for feedback once an outcome of the
+ * tenant names it.
+ */
+export const makeMemory = (): ExperimentStorage["Service"] => {
+  const outcomes: Array<StoredOutcome> = []
+  const feedback: Array<StoredFeedback & { readonly tenant: string }> = []
+  return ExperimentStorage.of({
+    insertOutcomes: (stored) => Effect.sync(() => void outcomes.push(...stored)),
+    insertFeedback: (tenant, given) =>
+      Effect.sync(() => {
+        const known = outcomes.some((outcome) => outcome.tenant === tenant && outcome.session_id === given.session_id)
+        if (known) feedback.push({ ...given, tenant })
+        return known
+      }),
+    armStats: (tenant, experiment) =>
+      Effect.sync(() => {
+        const byArm = Arr.groupBy(
+          outcomes.filter((outcome) => outcome.tenant === tenant && outcome.experiment === experiment),
+          (outcome) => outcome.arm
+        )
+        return Object.keys(byArm)
+          .sort()
+          .map((arm): ArmStats => {
+            const rows = byArm[arm] ?? []
+            const sessions = new Set(rows.flatMap((row) => (row.session_id === null ? [] : [row.session_id])))
+            const latencies = rows.filter((row) => row.ok).map((row) => row.latency_ms)
+            latencies.sort((a, b) => a - b)
+            const scores = feedback.filter((entry) => entry.tenant === tenant && sessions.has(entry.session_id))
+            return {
+              arm,
+              requests: rows.length,
+              sessions: sessions.size,
+              errors: rows.filter((row) => !row.ok).length,
+              cost_usd: rows.reduce((sum, row) => sum + row.cost_usd, 0),
+              latency_p50: nearestRank(latencies, 50),
+              latency_p95: nearestRank(latencies, 95),
+              feedback_count: scores.length,
+              feedback_mean:
+                scores.length === 0 ? null : scores.reduce((sum, entry) => sum + entry.score, 0) / scores.length
+            }
+          })
+      })
+  })
+}
+
+/** The experiments' storage in memory (see {@link makeMemory}). */
+export const layerMemory: Layer.Layer<ExperimentStorage> = Layer.sync(ExperimentStorage, makeMemory)

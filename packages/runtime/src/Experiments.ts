@@ -178,7 +178,10 @@ export class Experiments extends Context.Service<
       id: string
     ) => Effect.Effect<ExperimentResults, ExperimentNotFound | StorageError>
   }
->()("@polyagent/runtime/Experiments") {}
+>()("@polyagent/runtime/Experiments") {
+  /** No configured experiment, outcomes and feedback in memory: for tests of code that records outcomes. */
+  static readonly layerMemory: Layer.Layer<Experiments> = Layer.suspend(() => layerMemory([]))
+}
 
 interface RecordOutcome extends Request.Request<void, StorageError> {
   readonly _tag: "RecordOutcome"
@@ -252,6 +255,10 @@ export const make = (experiments: ReadonlyArray<Experiment>) =>
 /** The service for `experiments` on the database in context. */
 export const layer = (experiments: ReadonlyArray<Experiment>): Layer.Layer<Experiments, never, SqlClient.SqlClient> =>
   Layer.effect(Experiments, make(experiments)).pipe(Layer.provide(ExperimentStorage.layerSql))
+
+/** The service for `experiments` with outcomes and feedback in memory (`ExperimentStorage.layerMemory`). */
+export const layerMemory = (experiments: ReadonlyArray<Experiment>): Layer.Layer<Experiments> =>
+  Layer.effect(Experiments, make(experiments)).pipe(Layer.provide(ExperimentStorage.layerMemory))
 
 /** The service for the experiments of `routing.experiments` in the `AppConfig`, on the database in context. */
 export const layerConfig: Layer.Layer<Experiments, never, SqlClient.SqlClient | AppConfig> = Layer.unwrap(

@@ -32,6 +32,8 @@ export class Message extends Schema.Class<Message>("@polyagent/runtime/Message")
   tool_call_id: Schema.NullOr(Schema.String),
   /** Kept in the model's context however long the conversation grows. */
   pinned: Schema.Boolean,
+  /** The models that produced an answer, in order (more than one after a failover mid-answer). */
+  models: Schema.NullOr(Schema.Array(Schema.String)),
   /** The task type detected for the turn (`model: "auto"` routing); `null` when none was detected. */
   task_type: Schema.NullOr(TaskType),
   created_at: Schema.String

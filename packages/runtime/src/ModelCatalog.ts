@@ -32,7 +32,9 @@ export class ModelInfo extends Schema.Class<ModelInfo>("@polyagent/runtime/Model
   capabilities: Capabilities,
   cost_per_1k_tokens: Price,
   /** The day `cost_per_1k_tokens` was published by the provider; null for free models. */
-  price_date: Schema.NullOr(Schema.String)
+  price_date: Schema.NullOr(Schema.String),
+  /** How good its answers are, 0–100, when configured: what the `quality` routing strategy ranks by. */
+  quality: Schema.optionalKey(Schema.Finite)
 }) {}
 
 /** A model ready to be called. */
@@ -83,6 +85,8 @@ export class ModelCatalog extends Context.Service<
     readonly find: (id: string) => Model | undefined
     /** Whether the model can be called now, from its provider's last health probe. */
     readonly status: (id: string) => Effect.Effect<ModelStatus>
+    /** Models the configuration knows whose provider is not enabled (no key): routing skips them. */
+    readonly disabled: ReadonlyArray<string>
   }
 >()("@polyagent/runtime/ModelCatalog") {}
 
@@ -100,7 +104,8 @@ export type ModelStatus = typeof ModelStatus.Type
 export const make = (
   models: ReadonlyArray<Model>,
   defaultId: string,
-  status: (id: string) => Effect.Effect<ModelStatus> = () => Effect.succeed("available")
+  status: (id: string) => Effect.Effect<ModelStatus> = () => Effect.succeed("available"),
+  disabled: ReadonlyArray<string> = []
 ): ModelCatalog["Service"] => {
   const byId = new Map(models.map((model) => [model.info.id, model]))
   return ModelCatalog.of({
@@ -110,7 +115,8 @@ export const make = (
       return model === undefined ? Effect.fail(new ModelNotFound({ model: id ?? defaultId })) : Effect.succeed(model)
     },
     find: (id) => byId.get(id),
-    status
+    status,
+    disabled
   })
 }
 
@@ -129,6 +135,7 @@ export const ModelErrorReason = Schema.Literals([
   "network",
   "content_filtered",
   "invalid_response",
+  "circuit_open",
   "unknown"
 ])
 export type ModelErrorReason = typeof ModelErrorReason.Type

@@ -11,10 +11,8 @@ import * as Effect from "effect/Effect"
 import type * as LanguageModel from "effect/ai/LanguageModel"
 import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
-import { AppConfig } from "./AppConfig.ts"
 import { CallOptions } from "./CallOptions.ts"
 import { signals } from "./internal/taskRules.ts"
-import { ModelCatalog } from "./ModelCatalog.ts"
 
 /** The kinds of work `routing.auto` maps to models or routes. */
 export const TaskType = Schema.Literals([
@@ -128,26 +126,4 @@ export const classify = Effect.fn("TaskType.classify")(function* (
   if (type !== undefined) return type
   yield* Effect.logWarning("TaskType: the classifier named no task type; using the rules")
   return detect(text)
-})
-
-/**
- * The task type of `text` as `routing.classifier` says: {@link classify} with the configured
- * model and timeout, or {@link detect} when the model is `null`.
- *
- * When to use: for `model: "auto"`; it needs the `AppConfig` and the `ModelCatalog`.
- *
- * Details: a classifier model that is not enabled (its provider has no key) is logged and the
- * rules answer. Never fails.
- */
-export const detectConfigured = Effect.fn("TaskType.detectConfigured")(function* (
-  text: string
-): Effect.fn.Return<TaskType, never, AppConfig | ModelCatalog> {
-  const { model, timeout } = (yield* AppConfig).routing.classifier
-  if (model === null) return detect(text)
-  const found = (yield* ModelCatalog).find(model)
-  if (found === undefined) {
-    yield* Effect.logWarning("TaskType: the classifier model is not enabled; using the rules", { model })
-    return detect(text)
-  }
-  return yield* classify(found.languageModel, text, { timeout })
 })

@@ -8,7 +8,7 @@ import { SqlClient } from "effect/sql"
 import * as Experiments from "../src/Experiments.ts"
 import * as ExperimentStorage from "../src/ExperimentStorage.ts"
 import { Storage, StorageError, layerSql } from "../src/Storage.ts"
-import { databases } from "./databases.ts"
+import { databases, sqlite } from "./databases.ts"
 
 const split: Experiments.Experiment = {
   id: "mini-vs-haiku",
@@ -91,119 +91,123 @@ const experiments = Experiments.fromConfig({
 
 const at = "2026-01-01T00:00:00.000Z"
 
+/** 20 calls on one arm, 2 on another, feedback on three sessions: the results of each arm. */
+const resultsScenario = () =>
+  Effect.gen(function* () {
+    const storage = yield* Storage
+    const service = yield* Experiments.Experiments
+    for (const id of ["s1", "s2", "s3"]) yield* storage.createSession("t1", id, at)
+    const outcome = (arm: string, session: string | null, ok: boolean, latency: number, cost: number) =>
+      service.record({
+        tenant: "t1",
+        experiment: "mini-vs-haiku",
+        arm,
+        session_id: session,
+        request_id: `req_${arm}_${latency}`,
+        ok,
+        latency_ms: latency,
+        cost_usd: cost
+      })
+    // 20 calls on the mini arm (latencies 10..200, one failed) over two sessions, recorded at once.
+    yield* Effect.all(
+      Array.from({ length: 20 }, (_, i) =>
+        outcome("gpt-4o-mini", i % 2 === 0 ? "s1" : "s2", i !== 19, (i + 1) * 10, 0.001)
+      ),
+      { concurrency: "unbounded" }
+    )
+    yield* outcome("claude-haiku-4-5", "s3", true, 300, 0.01)
+    yield* outcome("claude-haiku-4-5", null, false, 5, 0)
+    // Another tenant's outcome and another experiment's are not counted.
+    yield* service.record({
+      tenant: "t2",
+      experiment: "mini-vs-haiku",
+      arm: "gpt-4o-mini",
+      session_id: "s1",
+      request_id: "r",
+      ok: true,
+      latency_ms: 1,
+      cost_usd: 5
+    })
+    yield* service.record({
+      tenant: "t1",
+      experiment: "empty",
+      arm: "local",
+      session_id: "s1",
+      request_id: "r2",
+      ok: true,
+      latency_ms: 1,
+      cost_usd: 5
+    })
+    // Removed from the configuration, but it has data.
+    yield* outcome("old-model", "s3", true, 50, 0.5)
+
+    yield* service.feedback("t1", { session_id: "s1", score: 1 })
+    yield* service.feedback("t1", { session_id: "s2", score: 0, comment: "meh" })
+    yield* service.feedback("t1", { session_id: "s3", score: -0.5 })
+
+    const results = yield* service.results("t1", "mini-vs-haiku")
+    assert.strictEqual(results.id, "mini-vs-haiku")
+    assert.deepStrictEqual(
+      results.arms.map((arm) => arm.target),
+      ["gpt-4o-mini", "claude-haiku-4-5", "old-model"]
+    )
+    const [mini, haiku, old] = results.arms
+    assert.deepStrictEqual(
+      { ...mini, cost_usd: { total: mini?.cost_usd.total.toFixed(6), per: mini?.cost_usd.per_request.toFixed(6) } },
+      {
+        target: "gpt-4o-mini",
+        weight: 70,
+        sessions: 2,
+        requests: 20,
+        errors: 1,
+        error_rate: 0.05,
+        // Successful calls: 10..190 ms (19 of them); nearest rank 10 and 19.
+        latency_ms: { p50: 100, p95: 190 },
+        cost_usd: { total: "0.020000", per: "0.001000" },
+        feedback: { count: 2, mean_score: 0.5 }
+      }
+    )
+    assert.deepStrictEqual(haiku, {
+      target: "claude-haiku-4-5",
+      weight: 30,
+      sessions: 1,
+      requests: 2,
+      errors: 1,
+      error_rate: 0.5,
+      latency_ms: { p50: 300, p95: 300 },
+      cost_usd: { total: 0.01, per_request: 0.005 },
+      feedback: { count: 1, mean_score: -0.5 }
+    })
+    assert.strictEqual(old?.weight, 0)
+    assert.strictEqual(old?.requests, 1)
+    // Session s3 ran in both haiku and old-model: its feedback counts for each.
+    assert.deepStrictEqual(old?.feedback, { count: 1, mean_score: -0.5 })
+  })
+
+/** An experiment without outcomes in this tenant: zeros; one that is not configured: not found. */
+const zerosScenario = () =>
+  Effect.gen(function* () {
+    const service = yield* Experiments.Experiments
+    const results = yield* service.results("t9", "mini-vs-haiku")
+    assert.deepStrictEqual(
+      results.arms.map((arm) => [arm.target, arm.weight, arm.requests, arm.latency_ms.p95, arm.feedback.count]),
+      [
+        ["gpt-4o-mini", 70, 0, 0, 0],
+        ["claude-haiku-4-5", 30, 0, 0, 0]
+      ]
+    )
+    const unknown = yield* Effect.flip(service.results("t9", "nope"))
+    assert.strictEqual(unknown._tag, "ExperimentNotFound")
+    assert.strictEqual(unknown.message, "experiment nope not found")
+  })
+
 describe.each(databases)("Experiments on %s", (_name, database) => {
   const layer = Layer.mergeAll(layerSql, Experiments.layer(experiments)).pipe(Layer.provideMerge(database), Layer.orDie)
 
   it.layer(layer, { timeout: 30_000 })((it) => {
-    it.effect("turns outcomes and feedback into per-arm results", () =>
-      Effect.gen(function* () {
-        const storage = yield* Storage
-        const service = yield* Experiments.Experiments
-        for (const id of ["s1", "s2", "s3"]) yield* storage.createSession("t1", id, at)
-        const outcome = (arm: string, session: string | null, ok: boolean, latency: number, cost: number) =>
-          service.record({
-            tenant: "t1",
-            experiment: "mini-vs-haiku",
-            arm,
-            session_id: session,
-            request_id: `req_${arm}_${latency}`,
-            ok,
-            latency_ms: latency,
-            cost_usd: cost
-          })
-        // 20 calls on the mini arm (latencies 10..200, one failed) over two sessions, recorded at once.
-        yield* Effect.all(
-          Array.from({ length: 20 }, (_, i) =>
-            outcome("gpt-4o-mini", i % 2 === 0 ? "s1" : "s2", i !== 19, (i + 1) * 10, 0.001)
-          ),
-          { concurrency: "unbounded" }
-        )
-        yield* outcome("claude-haiku-4-5", "s3", true, 300, 0.01)
-        yield* outcome("claude-haiku-4-5", null, false, 5, 0)
-        // Another tenant's outcome and another experiment's are not counted.
-        yield* service.record({
-          tenant: "t2",
-          experiment: "mini-vs-haiku",
-          arm: "gpt-4o-mini",
-          session_id: "s1",
-          request_id: "r",
-          ok: true,
-          latency_ms: 1,
-          cost_usd: 5
-        })
-        yield* service.record({
-          tenant: "t1",
-          experiment: "empty",
-          arm: "local",
-          session_id: "s1",
-          request_id: "r2",
-          ok: true,
-          latency_ms: 1,
-          cost_usd: 5
-        })
-        // Removed from the configuration, but it has data.
-        yield* outcome("old-model", "s3", true, 50, 0.5)
+    it.effect("turns outcomes and feedback into per-arm results", resultsScenario)
 
-        yield* service.feedback("t1", { session_id: "s1", score: 1 })
-        yield* service.feedback("t1", { session_id: "s2", score: 0, comment: "meh" })
-        yield* service.feedback("t1", { session_id: "s3", score: -0.5 })
-
-        const results = yield* service.results("t1", "mini-vs-haiku")
-        assert.strictEqual(results.id, "mini-vs-haiku")
-        assert.deepStrictEqual(
-          results.arms.map((arm) => arm.target),
-          ["gpt-4o-mini", "claude-haiku-4-5", "old-model"]
-        )
-        const [mini, haiku, old] = results.arms
-        assert.deepStrictEqual(
-          { ...mini, cost_usd: { total: mini?.cost_usd.total.toFixed(6), per: mini?.cost_usd.per_request.toFixed(6) } },
-          {
-            target: "gpt-4o-mini",
-            weight: 70,
-            sessions: 2,
-            requests: 20,
-            errors: 1,
-            error_rate: 0.05,
-            // Successful calls: 10..190 ms (19 of them); nearest rank 10 and 19.
-            latency_ms: { p50: 100, p95: 190 },
-            cost_usd: { total: "0.020000", per: "0.001000" },
-            feedback: { count: 2, mean_score: 0.5 }
-          }
-        )
-        assert.deepStrictEqual(haiku, {
-          target: "claude-haiku-4-5",
-          weight: 30,
-          sessions: 1,
-          requests: 2,
-          errors: 1,
-          error_rate: 0.5,
-          latency_ms: { p50: 300, p95: 300 },
-          cost_usd: { total: 0.01, per_request: 0.005 },
-          feedback: { count: 1, mean_score: -0.5 }
-        })
-        assert.strictEqual(old?.weight, 0)
-        assert.strictEqual(old?.requests, 1)
-        // Session s3 ran in both haiku and old-model: its feedback counts for each.
-        assert.deepStrictEqual(old?.feedback, { count: 1, mean_score: -0.5 })
-      })
-    )
-
-    it.effect("a configured experiment without data answers zeros; an unknown one fails", () =>
-      Effect.gen(function* () {
-        const service = yield* Experiments.Experiments
-        const results = yield* service.results("t9", "mini-vs-haiku")
-        assert.deepStrictEqual(
-          results.arms.map((arm) => [arm.target, arm.weight, arm.requests, arm.latency_ms.p95, arm.feedback.count]),
-          [
-            ["gpt-4o-mini", 70, 0, 0, 0],
-            ["claude-haiku-4-5", 30, 0, 0, 0]
-          ]
-        )
-        const unknown = yield* Effect.flip(service.results("t9", "nope"))
-        assert.strictEqual(unknown._tag, "ExperimentNotFound")
-        assert.strictEqual(unknown.message, "experiment nope not found")
-      })
-    )
+    it.effect("a configured experiment without data answers zeros; an unknown one fails", zerosScenario)
 
     it.effect("feedback on a session of another tenant, or on none, is SessionNotFound and stores nothing", () =>
       Effect.gen(function* () {
@@ -236,6 +240,27 @@ const outcomeOf = (request: number): Experiments.Outcome => ({
   ok: true,
   latency_ms: 1,
   cost_usd: 0
+})
+
+describe("Experiments in memory", () => {
+  // Storage (SQLite) only creates the sessions the scenario names; the experiments' figures are in memory.
+  const layer = Layer.mergeAll(layerSql, Experiments.layerMemory(experiments)).pipe(
+    Layer.provideMerge(sqlite),
+    Layer.orDie
+  )
+  it.layer(layer, { timeout: 30_000 })((it) => {
+    it.effect("computes the same per-arm results as the databases", resultsScenario)
+    it.effect("answers zeros without data and fails for an unknown experiment", zerosScenario)
+  })
+
+  it.effect("Experiments.layerMemory records outcomes and knows no experiment", () =>
+    Effect.gen(function* () {
+      const service = yield* Experiments.Experiments
+      yield* service.record(outcomeOf(1))
+      const unknown = yield* Effect.flip(service.results("t", "empty"))
+      assert.strictEqual(unknown._tag, "ExperimentNotFound")
+    }).pipe(Effect.provide(Experiments.Experiments.layerMemory))
+  )
 })
 
 describe("Experiments.record", () => {

@@ -4,14 +4,11 @@
  * fallback to the rules when it fails, times out or answers junk.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Duration, Effect, Fiber, Layer, Stream } from "effect"
+import { Duration, Effect, Fiber, Stream } from "effect"
 import { AiError, LanguageModel, type Response } from "effect/ai"
 import { TestClock } from "effect/testing"
-import * as AppConfig from "../src/AppConfig.ts"
 import * as CallOptions from "../src/CallOptions.ts"
-import * as ModelCatalog from "../src/ModelCatalog.ts"
 import * as TaskType from "../src/TaskType.ts"
-import * as Usage from "../src/Usage.ts"
 
 const longArticle =
   "The city council met on Tuesday to discuss the new transport plan. Residents raised concerns about " +
@@ -225,45 +222,6 @@ describe("TaskType.classify", () => {
       assert.isUndefined(fiber.pollUnsafe())
       yield* TestClock.adjust(Duration.seconds(1))
       assert.strictEqual(yield* Fiber.join(fiber), "medical")
-    })
-  )
-})
-
-const classifierInfo = new ModelCatalog.ModelInfo({
-  id: "classifier",
-  provider: "test",
-  description: "names task types",
-  offline: true,
-  capabilities: new ModelCatalog.Capabilities({ tools: false, vision: false, streaming: true, context_window: 8_000 }),
-  cost_per_1k_tokens: new Usage.Price({ input: 0, output: 0 }),
-  price_date: null
-})
-
-/** `detectConfigured` with `routing.classifier.model` set to `model` and a classifier that answers "math". */
-const runConfigured = (model: string | null, text: string) =>
-  Effect.gen(function* () {
-    const { model: languageModel } = yield* classifier(Effect.succeed("math"))
-    return yield* TaskType.detectConfigured(text).pipe(
-      Effect.provide(
-        Layer.mergeAll(
-          AppConfig.AppConfig.layerTest({ routing: { classifier: { model, timeout: Duration.seconds(1) } } }),
-          ModelCatalog.layer([{ info: classifierInfo, languageModel }], "classifier")
-        )
-      )
-    )
-  })
-
-describe("TaskType.detectConfigured", () => {
-  it.effect("asks the configured classifier model", () =>
-    Effect.gen(function* () {
-      assert.strictEqual(yield* runConfigured("classifier", "hello"), "math")
-    })
-  )
-
-  it.effect("uses the rules without a classifier, or when its model is not enabled", () =>
-    Effect.gen(function* () {
-      assert.strictEqual(yield* runConfigured(null, "hello"), "chat")
-      assert.strictEqual(yield* runConfigured("gpt-without-key", "hello"), "chat")
     })
   )
 })

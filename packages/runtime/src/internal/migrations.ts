@@ -92,7 +92,12 @@ export const migrations = {
     yield* sql`CREATE UNIQUE INDEX messages_idempotency_key ON messages (tenant, session_id, idempotency_key)
                WHERE idempotency_key IS NOT NULL`
   }),
-  "7_experiments_and_task_types": Effect.gen(function* () {
+  "7_message_models": Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    // The models that produced an answer, as a JSON array: more than one after a failover mid-answer.
+    yield* sql`ALTER TABLE messages ADD COLUMN models TEXT`
+  }),
+  "8_experiments_and_task_types": Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     // One row per model call that ran in an arm of an A/B experiment.
     yield* sql`CREATE TABLE experiment_outcomes (

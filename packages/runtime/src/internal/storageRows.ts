@@ -24,6 +24,7 @@ export const MessageRow = Schema.Struct({
   tool_calls: Schema.NullOr(Schema.fromJsonString(Schema.Array(ToolCallRecord))),
   tool_call_id: Schema.NullOr(Schema.String),
   pinned: Schema.Number,
+  models: Schema.NullOr(Schema.fromJsonString(Schema.Array(Schema.String))),
   task_type: Schema.NullOr(TaskType),
   created_at: Schema.String
 })
@@ -47,7 +48,7 @@ export const CountRows = Schema.decodeUnknownEffect(
 
 /** The columns of a message row, in the order of {@link MessageRow}. */
 export const messageColumns = `id, seq, role, content, model, provider, prompt_tokens, completion_tokens, cost_usd, tool_calls,
-  tool_call_id, pinned, task_type, created_at`
+  tool_call_id, pinned, models, task_type, created_at`
 
 export const toMessage = (row: typeof MessageRow.Type): Message =>
   new Message({
@@ -69,6 +70,7 @@ export const toMessage = (row: typeof MessageRow.Type): Message =>
     tool_calls: row.tool_calls,
     tool_call_id: row.tool_call_id,
     pinned: row.pinned !== 0,
+    models: row.models,
     task_type: row.task_type,
     created_at: row.created_at
   })
@@ -89,6 +91,7 @@ export const messageRow = (tenant: string, sessionId: string, message: Message, 
   tool_calls: message.tool_calls === null ? null : JSON.stringify(message.tool_calls),
   tool_call_id: message.tool_call_id,
   pinned: message.pinned ? 1 : 0,
+  models: message.models === null ? null : JSON.stringify(message.models),
   task_type: message.task_type,
   created_at: message.created_at,
   idempotency_key: idempotencyKey
