@@ -2,8 +2,9 @@
  * A/B experiments through the real server on PostgreSQL: feedback on sessions
  * (`POST /v1/feedback`, any role, 404 for a session of another tenant or none, 400 for bad
  * input), per-arm results (`GET /v1/experiments/{id}`, builder only, 404 for an experiment that is
- * not configured, zeros without data), and the nullable `task_type` of stored messages. Outcomes
- * are written the way the model router writes them, as rows of `experiment_outcomes`.
+ * not configured, zeros without data), outcomes of turns the router sends through an experiment,
+ * and the nullable `task_type` of stored messages. Some outcomes are written directly as rows of
+ * `experiment_outcomes`, to check the figures on known data.
  */
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { Experiments, Session, SessionProtocol } from "@polyagent/runtime"
@@ -29,9 +30,11 @@ describe("A/B experiments over HTTP", () => {
       config,
       [
         "routing:",
+        "  routes:",
+        "    local-route: { strategy: ordered, candidates: [local] }",
         "  experiments:",
         "    local-split:",
-        "      arms: { local: 70, local-echo: 30 }",
+        "      arms: { local: 70, local-route: 30 }",
         "    untouched:",
         "      arms: { local: 1 }"
       ].join("\n")
@@ -104,7 +107,7 @@ describe("A/B experiments over HTTP", () => {
       ["o1", "local", sessionId, "r1", 1, 120, 0.002],
       ["o2", "local", sessionId, "r2", 1, 80, 0.002],
       ["o3", "local", null, "r3", 0, 5, 0],
-      ["o4", "local-echo", "sess_elsewhere", "r4", 1, 40, 0.001]
+      ["o4", "local-route", "sess_elsewhere", "r4", 1, 40, 0.001]
     ]
       .map(
         ([id, arm, session, request, ok, latency, cost]) =>
@@ -127,7 +130,10 @@ describe("A/B experiments over HTTP", () => {
     assert.approximately(local?.cost_usd.total ?? 0, 0.004, 1e-9)
     // The two feedbacks of the first tests: 0.5 and -1.
     assert.deepStrictEqual(local?.feedback, { count: 2, mean_score: -0.25 })
-    assert.deepStrictEqual([echo?.target, echo?.weight, echo?.requests, echo?.feedback.count], ["local-echo", 30, 1, 0])
+    assert.deepStrictEqual(
+      [echo?.target, echo?.weight, echo?.requests, echo?.feedback.count],
+      ["local-route", 30, 1, 0]
+    )
 
     const untouched = await gateway.get("/v1/experiments/untouched")
     assert.strictEqual(untouched.status, 200, untouched.text)
@@ -154,6 +160,28 @@ describe("A/B experiments over HTTP", () => {
       theirs.arms.map((arm) => arm.requests),
       [0, 0]
     )
+  })
+
+  it("records the outcome of every turn routed through an experiment, in the session's one arm", async () => {
+    const tenant = await keyOf({ role: "admin", tenant: "live" })
+    const first = await tenant.post("/v1/chat", { message: "hello", model: "local-split" })
+    assert.strictEqual(first.status, 200, first.text)
+    const live = decode(SessionProtocol.TurnResult, first.json).session_id
+    for (const message of ["and again", "once more"]) {
+      const turn = await tenant.post("/v1/chat", { message, model: "local-split", session_id: live })
+      assert.strictEqual(turn.status, 200, turn.text)
+    }
+    assert.strictEqual((await tenant.post("/v1/feedback", { session_id: live, score: 1 })).status, 201)
+    const answer = await tenant.get("/v1/experiments/local-split")
+    assert.strictEqual(answer.status, 200, answer.text)
+    const arms = decode(Experiments.ExperimentResults, answer.json).arms
+    const used = arms.filter((arm) => arm.requests > 0)
+    assert.lengthOf(used, 1, answer.text)
+    assert.deepStrictEqual(
+      [used[0]?.requests, used[0]?.sessions, used[0]?.errors, used[0]?.feedback],
+      [3, 1, 0, { count: 1, mean_score: 1 }]
+    )
+    assert.isAbove(used[0]?.latency_ms.p95 ?? 0, 0)
   })
 
   it("returns messages with a nullable task_type", async () => {
