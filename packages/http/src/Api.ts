@@ -14,6 +14,7 @@ import * as HttpApiSecurity from "effect/http-api/HttpApiSecurity"
 import * as OpenApi from "effect/http-api/OpenApi"
 import {
   Agent as AgentModule,
+  Experiments,
   Message,
   ModelCatalog,
   Session,
@@ -277,6 +278,41 @@ export class UsageGroup extends HttpApiGroup.make("usage")
         "grouping by tenant sees every tenant."
     })
   ) {}
+/** `POST /v1/feedback`'s answer: the feedback as stored. */
+export const FeedbackRecorded = Schema.Struct({
+  session_id: Schema.String,
+  score: Schema.Number,
+  comment: Schema.NullOr(Schema.String)
+})
+
+export class ExperimentsGroup extends HttpApiGroup.make("experiments")
+  .add(
+    HttpApiEndpoint.post("feedback", "/v1/feedback", {
+      payload: Experiments.Feedback,
+      success: FeedbackRecorded.pipe(HttpApiSchema.status(201)),
+      error: [ApiError.NotFound, ApiError.Internal, ApiError.Unavailable]
+    }).annotateMerge(
+      OpenApi.annotations({
+        description:
+          "Feedback on one of the caller's tenant's sessions: a score from -1 (bad) to 1 (good) and an optional " +
+          "comment of at most 2,000 characters. It counts for the arms of A/B experiments the session ran in. " +
+          "Any role; a session of another tenant answers 404."
+      })
+    ),
+    HttpApiEndpoint.get("results", "/v1/experiments/:id", {
+      params: { id: Schema.String },
+      success: Experiments.ExperimentResults,
+      error: [ApiError.NotFound, ApiError.Forbidden, ApiError.Internal, ApiError.Unavailable]
+    }).annotateMerge(
+      OpenApi.annotations({
+        description:
+          "Per-arm results of an A/B experiment of `routing.experiments`, for the caller's tenant: sessions, " +
+          "requests, errors, latency percentiles (nearest rank, successful calls), cost and feedback. " +
+          "Needs the builder role; an experiment that is not configured answers 404."
+      })
+    )
+  )
+  .middleware(Authentication) {}
 
 /** `GET /v1/health`. */
 export const Health = Schema.Struct({
@@ -300,6 +336,7 @@ export class SystemGroup extends HttpApiGroup.make("system").add(
 /** The whole API. */
 export class Api extends HttpApi.make("polyagent")
   .add(ChatGroup, SessionsGroup, AgentsGroup, KeysGroup, UsageGroup, ModelsGroup, OpenAiGroup, SystemGroup)
+  .add(ChatGroup, SessionsGroup, AgentsGroup, KeysGroup, ModelsGroup, ExperimentsGroup, OpenAiGroup, SystemGroup)
   .middleware(RequestErrors)
   .annotateMerge(
     OpenApi.annotations({

@@ -12,11 +12,12 @@ import * as Pull from "effect/Pull"
 import * as Stream from "effect/Stream"
 import type * as ClusterErrors from "effect/cluster/ClusterError"
 import * as HttpApiBuilder from "effect/http-api/HttpApiBuilder"
-import { Identifier, ModelCatalog, Session, SessionProtocol, Storage } from "@polyagent/runtime"
+import { type Experiments, Identifier, ModelCatalog, Session, SessionProtocol, Storage } from "@polyagent/runtime"
 import { Api, type ChatEvent, type ChatHeaders, type ChatRequest, HealthDown, healthDown, Principal } from "./Api.ts"
 import * as AgentsHandlers from "./AgentsHandlers.ts"
 import * as ApiError from "./ApiError.ts"
 import * as Authentication from "./Authentication.ts"
+import * as ExperimentsHandlers from "./ExperimentsHandlers.ts"
 import * as KeysHandlers from "./KeysHandlers.ts"
 import { Readiness } from "./Readiness.ts"
 import * as RequestLog from "./RequestLog.ts"
@@ -230,6 +231,13 @@ const SystemHandlers = HttpApiBuilder.group(
   })
 )
 
+/** `/v1/feedback` and `/v1/experiments/{id}`, on the runtime's experiments. */
+const ExperimentsRoutes: Layer.Layer<
+  Layer.Success<typeof ExperimentsHandlers.layer>,
+  never,
+  Experiments.Experiments | Layer.Services<typeof ExperimentsHandlers.layer>
+> = ExperimentsHandlers.layer
+
 /** All handlers but the OpenAI-compatible route's (`CompletionsHandlers.ts`). */
 export const layer = Layer.mergeAll(
   ChatHandlers,
@@ -238,5 +246,6 @@ export const layer = Layer.mergeAll(
   KeysHandlers.layer,
   UsageHandlers.layer,
   ModelsHandlers,
+  ExperimentsRoutes,
   SystemHandlers
 )

@@ -76,6 +76,7 @@ const application = (config: AppConfig.AppConfigValue, options: Options) => {
   const db = database(config)
   const storage = Storage.layerSql.pipe(Layer.provide(db))
   const budgets = Budgets.layer(config.budgets).pipe(Layer.provide(db))
+  const experiments = Experiments.layer(Experiments.fromConfig(config.routing.experiments)).pipe(Layer.provide(db))
   const cluster = Cluster.layer(config, options.workerIndex).pipe(Layer.provide(db))
   const models = options.models ?? ProviderCatalog.layer(config)
   // Loaded at start-up so that a broken plugin stops the server with a message naming it.
@@ -97,7 +98,7 @@ const application = (config: AppConfig.AppConfigValue, options: Options) => {
       AppConfig.AppConfig.layerFrom(config),
       ModelHealth.layerMemory,
       RetryBudget.layerMemory,
-      Experiments.Experiments.layerMemory
+      experiments
     ])
   )
   const bootstrap = Layer.effectDiscard(
@@ -128,7 +129,7 @@ const application = (config: AppConfig.AppConfigValue, options: Options) => {
     Layer.provide(bootstrap),
     Layer.provide(sessions),
     Layer.provideMerge(routing),
-    Layer.provideMerge(Layer.mergeAll(db, storage, budgets, models, cluster, tools, settings))
+    Layer.provideMerge(Layer.mergeAll(db, storage, budgets, experiments, models, cluster, tools, settings))
   )
 }
 

@@ -138,6 +138,32 @@ export const TenantBudget = Schema.Struct({
 /** How much the server logs: `debug` adds Effect's cluster internals, `warn` keeps only failures. */
 export const LogLevel = Schema.Literals(["debug", "info", "warn", "error"])
 
+/** An experiment's id: it is a path segment of `GET /v1/experiments/{id}`. */
+const experimentId = /^[A-Za-z0-9_.-]{1,64}$/
+/** An arm: a model id or a route name. */
+const ArmTarget = Schema.String.check(Schema.isNonEmpty(), Schema.isMaxLength(200))
+const ArmWeight = Schema.Finite.check(Schema.isGreaterThan(0, { expected: "a weight > 0" }))
+
+/**
+ * `routing.experiments`: A/B experiments, each with weighted arms over models or routes; the ids
+ * are path segments of `GET /v1/experiments/{id}`.
+ */
+const ExperimentsSetting = Schema.Record(
+  Schema.String,
+  Schema.Struct({
+    arms: Schema.Record(ArmTarget, ArmWeight).check(
+      Schema.makeFilter((arms) => (Object.keys(arms).length > 0 ? undefined : "expected at least one arm"))
+    )
+  })
+).check(
+  Schema.makeFilter((experiments) => {
+    const invalid = Object.keys(experiments).filter((id) => !experimentId.test(id))
+    return invalid.length === 0
+      ? undefined
+      : `expected experiment ids of 1-64 letters, digits or _.-; cannot use ${JSON.stringify(invalid)}`
+  })
+)
+
 const ProviderSettings = Schema.Struct({
   apiKey: Secret(NonEmpty),
   baseUrl: Schema.OptionFromNullOr(HttpUrl)
@@ -205,14 +231,7 @@ export const AppConfigSchema = Schema.Struct({
       })
     ),
     /** A/B experiments: a request's `model` (or a route's or `auto`'s target) may name one. */
-    experiments: Schema.Record(
-      Schema.String,
-      Schema.Struct({
-        arms: Schema.Record(Schema.String, Weight).check(
-          Schema.makeFilter((record) => (Object.keys(record).length > 0 ? undefined : "expected at least one arm"))
-        )
-      })
-    ),
+    experiments: ExperimentsSetting,
     /** What each tenant may use: `{<tenant>: {models: [...]}}`; a tenant not listed may use every model. */
     tenants: Schema.Record(Schema.String, Schema.Struct({ models: Schema.NonEmptyArray(NonEmpty) })),
     /** The model that classifies `auto` requests' task type; null: fast rules only. */
@@ -323,13 +342,18 @@ export const envSettings: ReadonlyArray<EnvSetting> = [
 ]
 const secretKeys = new Set(envSettings.filter((s) => s.secret === true).map((s) => s.path.join(".")))
 
+/** Whether the `i`-th key of `path` is a name the user chose (a model id, a route, an experiment, an arm). */
+const isUserKey = (path: ReadonlyArray<PropertyKey>, i: number) =>
+  (i === 2 &&
+    ((path[0] === "models" && path[1] === "catalog") ||
+      path[0] === "routing" ||
+      (path[0] === "budgets" && path[1] === "tenants"))) ||
+  (i === 4 && path[0] === "routing" && path[1] === "experiments" && path[3] === "arms")
+
 // Issue paths mix YAML keys and camelCase field names; users only know the YAML ones.
 const userPath = (path: ReadonlyArray<PropertyKey>): ReadonlyArray<string> =>
   path.map((key, i) =>
-    i === 2 &&
-    ((path[0] === "models" && path[1] === "catalog") ||
-      path[0] === "routing" ||
-      (path[0] === "budgets" && path[1] === "tenants"))
+    isUserKey(path, i)
       ? String(key)
       : String(key)
           .replace(/([a-z])([A-Z0-9])/g, "$1_$2")

@@ -334,4 +334,47 @@ describe("AppConfig", () => {
       )
     )
   )
+
+  it.effect("routing: experiments and the classifier load, names kept as written", () =>
+    Effect.gen(function* () {
+      const config = yield* loadIn(
+        [
+          "routing:",
+          "  experiments:",
+          "    miniVsHaiku:",
+          "      arms: { gpt-4o-mini: 70, anthropic/claude-haiku-4.5: 30 }",
+          "  classifier: { model: gpt-4o-mini, timeout: 500 millis }"
+        ].join("\n")
+      )
+      assert.deepStrictEqual(config.routing.experiments, {
+        miniVsHaiku: { arms: { "gpt-4o-mini": 70, "anthropic/claude-haiku-4.5": 30 } }
+      })
+      assert.strictEqual(config.routing.classifier.model, "gpt-4o-mini")
+      assert.strictEqual(Duration.toMillis(config.routing.classifier.timeout), 500)
+      const defaults = yield* loadIn(undefined)
+      assert.deepStrictEqual(defaults.routing.experiments, {})
+      assert.isNull(defaults.routing.classifier.model)
+      assert.strictEqual(Duration.toMillis(defaults.routing.classifier.timeout), 2_000)
+    }).pipe(Effect.scoped)
+  )
+
+  it.effect("routing: a weight that is not > 0, an experiment without arms or a bad timeout is refused by key", () =>
+    Effect.gen(function* () {
+      const zero = yield* failureOf("routing:\n  experiments:\n    abTest:\n      arms: { gpt-4o: 0, local: 1 }\n")
+      assert.include(zero, "routing.experiments.abTest.arms.gpt-4o")
+      assert.include(zero, "a weight > 0")
+      const empty = yield* failureOf("routing:\n  experiments:\n    abTest:\n      arms: {}\n")
+      assert.include(empty, "routing.experiments.abTest.arms")
+      assert.include(empty, "at least one arm")
+      const unknown = yield* failureOf(
+        "routing:\n  experiments:\n    abTest:\n      arms: { local: 1 }\n      split: 2\n"
+      )
+      assert.include(unknown, 'unknown key "routing.experiments.abTest.split"')
+      const badId = yield* failureOf("routing:\n  experiments:\n    a/b:\n      arms: { local: 1 }\n")
+      assert.include(badId, "routing.experiments")
+      assert.include(badId, "1-64 letters, digits or _.-")
+      const timeout = yield* failureOf("routing:\n  classifier: { model: null, timeout: soon }\n")
+      assert.include(timeout, "routing.classifier.timeout")
+    }).pipe(Effect.scoped)
+  )
 })

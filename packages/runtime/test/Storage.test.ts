@@ -28,6 +28,7 @@ const message = (seq: number, id: string, role: Message["role"], content: string
   tool_call_id: null,
   pinned: false,
   models: null,
+  task_type: role === "assistant" ? "chat" : null,
   created_at: at
 })
 
@@ -69,6 +70,16 @@ describe.each(databases("test_storage"))("Storage on %s", (_name, database) => {
         assert.deepStrictEqual(assistant?.usage, Usage.make(12, 7))
         assert.strictEqual(assistant?.cost_usd, 0.000123)
         assert.strictEqual(all[0]?.usage, null)
+        // The detected task type of the turn, on its assistant message; read back by both queries.
+        assert.deepStrictEqual(
+          all.map((m) => m.task_type),
+          [null, "chat", null]
+        )
+        const loaded = Option.getOrThrow(yield* storage.loadSession("t1", "s2"))
+        assert.deepStrictEqual(
+          loaded.messages.map((m) => m.task_type),
+          [null, "chat", null]
+        )
         const session = Option.getOrThrow(yield* storage.getSession("t1", "s2"))
         assert.strictEqual(session.updated_at, "2026-01-01T00:00:03.000Z")
         assert.deepStrictEqual(yield* storage.listMessages("t2", "s2"), [])

@@ -127,5 +127,38 @@ export const migrations = {
       reserved_usd DOUBLE PRECISION NOT NULL,
       PRIMARY KEY (scope, period)
     )`
+  }),
+  "9_experiments_and_task_types": Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    // One row per model call that ran in an arm of an A/B experiment.
+    yield* sql`CREATE TABLE experiment_outcomes (
+      tenant TEXT NOT NULL,
+      id TEXT NOT NULL,
+      experiment TEXT NOT NULL,
+      arm TEXT NOT NULL,
+      session_id TEXT,
+      request_id TEXT NOT NULL,
+      ok INTEGER NOT NULL,
+      latency_ms DOUBLE PRECISION NOT NULL,
+      cost_usd DOUBLE PRECISION NOT NULL,
+      created_at TEXT NOT NULL,
+      PRIMARY KEY (tenant, id)
+    )`
+    // Results rank each arm's latencies; feedback finds a session's arms.
+    yield* sql`CREATE INDEX experiment_outcomes_arm ON experiment_outcomes (tenant, experiment, arm, latency_ms)`
+    yield* sql`CREATE INDEX experiment_outcomes_session ON experiment_outcomes (tenant, experiment, session_id)`
+    // Feedback on a session (not tied to an experiment: it joins to arms through the session's outcomes).
+    yield* sql`CREATE TABLE session_feedback (
+      tenant TEXT NOT NULL,
+      id TEXT NOT NULL,
+      session_id TEXT NOT NULL,
+      score DOUBLE PRECISION NOT NULL,
+      comment TEXT,
+      created_at TEXT NOT NULL,
+      PRIMARY KEY (tenant, id)
+    )`
+    yield* sql`CREATE INDEX session_feedback_session ON session_feedback (tenant, session_id)`
+    // The task type detected for the turn that produced an assistant message.
+    yield* sql`ALTER TABLE messages ADD COLUMN task_type TEXT`
   })
 }
