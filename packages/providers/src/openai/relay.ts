@@ -1,7 +1,7 @@
 /**
  * The Chat Completions pass-through ("relay") of the OpenAI family: the gateway's hot path. The
  * client's request body, shaped for the provider by {@link upstreamBody} (model id, quirks), goes
- * upstream as JSON over one keep-alive undici `Pool` per provider, and the upstream's answer comes
+ * upstream as JSON over one keep-alive undici `Pool` per provider (`ConnectionPool.ts`), and the upstream's answer comes
  * back as its bytes, untouched: no SDK, no effect/ai conversions, no Schema decoding either way.
  * Each call reports what it used to the caller's meter (`relay-meter.ts`): a stream is passed on
  * in whole SSE events, and its usage event only when the client asked for it.
@@ -18,14 +18,13 @@ import * as Latch from "effect/Latch"
 import * as Predicate from "effect/Predicate"
 import type * as Pull from "effect/Pull"
 import * as Result from "effect/Result"
-import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type * as AiError from "effect/ai/AiError"
 import type { NonEmptyReadonlyArray } from "effect/Array"
 import { constVoid } from "effect/Function"
 import type { Readable } from "node:stream"
 import { APIConnectionError, APIError, APIUserAbortError } from "openai"
-import { type Dispatcher, Pool } from "undici"
+import type { Dispatcher } from "undici"
 import type { Config, Quirks } from "./Config.ts"
 import { type ErrorContext, mapError, scrub, timeoutError } from "./map-error.ts"
 import { asksUsage, promptTokensOf, StreamMeter, usageOfWire } from "./relay-meter.ts"
@@ -116,60 +115,36 @@ const functionName = (value: unknown): unknown =>
 export interface Target {
   readonly config: Config
   /** The base URL, ending before `/chat/completions`; it may carry a path (`/api/paas/v4`). */
-  readonly baseUrl: string
+  readonly baseUrl: URL
   /** Sent as `Authorization: Bearer …`; empty, no `Authorization` header is sent. */
   readonly apiKey: string
-  /** How long the response headers, then each chunk of the body, may take. */
+  /** How long the response headers, then each chunk of the body, may take (reported in timeouts). */
   readonly timeoutMs: number
 }
 
 /** The relay of each model of one provider. */
 export type Relays = (modelId: string) => ModelCatalog.Relay<AiError.AiError>
 
-/** Connections kept to one provider at most; requests beyond wait in the pool's queue. */
-export const maxConnections = 256
-
 /**
- * The relays of the provider at `target`, over one undici `Pool` for the base URL's origin that
- * lives as long as the scope: closing the scope destroys it with its connections. `undefined`
- * when the base URL does not parse (the SDK path reports that on each call).
+ * The relays of the provider at `target`, over `pool`, the provider's connection pool to the base
+ * URL's origin (`ConnectionPool.make`: its size, HTTP/2, timeouts and queue).
  *
  * A relay's `complete` sends the request when run; `stream` when the stream runs. Interrupting
  * either, or a consumer that stops reading the stream early, aborts the request at once, which
- * closes its connection. `X-Request-Id` is sent when `requestId` is not empty. The `meter` is told
- * once what the call used, when it ends, whichever way it ends.
+ * closes its connection (an HTTP/2 stream, not the session). `X-Request-Id` is sent when
+ * `requestId` is not empty. The `meter` is told once what the call used, when it ends, whichever
+ * way it ends.
  *
  * Gotchas: the timeout is not a total deadline: the headers must come within it, then each chunk
  * of the body within it of the previous one, so a silent upstream fails and a slow stream does
- * not. undici checks these timeouts about twice a second: one fires up to a second late, and a
+ * not. Its clock starts when the request gets a connection: time queued in the pool does not
+ * count. undici checks these timeouts about twice a second: one fires up to a second late, and a
  * gap shorter than about half a second never trips it, whatever the timeout.
  */
-export const make = (target: Target): Effect.Effect<Relays | undefined, never, Scope.Scope> => {
-  const url = URL.parse(target.baseUrl)
-  if (url === null) return Effect.succeed(undefined)
-  // undici takes whole milliseconds, 0 for no timeout at all.
-  const timeout = Number.isFinite(target.timeoutMs) ? Math.max(1, Math.ceil(target.timeoutMs)) : 0
-  return Effect.map(
-    Effect.acquireRelease(
-      Effect.sync(
-        () =>
-          new Pool(url.origin, {
-            connections: maxConnections,
-            pipelining: 1,
-            connectTimeout: timeout === 0 ? 10_000 : Math.min(timeout, 10_000),
-            headersTimeout: timeout,
-            bodyTimeout: timeout,
-            // HTTP/1.1 keep-alive, one request per connection at a time: what the relay was measured with.
-            allowH2: false
-          })
-      ),
-      (pool) => Effect.promise(() => pool.destroy())
-    ),
-    (pool) => relays(pool, target, `${url.pathname.replace(/\/+$/, "")}/chat/completions`, url.origin)
-  )
-}
+export const make = (target: Target, pool: Dispatcher): Relays =>
+  relays(pool, target, `${target.baseUrl.pathname.replace(/\/+$/, "")}/chat/completions`, target.baseUrl.origin)
 
-const relays = (pool: Pool, target: Target, path: string, origin: string): Relays => {
+const relays = (pool: Dispatcher, target: Target, path: string, origin: string): Relays => {
   const { config, apiKey } = target
   const headers: Record<string, string> = { "content-type": "application/json" }
   if (apiKey !== "") headers["authorization"] = `Bearer ${apiKey}`
@@ -187,6 +162,7 @@ const relays = (pool: Pool, target: Target, path: string, origin: string): Relay
   return (modelId) => {
     const send = (body: ModelCatalog.RelayBody, requestId: string, stream: boolean, signal: AbortSignal) =>
       pool.request({
+        origin,
         path,
         method: "POST",
         headers: requestId === "" ? headers : { ...headers, "x-request-id": requestId },
