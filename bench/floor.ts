@@ -21,7 +21,9 @@ export async function startFloor(
   const port = await freePort()
   const argv = [process.execPath, BARE_PROXY_MJS, "--port", String(port)]
   argv.push("--upstream", `http://127.0.0.1:${upstreamPort}`)
-  const server = adopt(startServer({ command: undefined, argv, cwd: resolve(import.meta.dirname), env: process.env, cpu }))
+  const server = adopt(
+    startServer({ command: undefined, argv, cwd: resolve(import.meta.dirname), env: process.env, cpu })
+  )
   // The proxy passes every path on: the fake's `/healthz` answers through it once both are up.
   await waitHealthy(server, port, STARTUP_TIMEOUT_MS, "/healthz")
   return { port, server }

@@ -50,19 +50,19 @@ const connectTimeoutMs = 10_000
 export const make = (url: URL, timeoutMs: number, settings: Settings): Effect.Effect<Pool, never, Scope.Scope> => {
   // undici takes whole milliseconds, 0 for no timeout at all.
   const timeout = Number.isFinite(timeoutMs) ? Math.max(1, Math.ceil(timeoutMs)) : 0
+  const options = {
+    connections: settings.maxConnections,
+    pipelining: 1,
+    connectTimeout: timeout === 0 ? connectTimeoutMs : Math.min(timeout, connectTimeoutMs),
+    headersTimeout: timeout,
+    bodyTimeout: timeout,
+    allowH2: settings.http2,
+    // HTTP/2 without TLS (h2c, prior knowledge). undici's `Pool` reads this top-level option (it
+    // ignores `h2Options.useH2c`), which its types leave out: hence a variable, not a literal.
+    useH2c: settings.http2 && url.protocol === "http:"
+  }
   return Effect.acquireRelease(
-    Effect.sync(
-      () =>
-        new Pool(url.origin, {
-          connections: settings.maxConnections,
-          pipelining: 1,
-          connectTimeout: timeout === 0 ? connectTimeoutMs : Math.min(timeout, connectTimeoutMs),
-          headersTimeout: timeout,
-          bodyTimeout: timeout,
-          allowH2: settings.http2,
-          h2Options: { useH2c: settings.http2 && url.protocol === "http:" }
-        })
-    ),
+    Effect.sync(() => new Pool(url.origin, options)),
     (pool) => Effect.promise(() => pool.destroy())
   )
 }

@@ -18,7 +18,7 @@ import { apiKey } from "./support/openai-harness.ts"
 /** A Chat Completions upstream that answers every request after `delayMs`, and counts its connections. */
 interface SlowUpstream {
   readonly url: string
-  /** The most TCP connections open at once, and requests answered. */
+  /** The most TCP connections open at once, and completions answered (not the health probe). */
   readonly maxOpen: () => number
   readonly answered: () => number
 }
@@ -42,7 +42,7 @@ const slowUpstream = (delayMs: number) =>
         req.resume()
         req.on("end", () => {
           setTimeout(() => {
-            answered++
+            if (req.method === "POST") answered++
             res.writeHead(200, { "content-type": "application/json" }).end(completion)
           }, delayMs)
         })

@@ -155,7 +155,10 @@ describe("AppConfig", () => {
       assert.include(zero, "providers.openai.max_connections: expected an integer between 1 and 65536, got 0")
       const notBool = yield* failureOf("providers:\n  anthropic: { http2: maybe }\n")
       assert.include(notBool, "providers.anthropic.http2")
-      assert.include(yield* failureOf("providers:\n  openai: { max_conns: 8 }\n"), 'unknown key "providers.openai.max_conns"')
+      assert.include(
+        yield* failureOf("providers:\n  openai: { max_conns: 8 }\n"),
+        'unknown key "providers.openai.max_conns"'
+      )
     }).pipe(Effect.scoped)
   )
 
