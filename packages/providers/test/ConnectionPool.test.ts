@@ -99,7 +99,7 @@ describe("ConnectionPool", () => {
         const started = Date.now()
         const answers = yield* Effect.forEach(
           Array.from({ length: 16 }, (_, i) => ask(`question ${i}`)),
-          (body) => relay.complete(body, ""),
+          (body) => relay.complete(body, "", ModelCatalog.noMeter),
           { concurrency: "unbounded" }
         )
         assert.strictEqual(answers.length, 16)
@@ -131,7 +131,7 @@ describe("ConnectionPool", () => {
       )
       yield* Effect.forEach(
         Array.from({ length: 6 }, (_, i) => ask(`question ${i}`)),
-        (body) => relay.complete(body, ""),
+        (body) => relay.complete(body, "", ModelCatalog.noMeter),
         { concurrency: "unbounded" }
       )
       assert.strictEqual(upstream.answered(), 6)
@@ -151,7 +151,7 @@ describe("ConnectionPool", () => {
         })
         yield* Effect.forEach(
           Array.from({ length: 300 }, (_, i) => ask(`question ${i}`)),
-          (body) => relay.complete(body, ""),
+          (body) => relay.complete(body, "", ModelCatalog.noMeter),
           { concurrency: "unbounded" }
         )
         assert.strictEqual(upstream.answered(), 300)

@@ -70,11 +70,14 @@ describe("HTTP/2 to upstreams", () => {
       const services = yield* Layer.build(ProviderCatalog.layer(config))
       const relay =
         Context.get(services, ModelCatalog.ModelCatalog).find("gpt-4o-mini")?.relay ?? assert.fail("no relay")
-      assert.strictEqual(contentOf(yield* relay.complete(ask("hello"), "")), h2Text)
-      assert.deepStrictEqual(yield* streamed(relay.stream(ask("hello", true), "")), { text: h2Text, done: true })
+      assert.strictEqual(contentOf(yield* relay.complete(ask("hello"), "", ModelCatalog.noMeter)), h2Text)
+      assert.deepStrictEqual(yield* streamed(relay.stream(ask("hello", true), "", ModelCatalog.noMeter)), {
+        text: h2Text,
+        done: true
+      })
       const answers = yield* Effect.forEach(
         Array.from({ length: 10 }, (_, i) => ask(`question ${i}`)),
-        (body) => relay.complete(body, ""),
+        (body) => relay.complete(body, "", ModelCatalog.noMeter),
         { concurrency: "unbounded" }
       )
       assert.deepStrictEqual(
@@ -92,8 +95,11 @@ describe("HTTP/2 to upstreams", () => {
       const upstream = yield* h2Upstream(true)
       const p = yield* provider(upstream.url, true)
       const relay = relayOf(p)
-      assert.strictEqual(contentOf(yield* relay.complete(ask("hello"), "")), h2Text)
-      assert.deepStrictEqual(yield* streamed(relay.stream(ask("hello", true), "")), { text: h2Text, done: true })
+      assert.strictEqual(contentOf(yield* relay.complete(ask("hello"), "", ModelCatalog.noMeter)), h2Text)
+      assert.deepStrictEqual(yield* streamed(relay.stream(ask("hello", true), "", ModelCatalog.noMeter)), {
+        text: h2Text,
+        done: true
+      })
       const model = yield* Provider.languageModel(p, "gpt-4o-mini")
       const response = yield* model.generateText({ prompt: "hello" })
       assert.strictEqual(response.text, h2Text)
@@ -106,8 +112,11 @@ describe("HTTP/2 to upstreams", () => {
     Effect.gen(function* () {
       const upstream = yield* h2Upstream(true)
       const relay = relayOf(yield* provider(upstream.url, false))
-      assert.strictEqual(contentOf(yield* relay.complete(ask("hello"), "")), h2Text)
-      assert.deepStrictEqual(yield* streamed(relay.stream(ask("hello", true), "")), { text: h2Text, done: true })
+      assert.strictEqual(contentOf(yield* relay.complete(ask("hello"), "", ModelCatalog.noMeter)), h2Text)
+      assert.deepStrictEqual(yield* streamed(relay.stream(ask("hello", true), "", ModelCatalog.noMeter)), {
+        text: h2Text,
+        done: true
+      })
       assert.deepStrictEqual(upstream.versions, ["1.1", "1.1"])
     })
   )

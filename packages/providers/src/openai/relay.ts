@@ -22,9 +22,11 @@ import * as Stream from "effect/Stream"
 import type * as AiError from "effect/ai/AiError"
 import type { NonEmptyReadonlyArray } from "effect/Array"
 import { constVoid } from "effect/Function"
+import type { IncomingHttpHeaders } from "node:http"
 import type { Readable } from "node:stream"
 import { APIConnectionError, APIError, APIUserAbortError } from "openai"
 import type { Dispatcher } from "undici"
+import { type Collected, CollectError, collect } from "../internal/collect.ts"
 import type { Config, Quirks } from "./Config.ts"
 import { type ErrorContext, mapError, scrub, timeoutError } from "./map-error.ts"
 import { asksUsage, promptTokensOf, StreamMeter, usageOfWire } from "./relay-meter.ts"
@@ -160,15 +162,15 @@ const relays = (pool: Dispatcher, target: Target, path: string, origin: string):
   const streaming = context("stream")
 
   return (modelId) => {
+    const options = (body: ModelCatalog.RelayBody, requestId: string, stream: boolean) => ({
+      origin,
+      path,
+      method: "POST" as const,
+      headers: requestId === "" ? headers : { ...headers, "x-request-id": requestId },
+      body: JSON.stringify(upstreamBody(body, modelId, config.quirks, stream))
+    })
     const send = (body: ModelCatalog.RelayBody, requestId: string, stream: boolean, signal: AbortSignal) =>
-      pool.request({
-        origin,
-        path,
-        method: "POST",
-        headers: requestId === "" ? headers : { ...headers, "x-request-id": requestId },
-        body: JSON.stringify(upstreamBody(body, modelId, config.quirks, stream)),
-        signal
-      })
+      pool.request({ ...options(body, requestId, stream), signal })
 
     const complete = (
       body: ModelCatalog.RelayBody,
@@ -181,10 +183,17 @@ const relays = (pool: Dispatcher, target: Target, path: string, origin: string):
       return Effect.tryPromise({
         // The signal is aborted if the Effect is interrupted, while waiting for headers or body alike.
         try: (signal) =>
-          send(body, requestId, false, signal).then((response) => {
-            began = isSuccess(response.statusCode)
-            return readAnswer(response)
-          }),
+          collect(pool, options(body, requestId, false), signal, errorBodyLimit).then(
+            (answer) => {
+              began = isSuccess(answer.status)
+              return readAnswer(answer)
+            },
+            (error) => {
+              const answered = error instanceof CollectError && error.answered
+              began = answered && isSuccess(error.status)
+              return failure(error instanceof CollectError ? error.error : error, answered ? "stream" : "request")
+            }
+          ),
         catch: (error) => failure(error, "request")
       }).pipe(
         Effect.flatMap((answer) => {
@@ -290,24 +299,17 @@ const bytesOf = (body: Readable, meter: StreamMeter): Stream.Stream<Uint8Array, 
 const cutShort = new Error("the answer's body was destroyed before its end")
 
 /** A non-streamed answer: its bytes and their JSON once they parse, or why the call failed. */
-const readAnswer = (
-  response: Dispatcher.ResponseData
-): Promise<{ readonly bytes: Uint8Array; readonly json: unknown } | Failure> =>
-  isSuccess(response.statusCode)
-    ? response.body.bytes().then(
-        (bytes) => {
-          // Parsing once is the cheapest proof that the bytes passed on are JSON (and it gives the usage).
-          const parsed = Result.try((): unknown => JSON.parse(utf8.decode(bytes)))
-          return Result.isSuccess(parsed) ? { bytes, json: parsed.success } : failure(parsed.failure, "request")
-        },
-        (error: unknown) => failure(error, "stream")
-      )
-    : rejection(response)
+const readAnswer = (answer: Collected): { readonly bytes: Uint8Array; readonly json: unknown } | Failure => {
+  if (!isSuccess(answer.status)) return rejectionOf(answer.status, answer.headers, answer.body.toString("utf8"))
+  // Parsing once is the cheapest proof that the bytes passed on are JSON (and it gives the usage).
+  const parsed = Result.try((): unknown => JSON.parse(utf8.decode(answer.body)))
+  return Result.isSuccess(parsed) ? { bytes: answer.body, json: parsed.success } : failure(parsed.failure, "request")
+}
 
 /** How much of an error body is read: plenty for any provider's error JSON. */
 const errorBodyLimit = 64 * 1024
 
-/** A non-2xx answer as the SDK's `APIError`, built as the SDK builds it from the same answer. */
+/** A non-2xx streamed answer as the SDK's `APIError`, its body read up to {@link errorBodyLimit}. */
 const rejection = (response: Dispatcher.ResponseData): Promise<Failure> =>
   new Promise<string>((resolve) => {
     const chunks: Array<Buffer> = []
@@ -321,17 +323,20 @@ const rejection = (response: Dispatcher.ResponseData): Promise<Failure> =>
       // A body that breaks off or is cut at the limit still has its status and headers.
       .on("error", constVoid)
       .on("close", () => resolve(Buffer.concat(chunks).toString("utf8")))
-  }).then((text) => {
-    const headers = new Headers()
-    for (const [name, value] of Object.entries(response.headers)) {
-      if (typeof value === "string") headers.append(name, value)
-      else for (const item of value ?? []) headers.append(name, item)
-    }
-    const json = Result.getOrUndefined(Result.try((): unknown => JSON.parse(text)))
-    const errorResponse = Predicate.isObjectOrArray(json) ? errorResponseOf(json) : undefined
-    const message = errorResponse === undefined ? text : undefined
-    return failure(APIError.generate(response.statusCode, errorResponse, message, headers), "request")
-  })
+  }).then((text) => rejectionOf(response.statusCode, response.headers, text))
+
+/** A non-2xx answer as the SDK's `APIError`, built as the SDK builds it from the same answer. */
+const rejectionOf = (status: number, responseHeaders: IncomingHttpHeaders, text: string): Failure => {
+  const headers = new Headers()
+  for (const [name, value] of Object.entries(responseHeaders)) {
+    if (typeof value === "string") headers.append(name, value)
+    else for (const item of value ?? []) headers.append(name, item)
+  }
+  const json = Result.getOrUndefined(Result.try((): unknown => JSON.parse(text)))
+  const errorResponse = Predicate.isObjectOrArray(json) ? errorResponseOf(json) : undefined
+  const message = errorResponse === undefined ? text : undefined
+  return failure(APIError.generate(status, errorResponse, message, headers), "request")
+}
 
 // As the SDK's `makeStatusError`: a JSON body without an `error` member is the error itself.
 const errorResponseOf = (json: object): object =>
