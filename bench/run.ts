@@ -15,9 +15,12 @@
  * - stream: `POST /v1/chat/stream` (16 connections): time to the first byte of the event stream
  *   and to the end of its `event: done`.
  * - gateway: `POST /v1/chat/completions` through the OpenAI provider to the shared harness's fake
- *   upstream, against calling the fake directly in the same run (`gateway.ts`): added latency at
- *   100/500/1000 requests/s, max throughput, streaming time to first byte. This case starts its
+ *   upstream, against calling the fake directly and through the floor (`harness/bare-proxy.mjs`) in
+ *   the same run (`gateway.ts`, `floor.ts`): added latency at 100/200/500/1000 requests/s, max
+ *   throughput (also as a ratio to the floor), streaming time to first byte. This case starts its
  *   own servers (with `OPENAI_API_KEY` and `OPENAI_BASE_URL`), after the zero-config one is stopped.
+ * - conns: 10,000 concurrent requests to a 5 s upstream through one server (`conns.ts`): how many
+ *   are served, and the server's peak RSS.
  *
  * Reading it: req/s (streams/s) is the server's capacity at that concurrency, counting 2xx answers
  * only; the percentiles are per request, from send to the last byte. Non-2xx answers, socket
@@ -30,7 +33,7 @@
  * dropped at the end) instead of the embedded SQLite database; the gateway case is unchanged.
  *
  *   npm run bench [-- --quick] [-- --duration 20] [-- --server-cmd "node other-server.mjs"]
- *                 [-- --only gateway] [-- --skip gateway] [-- --postgres [URL]]
+ *                 [-- --only gateway,conns] [-- --skip gateway] [-- --postgres [URL]]
  */
 import { spawnSync } from "node:child_process"
 import { randomBytes } from "node:crypto"
