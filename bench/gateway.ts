@@ -294,29 +294,15 @@ async function measure(
   const plannedMs =
     RATES.length * (LATENCY_WARMUP_S + latencyDurationS + 1) * 1000 + (throughputDurationS + 1) * 1000 + 5_000
 
-  ctx.log(`gateway: run.mjs --tests ${tests} against the fakes directly (~${Math.round(plannedMs / 1000)} s)`)
-  const direct = await runHarness(ctx, adopt, "direct", plannedMs, [
-    ...harnessArgs,
-    "--url",
-    `http://127.0.0.1:${slowFake.port}`,
-    "--throughput-url",
-    `http://127.0.0.1:${fastFake.port}`
-  ])
-  ctx.log(`gateway: run.mjs --tests ${tests} through the floor, bare-proxy.mjs (~${Math.round(plannedMs / 1000)} s)`)
-  const floor = await runHarness(ctx, adopt, "floor", plannedMs, [
-    ...harnessArgs,
-    "--url",
-    `http://127.0.0.1:${slowFloor.port}`,
-    "--throughput-url",
-    `http://127.0.0.1:${fastFloor.port}`
-  ])
-  ctx.log(`gateway: run.mjs --tests ${tests} through the gateway (~${Math.round(plannedMs / 1000)} s)`)
-  const gateway = await runHarness(ctx, adopt, "polyagent", plannedMs, [
-    ...harnessArgs,
-    "--url",
-    `http://127.0.0.1:${slowGw.port}`,
-    "--throughput-url",
-    `http://127.0.0.1:${fastGw.port}`,
+  /** One harness run against a slow (latency, stream) and a fast (throughput) target. */
+  const side = (what: string, label: string, slowPort: number, fastPort: number, extra: ReadonlyArray<string> = []) => {
+    ctx.log(`gateway: run.mjs --tests ${tests} ${what} (~${Math.round(plannedMs / 1000)} s)`)
+    const urls = ["--url", `http://127.0.0.1:${slowPort}`, "--throughput-url", `http://127.0.0.1:${fastPort}`]
+    return runHarness(ctx, adopt, label, plannedMs, [...harnessArgs, ...urls, ...extra])
+  }
+  const direct = await side("against the fakes directly", "direct", slowFake.port, fastFake.port)
+  const floor = await side("through the floor, bare-proxy.mjs", "floor", slowFloor.port, fastFloor.port)
+  const gateway = await side("through the gateway", "polyagent", slowGw.port, fastGw.port, [
     "--header",
     `Authorization: Bearer ${adminKey}`
   ])

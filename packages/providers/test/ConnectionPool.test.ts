@@ -72,6 +72,14 @@ const ask = (text: string) => ({ model: "gpt-4o-mini", messages: [{ role: "user"
 
 const key = (value: string) => Option.some(Redacted.make(value))
 
+/** `n` completions through `relay`, all at once; their answers. */
+const concurrently = (relay: ModelCatalog.Relay<ModelCatalog.ModelError>, n: number) =>
+  Effect.forEach(
+    Array.from({ length: n }, (_, i) => ask(`question ${i}`)),
+    (body) => relay.complete(body, "", ModelCatalog.noMeter),
+    { concurrency: "unbounded" }
+  )
+
 /** The relay of `gpt-4o-mini` in a catalogue built from `overrides`, as the server builds it. */
 const relayOf = (overrides: AppConfig.Overrides<AppConfig.AppConfigValue>, model = "gpt-4o-mini") =>
   Effect.gen(function* () {
@@ -97,11 +105,7 @@ describe("ConnectionPool", () => {
           }
         })
         const started = Date.now()
-        const answers = yield* Effect.forEach(
-          Array.from({ length: 16 }, (_, i) => ask(`question ${i}`)),
-          (body) => relay.complete(body, "", ModelCatalog.noMeter),
-          { concurrency: "unbounded" }
-        )
+        const answers = yield* concurrently(relay, 16)
         assert.strictEqual(answers.length, 16)
         assert.strictEqual(upstream.answered(), 16)
         assert.strictEqual(upstream.maxOpen(), 4, "never more connections than max_connections")
@@ -129,11 +133,7 @@ describe("ConnectionPool", () => {
         },
         "slow"
       )
-      yield* Effect.forEach(
-        Array.from({ length: 6 }, (_, i) => ask(`question ${i}`)),
-        (body) => relay.complete(body, "", ModelCatalog.noMeter),
-        { concurrency: "unbounded" }
-      )
+      yield* concurrently(relay, 6)
       assert.strictEqual(upstream.answered(), 6)
       assert.strictEqual(upstream.maxOpen(), 2)
     })
@@ -149,11 +149,7 @@ describe("ConnectionPool", () => {
         const relay = yield* relayOf({
           providers: { openai: { apiKey: key(apiKey), baseUrl: Option.some(`${upstream.url}/v1`) } }
         })
-        yield* Effect.forEach(
-          Array.from({ length: 300 }, (_, i) => ask(`question ${i}`)),
-          (body) => relay.complete(body, "", ModelCatalog.noMeter),
-          { concurrency: "unbounded" }
-        )
+        yield* concurrently(relay, 300)
         assert.strictEqual(upstream.answered(), 300)
         // 300 at once (the old pool held 256); the catalogue's health probe may add one.
         assert.isAtLeast(upstream.maxOpen(), 300)
