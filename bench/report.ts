@@ -4,6 +4,7 @@
  * and streaming, direct against through the gateway, the aims, and the harness's `compare.mjs`
  * table). The JSON line after it is the contract; this is for people.
  */
+import type { ConnsFigures } from "./conns.ts"
 import type { GatewayFigures } from "./gateway.ts"
 import type { ChatFigures, SessionFigures, StreamFigures } from "./scenarios.ts"
 
@@ -15,6 +16,8 @@ export interface Results {
   readonly chat_session: SessionFigures | Failed | null
   readonly stream: StreamFigures | Failed | null
   readonly gateway: GatewayFigures | Failed | null
+  /** 10,000 concurrent requests to a 5 s upstream (`conns.ts`). */
+  readonly conns: ConnsFigures | Failed | null
   /** The zero-config server's memory; all `null` when none of its scenarios ran. */
   readonly rss_mb: {
     readonly idle: number | null
@@ -51,7 +54,20 @@ export function renderReport(results: Results, gatewayTable: string): string {
     `node ${results.node}, ${results.cpus} CPUs, ${pinning}; scenarios: ${results.scenarios.join(", ")}`
   const local = results.chat_new !== null || results.chat_session !== null || results.stream !== null
   const gateway = results.gateway === null ? [] : ["", renderGateway(results.gateway, gatewayTable)]
-  return [heading, ...(local ? ["", renderLocal(results)] : []), ...gateway].join("\n")
+  const conns = results.conns === null ? [] : ["", renderConns(results.conns)]
+  return [heading, ...(local ? ["", renderLocal(results)] : []), ...gateway, ...conns].join("\n")
+}
+
+/** The `conns` case: how many of 10,000 concurrent slow requests were served, and the memory it took. */
+function renderConns(figures: ConnsFigures | Failed): string {
+  if (isFailed(figures)) return `conns case failed: ${figures.error}`
+  return [
+    `Concurrency: ${figures.requests} concurrent POST /v1/chat/completions to a ${figures.upstream_latency_ms / 1000} s ` +
+      `upstream, one server (ulimit -n ${figures.ulimit_n}; client gives up after ${figures.client_timeout_s} s of silence)`,
+    `served ${fmt(figures.ok, 0)}, failed ${fmt(figures.failed, 0)} (${JSON.stringify(figures.errors)}); ` +
+      `max in flight ${fmt(figures.max_inflight, 0)}; all answered in ${fmt(figures.total_s)} s; ` +
+      `server RSS idle ${fmt(figures.rss_idle_mb)} MB, peak ${fmt(figures.rss_peak_mb)} MB (aim < 512)`
+  ].join("\n")
 }
 
 function renderLocal(results: Results): string {
@@ -176,31 +192,43 @@ function renderGateway(figures: GatewayFigures | Failed, compareTable: string): 
     [
       `open loop, ${setup.latency_duration_s} s per rate (ms)`,
       "direct p50",
+      "floor p50",
       "gateway p50",
       "added p50",
+      "over floor",
       "direct p99",
+      "floor p99",
       "gateway p99",
       "added p99",
-      "achieved rps d/g",
-      "errors d/g"
+      "over floor",
+      "achieved rps d/f/g",
+      "errors d/f/g"
     ],
     figures.latency.map((row) => [
       `@${row.rate_rps} rps`,
       fmt(row.direct.p50_ms, 2),
+      fmt(row.floor.p50_ms, 2),
       fmt(row.gateway.p50_ms, 2),
       signed(row.added_p50_ms),
+      signed(row.added_over_floor_p50_ms),
       fmt(row.direct.p99_ms, 2),
+      fmt(row.floor.p99_ms, 2),
       fmt(row.gateway.p99_ms, 2),
       signed(row.added_p99_ms),
-      `${fmt(row.direct.achieved_rps)} / ${fmt(row.gateway.achieved_rps)}`,
-      `${fmt(row.direct.errors, 0)} / ${fmt(row.gateway.errors, 0)}`
+      signed(row.added_over_floor_p99_ms),
+      `${fmt(row.direct.achieved_rps)} / ${fmt(row.floor.achieved_rps)} / ${fmt(row.gateway.achieved_rps)}`,
+      `${fmt(row.direct.errors, 0)} / ${fmt(row.floor.errors, 0)} / ${fmt(row.gateway.errors, 0)}`
     ])
   )
   const tput = renderTable(
     [`max throughput (${throughput.tool}, ${throughput.connections} conns)`, "req/s", "p50 ms", "p99 ms", "errors"],
     [
       ["direct (fake alone)", ...tputCells(throughput.direct)],
-      [`gateway (${fmt(throughput.ratio, 3)}x direct)`, ...tputCells(throughput.gateway)]
+      ["floor (bare-proxy.mjs)", ...tputCells(throughput.floor)],
+      [
+        `gateway (${fmt(throughput.ratio_to_floor, 3)}x floor, ${fmt(throughput.ratio, 3)}x direct)`,
+        ...tputCells(throughput.gateway)
+      ]
     ]
   )
   const streams = renderTable(

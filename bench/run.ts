@@ -15,9 +15,12 @@
  * - stream: `POST /v1/chat/stream` (16 connections): time to the first byte of the event stream
  *   and to the end of its `event: done`.
  * - gateway: `POST /v1/chat/completions` through the OpenAI provider to the shared harness's fake
- *   upstream, against calling the fake directly in the same run (`gateway.ts`): added latency at
- *   100/500/1000 requests/s, max throughput, streaming time to first byte. This case starts its
+ *   upstream, against calling the fake directly and through the floor (`harness/bare-proxy.mjs`) in
+ *   the same run (`gateway.ts`, `floor.ts`): added latency at 100/200/500/1000 requests/s, max
+ *   throughput (also as a ratio to the floor), streaming time to first byte. This case starts its
  *   own servers (with `OPENAI_API_KEY` and `OPENAI_BASE_URL`), after the zero-config one is stopped.
+ * - conns: 10,000 concurrent requests to a 5 s upstream through one server (`conns.ts`): how many
+ *   are served, and the server's peak RSS.
  *
  * Reading it: req/s (streams/s) is the server's capacity at that concurrency, counting 2xx answers
  * only; the percentiles are per request, from send to the last byte. Non-2xx answers, socket
@@ -30,7 +33,7 @@
  * dropped at the end) instead of the embedded SQLite database; the gateway case is unchanged.
  *
  *   npm run bench [-- --quick] [-- --duration 20] [-- --server-cmd "node other-server.mjs"]
- *                 [-- --only gateway] [-- --skip gateway] [-- --postgres [URL]]
+ *                 [-- --only gateway,conns] [-- --skip gateway] [-- --postgres [URL]]
  */
 import { spawnSync } from "node:child_process"
 import { randomBytes } from "node:crypto"
@@ -39,7 +42,8 @@ import { cpus, tmpdir } from "node:os"
 import { join, resolve } from "node:path"
 import { setTimeout as sleep } from "node:timers/promises"
 import { parseArgs } from "node:util"
-import { COMPLETIONS_PATH, type GatewayFigures, gatewayCase } from "./gateway.ts"
+import { CONNS, type ConnsFigures, connsCase } from "./conns.ts"
+import { COMPLETIONS_PATH, type GatewayContext, type GatewayFigures, gatewayCase } from "./gateway.ts"
 import type { Target } from "./load.ts"
 import { type BenchSchema, createBenchSchema, DEFAULT_POSTGRES_URL } from "./postgres.ts"
 import { type Failed, renderReport, type Results } from "./report.ts"
@@ -77,7 +81,9 @@ const WITHHELD_ENV = [
   ...["OPENAI", "ANTHROPIC", "OPENROUTER", "GLM"].flatMap((p) => [`${p}_API_KEY`, `${p}_BASE_URL`])
 ]
 
-const SCENARIOS = ["chat_new", "chat_session", "stream", "gateway"] as const
+const SCENARIOS = ["chat_new", "chat_session", "stream", "gateway", "conns"] as const
+/** The cases that start servers of their own, with a provider pointed at a fake upstream. */
+const UPSTREAM_CASES: ReadonlyArray<Scenario> = ["gateway", "conns"]
 type Scenario = (typeof SCENARIOS)[number]
 
 const USAGE = `usage: node bench/run.ts [--quick] [--duration SECONDS] [--server-cmd "COMMAND"]
@@ -250,35 +256,43 @@ const SKIPPED_LOCAL: LocalResults = {
 async function main(options: Options): Promise<{ results: Results; gatewayTable: string }> {
   const pinned = pinLoadGenerator()
   const label = options.serverCmd ?? DEFAULT_SERVER
-  const local = options.scenarios.some((name) => name !== "gateway")
+  const local = options.scenarios.some((name) => !UPSTREAM_CASES.includes(name))
     ? await runLocal(options, label, pinned !== null)
     : SKIPPED_LOCAL
+  const context: GatewayContext = {
+    repoRoot: REPO_ROOT,
+    serverCmd: options.serverCmd,
+    serverEnv,
+    pinned: pinned !== null,
+    quick: options.quick,
+    adopt: (child) => owned.servers.push(child),
+    tempDir,
+    proceed: () => !interrupted(),
+    log
+  }
   let gateway: GatewayFigures | Failed | null = null
   let gatewayTable = ""
   if (options.scenarios.includes("gateway")) {
     const outcome = await attempt(
-      `gateway: ${COMPLETIONS_PATH} via the openai provider to a fake upstream, vs the fake directly`,
+      `gateway: ${COMPLETIONS_PATH} via the openai provider to a fake upstream, vs the floor and the fake directly`,
       () => true,
-      () =>
-        gatewayCase({
-          repoRoot: REPO_ROOT,
-          serverCmd: options.serverCmd,
-          serverEnv,
-          pinned: pinned !== null,
-          quick: options.quick,
-          adopt: (child) => owned.servers.push(child),
-          tempDir,
-          proceed: () => !interrupted(),
-          log
-        })
+      () => gatewayCase(context)
     )
     gateway = "error" in outcome ? outcome : outcome.figures
     gatewayTable = "error" in outcome ? "" : outcome.compareTable
   }
+  const conns: ConnsFigures | Failed | null = options.scenarios.includes("conns")
+    ? await attempt(
+        `conns: ${CONNS} concurrent requests to a 5 s upstream through one server`,
+        () => true,
+        () => connsCase(context, openFileLimit())
+      )
+    : null
   const results: Results = {
     scenarios: options.scenarios,
     ...local,
     gateway,
+    conns,
     server: label,
     storage: options.postgresUrl === undefined ? "sqlite" : "postgresql",
     workers: options.workers,
@@ -355,6 +369,9 @@ async function runLocal(options: Options, label: string, pinned: boolean): Promi
   await server.stop()
   return { chat_new, chat_session, stream: streamed, rss_mb, startup_ms: Math.round(startupMs) }
 }
+
+/** This shell's `ulimit -n`, which the server inherits. */
+const openFileLimit = (): string => spawnSync("sh", ["-c", "ulimit -n"], { encoding: "utf8" }).stdout.trim()
 
 /** Stops the samplers and every child, removes the temporary directories; safe to call more than once. */
 async function cleanup(): Promise<void> {

@@ -1,8 +1,8 @@
 /**
  * What every model provider offers the composition: the calls of each of its model ids, from which
  * effect/ai's `LanguageModel` is built (that interface is all the runtime ever sees), and a cheap
- * health probe for the router. A provider is built from its key, optional base URL and request
- * timeout.
+ * health probe for the router. A provider is built from its key, optional base URL, request
+ * timeout and connection pool settings.
  */
 import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
@@ -10,6 +10,7 @@ import type * as Redacted from "effect/Redacted"
 import type * as AiError from "effect/ai/AiError"
 import * as LanguageModel from "effect/ai/LanguageModel"
 import type { ModelCatalog } from "@polyagent/runtime"
+import type * as ConnectionPool from "./ConnectionPool.ts"
 
 /** How a provider is reached. */
 export interface Settings {
@@ -18,6 +19,8 @@ export interface Settings {
   readonly baseUrl?: string | undefined
   /** Bound on one upstream request; interrupting the Effect aborts the request at once. */
   readonly timeout: Duration.Duration
+  /** The connection pool to the provider (`ConnectionPool.ts`); `ConnectionPool.defaults` when absent. */
+  readonly pool?: ConnectionPool.Settings | undefined
 }
 
 /** The outcome of a health probe. */

@@ -27,6 +27,7 @@ import { fileURLToPath } from "node:url"
 import { parse } from "yaml"
 import * as LocalModel from "./local/LocalModel.ts"
 import type * as Provider from "./Provider.ts"
+import type * as ConnectionPool from "./ConnectionPool.ts"
 import * as UpstreamLog from "./UpstreamLog.ts"
 
 /** A catalogue entry, as `models.catalog` and `config/models.yaml` write it. */
@@ -117,11 +118,17 @@ export const layer = (
     ModelCatalog.ModelCatalog,
     Effect.gen(function* () {
       const entries: Record<string, Entry> = { ...(yield* builtIn), ...config.models.catalog }
-      // One client per provider, base URL and timeout: models with their own timeout get their own.
+      // One client (and connection pool) per provider, base URL, timeout and pool settings: models
+      // with their own timeout, max_connections or http2 get their own.
       const built = new Map<string, Provider.Provider>()
       const providerFor = Effect.fnUntraced(function* (id: string, entry: Entry) {
         const timeout = entry.timeout ?? config.server.requestTimeout
-        const cacheKey = `${entry.provider} ${entry.baseUrl ?? ""} ${Duration.toMillis(timeout)}`
+        const shared = isKeyed(entry.provider) ? config.providers[entry.provider] : undefined
+        const pool: ConnectionPool.Settings = {
+          maxConnections: entry.maxConnections ?? shared?.maxConnections ?? AppConfig.upstreamDefaults.max_connections,
+          http2: entry.http2 ?? shared?.http2 ?? AppConfig.upstreamDefaults.http2
+        }
+        const cacheKey = `${entry.provider} ${entry.baseUrl ?? ""} ${Duration.toMillis(timeout)} ${pool.maxConnections} ${pool.http2}`
         const cached = built.get(cacheKey)
         if (cached !== undefined) return Option.some(cached)
         let provider: Provider.Provider
@@ -131,14 +138,15 @@ export const layer = (
               message: `models.catalog.${id}.base_url: an openai-compatible model needs the URL of its server`
             })
           }
-          provider = yield* openAiCompatible({ name: compatible, baseUrl: entry.baseUrl, timeout })
+          provider = yield* openAiCompatible({ name: compatible, baseUrl: entry.baseUrl, timeout, pool })
         } else if (isKeyed(entry.provider)) {
           const settings = config.providers[entry.provider]
           if (Option.isNone(settings.apiKey)) return Option.none()
           provider = yield* keyed[entry.provider]({
             apiKey: settings.apiKey.value,
             baseUrl: Option.getOrUndefined(settings.baseUrl),
-            timeout
+            timeout,
+            pool
           })
         } else {
           const known = [...Object.keys(keyed), compatible].join(", ")

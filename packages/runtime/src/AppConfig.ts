@@ -74,6 +74,9 @@ export const DurationSetting = Schema.Union([Schema.String, Schema.Number]).pipe
   )
 )
 
+/** The size of an upstream connection pool (one file descriptor per connection). */
+const MaxConnections = intAtLeast(1, 65_536)
+
 /** One entry of `models.catalog`: adds a model or replaces a built-in one with the same id. */
 export const ModelEntry = Schema.Struct({
   provider: NonEmpty,
@@ -101,8 +104,19 @@ export const ModelEntry = Schema.Struct({
   /** Bound on one upstream call to this model; `server.request_timeout` when absent. */
   timeout: Schema.optionalKey(DurationSetting),
   /** How good the model's answers are, 0–100, for the `quality` and `balanced` strategies (absent: ranked by price). */
-  quality: Schema.optionalKey(Schema.Finite.check(Schema.isBetween({ minimum: 0, maximum: 100 })))
-}).pipe(Schema.encodeKeys({ costPer1kTokens: "cost_per_1k_tokens", priceDate: "price_date", baseUrl: "base_url" }))
+  quality: Schema.optionalKey(Schema.Finite.check(Schema.isBetween({ minimum: 0, maximum: 100 }))),
+  /** Connections to this model's server at most; the provider's `max_connections` when absent. */
+  maxConnections: Schema.optionalKey(MaxConnections),
+  /** HTTP/2 to this model's server; the provider's `http2` when absent. */
+  http2: Schema.optionalKey(Schema.Boolean)
+}).pipe(
+  Schema.encodeKeys({
+    costPer1kTokens: "cost_per_1k_tokens",
+    priceDate: "price_date",
+    baseUrl: "base_url",
+    maxConnections: "max_connections"
+  })
+)
 
 /** How a route orders its candidates (see `ModelRouter`). */
 export const RouteStrategy = Schema.Literals(["cost", "latency", "quality", "balanced", "weighted", "ordered"])
@@ -166,8 +180,12 @@ const ExperimentsSetting = Schema.Record(
 
 const ProviderSettings = Schema.Struct({
   apiKey: Secret(NonEmpty),
-  baseUrl: Schema.OptionFromNullOr(HttpUrl)
-}).pipe(Schema.encodeKeys({ apiKey: "api_key", baseUrl: "base_url" }))
+  baseUrl: Schema.OptionFromNullOr(HttpUrl),
+  /** Connections kept to the provider at most (HTTP/1.1: requests in flight); more wait in a queue. */
+  maxConnections: MaxConnections,
+  /** HTTP/2 to the provider: negotiated over https, prior knowledge (h2c) over http. */
+  http2: Schema.Boolean
+}).pipe(Schema.encodeKeys({ apiKey: "api_key", baseUrl: "base_url", maxConnections: "max_connections" }))
 
 /**
  * The whole configuration. Decoding takes the YAML shape (snake_case keys, durations as
@@ -275,6 +293,13 @@ export interface AppConfigValue extends Schema.Schema.Type<typeof AppConfigSchem
 /** The configuration in its YAML shape (what a file, the defaults and the environment provide). */
 export type AppConfigInput = typeof AppConfigSchema.Encoded
 
+/**
+ * A provider's connection pool by default: 4,096 connections, enough for 10,000 concurrent requests
+ * to a 5 s upstream to pass within the default 60 s timeout (three rounds), while 10,000 client
+ * connections plus the pool stay under an open-file limit of 20,000. HTTP/1.1 unless asked.
+ */
+export const upstreamDefaults = { max_connections: 4096, http2: false } as const
+
 /** Built-in defaults, in YAML shape; `config/polyagent.yaml` documents the same values. */
 export const defaults: AppConfigInput = {
   server: {
@@ -304,10 +329,10 @@ export const defaults: AppConfigInput = {
   tools: { max_steps: 8, timeout: "30s", concurrency: 8, max_result_bytes: 65_536, network: { allow_hosts: [] } },
   models: { default: "local", local: { chunk_delay: "0 millis" }, catalog: {} },
   providers: {
-    openai: { api_key: null, base_url: null },
-    anthropic: { api_key: null, base_url: null },
-    openrouter: { api_key: null, base_url: null },
-    glm: { api_key: null, base_url: null }
+    openai: { api_key: null, base_url: null, ...upstreamDefaults },
+    anthropic: { api_key: null, base_url: null, ...upstreamDefaults },
+    openrouter: { api_key: null, base_url: null, ...upstreamDefaults },
+    glm: { api_key: null, base_url: null, ...upstreamDefaults }
   },
   log: { level: "info", format: "text" }
 }
@@ -356,7 +381,8 @@ const userPath = (path: ReadonlyArray<PropertyKey>): ReadonlyArray<string> =>
     isUserKey(path, i)
       ? String(key)
       : String(key)
-          .replace(/([a-z])([A-Z0-9])/g, "$1_$2")
+          // costPer1kTokens → cost_per_1k_tokens, but http2 stays http2.
+          .replace(/([a-z])(?=[A-Z]|\d+[a-z])/g, "$1_")
           .toLowerCase()
   )
 const formatter = SchemaIssue.makeFormatterStandardSchemaV1({

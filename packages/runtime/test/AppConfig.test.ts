@@ -122,6 +122,46 @@ describe("AppConfig", () => {
     }).pipe(Effect.scoped)
   )
 
+  it.effect("a provider's connection pool: 4096 HTTP/1.1 connections by default, set per provider and per model", () =>
+    Effect.gen(function* () {
+      const defaults = yield* loadIn(undefined)
+      for (const provider of Object.values(defaults.providers)) {
+        assert.strictEqual(provider.maxConnections, 4096)
+        assert.isFalse(provider.http2)
+      }
+      const config = yield* loadIn(
+        [
+          "providers:",
+          "  openai: { max_connections: 10000, http2: true }",
+          "models:",
+          "  catalog:",
+          "    llama:",
+          "      provider: openai-compatible",
+          "      base_url: http://127.0.0.1:11434/v1",
+          "      max_connections: 16",
+          "      http2: true",
+          "      capabilities: { tools: true, vision: false, streaming: true, context_window: 8192 }",
+          "      cost_per_1k_tokens: { input: 0, output: 0 }"
+        ].join("\n"),
+        { OPENAI_API_KEY: "sk-test" }
+      )
+      assert.strictEqual(config.providers.openai.maxConnections, 10_000)
+      assert.isTrue(config.providers.openai.http2)
+      assert.deepStrictEqual(secret(config.providers.openai.apiKey), Option.some("sk-test"))
+      assert.strictEqual(config.providers.anthropic.maxConnections, 4096, "the others keep the default")
+      assert.strictEqual(config.models.catalog["llama"]?.maxConnections, 16)
+      assert.isTrue(config.models.catalog["llama"]?.http2)
+      const zero = yield* failureOf("providers:\n  openai: { max_connections: 0 }\n")
+      assert.include(zero, "providers.openai.max_connections: expected an integer between 1 and 65536, got 0")
+      const notBool = yield* failureOf("providers:\n  anthropic: { http2: maybe }\n")
+      assert.include(notBool, "providers.anthropic.http2")
+      assert.include(
+        yield* failureOf("providers:\n  openai: { max_conns: 8 }\n"),
+        'unknown key "providers.openai.max_conns"'
+      )
+    }).pipe(Effect.scoped)
+  )
+
   it.effect("without an env option, the current ConfigProvider is read", () =>
     Effect.gen(function* () {
       const cwd = yield* workDir(undefined)
@@ -255,8 +295,13 @@ describe("AppConfig", () => {
       assert.include(lines, 'config/polyagent.yaml: unknown key "server.prot"')
       assert.match(
         yield* failureOf("providers:\n  openai:\n    api_key: sk-x\n"),
-        /unknown key "providers" \(set providers with OPENAI_API_KEY/
+        /unknown key "providers.openai.api_key" \(set providers' keys and URLs with OPENAI_API_KEY/
       )
+      assert.match(
+        yield* failureOf("providers:\n  glm: { max_connections: 8, base_url: http://x }\n"),
+        /unknown key "providers.glm.base_url"/
+      )
+      assert.notInclude(yield* failureOf("providers:\n  openai:\n    api_key: sk-x\n"), "sk-x")
     }).pipe(Effect.scoped)
   )
 

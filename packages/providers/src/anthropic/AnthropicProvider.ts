@@ -1,6 +1,7 @@
 /**
  * Anthropic's Messages API behind effect/ai's `LanguageModel`, on the official `@anthropic-ai/sdk`.
- * One SDK client per provider, built once, with no retries of its own (the router decides what to
+ * One SDK client per provider, built once, over the provider's connection pool (`ConnectionPool.ts`,
+ * which lives as long as the scope), with no retries of its own (the router decides what to
  * retry, and on which model) and the configured timeout. Every call reads the current `RequestId`
  * (sent upstream as `X-Request-Id`) and `CallOptions` (token limit, stop sequences, user id), and is
  * bound by an `AbortSignal`: interrupting the Effect, or the configured timeout, closes the HTTP
@@ -16,11 +17,13 @@ import type * as JsonSchema from "effect/JsonSchema"
 import * as Redacted from "effect/Redacted"
 import * as Result from "effect/Result"
 import type * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as AiError from "effect/ai/AiError"
 import * as AnthropicStructuredOutput from "effect/ai/AnthropicStructuredOutput"
 import * as LanguageModel from "effect/ai/LanguageModel"
 import type * as Response from "effect/ai/Response"
+import * as ConnectionPool from "../ConnectionPool.ts"
 import type { Calls, Probe, Provider, Settings } from "../Provider.ts"
 import * as Config from "./Config.ts"
 import { convertMessages } from "./convert-messages.ts"
@@ -37,9 +40,19 @@ import * as AnthropicStream from "./stream.ts"
  * `temperature` or `top_p`, so those `CallOptions` are not sent; a streamed answer is bounded by
  * `settings.timeout` until its first byte and then between two events, not as a whole.
  */
-export const make = (settings: Settings): Effect.Effect<Provider> =>
-  Effect.sync(() => {
+export const make = (settings: Settings): Effect.Effect<Provider, never, Scope.Scope> =>
+  Effect.gen(function* () {
     const baseUrl = (settings.baseUrl ?? Config.defaultBaseUrl).replace(/\/+$/u, "")
+    const url = URL.parse(baseUrl)
+    // A base URL that does not parse has no pool: the SDK reports it on each call.
+    const pool =
+      url === null
+        ? undefined
+        : yield* ConnectionPool.make(
+            url,
+            Config.timeoutMillis(settings.timeout),
+            settings.pool ?? ConnectionPool.defaults
+          )
     const client = new Anthropic({
       apiKey: Redacted.value(settings.apiKey),
       baseURL: baseUrl,
@@ -49,7 +62,8 @@ export const make = (settings: Settings): Effect.Effect<Provider> =>
       // Explicit, so the SDK neither logs (its debug log prints request headers and bodies) nor
       // traces on its own: effect/ai's spans already cover each call.
       logLevel: "off",
-      openTelemetry: false
+      openTelemetry: false,
+      ...ConnectionPool.sdkFetch(pool)
     })
     const context: CallContext = { client, settings, messages: { method: "POST", url: `${baseUrl}/v1/messages` } }
     return {

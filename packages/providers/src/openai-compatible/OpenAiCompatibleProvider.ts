@@ -12,6 +12,7 @@ import type * as Scope from "effect/Scope"
 import type { Quirks } from "../openai/Config.ts"
 import * as OpenAiProvider from "../openai/OpenAiProvider.ts"
 import type { Provider } from "../Provider.ts"
+import type * as ConnectionPool from "../ConnectionPool.ts"
 
 /** Where the server is and what it is called. */
 export interface CompatibleSettings {
@@ -25,12 +26,14 @@ export interface CompatibleSettings {
   /** Extra headers for every request (a gateway's own key header, for instance). */
   readonly headers?: Readonly<Record<string, string>> | undefined
   readonly quirks?: Partial<Quirks> | undefined
+  /** The connection pool to the server (`ConnectionPool.ts`); `ConnectionPool.defaults` when absent. */
+  readonly pool?: ConnectionPool.Settings | undefined
 }
 
 /** A provider for the server at `settings.baseUrl`. */
 export const make = (settings: CompatibleSettings): Effect.Effect<Provider, never, Scope.Scope> =>
   OpenAiProvider.make(
-    { baseUrl: settings.baseUrl, apiKey: settings.apiKey, timeout: settings.timeout },
+    { baseUrl: settings.baseUrl, apiKey: settings.apiKey, timeout: settings.timeout, pool: settings.pool },
     {
       name: settings.name,
       defaultBaseUrl: settings.baseUrl,

@@ -32,6 +32,7 @@ import { type Config, derive, openAi, type Quirks } from "./Config.ts"
 import { convertCompletion } from "./convert-response.ts"
 import { type ErrorContext, mapError, scrub, timeoutError } from "./map-error.ts"
 import { buildRequest, codecTransformer, type RequestBody } from "./request.ts"
+import * as ConnectionPool from "../ConnectionPool.ts"
 import * as Relay from "./relay.ts"
 import { makeAssembler } from "./stream.ts"
 import { ChatCompletion, ChatCompletionChunk } from "./wire.ts"
@@ -68,6 +69,10 @@ export const make = (settings: ClientSettings, options?: Options): Effect.Effect
     const baseUrl = (settings.baseUrl ?? config.defaultBaseUrl).replace(/\/+$/, "")
     const timeoutMs = Duration.toMillis(settings.timeout)
     const key = settings.apiKey === undefined ? "" : Redacted.value(settings.apiKey)
+    const url = URL.parse(baseUrl)
+    // A base URL that does not parse has no pool and no relay: the SDK reports it on each call.
+    const pool =
+      url === null ? undefined : yield* ConnectionPool.make(url, timeoutMs, settings.pool ?? ConnectionPool.defaults)
     const client = new OpenAI({
       // A function keeps the key out of the client's fields; without a key the header is removed.
       apiKey: key === "" ? "unused" : () => Promise.resolve(key),
@@ -79,7 +84,8 @@ export const make = (settings: ClientSettings, options?: Options): Effect.Effect
       maxRetries: 0,
       timeout: timeoutMs,
       logLevel: "off",
-      defaultHeaders: key === "" ? { ...config.headers, Authorization: null } : config.headers
+      defaultHeaders: key === "" ? { ...config.headers, Authorization: null } : config.headers,
+      ...ConnectionPool.sdkFetch(pool)
     })
     const upstream: Upstream = {
       client,
@@ -89,7 +95,10 @@ export const make = (settings: ClientSettings, options?: Options): Effect.Effect
       chatUrl: publicUrl(`${baseUrl}/chat/completions`),
       secret: key
     }
-    const relay = yield* Relay.make({ config, baseUrl, apiKey: key, timeoutMs })
+    const relay =
+      url === null || pool === undefined
+        ? undefined
+        : Relay.make({ config, baseUrl: url, apiKey: key, timeoutMs }, pool)
     return {
       name: config.name,
       calls: (modelId) => ({

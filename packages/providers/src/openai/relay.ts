@@ -1,7 +1,7 @@
 /**
  * The Chat Completions pass-through ("relay") of the OpenAI family: the gateway's hot path. The
  * client's request body, shaped for the provider by {@link upstreamBody} (model id, quirks), goes
- * upstream as JSON over one keep-alive undici `Pool` per provider, and the upstream's answer comes
+ * upstream as JSON over one keep-alive undici `Pool` per provider (`ConnectionPool.ts`), and the upstream's answer comes
  * back as its bytes, untouched: no SDK, no effect/ai conversions, no Schema decoding either way.
  * Each call reports what it used to the caller's meter (`relay-meter.ts`): a stream is passed on
  * in whole SSE events, and its usage event only when the client asked for it.
@@ -18,14 +18,15 @@ import * as Latch from "effect/Latch"
 import * as Predicate from "effect/Predicate"
 import type * as Pull from "effect/Pull"
 import * as Result from "effect/Result"
-import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type * as AiError from "effect/ai/AiError"
 import type { NonEmptyReadonlyArray } from "effect/Array"
 import { constVoid } from "effect/Function"
+import type { IncomingHttpHeaders } from "node:http"
 import type { Readable } from "node:stream"
 import { APIConnectionError, APIError, APIUserAbortError } from "openai"
-import { type Dispatcher, Pool } from "undici"
+import type { Dispatcher } from "undici"
+import { type Collected, CollectError, collect } from "../internal/collect.ts"
 import type { Config, Quirks } from "./Config.ts"
 import { type ErrorContext, mapError, scrub, timeoutError } from "./map-error.ts"
 import { asksUsage, promptTokensOf, StreamMeter, usageOfWire } from "./relay-meter.ts"
@@ -116,60 +117,36 @@ const functionName = (value: unknown): unknown =>
 export interface Target {
   readonly config: Config
   /** The base URL, ending before `/chat/completions`; it may carry a path (`/api/paas/v4`). */
-  readonly baseUrl: string
+  readonly baseUrl: URL
   /** Sent as `Authorization: Bearer …`; empty, no `Authorization` header is sent. */
   readonly apiKey: string
-  /** How long the response headers, then each chunk of the body, may take. */
+  /** How long the response headers, then each chunk of the body, may take (reported in timeouts). */
   readonly timeoutMs: number
 }
 
 /** The relay of each model of one provider. */
 export type Relays = (modelId: string) => ModelCatalog.Relay<AiError.AiError>
 
-/** Connections kept to one provider at most; requests beyond wait in the pool's queue. */
-export const maxConnections = 256
-
 /**
- * The relays of the provider at `target`, over one undici `Pool` for the base URL's origin that
- * lives as long as the scope: closing the scope destroys it with its connections. `undefined`
- * when the base URL does not parse (the SDK path reports that on each call).
+ * The relays of the provider at `target`, over `pool`, the provider's connection pool to the base
+ * URL's origin (`ConnectionPool.make`: its size, HTTP/2, timeouts and queue).
  *
  * A relay's `complete` sends the request when run; `stream` when the stream runs. Interrupting
  * either, or a consumer that stops reading the stream early, aborts the request at once, which
- * closes its connection. `X-Request-Id` is sent when `requestId` is not empty. The `meter` is told
- * once what the call used, when it ends, whichever way it ends.
+ * closes its connection (an HTTP/2 stream, not the session). `X-Request-Id` is sent when
+ * `requestId` is not empty. The `meter` is told once what the call used, when it ends, whichever
+ * way it ends.
  *
  * Gotchas: the timeout is not a total deadline: the headers must come within it, then each chunk
  * of the body within it of the previous one, so a silent upstream fails and a slow stream does
- * not. undici checks these timeouts about twice a second: one fires up to a second late, and a
+ * not. Its clock starts when the request gets a connection: time queued in the pool does not
+ * count. undici checks these timeouts about twice a second: one fires up to a second late, and a
  * gap shorter than about half a second never trips it, whatever the timeout.
  */
-export const make = (target: Target): Effect.Effect<Relays | undefined, never, Scope.Scope> => {
-  const url = URL.parse(target.baseUrl)
-  if (url === null) return Effect.succeed(undefined)
-  // undici takes whole milliseconds, 0 for no timeout at all.
-  const timeout = Number.isFinite(target.timeoutMs) ? Math.max(1, Math.ceil(target.timeoutMs)) : 0
-  return Effect.map(
-    Effect.acquireRelease(
-      Effect.sync(
-        () =>
-          new Pool(url.origin, {
-            connections: maxConnections,
-            pipelining: 1,
-            connectTimeout: timeout === 0 ? 10_000 : Math.min(timeout, 10_000),
-            headersTimeout: timeout,
-            bodyTimeout: timeout,
-            // HTTP/1.1 keep-alive, one request per connection at a time: what the relay was measured with.
-            allowH2: false
-          })
-      ),
-      (pool) => Effect.promise(() => pool.destroy())
-    ),
-    (pool) => relays(pool, target, `${url.pathname.replace(/\/+$/, "")}/chat/completions`, url.origin)
-  )
-}
+export const make = (target: Target, pool: Dispatcher): Relays =>
+  relays(pool, target, `${target.baseUrl.pathname.replace(/\/+$/, "")}/chat/completions`, target.baseUrl.origin)
 
-const relays = (pool: Pool, target: Target, path: string, origin: string): Relays => {
+const relays = (pool: Dispatcher, target: Target, path: string, origin: string): Relays => {
   const { config, apiKey } = target
   const headers: Record<string, string> = { "content-type": "application/json" }
   if (apiKey !== "") headers["authorization"] = `Bearer ${apiKey}`
@@ -185,14 +162,15 @@ const relays = (pool: Pool, target: Target, path: string, origin: string): Relay
   const streaming = context("stream")
 
   return (modelId) => {
+    const options = (body: ModelCatalog.RelayBody, requestId: string, stream: boolean) => ({
+      origin,
+      path,
+      method: "POST" as const,
+      headers: requestId === "" ? headers : { ...headers, "x-request-id": requestId },
+      body: JSON.stringify(upstreamBody(body, modelId, config.quirks, stream))
+    })
     const send = (body: ModelCatalog.RelayBody, requestId: string, stream: boolean, signal: AbortSignal) =>
-      pool.request({
-        path,
-        method: "POST",
-        headers: requestId === "" ? headers : { ...headers, "x-request-id": requestId },
-        body: JSON.stringify(upstreamBody(body, modelId, config.quirks, stream)),
-        signal
-      })
+      pool.request({ ...options(body, requestId, stream), signal })
 
     const complete = (
       body: ModelCatalog.RelayBody,
@@ -205,10 +183,17 @@ const relays = (pool: Pool, target: Target, path: string, origin: string): Relay
       return Effect.tryPromise({
         // The signal is aborted if the Effect is interrupted, while waiting for headers or body alike.
         try: (signal) =>
-          send(body, requestId, false, signal).then((response) => {
-            began = isSuccess(response.statusCode)
-            return readAnswer(response)
-          }),
+          collect(pool, options(body, requestId, false), signal, errorBodyLimit).then(
+            (answer) => {
+              began = isSuccess(answer.status)
+              return readAnswer(answer)
+            },
+            (error) => {
+              const answered = error instanceof CollectError && error.answered
+              began = answered && isSuccess(error.status)
+              return failure(error instanceof CollectError ? error.error : error, answered ? "stream" : "request")
+            }
+          ),
         catch: (error) => failure(error, "request")
       }).pipe(
         Effect.flatMap((answer) => {
@@ -314,24 +299,17 @@ const bytesOf = (body: Readable, meter: StreamMeter): Stream.Stream<Uint8Array, 
 const cutShort = new Error("the answer's body was destroyed before its end")
 
 /** A non-streamed answer: its bytes and their JSON once they parse, or why the call failed. */
-const readAnswer = (
-  response: Dispatcher.ResponseData
-): Promise<{ readonly bytes: Uint8Array; readonly json: unknown } | Failure> =>
-  isSuccess(response.statusCode)
-    ? response.body.bytes().then(
-        (bytes) => {
-          // Parsing once is the cheapest proof that the bytes passed on are JSON (and it gives the usage).
-          const parsed = Result.try((): unknown => JSON.parse(utf8.decode(bytes)))
-          return Result.isSuccess(parsed) ? { bytes, json: parsed.success } : failure(parsed.failure, "request")
-        },
-        (error: unknown) => failure(error, "stream")
-      )
-    : rejection(response)
+const readAnswer = (answer: Collected): { readonly bytes: Uint8Array; readonly json: unknown } | Failure => {
+  if (!isSuccess(answer.status)) return rejectionOf(answer.status, answer.headers, answer.body.toString("utf8"))
+  // Parsing once is the cheapest proof that the bytes passed on are JSON (and it gives the usage).
+  const parsed = Result.try((): unknown => JSON.parse(utf8.decode(answer.body)))
+  return Result.isSuccess(parsed) ? { bytes: answer.body, json: parsed.success } : failure(parsed.failure, "request")
+}
 
 /** How much of an error body is read: plenty for any provider's error JSON. */
 const errorBodyLimit = 64 * 1024
 
-/** A non-2xx answer as the SDK's `APIError`, built as the SDK builds it from the same answer. */
+/** A non-2xx streamed answer as the SDK's `APIError`, its body read up to {@link errorBodyLimit}. */
 const rejection = (response: Dispatcher.ResponseData): Promise<Failure> =>
   new Promise<string>((resolve) => {
     const chunks: Array<Buffer> = []
@@ -345,17 +323,20 @@ const rejection = (response: Dispatcher.ResponseData): Promise<Failure> =>
       // A body that breaks off or is cut at the limit still has its status and headers.
       .on("error", constVoid)
       .on("close", () => resolve(Buffer.concat(chunks).toString("utf8")))
-  }).then((text) => {
-    const headers = new Headers()
-    for (const [name, value] of Object.entries(response.headers)) {
-      if (typeof value === "string") headers.append(name, value)
-      else for (const item of value ?? []) headers.append(name, item)
-    }
-    const json = Result.getOrUndefined(Result.try((): unknown => JSON.parse(text)))
-    const errorResponse = Predicate.isObjectOrArray(json) ? errorResponseOf(json) : undefined
-    const message = errorResponse === undefined ? text : undefined
-    return failure(APIError.generate(response.statusCode, errorResponse, message, headers), "request")
-  })
+  }).then((text) => rejectionOf(response.statusCode, response.headers, text))
+
+/** A non-2xx answer as the SDK's `APIError`, built as the SDK builds it from the same answer. */
+const rejectionOf = (status: number, responseHeaders: IncomingHttpHeaders, text: string): Failure => {
+  const headers = new Headers()
+  for (const [name, value] of Object.entries(responseHeaders)) {
+    if (typeof value === "string") headers.append(name, value)
+    else for (const item of value ?? []) headers.append(name, item)
+  }
+  const json = Result.getOrUndefined(Result.try((): unknown => JSON.parse(text)))
+  const errorResponse = Predicate.isObjectOrArray(json) ? errorResponseOf(json) : undefined
+  const message = errorResponse === undefined ? text : undefined
+  return failure(APIError.generate(status, errorResponse, message, headers), "request")
+}
 
 // As the SDK's `makeStatusError`: a JSON body without an `error` member is the error itself.
 const errorResponseOf = (json: object): object =>

@@ -60,7 +60,23 @@ export const parseYaml = (label: string, text: string) =>
       () => new ConfigError({ message: `${label}: expected a mapping of settings at the top level` })
     ),
     Effect.filterOrFail(
-      (doc) => own(doc, "providers") === undefined || own(doc, "providers") === null,
-      () => new ConfigError({ message: `${label}: unknown key "providers" (set providers with OPENAI_API_KEY etc.)` })
+      (doc) => envOnlyIn(doc) === undefined,
+      (doc) =>
+        new ConfigError({
+          message: `${label}: unknown key "${envOnlyIn(doc)}" (set providers' keys and URLs with OPENAI_API_KEY, OPENAI_BASE_URL etc.)`
+        })
     )
   )
+
+// A provider's key and base URL come from the environment only; a file sets its connections.
+const envOnlyKeys = ["api_key", "base_url"]
+const envOnlyIn = (doc: unknown): string | undefined => {
+  const providers = own(doc, "providers")
+  if (providers === undefined || providers === null) return undefined
+  if (!isPlainObject(providers)) return "providers"
+  for (const [name, settings] of Object.entries(providers)) {
+    const key = envOnlyKeys.find((k) => own(settings, k) !== undefined)
+    if (key !== undefined) return `providers.${name}.${key}`
+  }
+  return undefined
+}
