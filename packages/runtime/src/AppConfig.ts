@@ -11,14 +11,12 @@ import * as NodePath from "node:path"
 import * as Config from "effect/Config"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Context from "effect/Context"
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
 import * as SchemaIssue from "effect/SchemaIssue"
-import * as SchemaTransformation from "effect/SchemaTransformation"
 import {
   ConfigError,
   type ConfigFile,
@@ -28,6 +26,10 @@ import {
   parseYaml,
   readConfigFile
 } from "./internal/configSources.ts"
+import { DurationSetting } from "./internal/durationSetting.ts"
+import { Resilience, resilienceDefaults } from "./internal/resilienceConfig.ts"
+
+export { DurationSetting } from "./internal/durationSetting.ts"
 
 const intAtLeast = (minimum: number, maximum = Number.MAX_SAFE_INTEGER) => {
   const expected =
@@ -38,39 +40,6 @@ const PositiveInt = intAtLeast(1)
 const NonEmpty = Schema.NonEmptyString
 const Secret = <S extends Schema.Codec<string>>(value: S) => Schema.OptionFromNullOr(Schema.RedactedFromValue(value))
 const HttpUrl = Schema.String.check(Schema.isPattern(/^https?:\/\/\S+$/, { expected: "an http(s) URL" }))
-
-const durationUnits = new Map<string, Duration.Unit>([
-  ...["ms", "milli", "millis"].map((u) => [u, "millis"] as const),
-  ...["s", "sec", "second", "seconds"].map((u) => [u, "seconds"] as const),
-  ...["m", "min", "minute", "minutes"].map((u) => [u, "minutes"] as const),
-  ...["h", "hour", "hours"].map((u) => [u, "hours"] as const),
-  ...["d", "day", "days"].map((u) => [u, "days"] as const)
-])
-const parseDuration = (input: string | number): Option.Option<Duration.Duration> => {
-  if (typeof input === "number") {
-    return Number.isFinite(input) && input >= 0 ? Option.some(Duration.millis(input)) : Option.none()
-  }
-  const match = /^(\d+(?:\.\d+)?)\s*([a-z]+)$/.exec(input.trim())
-  const unit = durationUnits.get(match?.[2] ?? "")
-  if (match?.[1] === undefined || unit === undefined) return Option.none()
-  const text: Duration.Input = `${Number(match[1])} ${unit}`
-  return Duration.fromInput(text)
-}
-const durationExpected = 'a duration such as "500 millis", "60s" or "2m", or a number of milliseconds'
-/** A duration written as `"500 millis"`, `"60 seconds"`, `"60s"`, `"2m"` or a number of milliseconds. */
-export const DurationSetting = Schema.Union([Schema.String, Schema.Number]).pipe(
-  Schema.decodeTo(
-    Schema.Duration,
-    SchemaTransformation.transformEffect({
-      decode: (input, options) =>
-        Option.match(parseDuration(input), {
-          onNone: () => Effect.fail(new SchemaIssue.InvalidValue({ expected: durationExpected }, input, options)),
-          onSome: Effect.succeed
-        }),
-      encode: (duration) => Effect.succeed(Duration.toMillis(duration))
-    })
-  )
-)
 
 /** One entry of `models.catalog`: adds a model or replaces a built-in one with the same id. */
 export const ModelEntry = Schema.Struct({
@@ -150,8 +119,11 @@ export const AppConfigSchema = Schema.Struct({
   models: Schema.Struct({
     default: NonEmpty,
     local: Schema.Struct({ chunkDelay: DurationSetting }).pipe(Schema.encodeKeys({ chunkDelay: "chunk_delay" })),
-    catalog: Schema.Record(Schema.String, ModelEntry)
-  }),
+    catalog: Schema.Record(Schema.String, ModelEntry),
+    /** How often every enabled provider is probed; each probe feeds its models' health. */
+    healthCheckInterval: DurationSetting
+  }).pipe(Schema.encodeKeys({ healthCheckInterval: "health_check_interval" })),
+  resilience: Resilience,
   plugins: Schema.Array(NonEmpty),
   tools: Schema.Struct({
     maxSteps: PositiveInt,
@@ -201,7 +173,8 @@ export const defaults: AppConfigInput = {
   rate_limit: { enabled: false, requests_per_minute: 600, burst: 60 },
   plugins: [],
   tools: { max_steps: 8, timeout: "30s", concurrency: 8, max_result_bytes: 65_536, network: { allow_hosts: [] } },
-  models: { default: "local", local: { chunk_delay: "0 millis" }, catalog: {} },
+  models: { default: "local", local: { chunk_delay: "0 millis" }, catalog: {}, health_check_interval: "30s" },
+  resilience: resilienceDefaults,
   providers: {
     openai: { api_key: null, base_url: null },
     anthropic: { api_key: null, base_url: null },

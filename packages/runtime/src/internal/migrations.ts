@@ -91,5 +91,22 @@ export const migrations = {
     // Partial: the messages without a key (nearly all) cost the index nothing.
     yield* sql`CREATE UNIQUE INDEX messages_idempotency_key ON messages (tenant, session_id, idempotency_key)
                WHERE idempotency_key IS NOT NULL`
+  }),
+  "7_model_health": Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    // Health shared between processes (ModelHealth): each process's window of each model, and
+    // the newest breaker record of each model. Times are epoch milliseconds.
+    yield* sql`CREATE TABLE health_windows (
+      process_id TEXT NOT NULL,
+      model TEXT NOT NULL,
+      at BIGINT NOT NULL,
+      summary TEXT NOT NULL,
+      PRIMARY KEY (process_id, model)
+    )`
+    yield* sql`CREATE TABLE health_breakers (
+      model TEXT PRIMARY KEY,
+      updated_at BIGINT NOT NULL,
+      record TEXT NOT NULL
+    )`
   })
 }
