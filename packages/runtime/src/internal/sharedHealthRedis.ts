@@ -57,6 +57,16 @@ export const make = (options: {
       }),
       (redis) => Effect.sync(() => redis.disconnect())
     )
+    // Commands fail while disconnected: wait for the first connection (or its failure) first.
+    yield* Effect.callback<void>((resume) => {
+      const settled = () => resume(Effect.void)
+      client.once("ready", settled)
+      client.once("error", settled)
+      return Effect.sync(() => {
+        client.off("ready", settled)
+        client.off("error", settled)
+      })
+    }).pipe(Effect.timeoutOption(commandTimeoutMs))
     const windowsKey = `${options.prefix}windows`
     const breakersKey = `${options.prefix}breakers`
     const attempt = <A>(run: () => Promise<A>) =>
