@@ -26,6 +26,7 @@ import {
   type AppConfig,
   Database,
   type ModelCatalog,
+  ModelHealth,
   SessionActor,
   SessionProtocol,
   SessionRecovery,
@@ -44,8 +45,11 @@ import * as StartupSummary from "./StartupSummary.ts"
 
 /** Options for tests and embedders. */
 export interface Options {
-  /** Replaces the provider catalogue (tests use models that fail or hang on purpose). */
-  readonly models?: Layer.Layer<ModelCatalog.ModelCatalog> | undefined
+  /**
+   * Replaces the provider catalogue (tests use models that fail or hang on purpose); it may
+   * record its calls in the server's `ModelHealth`.
+   */
+  readonly models?: Layer.Layer<ModelCatalog.ModelCatalog, never, ModelHealth.ModelHealth> | undefined
   /** Called with a newly created bootstrap admin key, which is shown only this once. */
   readonly announceAdminKey?: ((key: string) => Effect.Effect<void>) | undefined
   /** This process's place among `server.workers` processes: 0 for the first (or only) one. */
@@ -70,7 +74,9 @@ const application = (config: AppConfig.AppConfigValue, options: Options) => {
   const db = database(config)
   const storage = Storage.layerSql.pipe(Layer.provide(db))
   const cluster = Cluster.layer(config, options.workerIndex).pipe(Layer.provide(db))
-  const models = options.models ?? ProviderCatalog.layer(config)
+  // Health shared through Redis when configured, else PostgreSQL, else kept in this process.
+  const health = ModelHealth.layerConfig(config).pipe(Layer.provide(db))
+  const models = (options.models ?? ProviderCatalog.layer(config)).pipe(Layer.provideMerge(health))
   // Loaded at start-up so that a broken plugin stops the server with a message naming it.
   const registry = ToolRegistry.layer(config.plugins, { cwd: process.cwd() })
   const tools = ToolExecutor.layer({

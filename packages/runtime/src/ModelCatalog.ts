@@ -81,27 +81,14 @@ export class ModelCatalog extends Context.Service<
     readonly resolve: (id: string | undefined) => Effect.Effect<Model, ModelNotFound>
     /** The model `id`, when it is enabled; {@link resolve} without the Effect, for hot paths. */
     readonly find: (id: string) => Model | undefined
-    /** Whether the model can be called now, from its provider's last health probe. */
-    readonly status: (id: string) => Effect.Effect<ModelStatus>
   }
 >()("@polyagent/runtime/ModelCatalog") {}
 
 /**
- * How a model is doing: `available` when its provider's last probe answered, `unavailable` when
- * it failed, `unknown` before the first probe.
+ * A catalogue over a fixed set of models; `defaultId` must name one of them. How each model is
+ * doing is `ModelHealth`'s.
  */
-export const ModelStatus = Schema.Literals(["available", "unavailable", "unknown"])
-export type ModelStatus = typeof ModelStatus.Type
-
-/**
- * A catalogue over a fixed set of models; `defaultId` must name one of them. `status` defaults
- * to `available` for every model (models that need no probe, like the offline one).
- */
-export const make = (
-  models: ReadonlyArray<Model>,
-  defaultId: string,
-  status: (id: string) => Effect.Effect<ModelStatus> = () => Effect.succeed("available")
-): ModelCatalog["Service"] => {
+export const make = (models: ReadonlyArray<Model>, defaultId: string): ModelCatalog["Service"] => {
   const byId = new Map(models.map((model) => [model.info.id, model]))
   return ModelCatalog.of({
     list: models.map((model) => model.info),
@@ -109,8 +96,7 @@ export const make = (
       const model = byId.get(id ?? defaultId)
       return model === undefined ? Effect.fail(new ModelNotFound({ model: id ?? defaultId })) : Effect.succeed(model)
     },
-    find: (id) => byId.get(id),
-    status
+    find: (id) => byId.get(id)
   })
 }
 

@@ -159,7 +159,9 @@ export const layerSql = (settings: HealthSettings): Layer.Layer<ModelHealth, nev
  */
 export const layerConfig = (config: AppConfigValue): Layer.Layer<ModelHealth, never, SqlClient.SqlClient> => {
   const settings = settingsOf(config)
-  if (Option.isSome(config.redisUrl)) return layerRedis(settings, { url: config.redisUrl.value })
+  if (Option.isSome(config.redisUrl)) {
+    return layerRedis(settings, { url: config.redisUrl.value, prefix: config.resilience.sharedState.redisPrefix })
+  }
   if (Option.isSome(config.storage.postgresUrl)) return layerSql(settings)
   return layerMemory(settings)
 }

@@ -72,8 +72,11 @@ const DynamicWeights = Schema.Struct({ min: ratio(0, 1), max: ratio(1, 100) })
 
 const SharedState = Schema.Struct({
   syncInterval: positiveDuration,
-  onUnavailable: Schema.Literals(["fail_open", "fail_closed"])
-}).pipe(Schema.encodeKeys({ syncInterval: "sync_interval", onUnavailable: "on_unavailable" }))
+  onUnavailable: Schema.Literals(["fail_open", "fail_closed"]),
+  redisPrefix: Schema.NonEmptyString
+}).pipe(
+  Schema.encodeKeys({ syncInterval: "sync_interval", onUnavailable: "on_unavailable", redisPrefix: "redis_prefix" })
+)
 
 /** The `resilience:` section. */
 export const Resilience = Schema.Struct({
@@ -104,5 +107,5 @@ export const resilienceDefaults: typeof Resilience.Encoded = {
     budget_window: "10s"
   },
   dynamic_weights: { min: 0.25, max: 2 },
-  shared_state: { sync_interval: "1s", on_unavailable: "fail_open" }
+  shared_state: { sync_interval: "1s", on_unavailable: "fail_open", redis_prefix: "polyagent:health:" }
 }
