@@ -102,7 +102,10 @@ const recordExit =
 /** `effect`, its outcome recorded in `health`. */
 const timedCall = <A, R>(health: Health, info: ModelCatalog.ModelInfo, effect: Effect.Effect<A, AiError.AiError, R>) =>
   Effect.flatMap(Clock.currentTimeMillis, (startedAt) =>
-    Effect.onExit(effect, recordExit(health, info, startedAt, () => undefined))
+    Effect.onExit(
+      effect,
+      recordExit(health, info, startedAt, () => undefined)
+    )
   )
 
 /** `stream`, its outcome and the time to its first element recorded in `health` when it ends. */

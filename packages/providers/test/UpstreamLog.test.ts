@@ -70,6 +70,8 @@ const refused = AiError.make({
 
 const bytes = new TextEncoder().encode("data: {}\n\n")
 
+const slowly = <A>(ms: number, value: A) => Effect.as(Effect.sleep(Duration.millis(ms)), value)
+
 const makeHealth = Effect.flatMap(AppConfig.make(), (config) => ModelHealth.make(ModelHealth.settingsOf(config)))
 
 describe("UpstreamLog", () => {
@@ -161,7 +163,6 @@ describe("UpstreamLog", () => {
   it.effect("records every call in ModelHealth: latency, time to first part of a stream, failure reason", () =>
     Effect.gen(function* () {
       const health = yield* makeHealth
-      const slowly = <A>(ms: number, value: A) => Effect.as(Effect.sleep(Duration.millis(ms)), value)
       const relay = UpstreamLog.observeRelay(
         info,
         {

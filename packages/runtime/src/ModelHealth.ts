@@ -49,7 +49,7 @@ export interface CallOutcome {
 export const HealthStatus = Schema.Literals(["healthy", "degraded", "unavailable"])
 export type HealthStatus = typeof HealthStatus.Type
 
-const Percentiles = Schema.Struct({ p50: Schema.NullOr(Schema.Number), p95: Schema.NullOr(Schema.Number) })
+const Percentiles = Schema.Struct({ p50: Schema.NullOr(Schema.Finite), p95: Schema.NullOr(Schema.Finite) })
 
 /**
  * `GET /v1/models/{id}/health`: the model's window merged over every process that shares it.
@@ -59,11 +59,11 @@ export class HealthReport extends Schema.Class<HealthReport>("@polyagent/runtime
   id: Schema.String,
   status: HealthStatus,
   circuit: Schema.Literals(["closed", "open", "half_open"]),
-  success_rate: Schema.NullOr(Schema.Number),
-  requests: Schema.Number,
+  success_rate: Schema.NullOr(Schema.Finite),
+  requests: Schema.Int,
   latency_ms: Percentiles,
   ttft_ms: Percentiles,
-  window_s: Schema.Number
+  window_s: Schema.Finite
 }) {}
 
 /**

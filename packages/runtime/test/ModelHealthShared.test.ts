@@ -91,7 +91,9 @@ describe("ModelHealth shared between processes", () => {
             yield* sql`DROP SCHEMA ${sql(schema)} CASCADE`
           }).pipe(Effect.provide(database), Effect.orDie)
         )
-        yield* sharesTheBreaker(() => ModelHealth.layerSql(settings()).pipe(Layer.provide(Layer.succeedContext(database))))
+        yield* sharesTheBreaker(() =>
+          ModelHealth.layerSql(settings()).pipe(Layer.provide(Layer.succeedContext(database)))
+        )
       }).pipe(Effect.scoped),
     20_000
   )

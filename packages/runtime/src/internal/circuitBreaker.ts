@@ -98,7 +98,10 @@ export class CircuitBreaker {
     this.consecutive += 1
     if (this.consecutive >= this.settings.consecutiveFailures) return this.open(now)
     const requests = this.counts.sum(now, REQUESTS)
-    if (requests >= this.settings.minRequests && this.counts.sum(now, FAILURES) >= this.settings.failureRatio * requests) {
+    if (
+      requests >= this.settings.minRequests &&
+      this.counts.sum(now, FAILURES) >= this.settings.failureRatio * requests
+    ) {
       return this.open(now)
     }
     return undefined

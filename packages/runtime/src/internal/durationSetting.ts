@@ -41,4 +41,3 @@ export const DurationSetting = Schema.Union([Schema.String, Schema.Number]).pipe
     })
   )
 )
-

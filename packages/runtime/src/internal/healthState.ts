@@ -78,6 +78,8 @@ const estimateAlpha = 0.5
 
 const nullable = (value: number | undefined): number | null => value ?? null
 
+const successRate = (requests: number, failures: number) => (requests === 0 ? undefined : 1 - failures / requests)
+
 /** The state and its synchronous methods; with `store`, the sync fibers run in the current scope. */
 export const makeHealthState = Effect.fnUntraced(function* (
   settings: HealthSettings,
@@ -139,8 +141,6 @@ export const makeHealthState = Effect.fnUntraced(function* (
   }
 
   const circuit = (model: string): Circuit => stateOf(model).breaker.circuit(now())
-
-  const successRate = (requests: number, failures: number) => (requests === 0 ? undefined : 1 - failures / requests)
 
   const report = (model: string): ReportFields => {
     const at = now()
@@ -206,7 +206,9 @@ export const makeHealthState = Effect.fnUntraced(function* (
   }
 
   // Transitions are logged (and, with a store, published) off the caller's path.
-  const link = Option.map(store, (shared) => makeSync({ store: shared, settings, reach, models, stateOf, now }))
+  const link = Option.map(store, (shared) =>
+    makeSync({ store: shared, windowMs, onUnavailable: settings.onUnavailable, reach, models, stateOf, now })
+  )
   const announce = (change: { readonly model: string; readonly opened: boolean }) => {
     const log = change.opened
       ? Effect.logWarning("circuit opened").pipe(

@@ -8,7 +8,6 @@
 import * as Effect from "effect/Effect"
 import * as Random from "effect/Random"
 import type { CircuitBreaker } from "./circuitBreaker.ts"
-import type { HealthSettings } from "./healthState.ts"
 import { type HealthWindow, thin, type WindowSummary } from "./rolling.ts"
 import { sharedPoints, type SharedStateError, type SharedStore, type SharedView } from "./sharedHealth.ts"
 
@@ -33,14 +32,15 @@ export interface Reach {
 /** The publishing half and the sync tick over `store`. */
 export const makeSync = (options: {
   readonly store: SharedStore
-  readonly settings: HealthSettings
+  readonly windowMs: number
+  readonly onUnavailable: "fail_open" | "fail_closed"
   readonly reach: Reach
   readonly models: ReadonlyMap<string, ModelState>
   readonly stateOf: (model: string) => ModelState
   readonly now: () => number
 }) => {
   const { store, reach, models, stateOf, now } = options
-  const windowMs = options.settings.breaker.windowMs
+  const windowMs = options.windowMs
   const pending = new Set<string>()
 
   const failed = (error: SharedStateError) =>
@@ -51,7 +51,7 @@ export const makeSync = (options: {
       return Effect.logWarning("shared health state unreachable").pipe(
         Effect.annotateLogs({
           store: store.name,
-          on_unavailable: options.settings.onUnavailable,
+          on_unavailable: options.onUnavailable,
           cause: error.message
         })
       )
@@ -104,7 +104,7 @@ export const makeSync = (options: {
       return [{ process, model, at, summary }]
     })
     yield* store.publishWindows(windows, at - windowMs)
-    for (const model of [...pending]) {
+    for (const model of pending) {
       yield* store.publishBreaker(model, stateOf(model).breaker.snapshot())
       pending.delete(model)
     }

@@ -12,7 +12,9 @@ const int = (minimum: number, maximum: number) => {
   return Schema.Number.check(Schema.isInt({ expected }), Schema.isBetween({ minimum, maximum }, { expected }))
 }
 const ratio = (minimum: number, maximum: number) =>
-  Schema.Finite.check(Schema.isBetween({ minimum, maximum }, { expected: `a number between ${minimum} and ${maximum}` }))
+  Schema.Finite.check(
+    Schema.isBetween({ minimum, maximum }, { expected: `a number between ${minimum} and ${maximum}` })
+  )
 const positiveDuration = DurationSetting.check(
   Schema.makeFilter((duration) => (Duration.toMillis(duration) > 0 ? undefined : "expected a duration above 0"))
 )

@@ -35,6 +35,9 @@ return 1`
 /** Bound on one command, so a Redis that accepts connections but does not answer cannot stall a sync. */
 const commandTimeoutMs = 2000
 
+const attempt = <A>(run: () => Promise<A>) =>
+  Effect.tryPromise({ try: run, catch: (cause) => new SharedStateError({ store: "redis", cause }) })
+
 /** A store over the Redis at `url`; keys start with `prefix`. The connection lives as long as the scope. */
 export const make = (options: {
   readonly url: Redacted.Redacted<string>
@@ -69,8 +72,6 @@ export const make = (options: {
     }).pipe(Effect.timeoutOption(commandTimeoutMs))
     const windowsKey = `${options.prefix}windows`
     const breakersKey = `${options.prefix}breakers`
-    const attempt = <A>(run: () => Promise<A>) =>
-      Effect.tryPromise({ try: run, catch: (cause) => new SharedStateError({ store: "redis", cause }) })
 
     return {
       name: "redis",
@@ -96,7 +97,9 @@ export const make = (options: {
         }).pipe(
           Effect.flatMap((results) => {
             const failed = results?.find(([error]) => error !== null)
-            return failed === undefined ? Effect.void : Effect.fail(new SharedStateError({ store: "redis", cause: failed[0] }))
+            return failed === undefined
+              ? Effect.void
+              : Effect.fail(new SharedStateError({ store: "redis", cause: failed[0] }))
           })
         ),
       publishBreaker: (model: string, record: BreakerRecord) =>

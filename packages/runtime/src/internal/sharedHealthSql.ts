@@ -31,55 +31,56 @@ interface BreakerRow {
 /** Bound on one statement, so a database that does not answer cannot stall a sync for long. */
 const statementTimeout = "2 seconds"
 
+const bounded = <A, E>(effect: Effect.Effect<A, E>) =>
+  effect.pipe(
+    Effect.timeout(statementTimeout),
+    Effect.mapError((cause) => new SharedStateError({ store: "sql", cause }))
+  )
+
 /** A store over the current `SqlClient`. */
 export const make: Effect.Effect<SharedStore, never, SqlClient.SqlClient> = Effect.gen(function* () {
-    const sql = yield* SqlClient.SqlClient
-    const bounded = <A, E>(effect: Effect.Effect<A, E>) =>
-      effect.pipe(
-        Effect.timeout(statementTimeout),
-        Effect.mapError((cause) => new SharedStateError({ store: "sql", cause }))
-      )
-    return {
-      name: "sql",
-      publishWindows: (windows: ReadonlyArray<SharedWindow>, staleBefore: number) =>
-        bounded(
-          Effect.gen(function* () {
-            yield* sql`DELETE FROM health_windows WHERE at < ${staleBefore}`
-            for (const window of windows) {
-              yield* sql`INSERT INTO health_windows (process_id, model, at, summary)
+  const sql = yield* SqlClient.SqlClient
+  return {
+    name: "sql",
+    publishWindows: (windows: ReadonlyArray<SharedWindow>, staleBefore: number) =>
+      bounded(
+        Effect.gen(function* () {
+          yield* sql`DELETE FROM health_windows WHERE at < ${staleBefore}`
+          for (const window of windows) {
+            yield* sql`INSERT INTO health_windows (process_id, model, at, summary)
                 VALUES (${window.process}, ${window.model}, ${window.at}, ${encodeSummary(window.summary)})
                 ON CONFLICT (process_id, model) DO UPDATE SET at = excluded.at, summary = excluded.summary`
-            }
-          })
-        ),
-      publishBreaker: (model: string, record: BreakerRecord) =>
-        bounded(
-          sql`INSERT INTO health_breakers (model, updated_at, record)
+          }
+        })
+      ),
+    publishBreaker: (model: string, record: BreakerRecord) =>
+      bounded(
+        sql`INSERT INTO health_breakers (model, updated_at, record)
             VALUES (${model}, ${record.updatedAt}, ${encodeBreaker(record)})
             ON CONFLICT (model) DO UPDATE SET updated_at = excluded.updated_at, record = excluded.record
             WHERE health_breakers.updated_at <= excluded.updated_at`
-        ).pipe(Effect.asVoid),
-      read: (since: number) =>
-        bounded(
-          Effect.all([
-            sql<WindowRow>`SELECT process_id, model, at, summary FROM health_windows WHERE at >= ${since}`,
-            sql<BreakerRow>`SELECT model, record FROM health_breakers`
-          ])
-        ).pipe(
-          Effect.map(([windows, breakers]) => ({
-            windows: windows.flatMap((row): ReadonlyArray<SharedWindow> => {
-              const summary = readSummary(row.summary)
-              return summary === undefined
-                ? []
-                : [{ process: row.process_id, model: row.model, at: Number(row.at), summary }]
-            }),
-            breakers: new Map(
-              breakers.flatMap((row) => {
-                const record = readBreaker(row.record)
-                return record === undefined ? [] : [[row.model, record] as const]
-              })
-            )
-          }))
-        )
-    } satisfies SharedStore
-  })
+      ).pipe(Effect.asVoid),
+    read: (since: number) =>
+      bounded(
+        Effect.all([
+          sql<WindowRow>`SELECT process_id, model, at, summary FROM health_windows WHERE at >= ${since}`,
+          sql<BreakerRow>`SELECT model, record FROM health_breakers`
+        ])
+      ).pipe(
+        Effect.map(([windows, breakers]) => ({
+          windows: windows.flatMap((row): ReadonlyArray<SharedWindow> => {
+            const summary = readSummary(row.summary)
+            return summary === undefined
+              ? []
+              : [{ process: row.process_id, model: row.model, at: Number(row.at), summary }]
+          }),
+          breakers: new Map(
+            breakers.flatMap((row) => {
+              const record = readBreaker(row.record)
+              return record === undefined ? [] : [[row.model, record] as const]
+            })
+          )
+        }))
+      )
+  } satisfies SharedStore
+})
