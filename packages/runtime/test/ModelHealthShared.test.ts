@@ -4,7 +4,7 @@
  * reached. Real I/O, so real time: the sync interval is short and the checks poll, bounded.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Array as Arr, Context, Effect, Layer, Logger, Redacted, Schedule } from "effect"
+import { Array as Arr, Context, Effect, Layer, Logger, Redacted, Schedule, type Scope } from "effect"
 import { SqlClient } from "effect/sql"
 import { Redis } from "ioredis"
 import * as Database from "../src/Database.ts"
@@ -61,79 +61,75 @@ const sharesTheBreaker = <E, R>(make: () => Layer.Layer<ModelHealth.ModelHealth,
     assert.strictEqual(first.sharedStateErrors() + second.sharedStateErrors(), 0)
   })
 
+/** A test with real time and I/O, its resources released at its end. */
+const live = <E>(name: string, test: Effect.Effect<void, E, Scope.Scope>) =>
+  it.live(name, () => Effect.scoped(test), 20_000)
+
 describe("ModelHealth shared between processes", () => {
-  it.live(
+  live(
     "over Redis: the second instance sees the breaker the first opened, and its window",
-    () =>
-      Effect.gen(function* () {
-        const prefix = `test:health:${process.pid}:${Date.now()}:`
-        yield* Effect.addFinalizer(() =>
-          Effect.promise(async () => {
-            const redis = new Redis(REDIS_URL)
-            await redis.del(`${prefix}windows`, `${prefix}breakers`)
-            redis.disconnect()
-          })
-        )
-        yield* sharesTheBreaker(() => ModelHealth.layerRedis(settings(), { url: Redacted.make(REDIS_URL), prefix }))
-      }).pipe(Effect.scoped),
-    20_000
-  )
-
-  it.live(
-    "over PostgreSQL: the same, through the health tables",
-    () =>
-      Effect.gen(function* () {
-        const schema = `test_health_${process.pid}_${Date.now()}`
-        const database = yield* Layer.build(Database.layerPg({ url: Redacted.make(PG_URL), schema }))
-        yield* Effect.addFinalizer(() =>
-          Effect.gen(function* () {
-            const sql = yield* SqlClient.SqlClient
-            yield* sql`DROP SCHEMA ${sql(schema)} CASCADE`
-          }).pipe(Effect.provide(database), Effect.orDie)
-        )
-        yield* sharesTheBreaker(() =>
-          ModelHealth.layerSql(settings()).pipe(Layer.provide(Layer.succeedContext(database)))
-        )
-      }).pipe(Effect.scoped),
-    20_000
-  )
-
-  it.live(
-    "Redis unreachable: fail_open routes on the local view, logged once, counted, never blocking",
-    () =>
-      Effect.gen(function* () {
-        const warnings: Array<string> = []
-        const capture = Logger.make(({ logLevel, message }) => {
-          if (logLevel === "Warn") warnings.push(String(Arr.ensure(message)[0]))
+    Effect.gen(function* () {
+      const prefix = `test:health:${process.pid}:${Date.now()}:`
+      yield* Effect.addFinalizer(() =>
+        Effect.promise(async () => {
+          const redis = new Redis(REDIS_URL)
+          await redis.del(`${prefix}windows`, `${prefix}breakers`)
+          redis.disconnect()
         })
-        const health = yield* build(
-          ModelHealth.layerRedis(settings("fail_open"), { url: Redacted.make("redis://127.0.0.1:1"), prefix: "x:" })
-        ).pipe(Effect.provide(Logger.layer([capture])))
-        yield* eventually(() => health.sharedStateErrors() >= 3)
-        const started = performance.now()
-        assert.isTrue(health.admit("gpt-x"))
-        storm(health, "gpt-x")
-        assert.isFalse(health.admit("gpt-x"), "its own breaker still works")
-        assert.isTrue(health.admit("other"))
-        assert.isBelow(performance.now() - started, 50)
-        yield* eventually(() => health.sharedStateErrors() >= 6)
-        assert.strictEqual(warnings.filter((line) => line === "shared health state unreachable").length, 1)
-        assert.strictEqual(health.report("other").status, "healthy")
-      }).pipe(Effect.scoped),
-    20_000
+      )
+      yield* sharesTheBreaker(() => ModelHealth.layerRedis(settings(), { url: Redacted.make(REDIS_URL), prefix }))
+    })
   )
 
-  it.live(
+  live(
+    "over PostgreSQL: the same, through the health tables",
+    Effect.gen(function* () {
+      const schema = `test_health_${process.pid}_${Date.now()}`
+      const database = yield* Layer.build(Database.layerPg({ url: Redacted.make(PG_URL), schema }))
+      yield* Effect.addFinalizer(() =>
+        Effect.gen(function* () {
+          const sql = yield* SqlClient.SqlClient
+          yield* sql`DROP SCHEMA ${sql(schema)} CASCADE`
+        }).pipe(Effect.provide(database), Effect.orDie)
+      )
+      yield* sharesTheBreaker(() =>
+        ModelHealth.layerSql(settings()).pipe(Layer.provide(Layer.succeedContext(database)))
+      )
+    })
+  )
+
+  live(
+    "Redis unreachable: fail_open routes on the local view, logged once, counted, never blocking",
+    Effect.gen(function* () {
+      const warnings: Array<string> = []
+      const capture = Logger.make(({ logLevel, message }) => {
+        if (logLevel === "Warn") warnings.push(String(Arr.ensure(message)[0]))
+      })
+      const health = yield* build(
+        ModelHealth.layerRedis(settings("fail_open"), { url: Redacted.make("redis://127.0.0.1:1"), prefix: "x:" })
+      ).pipe(Effect.provide(Logger.layer([capture])))
+      yield* eventually(() => health.sharedStateErrors() >= 3)
+      const started = performance.now()
+      assert.isTrue(health.admit("gpt-x"))
+      storm(health, "gpt-x")
+      assert.isFalse(health.admit("gpt-x"), "its own breaker still works")
+      assert.isTrue(health.admit("other"))
+      assert.isBelow(performance.now() - started, 50)
+      yield* eventually(() => health.sharedStateErrors() >= 6)
+      assert.strictEqual(warnings.filter((line) => line === "shared health state unreachable").length, 1)
+      assert.strictEqual(health.report("other").status, "healthy")
+    })
+  )
+
+  live(
     "Redis unreachable: fail_closed treats every model as unavailable",
-    () =>
-      Effect.gen(function* () {
-        const health = yield* build(
-          ModelHealth.layerRedis(settings("fail_closed"), { url: Redacted.make("redis://127.0.0.1:1"), prefix: "x:" })
-        )
-        yield* eventually(() => health.sharedStateErrors() >= 1)
-        assert.isFalse(health.admit("gpt-x"))
-        assert.strictEqual(health.report("gpt-x").status, "unavailable")
-      }).pipe(Effect.scoped),
-    20_000
+    Effect.gen(function* () {
+      const health = yield* build(
+        ModelHealth.layerRedis(settings("fail_closed"), { url: Redacted.make("redis://127.0.0.1:1"), prefix: "x:" })
+      )
+      yield* eventually(() => health.sharedStateErrors() >= 1)
+      assert.isFalse(health.admit("gpt-x"))
+      assert.strictEqual(health.report("gpt-x").status, "unavailable")
+    })
   )
 })

@@ -19,6 +19,12 @@ const positiveDuration = DurationSetting.check(
   Schema.makeFilter((duration) => (Duration.toMillis(duration) > 0 ? undefined : "expected a duration above 0"))
 )
 
+/** Refuses a section whose duration `low` is longer than its duration `high`. */
+const notAbove = <K extends string>(low: K, high: K, message: string) =>
+  Schema.makeFilter((section: { readonly [key in K]: Duration.Duration }) =>
+    Duration.isGreaterThan(section[low], section[high]) ? message : undefined
+  )
+
 const Breaker = Schema.Struct({
   window: positiveDuration,
   failureRatio: ratio(0.01, 1),
@@ -40,11 +46,7 @@ const Breaker = Schema.Struct({
       probeTimeout: "probe_timeout"
     })
   )
-  .check(
-    Schema.makeFilter((breaker) =>
-      Duration.isGreaterThan(breaker.openBase, breaker.openMax) ? "expected open_base <= open_max" : undefined
-    )
-  )
+  .check(notAbove("openBase", "openMax", "expected open_base <= open_max"))
 
 const Retry = Schema.Struct({
   maxAttempts: int(1, 10),
@@ -64,11 +66,7 @@ const Retry = Schema.Struct({
       budgetWindow: "budget_window"
     })
   )
-  .check(
-    Schema.makeFilter((retry) =>
-      Duration.isGreaterThan(retry.backoffBase, retry.backoffMax) ? "expected backoff_base <= backoff_max" : undefined
-    )
-  )
+  .check(notAbove("backoffBase", "backoffMax", "expected backoff_base <= backoff_max"))
 
 const DynamicWeights = Schema.Struct({ min: ratio(0, 1), max: ratio(1, 100) })
 

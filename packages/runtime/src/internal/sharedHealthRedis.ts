@@ -10,15 +10,7 @@ import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import { Redis } from "ioredis"
 import type { BreakerRecord } from "./circuitBreaker.ts"
-import {
-  encodeBreaker,
-  encodeSummary,
-  readBreaker,
-  readSummary,
-  SharedStateError,
-  type SharedStore,
-  type SharedWindow
-} from "./sharedHealth.ts"
+import * as Shared from "./sharedHealth.ts"
 
 // Keeps the stored record when its updatedAt is newer than the one offered.
 const publishBreakerScript = `
@@ -36,13 +28,13 @@ return 1`
 const commandTimeoutMs = 2000
 
 const attempt = <A>(run: () => Promise<A>) =>
-  Effect.tryPromise({ try: run, catch: (cause) => new SharedStateError({ store: "redis", cause }) })
+  Effect.tryPromise({ try: run, catch: (cause) => new Shared.SharedStateError({ store: "redis", cause }) })
 
 /** A store over the Redis at `url`; keys start with `prefix`. The connection lives as long as the scope. */
 export const make = (options: {
   readonly url: Redacted.Redacted<string>
   readonly prefix: string
-}): Effect.Effect<SharedStore, never, Scope.Scope> =>
+}): Effect.Effect<Shared.SharedStore, never, Scope.Scope> =>
   Effect.gen(function* () {
     const client = yield* Effect.acquireRelease(
       Effect.sync(() => {
@@ -75,7 +67,7 @@ export const make = (options: {
 
     return {
       name: "redis",
-      publishWindows: (windows: ReadonlyArray<SharedWindow>, staleBefore: number) =>
+      publishWindows: (windows: ReadonlyArray<Shared.SharedWindow>, staleBefore: number) =>
         attempt(async () => {
           const stored = await client.hgetall(windowsKey)
           const stale = Object.entries(stored)
@@ -90,7 +82,7 @@ export const make = (options: {
             pipeline.hset(
               windowsKey,
               `${window.process} ${window.model}`,
-              JSON.stringify({ at: window.at, summary: encodeSummary(window.summary) })
+              JSON.stringify({ at: window.at, summary: Shared.encodeSummary(window.summary) })
             )
           }
           return pipeline.exec()
@@ -99,12 +91,19 @@ export const make = (options: {
             const failed = results?.find(([error]) => error !== null)
             return failed === undefined
               ? Effect.void
-              : Effect.fail(new SharedStateError({ store: "redis", cause: failed[0] }))
+              : Effect.fail(new Shared.SharedStateError({ store: "redis", cause: failed[0] }))
           })
         ),
       publishBreaker: (model: string, record: BreakerRecord) =>
         attempt(() =>
-          client.eval(publishBreakerScript, 1, breakersKey, model, encodeBreaker(record), String(record.updatedAt))
+          client.eval(
+            publishBreakerScript,
+            1,
+            breakersKey,
+            model,
+            Shared.encodeBreaker(record),
+            String(record.updatedAt)
+          )
         ).pipe(Effect.asVoid),
       read: (since: number) =>
         attempt(async () => {
@@ -112,7 +111,7 @@ export const make = (options: {
           return { windows, breakers }
         }).pipe(
           Effect.map(({ windows, breakers }) => ({
-            windows: Object.entries(windows).flatMap(([field, text]): ReadonlyArray<SharedWindow> => {
+            windows: Object.entries(windows).flatMap(([field, text]): ReadonlyArray<Shared.SharedWindow> => {
               const separator = field.indexOf(" ")
               const entry = parseEntry(text)
               if (separator < 0 || entry === undefined || entry.at < since) return []
@@ -120,13 +119,13 @@ export const make = (options: {
             }),
             breakers: new Map(
               Object.entries(breakers).flatMap(([model, text]) => {
-                const record = readBreaker(text)
+                const record = Shared.readBreaker(text)
                 return record === undefined ? [] : [[model, record] as const]
               })
             )
           }))
         )
-    } satisfies SharedStore
+    } satisfies Shared.SharedStore
   })
 
 const parseJson = (text: string): unknown => {
@@ -146,6 +145,6 @@ const atOf = (text: string): number | undefined => {
 const parseEntry = (text: string) => {
   const value = parseJson(text)
   if (typeof value !== "object" || value === null || !("at" in value) || !("summary" in value)) return undefined
-  const summary = readSummary(value.summary)
+  const summary = Shared.readSummary(value.summary)
   return typeof value.at === "number" && summary !== undefined ? { at: value.at, summary } : undefined
 }

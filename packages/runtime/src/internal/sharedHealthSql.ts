@@ -6,15 +6,7 @@
 import * as Effect from "effect/Effect"
 import * as SqlClient from "effect/sql/SqlClient"
 import type { BreakerRecord } from "./circuitBreaker.ts"
-import {
-  encodeBreaker,
-  encodeSummary,
-  readBreaker,
-  readSummary,
-  SharedStateError,
-  type SharedStore,
-  type SharedWindow
-} from "./sharedHealth.ts"
+import * as Shared from "./sharedHealth.ts"
 
 interface WindowRow {
   readonly process_id: string
@@ -34,21 +26,21 @@ const statementTimeout = "2 seconds"
 const bounded = <A, E>(effect: Effect.Effect<A, E>) =>
   effect.pipe(
     Effect.timeout(statementTimeout),
-    Effect.mapError((cause) => new SharedStateError({ store: "sql", cause }))
+    Effect.mapError((cause) => new Shared.SharedStateError({ store: "sql", cause }))
   )
 
 /** A store over the current `SqlClient`. */
-export const make: Effect.Effect<SharedStore, never, SqlClient.SqlClient> = Effect.gen(function* () {
+export const make: Effect.Effect<Shared.SharedStore, never, SqlClient.SqlClient> = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
   return {
     name: "sql",
-    publishWindows: (windows: ReadonlyArray<SharedWindow>, staleBefore: number) =>
+    publishWindows: (windows: ReadonlyArray<Shared.SharedWindow>, staleBefore: number) =>
       bounded(
         Effect.gen(function* () {
           yield* sql`DELETE FROM health_windows WHERE at < ${staleBefore}`
           for (const window of windows) {
             yield* sql`INSERT INTO health_windows (process_id, model, at, summary)
-                VALUES (${window.process}, ${window.model}, ${window.at}, ${encodeSummary(window.summary)})
+                VALUES (${window.process}, ${window.model}, ${window.at}, ${Shared.encodeSummary(window.summary)})
                 ON CONFLICT (process_id, model) DO UPDATE SET at = excluded.at, summary = excluded.summary`
           }
         })
@@ -56,7 +48,7 @@ export const make: Effect.Effect<SharedStore, never, SqlClient.SqlClient> = Effe
     publishBreaker: (model: string, record: BreakerRecord) =>
       bounded(
         sql`INSERT INTO health_breakers (model, updated_at, record)
-            VALUES (${model}, ${record.updatedAt}, ${encodeBreaker(record)})
+            VALUES (${model}, ${record.updatedAt}, ${Shared.encodeBreaker(record)})
             ON CONFLICT (model) DO UPDATE SET updated_at = excluded.updated_at, record = excluded.record
             WHERE health_breakers.updated_at <= excluded.updated_at`
       ).pipe(Effect.asVoid),
@@ -68,19 +60,19 @@ export const make: Effect.Effect<SharedStore, never, SqlClient.SqlClient> = Effe
         ])
       ).pipe(
         Effect.map(([windows, breakers]) => ({
-          windows: windows.flatMap((row): ReadonlyArray<SharedWindow> => {
-            const summary = readSummary(row.summary)
+          windows: windows.flatMap((row): ReadonlyArray<Shared.SharedWindow> => {
+            const summary = Shared.readSummary(row.summary)
             return summary === undefined
               ? []
               : [{ process: row.process_id, model: row.model, at: Number(row.at), summary }]
           }),
           breakers: new Map(
             breakers.flatMap((row) => {
-              const record = readBreaker(row.record)
+              const record = Shared.readBreaker(row.record)
               return record === undefined ? [] : [[row.model, record] as const]
             })
           )
         }))
       )
-  } satisfies SharedStore
+  } satisfies Shared.SharedStore
 })
