@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Duration, Effect } from "effect"
+import { Duration, Effect, Random } from "effect"
 import * as TestClock from "effect/testing/TestClock"
 import * as AppConfig from "../src/AppConfig.ts"
 import * as RetryBudget from "../src/RetryBudget.ts"
@@ -38,6 +38,28 @@ describe("RetryBudget", () => {
       assert.strictEqual(granted, 20, "20% of 50 plus 1 per second of a 10 s window")
       yield* TestClock.adjust(Duration.seconds(11))
       assert.isTrue(budget.acquire(), "the old retries left the window")
+    })
+  )
+
+  it.effect("backs off with full jitter under a doubling ceiling capped at backoff_max; Retry-After wins", () =>
+    Effect.gen(function* () {
+      const backoff = RetryBudget.backoffOf(yield* AppConfig.make())
+      assert.strictEqual(backoff.maxAttempts, 3)
+      const ceilings = [200, 400, 800, 1600, 3200, 6400, 10_000, 10_000]
+      const delays: Array<number> = []
+      for (let round = 0; round < 50; round++) {
+        for (const [i, ceiling] of ceilings.entries()) {
+          const pause = Duration.toMillis(yield* RetryBudget.delay(backoff, i + 1, null))
+          assert.isAtLeast(pause, 0)
+          assert.isAtMost(pause, ceiling)
+          delays.push(pause / ceiling)
+        }
+      }
+      assert.isAbove(new Set(delays).size, 300, "jittered, not fixed")
+      assert.isBelow(Math.abs(delays.reduce((a, b) => a + b, 0) / delays.length - 0.5), 0.1, "spread over the range")
+      assert.strictEqual(Duration.toMillis(yield* RetryBudget.delay(backoff, 1, 7_000)), 7_000)
+      const seeded = (seed: string) => Random.withSeed(RetryBudget.delay(backoff, 3, null), seed)
+      assert.deepStrictEqual(yield* seeded("a"), yield* seeded("a"))
     })
   )
 })
