@@ -7,7 +7,7 @@ import { fake } from "./support/openai-harness.ts"
 
 /** The catalogue of `config` over a health kept in memory; both in the context. */
 const withHealth = (config: AppConfig.AppConfigValue) =>
-  ProviderCatalog.layer(config).pipe(Layer.provideMerge(ModelHealth.layerMemory(ModelHealth.settingsOf(config))))
+  ProviderCatalog.layer(config).pipe(Layer.provideMerge(ModelHealth.layerFrom(ModelHealth.settingsOf(config))))
 
 const catalogOf = (overrides: AppConfig.Overrides<AppConfig.AppConfigValue>) =>
   Effect.gen(function* () {

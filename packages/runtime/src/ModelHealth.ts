@@ -20,7 +20,7 @@ import type * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import type * as SqlClient from "effect/sql/SqlClient"
-import { AppConfig, type AppConfigValue } from "./AppConfig.ts"
+import { AppConfig, type AppConfigValue, make as makeConfig } from "./AppConfig.ts"
 import type { Circuit } from "./internal/circuitBreaker.ts"
 import { type HealthMethods, type HealthSettings, makeHealthState, settingsOf } from "./internal/healthState.ts"
 import type { SharedStore } from "./internal/sharedHealth.ts"
@@ -128,8 +128,14 @@ export const make = (settings: HealthSettings): Effect.Effect<ModelHealth["Servi
   makeWith(settings, Option.none())
 
 /** {@link make} as a layer: one process, nothing shared. */
-export const layerMemory = (settings: HealthSettings): Layer.Layer<ModelHealth> =>
+export const layerFrom = (settings: HealthSettings): Layer.Layer<ModelHealth> =>
   Layer.effect(ModelHealth, make(settings))
+
+/** {@link layerFrom} with the default `resilience` settings, for tests. */
+export const layerMemory: Layer.Layer<ModelHealth> = Layer.effect(
+  ModelHealth,
+  Effect.flatMap(Effect.orDie(makeConfig()), (config) => make(settingsOf(config)))
+)
 
 /**
  * Health shared through the Redis at `url`, keys under `prefix` (default `polyagent:health:`;
@@ -163,7 +169,7 @@ export const layerConfig = (config: AppConfigValue): Layer.Layer<ModelHealth, ne
     return layerRedis(settings, { url: config.redisUrl.value, prefix: config.resilience.sharedState.redisPrefix })
   }
   if (Option.isSome(config.storage.postgresUrl)) return layerSql(settings)
-  return layerMemory(settings)
+  return layerFrom(settings)
 }
 
 /** {@link layerConfig} with the configuration from the `AppConfig` service. */

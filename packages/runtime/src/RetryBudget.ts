@@ -10,8 +10,7 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Random from "effect/Random"
-import { AppConfig, type AppConfigValue } from "./AppConfig.ts"
+import { AppConfig, type AppConfigValue, make as makeConfig } from "./AppConfig.ts"
 import { RollingCounts } from "./internal/rolling.ts"
 
 /** The budget's figures. */
@@ -78,38 +77,33 @@ export const settingsOf = (config: AppConfigValue): Settings => ({
   window: config.resilience.retry.budgetWindow
 })
 
-/** How one call is retried on one model: `resilience.retry`'s attempts and backoff. */
-export interface Backoff {
+/**
+ * How one call is retried on one model: `resilience.retry`'s attempts and backoff, in the shape
+ * the router's failover takes (`baseDelay` doubles per retry with full jitter, up to `maxDelay`).
+ */
+export interface RetrySettings {
   /** Attempts in all, the first included. */
   readonly maxAttempts: number
-  readonly base: Duration.Duration
-  readonly max: Duration.Duration
+  readonly baseDelay: Duration.Duration
+  /** The longest wait between two attempts; a provider asking for longer is not retried. */
+  readonly maxDelay: Duration.Duration
 }
 
-/** The backoff of `config`'s `resilience.retry`. */
-export const backoffOf = (config: AppConfigValue): Backoff => ({
+/** The retry settings of `config`'s `resilience.retry`. */
+export const retrySettingsOf = (config: AppConfigValue): RetrySettings => ({
   maxAttempts: config.resilience.retry.maxAttempts,
-  base: config.resilience.retry.backoffBase,
-  max: config.resilience.retry.backoffMax
+  baseDelay: config.resilience.retry.backoffBase,
+  maxDelay: config.resilience.retry.backoffMax
 })
-
-/**
- * The pause before retry number `retry` (1 for the first): "full jitter", a random delay up to
- * `base × 2^(retry-1)` capped at `max`, so that clients failing together do not retry together;
- * a provider's `Retry-After` (`retryAfterMs`) wins when it is longer. Random from `Random`, so
- * a seeded test is deterministic.
- */
-export const delay = (backoff: Backoff, retry: number, retryAfterMs: number | null): Effect.Effect<Duration.Duration> =>
-  Effect.map(Random.next, (random) => {
-    const ceiling = Math.min(
-      Duration.toMillis(backoff.max),
-      Duration.toMillis(backoff.base) * 2 ** Math.max(0, retry - 1)
-    )
-    return Duration.millis(Math.max(random * ceiling, retryAfterMs ?? 0))
-  })
 
 /** A layer of {@link make}. */
 export const layerFrom = (settings: Settings): Layer.Layer<RetryBudget> => Layer.effect(RetryBudget, make(settings))
+
+/** A budget with the default `resilience.retry` (20% plus 10 per second over 10 s), for tests. */
+export const layerMemory: Layer.Layer<RetryBudget> = Layer.effect(
+  RetryBudget,
+  Effect.flatMap(Effect.orDie(makeConfig()), (config) => make(settingsOf(config)))
+)
 
 /** The budget of the `AppConfig` service's `resilience.retry`. */
 export const layer: Layer.Layer<RetryBudget, never, AppConfig> = Layer.unwrap(

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Duration, Effect, Random } from "effect"
+import { Duration, Effect } from "effect"
 import * as TestClock from "effect/testing/TestClock"
 import * as AppConfig from "../src/AppConfig.ts"
 import * as RetryBudget from "../src/RetryBudget.ts"
@@ -41,25 +41,24 @@ describe("RetryBudget", () => {
     })
   )
 
-  it.effect("backs off with full jitter under a doubling ceiling capped at backoff_max; Retry-After wins", () =>
+  it.effect("reads its attempts and backoff from resilience.retry", () =>
     Effect.gen(function* () {
-      const backoff = RetryBudget.backoffOf(yield* AppConfig.make())
-      assert.strictEqual(backoff.maxAttempts, 3)
-      const ceilings = [200, 400, 800, 1600, 3200, 6400, 10_000, 10_000]
-      const delays: Array<number> = []
-      for (let round = 0; round < 50; round++) {
-        for (const [i, ceiling] of ceilings.entries()) {
-          const pause = Duration.toMillis(yield* RetryBudget.delay(backoff, i + 1, null))
-          assert.isAtLeast(pause, 0)
-          assert.isAtMost(pause, ceiling)
-          delays.push(pause / ceiling)
-        }
-      }
-      assert.isAbove(new Set(delays).size, 300, "jittered, not fixed")
-      assert.isBelow(Math.abs(delays.reduce((a, b) => a + b, 0) / delays.length - 0.5), 0.1, "spread over the range")
-      assert.strictEqual(Duration.toMillis(yield* RetryBudget.delay(backoff, 1, 7_000)), 7_000)
-      const seeded = (seed: string) => Random.withSeed(RetryBudget.delay(backoff, 3, null), seed)
-      assert.deepStrictEqual(yield* seeded("a"), yield* seeded("a"))
+      const retry = RetryBudget.retrySettingsOf(
+        yield* AppConfig.make({ resilience: { retry: { maxAttempts: 5, backoffMax: Duration.seconds(4) } } })
+      )
+      assert.strictEqual(retry.maxAttempts, 5)
+      assert.strictEqual(Duration.toMillis(retry.baseDelay), 200)
+      assert.strictEqual(Duration.toMillis(retry.maxDelay), 4_000)
     })
+  )
+
+  it.effect("layerMemory is the default budget", () =>
+    Effect.gen(function* () {
+      const budget = yield* RetryBudget.RetryBudget
+      for (let i = 0; i < 100; i++) budget.request()
+      let granted = 0
+      while (budget.acquire()) granted += 1
+      assert.strictEqual(granted, 30, "20% of 100 plus 10 for the first second")
+    }).pipe(Effect.provide(RetryBudget.layerMemory))
   )
 })

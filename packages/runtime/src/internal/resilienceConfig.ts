@@ -101,7 +101,7 @@ export const resilienceDefaults: typeof Resilience.Encoded = {
   retry: {
     max_attempts: 3,
     backoff_base: "200 millis",
-    backoff_max: "10s",
+    backoff_max: "2s",
     budget_ratio: 0.2,
     budget_per_second: 10,
     budget_window: "10s"
