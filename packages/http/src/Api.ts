@@ -91,6 +91,7 @@ export const ChatEvent = Schema.Union([
   event("delta", Schema.Struct({ content: Schema.String })),
   event("tool_call", Message.ToolCallRecord),
   event("tool_result", ToolExecutor.ToolResult),
+  event("failover", Schema.Struct({ from: Schema.String, to: Schema.String })),
   event("usage", Usage.Usage),
   event("done", SessionProtocol.TurnResult),
   event("error", ErrorEnvelope)
@@ -99,8 +100,11 @@ export type ChatEvent = typeof ChatEvent.Type
 
 const turnErrors = [
   ApiError.InvalidRequest,
+  ApiError.BudgetExceeded,
+  ApiError.Forbidden,
   ApiError.NotFound,
   ApiError.Conflict,
+  ApiError.RateLimited,
   ApiError.Internal,
   ApiError.UpstreamError,
   ApiError.Unavailable,
@@ -173,7 +177,7 @@ export class OpenAiGroup extends HttpApiGroup.make("openai")
     HttpApiEndpoint.post("completions", "/v1/chat/completions", {
       payload: ChatCompletions.Request,
       success: [ChatCompletions.Completion, HttpApiSchema.StreamSse({ events: CompletionEvent })],
-      error: [ApiError.NotFound, ApiError.RateLimited, ApiError.UpstreamError, ApiError.UpstreamTimeout]
+      error: turnErrors
     })
   )
   .middleware(Authentication)

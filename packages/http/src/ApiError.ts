@@ -5,8 +5,9 @@
  * upstream provider's text.
  */
 import { RequestId as RuntimeRequestId } from "@polyagent/runtime"
-import type { ModelCatalog, Storage } from "@polyagent/runtime"
+import type { ModelCatalog, SessionProtocol, Storage } from "@polyagent/runtime"
 import * as Effect from "effect/Effect"
+import * as RequestLog from "./RequestLog.ts"
 import * as Schema from "effect/Schema"
 
 /** The request id of the request being served; the edge sets it for every request. */
@@ -23,6 +24,11 @@ export class InvalidRequest extends Schema.Error<InvalidRequest>("@polyagent/htt
 export class Unauthenticated extends Schema.Error<Unauthenticated>("@polyagent/http/Unauthenticated")(
   { error: Body("unauthenticated") },
   { httpApiStatus: 401, description: "No valid credential" }
+) {}
+
+export class BudgetExceeded extends Schema.Error<BudgetExceeded>("@polyagent/http/BudgetExceeded")(
+  { error: Body("budget_exceeded") },
+  { httpApiStatus: 402, description: "A tenant or key budget would be overspent" }
 ) {}
 
 export class Forbidden extends Schema.Error<Forbidden>("@polyagent/http/Forbidden")(
@@ -74,6 +80,7 @@ export class UpstreamTimeout extends Schema.Error<UpstreamTimeout>("@polyagent/h
 export type ApiError =
   | InvalidRequest
   | Unauthenticated
+  | BudgetExceeded
   | Forbidden
   | NotFound
   | Conflict
@@ -87,6 +94,7 @@ export type ApiError =
 const classes = {
   invalid_request: InvalidRequest,
   unauthenticated: Unauthenticated,
+  budget_exceeded: BudgetExceeded,
   forbidden: Forbidden,
   not_found: NotFound,
   conflict: Conflict,
@@ -105,6 +113,7 @@ export type ErrorType = keyof typeof classes
 export const statusOf: Record<ErrorType, number> = {
   invalid_request: 400,
   unauthenticated: 401,
+  budget_exceeded: 402,
   forbidden: 403,
   not_found: 404,
   conflict: 409,
@@ -131,6 +140,7 @@ type InstanceOf<T extends ErrorType> = InstanceType<(typeof classes)[T]>
 const constructors: { readonly [T in ErrorType]: (error: BodyOf<T>) => InstanceOf<T> } = {
   invalid_request: (error) => new InvalidRequest({ error }),
   unauthenticated: (error) => new Unauthenticated({ error }),
+  budget_exceeded: (error) => new BudgetExceeded({ error }),
   forbidden: (error) => new Forbidden({ error }),
   not_found: (error) => new NotFound({ error }),
   conflict: (error) => new Conflict({ error }),
@@ -158,30 +168,97 @@ export const fail = <T extends ErrorType>(type: T, message: string) => Effect.fl
  */
 export const storageFailed = (error: Storage.StorageError): Effect.Effect<never, Internal | Unavailable> => {
   const answer: Effect.Effect<never, Internal | Unavailable> =
-    error.unavailable === true
-      ? fail("unavailable", "storage is unavailable; try again shortly")
-      : fail("internal", "storage failed")
+    error.unavailable === true ? fail("unavailable", storageAnswer(error).message) : fail("internal", "storage failed")
   return Effect.logError("storage failed", error).pipe(Effect.andThen(answer))
+}
+
+/** The types a failed turn or model call is answered with. */
+export type TurnErrorType =
+  | "invalid_request"
+  | "budget_exceeded"
+  | "forbidden"
+  | "not_found"
+  | "conflict"
+  | "rate_limited"
+  | "internal"
+  | "upstream_error"
+  | "unavailable"
+  | "upstream_timeout"
+
+/** How a failed model call or turn is answered: its type, message and `Retry-After`, if any. */
+export interface Answer {
+  readonly type: TurnErrorType
+  readonly message: string
+  /** Whole seconds for `Retry-After`. */
+  readonly retryAfterSeconds?: number | undefined
 }
 
 /**
  * How a failed model call is answered: a rate limit as `rate_limited` with the provider's wait
- * in whole seconds (for `Retry-After`), a timeout as `upstream_timeout`, anything else as
- * `upstream_error`. The message is the error's own, which never quotes the provider.
+ * in whole seconds (for `Retry-After`), no model to call (every breaker open) as `unavailable`, a
+ * timeout as `upstream_timeout`, anything else as `upstream_error`. The message is the error's own,
+ * which never quotes the provider.
  */
-export const ofModelError = (
-  error: ModelCatalog.ModelError
-): { readonly type: "rate_limited" | "upstream_timeout" | "upstream_error"; readonly retryAfterSeconds?: number } => {
+export const ofModelError = (error: ModelCatalog.ModelError): Answer => {
   switch (error.reason) {
     case "rate_limited":
-      return { type: "rate_limited", retryAfterSeconds: Math.max(1, Math.ceil((error.retry_after_ms ?? 1000) / 1000)) }
+      return {
+        type: "rate_limited",
+        message: error.message,
+        retryAfterSeconds: Math.max(1, Math.ceil((error.retry_after_ms ?? 1000) / 1000))
+      }
+    case "circuit_open":
+      return { type: "unavailable", message: error.message, retryAfterSeconds: 1 }
     case "timeout":
-      return { type: "upstream_timeout" }
+      return { type: "upstream_timeout", message: error.message }
     default:
-      return { type: "upstream_error" }
+      return { type: "upstream_error", message: error.message }
   }
 }
 
-/** The envelope of a failed model call (see {@link ofModelError}). */
-export const modelErrorEnvelope = (error: ModelCatalog.ModelError, requestId: string) =>
-  envelope(ofModelError(error).type, error.message, requestId)
+/**
+ * The one mapping of a failed turn (or model call) onto the envelope, for every route and stream:
+ * a storage failure is logged and answered by {@link storageFailed}'s rules.
+ */
+export const ofTurnError = (error: SessionProtocol.TurnError): Effect.Effect<Answer> => {
+  switch (error._tag) {
+    case "SessionNotFound":
+    case "AgentNotFound":
+    case "ModelNotFound":
+      return Effect.succeed({ type: "not_found", message: error.message })
+    case "SessionAgentConflict":
+    case "IdempotencyConflict":
+      return Effect.succeed({ type: "conflict", message: error.message })
+    case "ContextTooLong":
+    case "NoCapableModel":
+      return Effect.succeed({ type: "invalid_request", message: error.message })
+    case "BudgetExceeded":
+      return Effect.succeed({ type: "budget_exceeded", message: error.message })
+    case "ModelNotAllowed":
+      return Effect.succeed({ type: "forbidden", message: error.message })
+    case "ModelError":
+      return Effect.succeed(ofModelError(error))
+    case "TurnTimeout":
+      return Effect.succeed({ type: "upstream_timeout", message: error.message })
+    case "StorageError":
+      return Effect.as(Effect.logError("storage failed", error), storageAnswer(error))
+  }
+}
+
+const storageAnswer = (error: Storage.StorageError): Answer & { readonly type: "unavailable" | "internal" } =>
+  error.unavailable === true
+    ? { type: "unavailable", message: "storage is unavailable; try again shortly" }
+    : { type: "internal", message: "storage failed" }
+
+/**
+ * Fails the current request with `answer`; its `Retry-After` goes on the response (the edge
+ * writes it, see `RequestLog.Facts`).
+ */
+export const failWith = (answer: Answer) =>
+  Effect.andThen(
+    answer.retryAfterSeconds === undefined ? Effect.void : RequestLog.recordRetryAfter(answer.retryAfterSeconds),
+    fail(answer.type, answer.message)
+  )
+
+/** Fails the current request as {@link ofTurnError} answers `error`. */
+export const failTurn = (error: SessionProtocol.TurnError) => Effect.flatMap(ofTurnError(error), failWith)

@@ -5,6 +5,7 @@
  * client sends the whole conversation every time.
  */
 import * as Result from "effect/Result"
+import { ModelRouter } from "@polyagent/runtime"
 import * as Schema from "effect/Schema"
 import type * as Prompt from "effect/ai/Prompt"
 import type * as Response from "effect/ai/Response"
@@ -233,3 +234,116 @@ export const usageOf = (usage: Response.Usage): Usage => {
   const completion = usage.outputTokens.total ?? 0
   return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion }
 }
+
+/** What every chunk and completion of one answer carries. */
+export interface Header {
+  readonly id: string
+  readonly created: number
+  readonly model: string
+}
+
+/** A chunk of a streamed answer, as its `data:` JSON. */
+export const chunk = (header: Header, delta: object, finishReason: string | null = null): string =>
+  JSON.stringify({
+    ...header,
+    object: "chat.completion.chunk",
+    choices: [{ index: 0, delta, finish_reason: finishReason, logprobs: null }]
+  })
+
+/** The last chunk of a stream whose client asked for usage (`stream_options.include_usage`). */
+export const usageChunk = (header: Header, usage: Usage): string =>
+  JSON.stringify({ ...header, object: "chat.completion.chunk", choices: [], usage })
+
+/** A whole completion. */
+export const completion = (
+  header: Header,
+  text: string,
+  toolCalls: ReadonlyArray<ToolCallType>,
+  finishReason: string,
+  usage: { readonly prompt_tokens: number; readonly completion_tokens: number }
+): Completion => ({
+  ...header,
+  object: "chat.completion",
+  choices: [
+    {
+      index: 0,
+      message: {
+        role: "assistant",
+        content: text === "" && toolCalls.length > 0 ? null : text,
+        refusal: null,
+        ...(toolCalls.length === 0 ? {} : { tool_calls: toolCalls })
+      },
+      finish_reason: finishReason,
+      logprobs: null
+    }
+  ],
+  usage: {
+    prompt_tokens: usage.prompt_tokens,
+    completion_tokens: usage.completion_tokens,
+    total_tokens: usage.prompt_tokens + usage.completion_tokens
+  }
+})
+
+/** The end of a stream. */
+export const done = "[DONE]"
+
+const decoder = new TextDecoder()
+
+/**
+ * The answer's text and usage in the SSE bytes of a streamed completion (`data:` lines of
+ * chunks), for a stream that ended: whole or cut short (an unfinished last line is left out).
+ */
+export const readStream = (
+  chunks: ReadonlyArray<Uint8Array>
+): { readonly text: string; readonly usage: Usage | undefined } => {
+  let text = ""
+  let usage: Usage | undefined
+  const lines = chunks
+    .map((bytes) => decoder.decode(bytes, { stream: true }))
+    .join("")
+    .split("\n")
+  for (const line of lines.slice(0, -1)) {
+    if (!line.startsWith("data:")) continue
+    const data = line.slice(5).trim()
+    if (data === done) continue
+    const parsed = Result.try((): unknown => JSON.parse(data))
+    if (Result.isFailure(parsed)) continue
+    const read = decodeStreamChunk(parsed.success)
+    if (Result.isFailure(read)) continue
+    for (const choice of read.success.choices ?? []) text += choice.delta?.content ?? ""
+    if (read.success.usage !== undefined && read.success.usage !== null) usage = read.success.usage
+  }
+  return { text, usage }
+}
+
+const decodeStreamChunk = Schema.decodeUnknownResult(
+  Schema.Struct({
+    choices: Schema.optional(
+      Schema.Array(
+        Schema.Struct({
+          delta: Schema.optional(Schema.Struct({ content: Schema.optional(Schema.NullOr(Schema.String)) }))
+        })
+      )
+    ),
+    usage: Schema.optional(Schema.NullOr(Usage))
+  })
+)
+
+const decodeCompletionUsage = Schema.decodeUnknownResult(Schema.Struct({ usage: Schema.optional(Usage) }))
+
+/** The usage of a non-streamed completion's JSON bytes, if it reports one. */
+export const readCompletion = (bytes: Uint8Array): Usage | undefined => {
+  const parsed = Result.try((): unknown => JSON.parse(decoder.decode(bytes)))
+  if (Result.isFailure(parsed)) return undefined
+  const read = decodeCompletionUsage(parsed.success)
+  return Result.isSuccess(read) ? read.success.usage : undefined
+}
+
+/** The messages that follow a conversation whose answer broke off after `partial`, to continue it. */
+export const continuation = (partial: string): Array<Message> =>
+  partial === ""
+    ? []
+    : [
+        { role: "assistant", content: partial },
+        { role: "user", content: ModelRouter.continuationInstruction }
+      ]

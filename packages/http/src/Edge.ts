@@ -31,6 +31,9 @@ import * as RequestLog from "./RequestLog.ts"
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 
+/** The header that names the model that answered, after routing and failover (see ../shared/API.md). */
+export const modelHeader = "x-polyagent-model"
+
 /** The request's id: the client's `X-Request-Id` when it is a sane one, else a new one. */
 export const requestIdOf = (incoming: string | ReadonlyArray<string> | undefined): string =>
   typeof incoming === "string" && REQUEST_ID.test(incoming) ? incoming : Identifier.makeUnsafe("req")
@@ -189,6 +192,10 @@ export const layer = (options: { readonly bodyLimit: number }) =>
               }
             }
             response = HttpServerResponse.setHeader(response, "x-request-id", requestId)
+            if (facts.model !== undefined) response = HttpServerResponse.setHeader(response, modelHeader, facts.model)
+            if (facts.retryAfter !== undefined && response.status >= 400) {
+              response = HttpServerResponse.setHeader(response, "retry-after", String(facts.retryAfter))
+            }
             const body = response.body
             if (body._tag !== "Stream") {
               yield* logLine(response.status)

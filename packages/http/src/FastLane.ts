@@ -1,19 +1,18 @@
 /**
- * The gateway's hot path beneath the Effect HTTP stack. `POST /v1/chat/completions` to a model
- * whose provider speaks Chat Completions is a relay: check the key, check the body, send it
- * upstream, pass the answer back. On this machine the HttpApi stack with its middleware costs
- * about twice what the relay itself does per request (see bench/README.md), so the common
- * case is served here, straight on Node's request and response, by the same pieces the stack uses
- * (the key cache, the request schema, the model's relay, the error envelope).
+ * The gateway's hot path beneath the Effect HTTP stack: `POST /v1/chat/completions` on a model,
+ * route or experiment. On this machine the HttpApi stack with its middleware costs about twice
+ * what a relayed completion itself does per request (see bench/README.md), so the common case is
+ * served here, straight on Node's request and response, by the very function the stack's handler
+ * calls (`ModelCompletion.serve`: routing, budgets, failover, relay or conversion, the envelope),
+ * after the same key cache and request schema.
  *
  * The lane takes a request only when it is that common case, and hands everything else to the
  * full stack unchanged, which answers it exactly as it would without the lane. Before the body
  * is read it needs: the route, a JSON `Content-Type`, a `Content-Length` within the body limit,
  * and a bearer key verified within `Authentication.keyCacheTtl` (the first request of a key, or
  * a bad one, goes to the stack, which verifies it and answers 401s). After reading it needs: JSON
- * that passes the request schema, naming a model with a relay (not an agent). A request that
- * fails these is replayed to the stack with the body it sent, so 400s, 404s, agents and other
- * providers are the stack's.
+ * that passes the request schema, naming no agent. A request that fails these is replayed to the
+ * stack with the body it sent, so 400s and agents are the stack's.
  *
  * The lane writes each request's log line as the stack does (`RequestLog.write`), when the answer
  * has been written or the client went away.
@@ -22,7 +21,7 @@ import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Result from "effect/Result"
-import { ModelCatalog } from "@polyagent/runtime"
+import type { ModelRouter } from "@polyagent/runtime"
 import type { IncomingMessage } from "node:http"
 import { Readable } from "node:stream"
 import * as Authentication from "./Authentication.ts"
@@ -30,7 +29,7 @@ import * as ChatCompletions from "./ChatCompletions.ts"
 import * as Edge from "./Edge.ts"
 import { type Lane, Listener } from "./Listener.ts"
 import { Readiness } from "./Readiness.ts"
-import * as RelayResponse from "./RelayResponse.ts"
+import * as ModelCompletion from "./ModelCompletion.ts"
 import * as RequestLog from "./RequestLog.ts"
 
 const PATH = "/v1/chat/completions"
@@ -45,11 +44,10 @@ export interface Options {
 export const layer = (options: Options) =>
   Layer.effectDiscard(
     Effect.gen(function* () {
-      const catalog = yield* ModelCatalog.ModelCatalog
       const keys = yield* Authentication.KeyCache
       const readiness = yield* Readiness
       // The relay's Effects run with the server's services (its logger, above all).
-      const context = yield* Effect.context<never>()
+      const context = yield* Effect.context<ModelRouter.ModelRouter>()
       const run = Effect.runForkWith(context)
       const clock = yield* Clock.Clock
 
@@ -79,14 +77,20 @@ export const layer = (options: Options) =>
         readBody(
           request,
           (body) => {
-            const relayed = relayOf(body)
-            if (relayed === undefined) return next(replay(request, body))
+            const parsed = ChatCompletions.parseRequest(body.toString("utf8"))
+            // Bad bodies (400s) and agents are the stack's.
+            if (Result.isFailure(parsed) || parsed.success.request.model.startsWith(ChatCompletions.agentPrefix)) {
+              return next(replay(request, body))
+            }
             const requestId = Edge.requestIdOf(headers["x-request-id"])
             response.setHeader("x-request-id", requestId)
-            const facts = new RequestLog.Facts(caller.tenant, caller.subject, relayed.model)
-            const answer = relayed.stream
-              ? RelayResponse.stream(response, relayed.relay.stream(relayed.body, requestId), requestId)
-              : RelayResponse.complete(response, relayed.relay.complete(relayed.body, requestId), requestId)
+            const facts = new RequestLog.Facts(caller.tenant, caller.subject)
+            const answer = ModelCompletion.serve(response, {
+              parsed: parsed.success,
+              bodyLength: body.byteLength,
+              caller: { payer: { tenant: caller.tenant, keyId: caller.subject }, requestId, sessionId: null },
+              stickyKey: parsed.success.request.user ?? caller.subject
+            }).pipe(Effect.provideService(RequestLog.CurrentFacts, facts))
             const fiber = run(Effect.onExit(answer, (exit) => logLine(RequestLog.statusOfExit(exit), requestId, facts)))
             // A client that goes away interrupts the call, which aborts the upstream request.
             response.once("close", () => {
@@ -99,16 +103,6 @@ export const layer = (options: Options) =>
           }
         )
         return true
-      }
-
-      /** The relay and body of a request the lane serves; `undefined` for the stack's. */
-      const relayOf = (text: Buffer) => {
-        const parsed = ChatCompletions.parseRequest(text.toString("utf8"))
-        if (Result.isFailure(parsed)) return undefined
-        const { body, request } = parsed.success
-        if (request.model.startsWith(ChatCompletions.agentPrefix)) return undefined
-        const relay = catalog.find(request.model)?.relay
-        return relay === undefined ? undefined : { relay, body, model: request.model, stream: request.stream === true }
       }
 
       const listener = yield* Listener

@@ -16,7 +16,6 @@ import { Identifier, ModelCatalog, ModelHealth, Session, SessionProtocol, Storag
 import { Api, type ChatEvent, type ChatHeaders, type ChatRequest, HealthDown, healthDown, Principal } from "./Api.ts"
 import * as AgentsHandlers from "./AgentsHandlers.ts"
 import * as ApiError from "./ApiError.ts"
-import * as CompletionsHandlers from "./CompletionsHandlers.ts"
 import * as KeysHandlers from "./KeysHandlers.ts"
 import { Readiness } from "./Readiness.ts"
 import * as RequestLog from "./RequestLog.ts"
@@ -30,31 +29,19 @@ type ClusterError =
 
 type TurnApiError =
   | ApiError.InvalidRequest
+  | ApiError.BudgetExceeded
+  | ApiError.Forbidden
   | ApiError.NotFound
   | ApiError.Conflict
+  | ApiError.RateLimited
   | ApiError.Internal
   | ApiError.UpstreamError
   | ApiError.Unavailable
   | ApiError.UpstreamTimeout
 
-/** The envelope error for a failed turn or cluster call. */
+/** The envelope error for a failed turn (see `ApiError.ofTurnError`) or cluster call. */
 const toApiError = (error: SessionProtocol.TurnError | ClusterError): Effect.Effect<never, TurnApiError> => {
   switch (error._tag) {
-    case "SessionNotFound":
-    case "AgentNotFound":
-    case "ModelNotFound":
-      return ApiError.fail("not_found", error.message)
-    case "SessionAgentConflict":
-    case "IdempotencyConflict":
-      return ApiError.fail("conflict", error.message)
-    case "ContextTooLong":
-      return ApiError.fail("invalid_request", error.message)
-    case "ModelError":
-      return ApiError.fail("upstream_error", error.message)
-    case "TurnTimeout":
-      return ApiError.fail("upstream_timeout", error.message)
-    case "StorageError":
-      return ApiError.storageFailed(error)
     case "MailboxFull":
       // The runner holds `sessions.max_resident` active sessions (or a session has too many queued turns).
       return ApiError.fail("unavailable", "the server is at its limit of active sessions; try again shortly")
@@ -65,6 +52,8 @@ const toApiError = (error: SessionProtocol.TurnError | ClusterError): Effect.Eff
       return Effect.logError("cluster storage failed", error).pipe(
         Effect.andThen(ApiError.fail("internal", "the turn could not be delivered"))
       )
+    default:
+      return ApiError.failTurn(error)
   }
 }
 
@@ -93,6 +82,8 @@ const chatEvents = (turnEvent: SessionProtocol.TurnEvent, sessionId: string): Ar
   switch (turnEvent._tag) {
     case "Started":
       return [{ event: "session", data: { session_id: sessionId } }]
+    case "Failover":
+      return [{ event: "failover", data: { from: turnEvent.from, to: turnEvent.to } }]
     case "Delta":
       return [{ event: "delta", data: { content: turnEvent.content } }]
     case "ToolCall":
@@ -133,7 +124,8 @@ const ChatHandlers = HttpApiBuilder.group(
         request_id: yield* Effect.service(ApiError.RequestId),
         // Without the client's key, a key of this request's own: the cluster sends a turn again when
         // the process running it died, and the session must answer it from storage if it was stored.
-        idempotency_key: headers["idempotency-key"] ?? (yield* Identifier.make("turn"))
+        idempotency_key: headers["idempotency-key"] ?? (yield* Identifier.make("turn")),
+        key_id: principal.subject
       }
       return { sessionId, client, input }
     })
@@ -158,7 +150,11 @@ const ChatHandlers = HttpApiBuilder.group(
             client.Stream(input).pipe(
               Stream.interruptWhen(whenStorageDown),
               Stream.tap((turnEvent) =>
-                turnEvent._tag === "Done" ? RequestLog.recordModel(turnEvent.result.model) : Effect.void
+                turnEvent._tag === "Started"
+                  ? RequestLog.recordModel(turnEvent.model)
+                  : turnEvent._tag === "Done"
+                    ? RequestLog.recordModel(turnEvent.result.model)
+                    : Effect.void
               )
             )
           )
@@ -237,13 +233,12 @@ const SystemHandlers = HttpApiBuilder.group(
   })
 )
 
-/** All handlers. */
+/** All handlers but the OpenAI-compatible route's (`CompletionsHandlers.ts`). */
 export const layer = Layer.mergeAll(
   ChatHandlers,
   SessionsHandlers,
   AgentsHandlers.layer,
   KeysHandlers.layer,
   ModelsHandlers,
-  CompletionsHandlers.layer,
   SystemHandlers
 )

@@ -1,15 +1,15 @@
 /**
- * A relayed completion written straight to Node's response, by the fast lane and by the stack
- * alike. A failure before the answer began is the envelope with its HTTP status (a rate limit
- * with `Retry-After`), as OpenAI answers a failed streamed request too; a stream that fails once
- * its first bytes went out ends with an `error` event in the envelope. Interrupting the Effect
- * (a client that went away) writes nothing. Both answer the HTTP status they wrote, for the
- * request's log line.
+ * A completion written straight to Node's response, by the fast lane and by the stack alike. A
+ * failure before the answer began is the envelope with its HTTP status (`ApiError.ofTurnError`: a
+ * rate limit with `Retry-After`, a spent budget 402), as OpenAI answers a failed streamed request
+ * too; a stream that fails once its first bytes went out ends with an `error` event in the
+ * envelope. Interrupting the Effect (a client that went away) writes nothing. Both answer the HTTP
+ * status they wrote, for the request's log line.
  */
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
-import type { ModelCatalog } from "@polyagent/runtime"
+import type { SessionProtocol } from "@polyagent/runtime"
 import type { ServerResponse } from "node:http"
 import * as ApiError from "./ApiError.ts"
 import * as RequestLog from "./RequestLog.ts"
@@ -17,7 +17,7 @@ import * as RequestLog from "./RequestLog.ts"
 /** A non-streamed answer: the upstream's JSON. */
 export const complete = (
   response: ServerResponse,
-  answer: Effect.Effect<Uint8Array, ModelCatalog.ModelError>,
+  answer: Effect.Effect<Uint8Array, SessionProtocol.TurnError>,
   requestId: string
 ): Effect.Effect<number> =>
   Effect.matchCauseEffect(answer, {
@@ -33,7 +33,7 @@ export const complete = (
 /** A streamed answer: the upstream's SSE bytes as they arrive. */
 export const stream = (
   response: ServerResponse,
-  events: Stream.Stream<Uint8Array, ModelCatalog.ModelError>,
+  events: Stream.Stream<Uint8Array, SessionProtocol.TurnError>,
   requestId: string
 ): Effect.Effect<number> => {
   const start = () => {
@@ -54,8 +54,8 @@ export const stream = (
       onFailure: (cause) => {
         const error = Cause.findErrorOption(cause)
         if (!response.headersSent || error._tag === "None") return failed(response, cause, requestId)
-        return Effect.sync(() => {
-          response.end(errorEvent(error.value, requestId))
+        return Effect.map(ApiError.ofTurnError(error.value), (answer) => {
+          response.end(errorEvent(answer, requestId))
           return response.statusCode
         })
       }
@@ -64,8 +64,8 @@ export const stream = (
 }
 
 /** The `error` event that ends a stream; the blank line first ends an event cut short. */
-const errorEvent = (error: ModelCatalog.ModelError, requestId: string): string =>
-  `\n\nevent: error\ndata: ${JSON.stringify(ApiError.modelErrorEnvelope(error, requestId))}\n\n`
+const errorEvent = (answer: ApiError.Answer, requestId: string): string =>
+  `\n\nevent: error\ndata: ${JSON.stringify(ApiError.envelope(answer.type, answer.message, requestId))}\n\n`
 
 const waitForDrain = (response: ServerResponse) =>
   Effect.callback<void>((resume) => {
@@ -74,21 +74,26 @@ const waitForDrain = (response: ServerResponse) =>
     return Effect.sync(() => response.off("drain", drained))
   })
 
-/** A failed call's answer: the envelope of a model error, or a logged 500 for anything else. */
+/** Answers `error` before anything was written: its envelope and status. */
+export const fail = (
+  response: ServerResponse,
+  error: SessionProtocol.TurnError,
+  requestId: string
+): Effect.Effect<number> =>
+  Effect.map(ApiError.ofTurnError(error), ({ type, message, retryAfterSeconds }) =>
+    answer(response, ApiError.statusOf[type], ApiError.envelope(type, message, requestId), retryAfterSeconds)
+  )
+
+/** A failed call's answer: the envelope of a turn's error, or a logged 500 for anything else. */
 const failed = (
   response: ServerResponse,
-  cause: Cause.Cause<ModelCatalog.ModelError>,
+  cause: Cause.Cause<SessionProtocol.TurnError>,
   requestId: string
 ): Effect.Effect<number> => {
   // Nobody reads an answer now: the client went away.
   if (Cause.hasInterruptsOnly(cause)) return Effect.succeed(RequestLog.clientClosed)
   const error = Cause.findErrorOption(cause)
-  if (error._tag === "Some") {
-    const { type, retryAfterSeconds } = ApiError.ofModelError(error.value)
-    return Effect.sync(() =>
-      answer(response, ApiError.statusOf[type], ApiError.modelErrorEnvelope(error.value, requestId), retryAfterSeconds)
-    )
-  }
+  if (error._tag === "Some") return fail(response, error.value, requestId)
   return Effect.logError("request failed", cause).pipe(
     Effect.annotateLogs({ request_id: requestId }),
     Effect.andThen(

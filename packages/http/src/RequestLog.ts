@@ -24,6 +24,8 @@ export class Facts {
   tenant: string | undefined
   keyId: string | undefined
   model: string | undefined
+  /** The `Retry-After` of a failed answer, in seconds; the edge sets the header. */
+  retryAfter: number | undefined
   constructor(tenant?: string, keyId?: string, model?: string) {
     this.tenant = tenant
     this.keyId = keyId
@@ -48,6 +50,12 @@ export const recordCaller = (caller: { readonly tenant: string; readonly subject
 export const recordModel = (model: string): Effect.Effect<void> =>
   Effect.map(Effect.service(CurrentFacts), (facts) => {
     if (facts !== undefined) facts.model = model
+  })
+
+/** Records the `Retry-After` of the current request's failure (the edge writes the header). */
+export const recordRetryAfter = (seconds: number): Effect.Effect<void> =>
+  Effect.map(Effect.service(CurrentFacts), (facts) => {
+    if (facts !== undefined) facts.retryAfter = seconds
   })
 
 /** The status logged for a request whose client went away before its answer (as nginx logs it). */

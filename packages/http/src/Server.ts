@@ -23,10 +23,14 @@ import * as HttpApiBuilder from "effect/http-api/HttpApiBuilder"
 import { ProviderCatalog } from "@polyagent/providers"
 import { SafeHttp, ToolExecutor, ToolRegistry } from "@polyagent/tools"
 import {
-  type AppConfig,
+  AppConfig,
+  Budgets,
   Database,
+  Experiments,
   type ModelCatalog,
   ModelHealth,
+  ModelRouter,
+  RetryBudget,
   SessionActor,
   SessionProtocol,
   SessionRecovery,
@@ -36,6 +40,7 @@ import { Api } from "./Api.ts"
 import * as ApiDocs from "./ApiDocs.ts"
 import * as Authentication from "./Authentication.ts"
 import * as Cluster from "./Cluster.ts"
+import * as CompletionsHandlers from "./CompletionsHandlers.ts"
 import * as Edge from "./Edge.ts"
 import * as FastLane from "./FastLane.ts"
 import * as Handlers from "./Handlers.ts"
@@ -91,6 +96,16 @@ const application = (config: AppConfig.AppConfigValue, options: Options) => {
     contextStrategy: config.sessions.contextStrategy
   })
   const sessions = SessionActor.layer({ maxIdleTime: config.sessions.maxIdle })
+  // The router and the catalogue share one ModelHealth (the same layer value, built once).
+  const routing = ModelRouter.layer.pipe(
+    Layer.provide([
+      AppConfig.AppConfig.layerFrom(config),
+      health,
+      RetryBudget.layerFrom(RetryBudget.settingsOf(config)),
+      Budgets.Budgets.layerMemory,
+      Experiments.Experiments.layerMemory
+    ])
+  )
   const bootstrap = Layer.effectDiscard(
     Authentication.bootstrapAdminKey(config.security.adminKey, {
       announce: options.announceAdminKey ?? printAdminKey,
@@ -99,7 +114,7 @@ const application = (config: AppConfig.AppConfigValue, options: Options) => {
     })
   )
   const api = HttpApiBuilder.layer(Api, { openapiPath: "/openapi.json" }).pipe(
-    Layer.provide(Handlers.layer),
+    Layer.provide([Handlers.layer, CompletionsHandlers.layer]),
     Layer.provide([Authentication.layer, Edge.layerRequestErrors])
   )
   const routes = Layer.mergeAll(
@@ -118,6 +133,7 @@ const application = (config: AppConfig.AppConfigValue, options: Options) => {
   return Layer.mergeAll(summary, recovery).pipe(
     Layer.provide(bootstrap),
     Layer.provide(sessions),
+    Layer.provideMerge(routing),
     Layer.provideMerge(Layer.mergeAll(db, storage, models, cluster, tools, settings))
   )
 }

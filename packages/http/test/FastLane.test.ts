@@ -6,7 +6,7 @@
  */
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { LocalModel } from "@polyagent/providers"
-import { ModelCatalog } from "@polyagent/runtime"
+import { ModelCatalog, ModelRouter } from "@polyagent/runtime"
 import { Array as Arr, Context, Deferred, Effect, Exit, Layer, Logger, References, Scope, Stream } from "effect"
 import type { Server } from "node:http"
 import type { AddressInfo } from "node:net"
@@ -103,7 +103,16 @@ describe("FastLane", () => {
       Layer.buildWithScope(
         FastLane.layer({ bodyLimit: 1000 }).pipe(
           Layer.provideMerge(Listener.layer),
-          Layer.provide([catalog, keys, readiness, Logger.layer([capture])])
+          Layer.provide([
+            // One call per request: these tests are about the lane, not retries.
+            ModelRouter.layerTest({ retry: { ...ModelRouter.defaultRetry, maxAttempts: 1 } }).pipe(
+              Layer.provide(catalog),
+              Layer.orDie
+            ),
+            keys,
+            readiness,
+            Logger.layer([capture])
+          ])
         ),
         scope
       )
@@ -154,7 +163,6 @@ describe("FastLane", () => {
       [ask("hi"), { "content-type": "text/plain" }],
       ["{not json", {}],
       [JSON.stringify({ model: "relayed", messages: [] }), {}],
-      [JSON.stringify({ model: "local", messages: [{ role: "user", content: "hi" }] }), {}],
       [JSON.stringify({ model: "agent:relayed", messages: [{ role: "user", content: "hi" }] }), {}],
       [ask("x".repeat(1000)), {}]
     ]
@@ -165,6 +173,17 @@ describe("FastLane", () => {
     }
     await fetch(`${url}/v1/models`)
     assert.strictEqual(stack.at(-1), "GET /v1/models ")
+  })
+
+  it("serves a model without a relay too, converted, as the stack would", async () => {
+    const body = JSON.stringify({ model: "local", messages: [{ role: "user", content: "hi" }] })
+    const answer = await post(body)
+    assert.strictEqual(answer.status, 200)
+    assert.strictEqual(answer.headers.get("x-polyagent-model"), "local")
+    const completion = (await answer.json()) as { object: string; model: string; choices: Array<unknown> }
+    assert.strictEqual(completion.object, "chat.completion")
+    assert.strictEqual(completion.model, "local")
+    assert.notStrictEqual(stack.at(-1), `POST /v1/chat/completions ${body}`)
   })
 
   it("hands relays to the stack while storage is down, where they answer as everything else does", async () => {

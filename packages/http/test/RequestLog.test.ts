@@ -68,7 +68,7 @@ describe("RequestLog", () => {
         Effect.andThen(RequestLog.recordModel("local")),
         Effect.provideService(RequestLog.CurrentFacts, facts)
       )
-      assert.deepStrictEqual({ ...facts }, { tenant: "acme", keyId: "key_9", model: "local" })
+      assert.deepStrictEqual({ ...facts }, { tenant: "acme", keyId: "key_9", model: "local", retryAfter: undefined })
       // Outside a request there is nothing to record into, and nothing fails.
       yield* RequestLog.recordModel("local")
     })

@@ -92,7 +92,8 @@ export const infoOf = (id: string, entry: Entry): ModelCatalog.ModelInfo =>
       context_window: entry.capabilities.contextWindow
     }),
     cost_per_1k_tokens: new Usage.Price({ input: entry.costPer1kTokens.input, output: entry.costPer1kTokens.output }),
-    price_date: entry.priceDate ?? null
+    price_date: entry.priceDate ?? null,
+    ...(entry.quality === undefined ? {} : { quality: entry.quality })
   })
 
 const isKeyed = (name: string): name is keyof typeof keyed => Object.hasOwn(keyed, name)
@@ -147,9 +148,13 @@ export const layer = (
         { info: LocalModel.info, languageModel: yield* LocalModel.make({ chunkDelay: config.models.local.chunkDelay }) }
       ]
       const modelsOfProvider = new Map<Provider.Provider, Array<string>>()
+      const disabled: Array<string> = []
       for (const [id, entry] of Object.entries(entries)) {
         const provider = yield* providerFor(id, entry)
-        if (Option.isNone(provider)) continue
+        if (Option.isNone(provider)) {
+          disabled.push(id)
+          continue
+        }
         const info = infoOf(id, entry)
         const modelId = entry.model ?? id
         const relay = provider.value.relay
@@ -169,7 +174,7 @@ export const layer = (
         })
       }
       yield* probeInBackground(modelsOfProvider, config.models.healthCheckInterval, health)
-      return ModelCatalog.make(models, config.models.default)
+      return ModelCatalog.make(models, config.models.default, disabled)
     })
   )
 

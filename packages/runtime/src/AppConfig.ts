@@ -28,6 +28,7 @@ import {
 } from "./internal/configSources.ts"
 import { DurationSetting } from "./internal/durationSetting.ts"
 import { Resilience, resilienceDefaults } from "./internal/resilienceConfig.ts"
+import * as TaskType from "./TaskType.ts"
 
 export { DurationSetting } from "./internal/durationSetting.ts"
 
@@ -63,8 +64,33 @@ export const ModelEntry = Schema.Struct({
     Schema.String.check(Schema.isPattern(/^\d{4}-\d{2}-\d{2}$/, { expected: "a date as YYYY-MM-DD" }))
   ),
   /** Bound on one upstream call to this model; `server.request_timeout` when absent. */
-  timeout: Schema.optionalKey(DurationSetting)
+  timeout: Schema.optionalKey(DurationSetting),
+  /** How good the model's answers are, 0–100, for the `quality` and `balanced` strategies (absent: ranked by price). */
+  quality: Schema.optionalKey(Schema.Finite.check(Schema.isBetween({ minimum: 0, maximum: 100 })))
 }).pipe(Schema.encodeKeys({ costPer1kTokens: "cost_per_1k_tokens", priceDate: "price_date", baseUrl: "base_url" }))
+
+/** How a route orders its candidates (see `ModelRouter`). */
+export const RouteStrategy = Schema.Literals(["cost", "latency", "quality", "balanced", "weighted", "ordered"])
+
+const Weight = Schema.Finite.check(Schema.isGreaterThan(0))
+const Share = Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0))
+
+/** One entry of `routing.routes`: a named virtual model over several models. */
+export const RouteEntry = Schema.Struct({
+  strategy: RouteStrategy,
+  /** The models of the route, in order (`ordered`), or with their weights (`weighted`; others ignore weights). */
+  candidates: Schema.Union([
+    Schema.NonEmptyArray(NonEmpty),
+    Schema.Record(Schema.String, Weight).check(
+      Schema.makeFilter((record) => (Object.keys(record).length > 0 ? undefined : "expected at least one model"))
+    )
+  ]),
+  /** What `balanced` weighs; each share is relative to the others. */
+  weights: Schema.optionalKey(Schema.Struct({ cost: Share, latency: Share, quality: Share, reliability: Share }))
+})
+
+/** The keys `routing.auto` takes: the task types of `TaskType` and `default`. */
+export const autoKeys: ReadonlyArray<string> = [...TaskType.TaskType.literals, "default"]
 
 /** How much the server logs: `debug` adds Effect's cluster internals, `warn` keeps only failures. */
 export const LogLevel = Schema.Literals(["debug", "info", "warn", "error"])
@@ -124,6 +150,34 @@ export const AppConfigSchema = Schema.Struct({
     healthCheckInterval: DurationSetting
   }).pipe(Schema.encodeKeys({ healthCheckInterval: "health_check_interval" })),
   resilience: Resilience,
+  routing: Schema.Struct({
+    /** A model → the models tried in order when it fails retryably before its first token. */
+    fallbacks: Schema.Record(Schema.String, Schema.Array(NonEmpty)),
+    /** Named virtual models: a request's `model` may name a route. */
+    routes: Schema.Record(Schema.String, RouteEntry),
+    /** `model: "auto"`: the detected task type → a model or a route; `default` for the others. */
+    auto: Schema.Record(Schema.String, NonEmpty).check(
+      Schema.makeFilter((record) => {
+        const unknown = Object.keys(record).filter((key) => !autoKeys.includes(key))
+        return unknown.length === 0
+          ? undefined
+          : `expected task types (${autoKeys.join(", ")}); unknown: ${unknown.join(", ")}`
+      })
+    ),
+    /** A/B experiments: a request's `model` (or a route's or `auto`'s target) may name one. */
+    experiments: Schema.Record(
+      Schema.String,
+      Schema.Struct({
+        arms: Schema.Record(Schema.String, Weight).check(
+          Schema.makeFilter((record) => (Object.keys(record).length > 0 ? undefined : "expected at least one arm"))
+        )
+      })
+    ),
+    /** What each tenant may use: `{<tenant>: {models: [...]}}`; a tenant not listed may use every model. */
+    tenants: Schema.Record(Schema.String, Schema.Struct({ models: Schema.NonEmptyArray(NonEmpty) })),
+    /** The model that classifies `auto` requests' task type; null: fast rules only. */
+    classifier: Schema.Struct({ model: Schema.NullOr(NonEmpty), timeout: DurationSetting })
+  }),
   plugins: Schema.Array(NonEmpty),
   tools: Schema.Struct({
     maxSteps: PositiveInt,
@@ -171,6 +225,14 @@ export const defaults: AppConfigInput = {
   sessions: { max_idle: "1m", max_resident: 10_000, context_strategy: "drop_oldest" },
   security: { admin_key: null, jwt_secret: null },
   rate_limit: { enabled: false, requests_per_minute: 600, burst: 60 },
+  routing: {
+    fallbacks: {},
+    routes: {},
+    auto: {},
+    experiments: {},
+    tenants: {},
+    classifier: { model: null, timeout: "2s" }
+  },
   plugins: [],
   tools: { max_steps: 8, timeout: "30s", concurrency: 8, max_result_bytes: 65_536, network: { allow_hosts: [] } },
   models: { default: "local", local: { chunk_delay: "0 millis" }, catalog: {}, health_check_interval: "30s" },
@@ -217,7 +279,7 @@ const secretKeys = new Set(envSettings.filter((s) => s.secret === true).map((s) 
 // Issue paths mix YAML keys and camelCase field names; users only know the YAML ones.
 const userPath = (path: ReadonlyArray<PropertyKey>): ReadonlyArray<string> =>
   path.map((key, i) =>
-    i === 2 && path[0] === "models" && path[1] === "catalog"
+    i === 2 && ((path[0] === "models" && path[1] === "catalog") || path[0] === "routing")
       ? String(key)
       : String(key)
           .replace(/([a-z])([A-Z0-9])/g, "$1_$2")

@@ -31,6 +31,8 @@ export class Message extends Schema.Class<Message>("@polyagent/runtime/Message")
   tool_call_id: Schema.NullOr(Schema.String),
   /** Kept in the model's context however long the conversation grows. */
   pinned: Schema.Boolean,
+  /** The models that produced an answer, in order (more than one after a failover mid-answer). */
+  models: Schema.NullOr(Schema.Array(Schema.String)),
   created_at: Schema.String
 }) {}
 

@@ -32,7 +32,9 @@ export class ModelInfo extends Schema.Class<ModelInfo>("@polyagent/runtime/Model
   capabilities: Capabilities,
   cost_per_1k_tokens: Price,
   /** The day `cost_per_1k_tokens` was published by the provider; null for free models. */
-  price_date: Schema.NullOr(Schema.String)
+  price_date: Schema.NullOr(Schema.String),
+  /** How good its answers are, 0–100, when configured: what the `quality` routing strategy ranks by. */
+  quality: Schema.optionalKey(Schema.Finite)
 }) {}
 
 /** A model ready to be called. */
@@ -81,6 +83,8 @@ export class ModelCatalog extends Context.Service<
     readonly resolve: (id: string | undefined) => Effect.Effect<Model, ModelNotFound>
     /** The model `id`, when it is enabled; {@link resolve} without the Effect, for hot paths. */
     readonly find: (id: string) => Model | undefined
+    /** Models the configuration knows whose provider is not enabled (no key): routing skips them. */
+    readonly disabled: ReadonlyArray<string>
   }
 >()("@polyagent/runtime/ModelCatalog") {}
 
@@ -88,7 +92,11 @@ export class ModelCatalog extends Context.Service<
  * A catalogue over a fixed set of models; `defaultId` must name one of them. How each model is
  * doing is `ModelHealth`'s.
  */
-export const make = (models: ReadonlyArray<Model>, defaultId: string): ModelCatalog["Service"] => {
+export const make = (
+  models: ReadonlyArray<Model>,
+  defaultId: string,
+  disabled: ReadonlyArray<string> = []
+): ModelCatalog["Service"] => {
   const byId = new Map(models.map((model) => [model.info.id, model]))
   return ModelCatalog.of({
     list: models.map((model) => model.info),
@@ -96,7 +104,8 @@ export const make = (models: ReadonlyArray<Model>, defaultId: string): ModelCata
       const model = byId.get(id ?? defaultId)
       return model === undefined ? Effect.fail(new ModelNotFound({ model: id ?? defaultId })) : Effect.succeed(model)
     },
-    find: (id) => byId.get(id)
+    find: (id) => byId.get(id),
+    disabled
   })
 }
 
@@ -115,6 +124,7 @@ export const ModelErrorReason = Schema.Literals([
   "network",
   "content_filtered",
   "invalid_response",
+  "circuit_open",
   "unknown"
 ])
 export type ModelErrorReason = typeof ModelErrorReason.Type

@@ -152,7 +152,7 @@ export const layerRedis = (
     )
   )
 
-/** Health shared through the SQL database (PostgreSQL between processes), tables of migration 7. */
+/** Health shared through the SQL database (PostgreSQL between processes), tables of migration 8. */
 export const layerSql = (settings: HealthSettings): Layer.Layer<ModelHealth, never, SqlClient.SqlClient> =>
   Layer.effect(
     ModelHealth,

@@ -32,11 +32,13 @@ import * as AgentTurn from "./internal/agentTurn.ts"
 import { newMessage, traced } from "./internal/turnParts.ts"
 import * as Entity from "effect/cluster/Entity"
 import type { Message } from "./Message.ts"
-import { type Model, ModelCatalog } from "./ModelCatalog.ts"
+import type { Model } from "./ModelCatalog.ts"
+import { type Caller, ModelRouter, type Plan } from "./ModelRouter.ts"
+import * as Tokens from "./Tokens.ts"
 import { IdempotencyConflict, SessionAgentConflict, SessionNotFound } from "./Session.ts"
 import { type Agent, AgentNotFound } from "./Agent.ts"
 import { CallOptions } from "./CallOptions.ts"
-import { type AppendOptions, nowIso, Storage } from "./Storage.ts"
+import { type AppendOptions, Storage } from "./Storage.ts"
 import * as Usage from "./Usage.ts"
 import {
   parseEntityId,
@@ -49,12 +51,13 @@ import {
   TurnTimeout
 } from "./SessionProtocol.ts"
 
-/** Where a streamed turn sends its pieces. */
-type Emit = (event: TurnEvent) => Effect.Effect<void>
+/** Where a streamed turn sends its pieces, with the model answering at the time. */
+type Emit = (event: TurnEvent, model: string) => Effect.Effect<void>
 
 /** What the loop of a turn starts from. */
 interface Turn {
-  readonly model: Model
+  readonly plan: Plan
+  readonly caller: Caller
   readonly prompt: ReadonlyArray<Prompt.MessageEncoded>
   readonly callOptions: CallOptions
   readonly toolkit: ToolLoop.Toolkit
@@ -66,6 +69,10 @@ interface Turn {
   readonly firstWrite: AppendOptions
 }
 
+/** The fields of an assistant message `model` wrote. */
+const answeredBy = (model: Model) =>
+  ({ role: "assistant", model: model.info.id, provider: model.info.provider }) as const
+
 /** Registers the session entity with the cluster's sharding. */
 export const layer = (options: {
   readonly maxIdleTime: Duration.Input
@@ -75,7 +82,7 @@ export const layer = (options: {
     Effect.gen(function* () {
       const { tenant, sessionId } = parseEntityId((yield* Entity.CurrentAddress).entityId)
       const storage = yield* Storage
-      const catalog = yield* ModelCatalog
+      const router = yield* ModelRouter
       const settings = yield* SessionSettings
       const timeoutMs = Duration.toMillis(settings.turnTimeout)
       // Tools run only where plugins are loaded; without them agents answer without tools.
@@ -122,23 +129,34 @@ export const layer = (options: {
           // Read on every turn: a changed agent applies to the sessions that run with it.
           if (agentId !== null) agent = yield* findAgent(agentId)
         }
-        const model = yield* catalog.resolve(input.model ?? agent?.model ?? undefined)
         const user = yield* newMessage({ role: "user", content: input.message, pinned: input.pin })
-        const facts =
-          agent?.memory.enabled === true && input.user_id !== null
-            ? yield* storage.listFacts(tenant, input.user_id, agent.id, AgentTurn.maxFacts)
-            : []
-        const system = AgentTurn.systemOf(agent?.system_prompt, facts)
+        const setup = yield* AgentTurn.setup({ storage, registry, tenant, agent, userId: input.user_id })
+        const { system } = setup
         const conversation = [...past, user]
+        const plan = yield* router.plan({
+          model: input.model ?? undefined,
+          preferred: agent?.model,
+          needs: {
+            tools: setup.toolkit !== undefined,
+            vision: false,
+            promptTokens: Tokens.countMessages(system) + Tokens.countStored(conversation),
+            reserveTokens: agent?.parameters.max_tokens ?? 0
+          },
+          text: input.message,
+          stickyKey: sessionId,
+          tenant
+        })
+        // The conversation must fit every model the turn may fail over to.
+        const contextWindow = Math.min(...plan.candidates.map((m) => m.info.capabilities.context_window))
         const fitted = yield* ContextWindow.fit({
           messages: [...system, ...toPrompt(conversation)],
           // One prompt message per stored message, after the system ones.
           pinned: conversation.flatMap((message, i) => (message.pinned ? [system.length + i] : [])),
-          contextWindow: model.info.capabilities.context_window,
+          contextWindow,
           reserve: agent?.parameters.max_tokens ?? ContextWindow.defaultReserve,
           strategy:
             settings.contextStrategy === "summarise"
-              ? { _tag: "summarise", model: model.languageModel }
+              ? { _tag: "summarise", model: plan.candidates[0].languageModel }
               : { _tag: "drop_oldest" }
         })
         const firstWrite: AppendOptions = {
@@ -149,11 +167,12 @@ export const layer = (options: {
         return {
           _tag: "Run",
           turn: {
-            model,
+            plan,
+            caller: callerOf(input),
             prompt: fitted.messages,
-            callOptions: AgentTurn.callOptionsOf(agent),
-            toolkit: toolkitFor(agent),
-            builtins: builtinsFor(agent, input.user_id),
+            callOptions: setup.callOptions,
+            toolkit: setup.toolkit,
+            builtins: setup.builtins,
             requestId: input.request_id,
             unstored: [user],
             firstWrite
@@ -188,13 +207,12 @@ export const layer = (options: {
         })
       })
 
-      const toolkitFor = (agent: Agent | undefined) => ToolLoop.toolkitFor(registry, agent)
-
-      /** `remember`, for agents with memory: stores a fact about the turn's user. */
-      const builtinsFor = (agent: Agent | undefined, userId: string | null): ToolLoop.Builtins =>
-        agent?.memory.enabled !== true
-          ? new Map()
-          : new Map([["remember", AgentTurn.remember({ storage, tenant, agentId: agent.id, userId, now: nowIso })]])
+      /** Who pays for a turn and what it serves. */
+      const callerOf = (input: Pick<TurnInput, "key_id" | "request_id">): Caller => ({
+        payer: { tenant, keyId: input.key_id },
+        requestId: input.request_id,
+        sessionId
+      })
 
       const findAgent = (id: string) =>
         Effect.flatMap(storage.getAgent(tenant, id), (found) =>
@@ -266,58 +284,66 @@ export const layer = (options: {
        * and cost. `emit` receives the pieces of a streamed turn.
        */
       const loop = Effect.fnUntraced(function* (turn: Turn, emit?: Emit) {
-        const { model } = turn
         let unstored = turn.unstored
         let firstWrite = turn.firstWrite
-        const fields = { role: "assistant", model: model.info.id, provider: model.info.provider } as const
-        const outcome = yield* ToolLoop.run({
-          ...turn,
-          maxSteps: settings.maxToolSteps,
-          executor,
-          hooks: {
-            asked: (content, calls) =>
-              Effect.gen(function* () {
-                // The calls are recorded before they run, so a restart knows what was asked.
-                yield* store([...unstored, yield* newMessage({ ...fields, content, tool_calls: calls })], firstWrite)
-                unstored = []
-                firstWrite = {}
-                if (emit !== undefined) yield* Effect.forEach(calls, (call) => emit({ _tag: "ToolCall", call }))
-              }),
-            answered: (result) =>
-              storeResult(result).pipe(
-                Effect.andThen(emit === undefined ? Effect.void : emit({ _tag: "ToolResult", result }))
-              ),
-            delta: emit === undefined ? undefined : (content) => emit({ _tag: "Delta", content })
-          }
-        })
-        const cost = Usage.cost(outcome.usage, model.info.cost_per_1k_tokens)
-        yield* store(
-          [...unstored, yield* newMessage({ ...fields, content: outcome.text, usage: outcome.usage, cost_usd: cost })],
-          firstWrite
+        // The model answering now, for the events of a streamed turn.
+        let answering = turn.plan.candidates[0].info.id
+        const tell = (event: TurnEvent) => (emit === undefined ? Effect.void : emit(event, answering))
+        const { outcome, models } = yield* router.run(
+          turn.caller,
+          turn.plan,
+          (routed) =>
+            ToolLoop.run({
+              ...turn,
+              router,
+              turn: routed,
+              maxSteps: settings.maxToolSteps,
+              executor,
+              hooks: {
+                asked: (content, calls, model) =>
+                  Effect.gen(function* () {
+                    // The calls are recorded before they run, so a restart knows what was asked.
+                    const asking = yield* newMessage({ ...answeredBy(model), content, tool_calls: calls })
+                    yield* store([...unstored, asking], firstWrite)
+                    unstored = []
+                    firstWrite = {}
+                    yield* Effect.forEach(calls, (call) => tell({ _tag: "ToolCall", call }))
+                  }),
+                answered: (result) => storeResult(result).pipe(Effect.andThen(tell({ _tag: "ToolResult", result }))),
+                answering: (model) => {
+                  answering = model.info.id
+                },
+                delta: emit === undefined ? undefined : (content) => tell({ _tag: "Delta", content }),
+                failover: (from, to) => tell({ _tag: "Failover", from, to })
+              }
+            }).pipe(Effect.map((outcome) => ({ outcome, models: [...routed.models] }))),
+          turn.callOptions.maxTokens
         )
+        const { model, text, usage, costUsd } = outcome
+        const answer = yield* newMessage({ ...answeredBy(model), content: text, usage, cost_usd: costUsd, models })
+        yield* store([...unstored, answer], firstWrite)
         return new TurnResult({
           session_id: sessionId,
-          message: { role: "assistant", content: outcome.text },
+          message: { role: "assistant", content: text },
           model: model.info.id,
           provider: model.info.provider,
           tool_calls: outcome.results,
-          usage: outcome.usage,
-          cost_usd: cost
+          usage,
+          cost_usd: costUsd
         })
       }, traced("SessionActor.loop"))
 
       const runTurn = (input: TurnInput, emit?: Emit) =>
         Effect.flatMap(prepare(input), (prepared) => {
-          const started = emit === undefined ? Effect.void : emit({ _tag: "Started" })
           if (prepared._tag === "Replay") {
             const { result } = prepared
             // A replayed stream: the whole answer as one delta, then `Done`.
-            const content = emit === undefined ? Effect.void : emit({ _tag: "Delta", content: result.message.content })
-            return started.pipe(Effect.andThen(content), Effect.as(result))
+            return emit === undefined
+              ? Effect.succeed(result)
+              : Effect.as(emit({ _tag: "Delta", content: result.message.content }, result.model), result)
           }
           const { turn } = prepared
-          return started.pipe(
-            Effect.andThen(loop(turn, emit)),
+          return loop(turn, emit).pipe(
             Effect.onExit((exit) => (Exit.isSuccess(exit) ? Effect.void : createAfterFailure(turn.firstWrite.create)))
           )
         })
@@ -331,13 +357,31 @@ export const layer = (options: {
         const answered = new Set(past.filter((m) => m.seq > asking.seq).map((m) => m.tool_call_id))
         const pending = (asking.tool_calls ?? []).filter((call) => !answered.has(call.id))
         const agent = agentId === null ? undefined : yield* findAgent(agentId)
-        if (pending.length > 0) yield* ToolLoop.runCalls(executor, pending, storeResult, builtinsFor(agent, null))
+        // The user is not known any more: nothing is recalled, and `remember` refuses.
+        const setup = yield* AgentTurn.setup({ storage, registry, tenant, agent, userId: null })
+        if (pending.length > 0) yield* ToolLoop.runCalls(executor, pending, storeResult, setup.builtins)
+        const prompt = [...setup.system, ...toPrompt(history ?? past)]
+        const plan = yield* router.plan({
+          model: asking.model ?? undefined,
+          preferred: agent?.model,
+          needs: {
+            tools: setup.toolkit !== undefined,
+            vision: false,
+            promptTokens: Tokens.countMessages(prompt),
+            reserveTokens: 0
+          },
+          text: "",
+          stickyKey: sessionId,
+          tenant
+        })
         yield* loop({
-          model: yield* catalog.resolve(asking.model ?? agent?.model ?? undefined),
-          prompt: [...AgentTurn.systemOf(agent?.system_prompt, []), ...toPrompt(history ?? past)],
-          callOptions: AgentTurn.callOptionsOf(agent),
-          toolkit: toolkitFor(agent),
-          builtins: builtinsFor(agent, null),
+          plan,
+          // Whose turn it was is not stored: the tenant pays.
+          caller: callerOf({ key_id: null, request_id: "resume" }),
+          prompt,
+          callOptions: setup.callOptions,
+          toolkit: setup.toolkit,
+          builtins: setup.builtins,
           requestId: "resume",
           unstored: [],
           firstWrite: {}
@@ -349,14 +393,22 @@ export const layer = (options: {
         runTurn(input).pipe(Effect.timeoutOrElse({ duration: settings.turnTimeout, orElse: () => timedOut }))
 
       // The turn runs in the stream's own fiber, bounded like a sent one: a timeout fails the stream.
+      // `Started` goes out with the answer's first piece: a turn that fails before (a model that
+      // answers 429, a spent budget) fails the stream before it started, and the edge answers a status.
       const stream = (input: TurnInput): Stream.Stream<TurnEvent, TurnError> =>
-        Stream.callback<TurnEvent, TurnError>((queue) =>
-          runTurn(input, (event) => Effect.asVoid(Queue.offer(queue, event))).pipe(
+        Stream.callback<TurnEvent, TurnError>((queue) => {
+          let started = false
+          const emit = (event: TurnEvent, model: string) => {
+            if (started) return Effect.asVoid(Queue.offer(queue, event))
+            started = true
+            return Effect.asVoid(Queue.offerAll(queue, [{ _tag: "Started", model }, event]))
+          }
+          return runTurn(input, emit).pipe(
             Effect.timeoutOrElse({ duration: settings.turnTimeout, orElse: () => timedOut }),
-            Effect.flatMap((result) => Queue.offer(queue, { _tag: "Done", result })),
+            Effect.flatMap((result) => emit({ _tag: "Done", result }, result.model)),
             Effect.andThen(Queue.end(queue))
           )
-        )
+        })
 
       return Session.of({
         Send: ({ payload }) => send(payload),

@@ -17,7 +17,9 @@ import { ToolExecutor } from "@polyagent/tools"
 import * as ContextWindow from "./ContextWindow.ts"
 import * as Identifier from "./Identifier.ts"
 import { Role, ToolCallRecord } from "./Message.ts"
+import { BudgetExceeded } from "./Budgets.ts"
 import { ModelError, ModelNotFound } from "./ModelCatalog.ts"
+import { ModelNotAllowed, NoCapableModel } from "./ModelRouter.ts"
 import { IdempotencyConflict, SessionAgentConflict, SessionNotFound } from "./Session.ts"
 import { AgentNotFound } from "./Agent.ts"
 import { StorageError } from "./Storage.ts"
@@ -40,7 +42,9 @@ export const TurnInput = Schema.Struct({
    * The client's `Idempotency-Key`: stored with the turn; a turn whose key the session already
    * stored answers with the stored answer instead of running again.
    */
-  idempotency_key: Schema.NullOr(Schema.String)
+  idempotency_key: Schema.NullOr(Schema.String),
+  /** The API key the turn is made with, whose budgets it spends (null: the tenant's only). */
+  key_id: Schema.NullOr(Schema.String)
 })
 export type TurnInput = typeof TurnInput.Type
 
@@ -56,15 +60,20 @@ export class TurnResult extends Schema.Class<TurnResult>("@polyagent/runtime/Tur
 }) {}
 
 /**
- * A piece of a streamed turn: `Started` once the turn is accepted (session, agent and model found,
- * the prompt fits), then text as it arrives, tool calls and their results, then the stored answer.
- * A turn that cannot start fails before `Started`, so the edge can still answer with a status.
+ * A piece of a streamed turn: `Started` with the answer's first piece, then text as it arrives,
+ * tool calls and their results, a failover when the answer moves to another model, then the
+ * stored answer. A turn that fails before its answer began (unknown session, agent or model, a
+ * prompt over the window, a spent budget, every model failing before its first token) fails
+ * before `Started`, so the edge can still answer with a status.
  */
 export const TurnEvent = Schema.Union([
-  Schema.TaggedStruct("Started", {}),
+  /** The turn's answer began; `model` is the one answering it first. */
+  Schema.TaggedStruct("Started", { model: Schema.String }),
   Schema.TaggedStruct("Delta", { content: Schema.String }),
   Schema.TaggedStruct("ToolCall", { call: ToolCallRecord }),
   Schema.TaggedStruct("ToolResult", { result: ToolExecutor.ToolResult }),
+  /** The answer broke off on model `from` and goes on with model `to`. */
+  Schema.TaggedStruct("Failover", { from: Schema.String, to: Schema.String }),
   Schema.TaggedStruct("Done", { result: TurnResult })
 ])
 export type TurnEvent = typeof TurnEvent.Type
@@ -86,6 +95,9 @@ export const TurnError = Schema.Union([
   IdempotencyConflict,
   AgentNotFound,
   ModelNotFound,
+  NoCapableModel,
+  ModelNotAllowed,
+  BudgetExceeded,
   ModelError,
   StorageError,
   TurnTimeout

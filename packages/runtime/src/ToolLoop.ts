@@ -15,17 +15,22 @@ import type { CallOptions as CallOptionsValue } from "./CallOptions.ts"
 import { CallOptions } from "./CallOptions.ts"
 import {
   assistantPrompt,
+  collectStep,
+  continuation,
   generateStep,
   grant,
   type Offered,
   parseArguments,
+  readParts,
   rememberTool,
   resultsPrompt,
-  streamStep,
+  streamParts,
   toolkitOf
 } from "./internal/turnTools.ts"
+import * as Stream from "effect/Stream"
 import type { ToolCallRecord } from "./Message.ts"
 import { fromAiError, type Model } from "./ModelCatalog.ts"
+import type { ModelRouter, Plan, Turn } from "./ModelRouter.ts"
 import { RequestId } from "./RequestId.ts"
 import * as Usage from "./Usage.ts"
 
@@ -48,17 +53,24 @@ export type Builtins = ReadonlyMap<string, (call: ToolExecutor.ToolCall) => Effe
 
 /** What the loop tells its caller as it goes. */
 export interface Hooks<E> {
-  /** The model asked for `calls` (after writing `text`); called before they run. */
-  readonly asked: (text: string, calls: ReadonlyArray<ToolCallRecord>) => Effect.Effect<void, E>
+  /** `model` asked for `calls` (after writing `text`); called before they run. */
+  readonly asked: (text: string, calls: ReadonlyArray<ToolCallRecord>, model: Model) => Effect.Effect<void, E>
   /** One call finished; called before the model sees the result. */
   readonly answered: (result: ToolExecutor.ToolResult) => Effect.Effect<void, E>
   /** Text as it streams; without it each step is one non-streamed model call. */
   readonly delta?: ((content: string) => Effect.Effect<void>) | undefined
+  /** A model is called (each step, each failover): the answer's pieces from now on are its. */
+  readonly answering?: ((model: Model) => void) | undefined
+  /** A streamed answer broke off on model `from` and goes on with `to`. */
+  readonly failover?: ((from: string, to: string) => Effect.Effect<void>) | undefined
 }
 
 /** Where a loop starts. */
 export interface Options<E> {
-  readonly model: Model
+  readonly router: ModelRouter["Service"]
+  readonly plan: Plan
+  /** The request the loop runs in (see `ModelRouter.run`): its calls are charged there. */
+  readonly turn: Turn
   readonly prompt: ReadonlyArray<Prompt.MessageEncoded>
   readonly toolkit: Toolkit
   readonly callOptions: CallOptionsValue
@@ -69,10 +81,15 @@ export interface Options<E> {
   readonly hooks: Hooks<E>
 }
 
-/** How a loop ended: the answer, the usage of all its model calls, the results of all its tool calls. */
+/**
+ * How a loop ended: the answer, the model that gave it, the usage and cost of all its model calls
+ * (a broken stream's included), the results of all its tool calls.
+ */
 export interface Outcome {
   readonly text: string
+  readonly model: Model
   readonly usage: Usage.Usage
+  readonly costUsd: number
   readonly results: ReadonlyArray<ToolExecutor.ToolResult>
 }
 
@@ -107,31 +124,71 @@ export const runCalls = <E>(
     { concurrency: "unbounded" }
   )
 
+const noFailover = () => Effect.void
+
 /** Runs the loop from `options.prompt`. */
 export const run = <E>(options: Options<E>): Effect.Effect<Outcome, E | ReturnType<typeof fromAiError>> =>
   Effect.gen(function* () {
-    const { model, toolkit, executor, hooks } = options
-    let prompt = options.prompt
-    let usage = Usage.make(0, 0)
-    const results: Array<ToolExecutor.ToolResult> = []
-    for (let step = 1; ; step++) {
-      const offered = step <= options.maxSteps ? toolkit : undefined
-      const answer = yield* (
-        hooks.delta === undefined
-          ? generateStep(model.languageModel, prompt, offered)
-          : streamStep(model.languageModel, prompt, offered, hooks.delta)
-      ).pipe(
-        Effect.mapError((error) => fromAiError(model.info, error)),
+    const { router, plan, turn, toolkit, executor, hooks } = options
+    const inCall = <A, R>(effect: Effect.Effect<A, R>) =>
+      effect.pipe(
         Effect.provideService(RequestId, options.requestId),
         Effect.provideService(CallOptions, options.callOptions)
       )
-      usage = Usage.add(usage, answer.usage)
+    let prompt = options.prompt
+    const results: Array<ToolExecutor.ToolResult> = []
+    for (let step = 1; ; step++) {
+      const offered = step <= options.maxSteps ? toolkit : undefined
+      const asked = prompt
+      const { value: answer, model } =
+        hooks.delta === undefined
+          ? yield* router.call(
+              turn,
+              plan,
+              (model) => {
+                hooks.answering?.(model)
+                return inCall(
+                  Effect.mapError(generateStep(model.languageModel, asked, offered), (e) => fromAiError(model.info, e))
+                )
+              },
+              (answer) => answer.usage
+            )
+          : yield* streamed(options, asked, offered, hooks.delta)
       if (answer.calls.length === 0 || offered === undefined) {
-        return { text: answer.text, usage, results }
+        const usage = turn.charges.reduce((sum, charge) => Usage.add(sum, charge.usage), Usage.make(0, 0))
+        return { text: answer.text, model, usage, costUsd: turn.costUsd(), results }
       }
-      yield* hooks.asked(answer.text, answer.calls)
+      yield* hooks.asked(answer.text, answer.calls, model)
       const ran = yield* runCalls(executor, answer.calls, hooks.answered, options.builtins)
       results.push(...ran)
       prompt = [...prompt, assistantPrompt(answer.text, answer.calls), resultsPrompt(ran)]
     }
   }).pipe(traced("ToolLoop.run"))
+
+/** A streamed step through the router: a broken answer goes on with the next candidate. */
+const streamed = <E>(
+  options: Options<E>,
+  prompt: ReadonlyArray<Prompt.MessageEncoded>,
+  offered: Toolkit,
+  delta: (content: string) => Effect.Effect<void>
+) => {
+  const { router, plan, turn } = options
+  let answering: Model | undefined
+  const parts = router.stream(turn, plan, {
+    attempt: (model, partial) => {
+      answering = model
+      options.hooks.answering?.(model)
+      return streamParts(model.languageModel, continuation(prompt, partial), offered).pipe(
+        Stream.mapError((error) => fromAiError(model.info, error)),
+        Stream.provideService(RequestId, options.requestId),
+        Stream.provideService(CallOptions, options.callOptions)
+      )
+    },
+    read: readParts,
+    promptTokens: plan.needs.promptTokens
+  })
+  return Effect.map(collectStep(parts, delta, options.hooks.failover ?? noFailover), (answer) => ({
+    value: answer,
+    model: answering ?? plan.candidates[0]
+  }))
+}

@@ -10,6 +10,7 @@ import * as Agent from "../src/Agent.ts"
 import * as CallOptions from "../src/CallOptions.ts"
 import * as Database from "../src/Database.ts"
 import * as ModelCatalog from "../src/ModelCatalog.ts"
+import * as ModelRouter from "../src/ModelRouter.ts"
 import * as RequestId from "../src/RequestId.ts"
 import * as SessionActor from "../src/SessionActor.ts"
 import * as SessionProtocol from "../src/SessionProtocol.ts"
@@ -101,15 +102,16 @@ const makeLayer = Effect.fnUntraced(function* (
   const storage = layerSql.pipe(
     Layer.provide(Database.layerSqlite(`/tmp/polyagent-actor-${process.pid}-${Date.now()}`))
   )
+  const catalog = ModelCatalog.layer(
+    [
+      { info, languageModel: model },
+      { info: new ModelCatalog.ModelInfo({ ...info, id: "tiny", capabilities: tinyWindow }), languageModel: model }
+    ],
+    "scripted"
+  )
   const sessions = SessionActor.layer({ maxIdleTime }).pipe(
     Layer.provide([
-      ModelCatalog.layer(
-        [
-          { info, languageModel: model },
-          { info: new ModelCatalog.ModelInfo({ ...info, id: "tiny", capabilities: tinyWindow }), languageModel: model }
-        ],
-        "scripted"
-      ),
+      ModelRouter.layerTest().pipe(Layer.provide(catalog), Layer.orDie),
       SessionProtocol.layerSettings({ turnTimeout, maxToolSteps: 4, contextStrategy: "drop_oldest" })
     ])
   )
@@ -126,7 +128,8 @@ const send = (tenant: string, id: string, message: string, create = false) =>
       user_id: null,
       pin: false,
       request_id: `req-${message}`,
-      idempotency_key: null
+      idempotency_key: null,
+      key_id: null
     })
   )
 
@@ -141,7 +144,8 @@ const keyed = (id: string, message: string, key: string, create = false) =>
       user_id: null,
       pin: false,
       request_id: `req-${message}`,
-      idempotency_key: key
+      idempotency_key: key,
+      key_id: null
     })
   )
 
@@ -155,6 +159,7 @@ const storedDefaults = {
   tool_calls: null,
   tool_call_id: null,
   pinned: false,
+  models: null,
   created_at: at
 }
 
@@ -215,7 +220,8 @@ describe("SessionActor", () => {
             user_id: null,
             pin: false,
             request_id: "r",
-            idempotency_key: null
+            idempotency_key: null,
+            key_id: null
           })
         const first = yield* turn("hi", "agent_1", true)
         assert.strictEqual(first.message.content, "seen: hi [system=Teach., temperature=0.3]")
@@ -233,7 +239,8 @@ describe("SessionActor", () => {
             user_id: null,
             pin: false,
             request_id: "r",
-            idempotency_key: null
+            idempotency_key: null,
+            key_id: null
           })
         )
         assert.strictEqual(unknown._tag, "AgentNotFound")
@@ -257,7 +264,8 @@ describe("SessionActor", () => {
             user_id: null,
             pin: false,
             request_id: "r",
-            idempotency_key: null
+            idempotency_key: null,
+            key_id: null
           })
         yield* turn(words(1), true)
         yield* turn(words(2))
@@ -280,7 +288,8 @@ describe("SessionActor", () => {
             agent_id: null,
             user_id: null,
             request_id: "r",
-            idempotency_key: null
+            idempotency_key: null,
+            key_id: null
           })
         yield* pinnedTurn(words(1), true, true)
         yield* pinnedTurn(words(2), false)
@@ -308,7 +317,8 @@ describe("SessionActor", () => {
             user_id: null,
             pin: false,
             request_id: "req-x",
-            idempotency_key: null
+            idempotency_key: null,
+            key_id: null
           })
         )
         assert.strictEqual(unknownModel._tag, "ModelNotFound")
@@ -328,8 +338,8 @@ describe("SessionActor", () => {
         assert.strictEqual(died._tag, "Failure")
         const after = yield* send("t", "s3", "still here?")
         assert.strictEqual(after.message.content, "seen: hello | still here?")
-        // The dead turn was not replayed: one call per turn.
-        assert.strictEqual(yield* Ref.get(calls), 4)
+        // The retryable failure was tried 3 times (ModelRouter's default); the dead turn was not replayed.
+        assert.strictEqual(yield* Ref.get(calls), 6)
         assert.strictEqual((yield* (yield* Storage).listMessages("t", "s3")).length, 4)
       }).pipe(Effect.provide(layer))
     })
@@ -352,7 +362,8 @@ describe("SessionActor", () => {
             user_id: null,
             pin: false,
             request_id: "r",
-            idempotency_key: null
+            idempotency_key: null,
+            key_id: null
           })
           .pipe(
             Stream.runCollect,
@@ -380,7 +391,8 @@ describe("SessionActor", () => {
             user_id: null,
             pin: false,
             request_id: "req-stream",
-            idempotency_key: null
+            idempotency_key: null,
+            key_id: null
           })
           .pipe(Stream.runCollect)
         const deltas = events.flatMap((event) => (event._tag === "Delta" ? [event.content] : []))
@@ -411,7 +423,8 @@ describe("SessionActor", () => {
                 user_id: null,
                 pin: false,
                 request_id: "r1",
-                idempotency_key: null
+                idempotency_key: null,
+                key_id: null
               })
               .pipe(Stream.runCollect),
             Effect.delay(send("t", "s8", "sent"), "5 millis")
@@ -448,6 +461,7 @@ describe("SessionActor", () => {
               tool_calls: null,
               tool_call_id: null,
               pinned: false,
+              models: null,
               created_at: "2026-01-01T00:00:00.000Z"
             }
           ])
@@ -509,11 +523,12 @@ describe("SessionActor", () => {
               user_id: null,
               pin: false,
               request_id: "r",
-              idempotency_key: "key-2"
+              idempotency_key: "key-2",
+              key_id: null
             })
             .pipe(Stream.runCollect)
           assert.deepStrictEqual(events, [
-            { _tag: "Started" },
+            { _tag: "Started", model: "scripted" },
             { _tag: "Delta", content: turn.message.content },
             { _tag: "Done", result: turn }
           ])

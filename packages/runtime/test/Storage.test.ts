@@ -54,6 +54,7 @@ const message = (seq: number, id: string, role: Message["role"], content: string
   tool_calls: null,
   tool_call_id: null,
   pinned: false,
+  models: null,
   created_at: at
 })
 

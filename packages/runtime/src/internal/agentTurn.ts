@@ -7,11 +7,12 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import type * as Prompt from "effect/ai/Prompt"
-import type { ToolExecutor } from "@polyagent/tools"
+import type { ToolExecutor, ToolRegistry } from "@polyagent/tools"
 import type { Agent } from "../Agent.ts"
 import type { CallOptions as CallOptionsValue } from "../CallOptions.ts"
 import * as Identifier from "../Identifier.ts"
-import { MemoryFact, type Storage } from "../Storage.ts"
+import { MemoryFact, nowIso, type Storage, type StorageError } from "../Storage.ts"
+import * as ToolLoop from "../ToolLoop.ts"
 
 /** The sampling settings an agent applies to its turns. */
 export const callOptionsOf = (agent: Agent | undefined): CallOptionsValue =>
@@ -78,3 +79,42 @@ export const remember =
         Effect.catch(() => Effect.succeed(toolError(call, "failed", "the fact could not be stored")))
       )
     })
+
+/** What an agent brings to one turn. */
+export interface Setup {
+  /** Its system prompt with what it remembers about the user, as prompt messages. */
+  readonly system: Array<Prompt.MessageEncoded>
+  readonly toolkit: ToolLoop.Toolkit
+  /** The tools the turn runs itself: `remember`, for agents with memory. */
+  readonly builtins: ToolLoop.Builtins
+  readonly callOptions: CallOptionsValue
+}
+
+/**
+ * What `agent` (none: a plain chat) brings to a turn for the user `userId` (`null` when unknown:
+ * nothing is recalled, and `remember` refuses): the facts it remembers are read from storage.
+ */
+export const setup = (options: {
+  readonly storage: Storage["Service"]
+  readonly registry: Option.Option<ToolRegistry.ToolRegistry["Service"]>
+  readonly tenant: string
+  readonly agent: Agent | undefined
+  readonly userId: string | null
+}): Effect.Effect<Setup, StorageError> =>
+  Effect.gen(function* () {
+    const { storage, tenant, agent, userId } = options
+    const facts =
+      agent?.memory.enabled === true && userId !== null
+        ? yield* storage.listFacts(tenant, userId, agent.id, maxFacts)
+        : []
+    const builtins: ToolLoop.Builtins =
+      agent?.memory.enabled !== true
+        ? new Map()
+        : new Map([["remember", remember({ storage, tenant, agentId: agent.id, userId, now: nowIso })]])
+    return {
+      system: systemOf(agent?.system_prompt, facts),
+      toolkit: ToolLoop.toolkitFor(options.registry, agent),
+      builtins,
+      callOptions: callOptionsOf(agent)
+    }
+  })

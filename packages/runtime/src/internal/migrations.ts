@@ -92,7 +92,12 @@ export const migrations = {
     yield* sql`CREATE UNIQUE INDEX messages_idempotency_key ON messages (tenant, session_id, idempotency_key)
                WHERE idempotency_key IS NOT NULL`
   }),
-  "7_model_health": Effect.gen(function* () {
+  "7_message_models": Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    // The models that produced an answer, as a JSON array: more than one after a failover mid-answer.
+    yield* sql`ALTER TABLE messages ADD COLUMN models TEXT`
+  }),
+  "8_model_health": Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     // Health shared between processes (ModelHealth): each process's window of each model, and
     // the newest breaker record of each model. Times are epoch milliseconds.

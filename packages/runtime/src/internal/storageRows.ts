@@ -23,6 +23,7 @@ export const MessageRow = Schema.Struct({
   tool_calls: Schema.NullOr(Schema.fromJsonString(Schema.Array(ToolCallRecord))),
   tool_call_id: Schema.NullOr(Schema.String),
   pinned: Schema.Number,
+  models: Schema.NullOr(Schema.fromJsonString(Schema.Array(Schema.String))),
   created_at: Schema.String
 })
 export const decodeMessageRows = Schema.decodeUnknownEffect(Schema.Array(MessageRow))
@@ -45,7 +46,7 @@ export const CountRows = Schema.decodeUnknownEffect(
 
 /** The columns of a message row, in the order of {@link MessageRow}. */
 export const messageColumns = `id, seq, role, content, model, provider, prompt_tokens, completion_tokens, cost_usd, tool_calls,
-  tool_call_id, pinned, created_at`
+  tool_call_id, pinned, models, created_at`
 
 export const toMessage = (row: typeof MessageRow.Type): Message =>
   new Message({
@@ -67,6 +68,7 @@ export const toMessage = (row: typeof MessageRow.Type): Message =>
     tool_calls: row.tool_calls,
     tool_call_id: row.tool_call_id,
     pinned: row.pinned !== 0,
+    models: row.models,
     created_at: row.created_at
   })
 
@@ -86,6 +88,7 @@ export const messageRow = (tenant: string, sessionId: string, message: Message, 
   tool_calls: message.tool_calls === null ? null : JSON.stringify(message.tool_calls),
   tool_call_id: message.tool_call_id,
   pinned: message.pinned ? 1 : 0,
+  models: message.models === null ? null : JSON.stringify(message.models),
   created_at: message.created_at,
   idempotency_key: idempotencyKey
 })

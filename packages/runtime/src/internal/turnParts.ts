@@ -24,6 +24,7 @@ export const newMessage = (fields: Partial<Message> & Pick<Message, "role" | "co
       tool_calls: null,
       tool_call_id: null,
       pinned: false,
+      models: null,
       created_at: yield* nowIso,
       ...fields
     }

@@ -6,6 +6,7 @@
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
+import type * as AiError from "effect/ai/AiError"
 import type * as LanguageModel from "effect/ai/LanguageModel"
 import * as Prompt from "effect/ai/Prompt"
 import type * as Response from "effect/ai/Response"
@@ -13,6 +14,7 @@ import * as AiTool from "effect/ai/Tool"
 import type * as Toolkit from "effect/ai/Toolkit"
 import { Tool, ToolExecutor, type ToolRegistry } from "@polyagent/tools"
 import type { Message, ToolCallRecord } from "../Message.ts"
+import { continuationInstruction } from "./failover.ts"
 import * as Usage from "../Usage.ts"
 
 /** A tool offered to the model: its JSON Schema passed on, its runs done by the executor. */
@@ -232,35 +234,76 @@ export const generateStep = (
         )
   )
 
-/** A streamed step: text deltas go out as they come; tool calls and usage are collected. */
-export const streamStep = (
+/** A step's answer as stream parts. */
+export const streamParts = (
   languageModel: LanguageModel.LanguageModel,
   prompt: ReadonlyArray<Prompt.MessageEncoded>,
-  toolkit: Offered,
-  onDelta: (delta: string) => Effect.Effect<void>
-) => {
-  let text = ""
-  const calls: Array<ToolCallRecord> = []
-  let usage = Usage.make(0, 0)
-  const onPart = (part: Response.AnyPart) => {
-    switch (part.type) {
-      case "text-delta":
-        text += part.delta
-        return onDelta(part.delta)
-      case "tool-call":
-        calls.push(recordOf(part))
-        return Effect.void
-      case "finish":
-        usage = usageOf(part.usage)
-        return Effect.void
-      default:
-        return Effect.void
-    }
-  }
-  const parts = Stream.suspend(() =>
+  toolkit: Offered
+): Stream.Stream<Response.AnyPart, AiError.AiError> =>
+  Stream.suspend(() =>
     toolkit === undefined
       ? languageModel.streamText({ prompt: promptOf(prompt) })
       : languageModel.streamText({ prompt: promptOf(prompt), toolkit, disableToolCallResolution: true })
   )
-  return Effect.map(Stream.runForEach(parts, onPart), (): Step => ({ text, calls, usage }))
+
+/** The text of an answer's stream parts, and the usage its `finish` part reports. */
+export const readParts = (
+  parts: ReadonlyArray<Response.AnyPart>
+): { readonly text: string; readonly usage: Usage.Usage | undefined } => {
+  let text = ""
+  let usage: Usage.Usage | undefined
+  for (const part of parts) {
+    if (part.type === "text-delta") text += part.delta
+    else if (part.type === "finish") usage = usageOf(part.usage)
+  }
+  return { text, usage }
+}
+
+/**
+ * Asks a model to go on with an answer another model broke off: the text so far as the
+ * assistant's, then an instruction to continue it without repeating it.
+ */
+export const continuation = (
+  prompt: ReadonlyArray<Prompt.MessageEncoded>,
+  partial: string
+): ReadonlyArray<Prompt.MessageEncoded> =>
+  partial === ""
+    ? prompt
+    : [
+        ...prompt,
+        { role: "assistant", content: [{ type: "text", text: partial }] },
+        { role: "user", content: continuationInstruction }
+      ]
+
+/**
+ * A streamed step, collected: text deltas go out as they come, a failover is told, tool calls
+ * are collected. The step's usage is what its calls charged (see ModelRouter), not summed here.
+ */
+export const collectStep = <E>(
+  parts: Stream.Stream<Response.AnyPart | { readonly _tag: "Failover"; readonly from: string; readonly to: string }, E>,
+  onDelta: (delta: string) => Effect.Effect<void>,
+  onFailover: (from: string, to: string) => Effect.Effect<void>
+): Effect.Effect<Step, E> => {
+  let text = ""
+  const calls: Array<ToolCallRecord> = []
+  let usage = Usage.make(0, 0)
+  return Effect.map(
+    Stream.runForEach(parts, (part) => {
+      if ("_tag" in part) return onFailover(part.from, part.to)
+      switch (part.type) {
+        case "text-delta":
+          text += part.delta
+          return onDelta(part.delta)
+        case "tool-call":
+          calls.push(recordOf(part))
+          return Effect.void
+        case "finish":
+          usage = usageOf(part.usage)
+          return Effect.void
+        default:
+          return Effect.void
+      }
+    }),
+    (): Step => ({ text, calls, usage })
+  )
 }
