@@ -8,9 +8,6 @@ import { ModelHealth } from "@polyagent/runtime"
 import { FakeUpstream, OpenAiWire } from "@polyagent/providers/testing"
 import { Redis } from "ioredis"
 import { randomBytes } from "node:crypto"
-import { mkdtemp, rm, writeFile } from "node:fs/promises"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
 import { createPgSchema, decode, Gateway, newAdminKey, type PgSchema } from "../src/harness.ts"
 
 const REDIS_URL = "redis://127.0.0.1:6379"
@@ -26,42 +23,34 @@ describe.each([
 ])("health shared by two processes through %s", (_name, redis) => {
   let fake: FakeUpstream.FakeUpstream
   let schema: PgSchema
-  let configDir = ""
   let nodes: Array<Gateway> = []
   const prefix = `test:health:${randomBytes(6).toString("hex")}:`
 
   beforeAll(async () => {
     fake = await FakeUpstream.start(OpenAiWire.routes("/v1"))
     schema = await createPgSchema()
-    configDir = await mkdtemp(join(tmpdir(), "polyagent-health-"))
-    const config = join(configDir, "polyagent.yaml")
-    await writeFile(
-      config,
-      [
-        "resilience:",
-        "  breaker:",
-        "    open_base: 60s",
-        "  shared_state:",
-        `    sync_interval: ${SYNC_MS} millis`,
-        `    redis_prefix: "${prefix}"`,
-        ""
-      ].join("\n")
-    )
+    const config = [
+      "resilience:",
+      "  breaker:",
+      "    open_base: 60s",
+      "  shared_state:",
+      `    sync_interval: ${SYNC_MS} millis`,
+      `    redis_prefix: "${prefix}"`,
+      ""
+    ].join("\n")
     const env: Record<string, string> = {
-      POLYAGENT_CONFIG: config,
       OPENAI_API_KEY: "sk-openai-test-key",
       OPENAI_BASE_URL: `${fake.url}/v1`
     }
     if (redis) env["REDIS_URL"] = REDIS_URL
     const adminKey = newAdminKey()
-    nodes = await Promise.all([0, 1].map(() => Gateway.start({ postgresUrl: schema.url, adminKey, env })))
+    nodes = await Promise.all([0, 1].map(() => Gateway.start({ postgresUrl: schema.url, adminKey, env, config })))
   }, 120_000)
 
   afterAll(async () => {
     await Promise.all(nodes.map((node) => node.dispose()))
     await schema?.drop()
     await fake?.close()
-    await rm(configDir, { recursive: true, force: true })
     if (redis) {
       const client = new Redis(REDIS_URL)
       await client.del(`${prefix}windows`, `${prefix}breakers`)

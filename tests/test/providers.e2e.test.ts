@@ -10,7 +10,7 @@ import { ModelHealth, SessionProtocol } from "@polyagent/runtime"
 import { Schema } from "effect"
 import OpenAI, { RateLimitError } from "openai"
 import { AnthropicWire as Anthropic, FakeUpstream, OpenAiWire } from "@polyagent/providers/testing"
-import { decode, ErrorEnvelope, Gateway, readSse } from "../src/harness.ts"
+import { decode, ErrorEnvelope, Gateway, readSse, withoutBreakers } from "../src/harness.ts"
 
 interface Case {
   readonly provider: string
@@ -91,6 +91,8 @@ describe("providers through the real server", () => {
     })
     anthropicFake = await FakeUpstream.start(Anthropic.routes())
     gateway = await Gateway.start({
+      // These tests make upstreams fail on purpose, again and again: breakers must not open here.
+      config: withoutBreakers,
       env: {
         OPENAI_API_KEY: "sk-openai-test-key",
         OPENAI_BASE_URL: `${openAiFake.url}/v1`,
