@@ -97,10 +97,11 @@ export class ModelHealth extends Context.Service<
     readonly circuit: (model: string) => Circuit
     readonly report: (model: string) => HealthReport
     /**
-     * A recent latency estimate in ms (time to first token for streams, else the whole call): a
-     * peak-sensitive moving average that jumps to a slower sample at once and comes down by half
-     * the distance per faster one. Undefined before any data, and again once the last sample is
-     * older than the window, so a router that avoided a slow model tries it again.
+     * A recent latency estimate in ms (time to first token for streams, else the whole call):
+     * the larger of the latest sample and the median of the last three, so a slowdown counts
+     * from its first call and a recovery after two fast ones. Undefined before any data, and
+     * again once the last sample is older than the window, so a router that avoided a slow model
+     * tries it again.
      */
     readonly latencyMs: (model: string) => number | undefined
     /**

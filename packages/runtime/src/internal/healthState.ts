@@ -73,8 +73,17 @@ const callerReasons: ReadonlySet<ModelErrorReason> = new Set(["bad_request", "co
 /** Below this success rate a model is `degraded`. */
 const degradedBelow = 0.95
 
-/** How fast the latency estimate follows faster samples (a slower one is taken at once). */
-const estimateAlpha = 0.5
+/**
+ * The latency estimate: the larger of the latest sample and the median of the last three. A
+ * slowdown counts from its first call, a recovery after two fast calls, and a lone spike is
+ * forgotten after the next call.
+ */
+const estimateOf = (recent: ReadonlyArray<number>): number | undefined => {
+  const latest = recent.at(-1)
+  if (latest === undefined || recent.length < 3) return latest
+  const [x = 0, y = 0, z = 0] = recent
+  return Math.max(latest, Math.max(Math.min(x, y), Math.min(Math.max(x, y), z)))
+}
 
 const nullable = (value: number | undefined): number | null => value ?? null
 
@@ -95,7 +104,7 @@ export const makeHealthState = Effect.fnUntraced(function* (
       state = {
         breaker: new CircuitBreaker(settings.breaker),
         window: new HealthWindow(windowMs, 12),
-        estimate: undefined,
+        recent: [],
         estimateAt: 0,
         remote: [],
         remoteRequests: 0,
@@ -111,8 +120,8 @@ export const makeHealthState = Effect.fnUntraced(function* (
 
   const latencyMs = (model: string): number | undefined => {
     const state = models.get(model)
-    if (state === undefined || state.estimate === undefined) return undefined
-    return now() - state.estimateAt > windowMs ? undefined : state.estimate
+    if (state === undefined || now() - state.estimateAt > windowMs) return undefined
+    return estimateOf(state.recent)
   }
 
   const record = (model: string, outcome: Outcome): void => {
@@ -130,10 +139,10 @@ export const makeHealthState = Effect.fnUntraced(function* (
     }
     state.window.add(at, failed, failed ? undefined : outcome.latencyMs, failed ? undefined : outcome.ttftMs)
     if (!failed || outcome.reason === "timeout") {
-      const sample = outcome.ttftMs ?? outcome.latencyMs
-      const previous = latencyMs(model)
-      state.estimate =
-        previous === undefined || sample >= previous ? sample : previous + estimateAlpha * (sample - previous)
+      // Samples older than the window are forgotten rather than mixed with new ones.
+      if (at - state.estimateAt > windowMs) state.recent.length = 0
+      state.recent.push(outcome.ttftMs ?? outcome.latencyMs)
+      if (state.recent.length > 3) state.recent.shift()
       state.estimateAt = at
     }
     const transition = state.breaker.record(at, verdict)

@@ -15,7 +15,8 @@ import { sharedPoints, type SharedStateError, type SharedStore, type SharedView 
 export interface ModelState {
   readonly breaker: CircuitBreaker
   readonly window: HealthWindow
-  estimate: number | undefined
+  /** The last (up to) three latency samples, oldest first, and when the last one came. */
+  readonly recent: Array<number>
   estimateAt: number
   /** What the other processes shared of this model's window. */
   remote: ReadonlyArray<WindowSummary>
