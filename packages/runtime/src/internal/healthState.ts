@@ -10,7 +10,6 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Schedule from "effect/Schedule"
-import type * as Scope from "effect/Scope"
 import type { AppConfigValue } from "../AppConfig.ts"
 import type { ModelErrorReason } from "../ModelCatalog.ts"
 import { type BreakerSettings, type Circuit, CircuitBreaker, type Verdict } from "./circuitBreaker.ts"
@@ -93,7 +92,7 @@ const successRate = (requests: number, failures: number) => (requests === 0 ? un
 export const makeHealthState = Effect.fnUntraced(function* (
   settings: HealthSettings,
   store: Option.Option<SharedStore>
-): Effect.fn.Return<HealthMethods, never, Scope.Scope> {
+) {
   const clock = yield* Clock.Clock
   const now = () => clock.currentTimeMillisUnsafe()
   const windowMs = settings.breaker.windowMs
@@ -204,8 +203,8 @@ export const makeHealthState = Effect.fnUntraced(function* (
     return Math.min(max, Math.max(min, factor))
   }
 
-  const methods: HealthMethods = {
-    admit: (model) => !refusedAll() && stateOf(model).breaker.admit(now()),
+  const methods = {
+    admit: (model: string) => !refusedAll() && stateOf(model).breaker.admit(now()),
     record,
     circuit,
     report,
@@ -241,12 +240,4 @@ export const makeHealthState = Effect.fnUntraced(function* (
 })
 
 /** The synchronous methods of `ModelHealth`, with the report as plain fields. */
-export interface HealthMethods {
-  readonly admit: (model: string) => boolean
-  readonly record: (model: string, outcome: Outcome) => void
-  readonly circuit: (model: string) => Circuit
-  readonly report: (model: string) => ReportFields
-  readonly latencyMs: (model: string) => number | undefined
-  readonly weight: (model: string) => number
-  readonly sharedStateErrors: () => number
-}
+export type HealthMethods = Effect.Success<ReturnType<typeof makeHealthState>>
