@@ -6,7 +6,7 @@
  * upstream; and the official `openai` SDK gets an Anthropic model's answer in OpenAI's format.
  */
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { ModelHealth, SessionProtocol } from "@polyagent/runtime"
+import { ModelHealth, SessionProtocol, Usage } from "@polyagent/runtime"
 import { Schema } from "effect"
 import OpenAI, { RateLimitError } from "openai"
 import { AnthropicWire as Anthropic, FakeUpstream, OpenAiWire } from "@polyagent/providers/testing"
@@ -17,23 +17,24 @@ interface Case {
   readonly model: string
   /** The fake's answer, and its usage as PolyAgent reports it. */
   readonly answer: string
-  readonly usage: { readonly prompt_tokens: number; readonly completion_tokens: number }
+  readonly usage: Usage.Usage
   /** USD per 1k tokens of `model` in config/models.yaml. */
-  readonly price: { readonly input: number; readonly output: number }
+  readonly price: Usage.Price
   readonly serverError: string
 }
 
-const openAiUsage = {
-  prompt_tokens: OpenAiWire.usage.prompt_tokens,
-  completion_tokens: OpenAiWire.usage.completion_tokens
-}
+// The fake reports cached and reasoning shares, which are priced at their own rates.
+const openAiUsage = Usage.make(OpenAiWire.usage.prompt_tokens, OpenAiWire.usage.completion_tokens, {
+  cached: OpenAiWire.usage.prompt_tokens_details.cached_tokens,
+  reasoning: OpenAiWire.usage.completion_tokens_details.reasoning_tokens
+})
 const cases: ReadonlyArray<Case> = [
   {
     provider: "openai",
     model: "gpt-4o-mini",
     answer: OpenAiWire.answerText,
     usage: openAiUsage,
-    price: { input: 0.00015, output: 0.0006 },
+    price: new Usage.Price({ input: 0.00015, output: 0.0006, cached_input: 0.000075 }),
     serverError: OpenAiWire.Scenario.serverError
   },
   {
@@ -41,14 +42,14 @@ const cases: ReadonlyArray<Case> = [
     model: "claude-haiku-4-5",
     answer: Anthropic.answerText,
     // Anthropic reports cache reads and writes apart from `input_tokens`; all of them are input.
-    usage: {
-      prompt_tokens:
-        Anthropic.usage.input_tokens +
+    usage: Usage.make(
+      Anthropic.usage.input_tokens +
         Anthropic.usage.cache_read_input_tokens +
         Anthropic.usage.cache_creation_input_tokens,
-      completion_tokens: Anthropic.usage.output_tokens
-    },
-    price: { input: 0.001, output: 0.005 },
+      Anthropic.usage.output_tokens,
+      { cached: Anthropic.usage.cache_read_input_tokens }
+    ),
+    price: new Usage.Price({ input: 0.001, output: 0.005, cached_input: 0.0001 }),
     serverError: Anthropic.faults.serverError
   },
   {
@@ -56,15 +57,18 @@ const cases: ReadonlyArray<Case> = [
     model: "meta-llama/llama-3.3-70b-instruct",
     answer: OpenAiWire.answerText,
     usage: openAiUsage,
-    price: { input: 0.00013, output: 0.0004 },
+    price: new Usage.Price({ input: 0.00013, output: 0.0004 }),
     serverError: OpenAiWire.Scenario.serverError
   },
   {
     provider: "glm",
     model: "glm-4.7",
     answer: OpenAiWire.answerText,
-    usage: openAiUsage,
-    price: { input: 0.0006, output: 0.0022 },
+    // GLM reports the cached share only.
+    usage: Usage.make(OpenAiWire.usage.prompt_tokens, OpenAiWire.usage.completion_tokens, {
+      cached: OpenAiWire.usage.prompt_tokens_details.cached_tokens
+    }),
+    price: new Usage.Price({ input: 0.0006, output: 0.0022 }),
     serverError: OpenAiWire.Scenario.serverError
   }
 ]
@@ -75,8 +79,7 @@ const Models = Schema.Struct({
 
 const HealthReport = ModelHealth.HealthReport
 
-const costOf = ({ usage, price }: Case): number =>
-  Math.round(((usage.prompt_tokens * price.input + usage.completion_tokens * price.output) / 1000) * 1e6) / 1e6
+const costOf = ({ usage, price }: Case): number => Usage.cost(usage, price)
 
 describe("providers through the real server", () => {
   let openAiFake: FakeUpstream.FakeUpstream
@@ -122,13 +125,7 @@ describe("providers through the real server", () => {
       assert.strictEqual(turn.message.content, testCase.answer)
       assert.strictEqual(turn.model, testCase.model)
       assert.strictEqual(turn.provider, testCase.provider)
-      assert.deepStrictEqual(
-        { ...turn.usage },
-        {
-          ...testCase.usage,
-          total_tokens: testCase.usage.prompt_tokens + testCase.usage.completion_tokens
-        }
-      )
+      assert.deepStrictEqual({ ...turn.usage }, { ...testCase.usage })
       assert.strictEqual(turn.cost_usd, costOf(testCase))
       const upstream = fakeOf(testCase).received.at(-1)
       assert.strictEqual(upstream?.headers["x-request-id"], answer.headers.get("x-request-id"))

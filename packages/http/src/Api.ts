@@ -14,6 +14,7 @@ import * as HttpApiSecurity from "effect/http-api/HttpApiSecurity"
 import * as OpenApi from "effect/http-api/OpenApi"
 import {
   Agent as AgentModule,
+  Experiments,
   Message,
   ModelCatalog,
   ModelHealth,
@@ -225,7 +226,9 @@ export const ApiKey = Schema.Struct({
   name: Schema.String,
   role: Storage.Role,
   tenant: Schema.String,
-  created_at: Schema.String
+  created_at: Schema.String,
+  /** The key's own monthly budget in USD; null: the configured default for keys (`budgets.keys`). */
+  budget_usd: Schema.NullOr(Schema.Number)
 })
 
 export class KeysGroup extends HttpApiGroup.make("keys")
@@ -234,7 +237,9 @@ export class KeysGroup extends HttpApiGroup.make("keys")
       payload: Schema.Struct({
         role: Storage.Role,
         tenant: Schema.optional(Tenant),
-        name: Schema.optional(Schema.String.check(Schema.isMaxLength(200)))
+        name: Schema.optional(Schema.String.check(Schema.isMaxLength(200))),
+        /** The key's monthly budget in USD (UTC months), instead of `budgets.keys.monthly_usd`. */
+        budget_usd: Schema.optional(Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0)))
       }),
       // The key itself is shown in this answer only.
       success: Schema.Struct({ ...ApiKey.fields, key: Schema.String }).pipe(HttpApiSchema.status(201)),
@@ -249,6 +254,76 @@ export class KeysGroup extends HttpApiGroup.make("keys")
       success: Deleted,
       error: [ApiError.NotFound, ApiError.Forbidden, ApiError.Internal]
     })
+  )
+  .middleware(Authentication) {}
+
+/** One group of `GET /v1/usage`: the group's value under the name of what was grouped by, and its sums. */
+export const UsageEntry = Schema.Struct({
+  model: Schema.optional(Schema.String),
+  key: Schema.optional(Schema.NullOr(Schema.String)),
+  day: Schema.optional(Schema.String),
+  tenant: Schema.optional(Schema.String),
+  requests: Schema.Int,
+  prompt_tokens: Schema.Int,
+  completion_tokens: Schema.Int,
+  cost_usd: Schema.Number
+})
+
+export class UsageGroup extends HttpApiGroup.make("usage")
+  .add(
+    HttpApiEndpoint.get("report", "/v1/usage", {
+      query: {
+        group_by: Schema.optional(Schema.String),
+        from: Schema.optional(Schema.String),
+        to: Schema.optional(Schema.String)
+      },
+      success: Schema.Struct({ data: Schema.Array(UsageEntry) }),
+      error: [ApiError.InvalidRequest, ApiError.Internal, ApiError.Unavailable]
+    })
+  )
+  .middleware(Authentication)
+  .annotateMerge(
+    OpenApi.annotations({
+      description:
+        "Usage from the ledger, one entry per group: `group_by` is model (the default), key, day (UTC) or tenant; " +
+        "`from` and `to` are dates (YYYY-MM-DD, both included) or ISO 8601 times (`to` excluded). A user or " +
+        "builder sees their own key's usage, an admin their tenant's; an admin of the platform tenant `default` " +
+        "grouping by tenant sees every tenant."
+    })
+  ) {}
+/** `POST /v1/feedback`'s answer: the feedback as stored. */
+export const FeedbackRecorded = Schema.Struct({
+  session_id: Schema.String,
+  score: Schema.Number,
+  comment: Schema.NullOr(Schema.String)
+})
+
+export class ExperimentsGroup extends HttpApiGroup.make("experiments")
+  .add(
+    HttpApiEndpoint.post("feedback", "/v1/feedback", {
+      payload: Experiments.Feedback,
+      success: FeedbackRecorded.pipe(HttpApiSchema.status(201)),
+      error: [ApiError.NotFound, ApiError.Internal, ApiError.Unavailable]
+    }).annotateMerge(
+      OpenApi.annotations({
+        description:
+          "Feedback on one of the caller's tenant's sessions: a score from -1 (bad) to 1 (good) and an optional " +
+          "comment of at most 2,000 characters. It counts for the arms of A/B experiments the session ran in. " +
+          "Any role; a session of another tenant answers 404."
+      })
+    ),
+    HttpApiEndpoint.get("results", "/v1/experiments/:id", {
+      params: { id: Schema.String },
+      success: Experiments.ExperimentResults,
+      error: [ApiError.NotFound, ApiError.Forbidden, ApiError.Internal, ApiError.Unavailable]
+    }).annotateMerge(
+      OpenApi.annotations({
+        description:
+          "Per-arm results of an A/B experiment of `routing.experiments`, for the caller's tenant: sessions, " +
+          "requests, errors, latency percentiles (nearest rank, successful calls), cost and feedback. " +
+          "Needs the builder role; an experiment that is not configured answers 404."
+      })
+    )
   )
   .middleware(Authentication) {}
 
@@ -273,7 +348,8 @@ export class SystemGroup extends HttpApiGroup.make("system").add(
 
 /** The whole API. */
 export class Api extends HttpApi.make("polyagent")
-  .add(ChatGroup, SessionsGroup, AgentsGroup, KeysGroup, ModelsGroup, OpenAiGroup, SystemGroup)
+  .add(ChatGroup, SessionsGroup, AgentsGroup, KeysGroup, UsageGroup, ModelsGroup, OpenAiGroup, SystemGroup)
+  .add(ChatGroup, SessionsGroup, AgentsGroup, KeysGroup, ModelsGroup, ExperimentsGroup, OpenAiGroup, SystemGroup)
   .middleware(RequestErrors)
   .annotateMerge(
     OpenApi.annotations({

@@ -28,7 +28,7 @@ export class Unauthenticated extends Schema.Error<Unauthenticated>("@polyagent/h
 
 export class BudgetExceeded extends Schema.Error<BudgetExceeded>("@polyagent/http/BudgetExceeded")(
   { error: Body("budget_exceeded") },
-  { httpApiStatus: 402, description: "A tenant or key budget would be overspent" }
+  { httpApiStatus: 402, description: "A tenant or key budget would be overspent; the message says which" }
 ) {}
 
 export class Forbidden extends Schema.Error<Forbidden>("@polyagent/http/Forbidden")(

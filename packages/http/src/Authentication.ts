@@ -13,7 +13,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
-import { Identifier, Storage } from "@polyagent/runtime"
+import { type Budgets, Identifier, Storage } from "@polyagent/runtime"
 import { createHash } from "node:crypto"
 import { Authentication, Principal } from "./Api.ts"
 import * as ApiError from "./ApiError.ts"
@@ -37,6 +37,17 @@ export const requireRole = (role: Storage.Role, action: string) =>
     }
     return principal
   })
+
+/**
+ * Who pays for the calls of `principal`: its tenant, and its API key (a principal's `subject` is
+ * the id of the key it authenticated with).
+ *
+ * When to use: for `Budgets.reserve` and the ledger, around every model call of a request.
+ */
+export const payerOf = (principal: Principal["Service"]): Budgets.Payer => ({
+  tenant: principal.tenant,
+  keyId: principal.subject
+})
 
 /** How long a key found in storage is trusted without asking again. */
 export const keyCacheTtl = Duration.seconds(10)
@@ -140,7 +151,8 @@ export const bootstrapAdminKey = Effect.fn("Authentication.bootstrapAdminKey")(f
           name,
           role: "admin",
           key_hash: hashKey(key),
-          created_at: now
+          created_at: now,
+          budget_usd: null
         })
       )
     })

@@ -10,6 +10,7 @@ import * as Schema from "effect/Schema"
 import type * as Prompt from "effect/ai/Prompt"
 import type * as Response from "effect/ai/Response"
 import * as Tool from "effect/ai/Tool"
+import { Usage as RuntimeUsage } from "@polyagent/runtime"
 
 const Text = Schema.String
 const TextPart = Schema.Struct({ type: Schema.Literal("text"), text: Text })
@@ -102,7 +103,13 @@ export const parseRequest = (text: string): Result.Result<Parsed, string> => {
     : Result.fail(`invalid body: ${request.failure.message}`)
 }
 
-const Usage = Schema.Struct({ prompt_tokens: Schema.Int, completion_tokens: Schema.Int, total_tokens: Schema.Int })
+const Usage = Schema.Struct({
+  prompt_tokens: Schema.Int,
+  completion_tokens: Schema.Int,
+  total_tokens: Schema.Int,
+  prompt_tokens_details: Schema.optionalKey(RuntimeUsage.PromptTokensDetails),
+  completion_tokens_details: Schema.optionalKey(RuntimeUsage.CompletionTokensDetails)
+})
 export type Usage = typeof Usage.Type
 
 /** The answer of a non-streamed call. */
@@ -229,11 +236,7 @@ export const toToolChoice = (choice: Request["tool_choice"]) =>
   choice === undefined ? "auto" : typeof choice === "string" ? choice : { tool: choice.function.name }
 
 /** Usage in OpenAI's shape from effect/ai's. */
-export const usageOf = (usage: Response.Usage): Usage => {
-  const prompt = usage.inputTokens.total ?? 0
-  const completion = usage.outputTokens.total ?? 0
-  return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion }
-}
+export const usageOf = (usage: Response.Usage): Usage => RuntimeUsage.fromResponse(usage)
 
 /** What every chunk and completion of one answer carries. */
 export interface Header {
@@ -290,30 +293,24 @@ export const done = "[DONE]"
 const decoder = new TextDecoder()
 
 /**
- * The answer's text and usage in the SSE bytes of a streamed completion (`data:` lines of
- * chunks), for a stream that ended: whole or cut short (an unfinished last line is left out).
+ * The answer's text in the SSE bytes of a streamed completion (`data:` lines of chunks), for a
+ * stream that broke off: an unfinished last line is left out.
  */
-export const readStream = (
-  chunks: ReadonlyArray<Uint8Array>
-): { readonly text: string; readonly usage: Usage | undefined } => {
+export const streamText = (chunks: ReadonlyArray<Uint8Array>): string => {
   let text = ""
-  let usage: Usage | undefined
   const lines = chunks
     .map((bytes) => decoder.decode(bytes, { stream: true }))
     .join("")
     .split("\n")
   for (const line of lines.slice(0, -1)) {
     if (!line.startsWith("data:")) continue
-    const data = line.slice(5).trim()
-    if (data === done) continue
-    const parsed = Result.try((): unknown => JSON.parse(data))
+    const parsed = Result.try((): unknown => JSON.parse(line.slice(5)))
     if (Result.isFailure(parsed)) continue
     const read = decodeStreamChunk(parsed.success)
     if (Result.isFailure(read)) continue
     for (const choice of read.success.choices ?? []) text += choice.delta?.content ?? ""
-    if (read.success.usage !== undefined && read.success.usage !== null) usage = read.success.usage
   }
-  return { text, usage }
+  return text
 }
 
 const decodeStreamChunk = Schema.decodeUnknownResult(
@@ -324,20 +321,9 @@ const decodeStreamChunk = Schema.decodeUnknownResult(
           delta: Schema.optional(Schema.Struct({ content: Schema.optional(Schema.NullOr(Schema.String)) }))
         })
       )
-    ),
-    usage: Schema.optional(Schema.NullOr(Usage))
+    )
   })
 )
-
-const decodeCompletionUsage = Schema.decodeUnknownResult(Schema.Struct({ usage: Schema.optional(Usage) }))
-
-/** The usage of a non-streamed completion's JSON bytes, if it reports one. */
-export const readCompletion = (bytes: Uint8Array): Usage | undefined => {
-  const parsed = Result.try((): unknown => JSON.parse(decoder.decode(bytes)))
-  if (Result.isFailure(parsed)) return undefined
-  const read = decodeCompletionUsage(parsed.success)
-  return Result.isSuccess(read) ? read.success.usage : undefined
-}
 
 /** The messages that follow a conversation whose answer broke off after `partial`, to continue it. */
 export const continuation = (partial: string): Array<Message> =>

@@ -19,6 +19,7 @@ import type { ServerResponse } from "node:http"
 import { Identifier, type ModelRouter, SessionProtocol, StatelessTurn, type Storage } from "@polyagent/runtime"
 import { Api, type CompletionEvent, Principal } from "./Api.ts"
 import * as ApiError from "./ApiError.ts"
+import * as Authentication from "./Authentication.ts"
 import * as ChatCompletions from "./ChatCompletions.ts"
 import * as ModelCompletion from "./ModelCompletion.ts"
 import * as RequestLog from "./RequestLog.ts"
@@ -108,7 +109,7 @@ export const layer = HttpApiBuilder.group(
         const read = yield* readRequest(request)
         const principal = yield* Principal
         const caller: ModelRouter.Caller = {
-          payer: { tenant: principal.tenant, keyId: principal.subject },
+          payer: Authentication.payerOf(principal),
           requestId: yield* ApiError.RequestId,
           sessionId: null
         }

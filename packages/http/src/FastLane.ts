@@ -88,7 +88,7 @@ export const layer = (options: Options) =>
             const answer = ModelCompletion.serve(response, {
               parsed: parsed.success,
               bodyLength: body.byteLength,
-              caller: { payer: { tenant: caller.tenant, keyId: caller.subject }, requestId, sessionId: null },
+              caller: { payer: Authentication.payerOf(caller), requestId, sessionId: null },
               stickyKey: parsed.success.request.user ?? caller.subject
             }).pipe(Effect.provideService(RequestLog.CurrentFacts, facts))
             const fiber = run(Effect.onExit(answer, (exit) => logLine(RequestLog.statusOfExit(exit), requestId, facts)))

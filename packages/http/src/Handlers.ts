@@ -12,13 +12,24 @@ import * as Pull from "effect/Pull"
 import * as Stream from "effect/Stream"
 import type * as ClusterErrors from "effect/cluster/ClusterError"
 import * as HttpApiBuilder from "effect/http-api/HttpApiBuilder"
-import { Identifier, ModelCatalog, ModelHealth, Session, SessionProtocol, Storage } from "@polyagent/runtime"
+import {
+  type Experiments,
+  Identifier,
+  ModelCatalog,
+  ModelHealth,
+  Session,
+  SessionProtocol,
+  Storage
+} from "@polyagent/runtime"
 import { Api, type ChatEvent, type ChatHeaders, type ChatRequest, HealthDown, healthDown, Principal } from "./Api.ts"
 import * as AgentsHandlers from "./AgentsHandlers.ts"
 import * as ApiError from "./ApiError.ts"
+import * as Authentication from "./Authentication.ts"
+import * as ExperimentsHandlers from "./ExperimentsHandlers.ts"
 import * as KeysHandlers from "./KeysHandlers.ts"
 import { Readiness } from "./Readiness.ts"
 import * as RequestLog from "./RequestLog.ts"
+import * as UsageHandlers from "./UsageHandlers.ts"
 
 /** What a call to a session entity can fail with besides the turn's own errors. */
 type ClusterError =
@@ -125,7 +136,7 @@ const ChatHandlers = HttpApiBuilder.group(
         // Without the client's key, a key of this request's own: the cluster sends a turn again when
         // the process running it died, and the session must answer it from storage if it was stored.
         idempotency_key: headers["idempotency-key"] ?? (yield* Identifier.make("turn")),
-        key_id: principal.subject
+        key_id: Authentication.payerOf(principal).keyId
       }
       return { sessionId, client, input }
     })
@@ -233,12 +244,21 @@ const SystemHandlers = HttpApiBuilder.group(
   })
 )
 
+/** `/v1/feedback` and `/v1/experiments/{id}`, on the runtime's experiments. */
+const ExperimentsRoutes: Layer.Layer<
+  Layer.Success<typeof ExperimentsHandlers.layer>,
+  never,
+  Experiments.Experiments | Layer.Services<typeof ExperimentsHandlers.layer>
+> = ExperimentsHandlers.layer
+
 /** All handlers but the OpenAI-compatible route's (`CompletionsHandlers.ts`). */
 export const layer = Layer.mergeAll(
   ChatHandlers,
   SessionsHandlers,
   AgentsHandlers.layer,
   KeysHandlers.layer,
+  UsageHandlers.layer,
   ModelsHandlers,
+  ExperimentsRoutes,
   SystemHandlers
 )

@@ -1,7 +1,8 @@
 /**
  * `/v1/keys`: admins create, list and revoke API keys. A key is shown once, when created, and
  * stored only as its hash; it can never carry a role above its creator's; keys of another
- * tenant can be made only by an admin of the platform tenant (`default`).
+ * tenant can be made only by an admin of the platform tenant (`default`). A key may carry its own
+ * monthly budget (`budget_usd`), which `Budgets` applies instead of the default for keys.
  */
 import * as Effect from "effect/Effect"
 import * as HttpApiBuilder from "effect/http-api/HttpApiBuilder"
@@ -12,12 +13,13 @@ import * as Authentication from "./Authentication.ts"
 
 const admin = Authentication.requireRole("admin", "managing keys")
 
-const listed = ({ id, name, role, tenant, created_at }: Storage.ApiKeyRecord) => ({
+const listed = ({ id, name, role, tenant, created_at, budget_usd }: Storage.ApiKeyRecord) => ({
   id,
   name,
   role,
   tenant,
-  created_at
+  created_at,
+  budget_usd
 })
 
 export const layer = HttpApiBuilder.group(
@@ -47,7 +49,8 @@ export const layer = HttpApiBuilder.group(
             name: payload.name ?? "",
             role: payload.role,
             key_hash: Authentication.hashKey(key),
-            created_at: yield* Storage.nowIso
+            created_at: yield* Storage.nowIso,
+            budget_usd: payload.budget_usd ?? null
           })
           yield* storage.insertApiKey(record).pipe(Effect.catch(ApiError.storageFailed))
           return { ...listed(record), key }

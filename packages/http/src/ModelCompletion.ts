@@ -103,7 +103,8 @@ const sse = (data: string) => encoder.encode(`data: ${data}\n\n`)
 const chunks = (
   parts: Stream.Stream<Response.AnyPart, AiError.AiError>,
   header: ChatCompletions.Header,
-  includeUsage: boolean
+  includeUsage: boolean,
+  meter: ModelCatalog.Meter
 ): Stream.Stream<Uint8Array, AiError.AiError> => {
   const toolIndex = new Map<string, number>()
   const chunk = (delta: object, finish: string | null = null) => sse(ChatCompletions.chunk(header, delta, finish))
@@ -130,7 +131,7 @@ const chunks = (
       case "finish": {
         const finish = chunk({}, ChatCompletions.finishReason(part.reason))
         const usage = ChatCompletions.usageOf(part.usage)
-        // The usage chunk is what the router charges; a client that did not ask for it does not get it.
+        meter.usage(Usage.fromResponse(part.usage), false)
         return includeUsage ? Stream.make(finish, sse(ChatCompletions.usageChunk(header, usage))) : Stream.make(finish)
       }
       default:
@@ -147,9 +148,6 @@ interface Answer {
   readonly bytes: Uint8Array
   readonly usage: Usage.Usage
 }
-
-const usageOf = (usage: ChatCompletions.Usage | undefined, promptTokens: number): Usage.Usage =>
-  usage === undefined ? Usage.make(promptTokens, 0) : Usage.make(usage.prompt_tokens, usage.completion_tokens)
 
 /** A request's needs, for routing: tools when it offers any, vision when it sends images. */
 const needsOf = (request: ChatCompletions.Request, promptTokens: number): ModelRouter.Needs => ({
@@ -217,10 +215,12 @@ export const serve = (
         const relay = model.relay
         const call: Effect.Effect<Answer, ModelCatalog.ModelError> =
           relay !== undefined
-            ? Effect.map(relay.complete(body, requestId), (bytes) => ({
-                bytes,
-                usage: usageOf(ChatCompletions.readCompletion(bytes), promptTokens)
-              }))
+            ? Effect.suspend(() => {
+                // The relay reports the call's usage (read from the answer, or estimated).
+                let usage = Usage.make(promptTokens, 0)
+                const meter: ModelCatalog.Meter = { usage: (reported) => (usage = reported) }
+                return Effect.map(relay.complete(body, requestId, meter), (bytes) => ({ bytes, usage }))
+              })
             : generate(model.languageModel, request).pipe(
                 Effect.mapError((error) => ModelCatalog.fromAiError(model.info, error)),
                 Effect.map((answer) => {
@@ -229,7 +229,7 @@ export const serve = (
                   const toolCalls = toolCallsOf(answer.content)
                   const finish = ChatCompletions.finishReason(answer.finishReason)
                   const json = ChatCompletions.completion(header, answer.text, toolCalls, finish, usage)
-                  return { bytes: encoder.encode(JSON.stringify(json)), usage: usageOf(usage, promptTokens) }
+                  return { bytes: encoder.encode(JSON.stringify(json)), usage: Usage.fromResponse(answer.usage) }
                 }),
                 Effect.provideService(CallOptions.CallOptions, callOptions)
               )
@@ -253,21 +253,26 @@ export const serve = (
       ...(Array.isArray(body["messages"]) ? body["messages"] : []),
       ...ChatCompletions.continuation(partial)
     ]
+    // The usage the current attempt reported: the relay's meter, or the converted answer's last part.
+    let reported: Usage.Usage | undefined
+    const meter: ModelCatalog.Meter = { usage: (usage) => (reported = usage) }
     const attempt = (
       model: ModelCatalog.Model,
       partial: string
     ): Stream.Stream<Uint8Array, ModelCatalog.ModelError> => {
+      reported = undefined
       const relay = model.relay
       const bytes: Stream.Stream<Uint8Array, ModelCatalog.ModelError> =
         relay !== undefined
-          ? relay.stream(partial === "" ? body : { ...body, messages: continued(partial) }, requestId)
+          ? relay.stream(partial === "" ? body : { ...body, messages: continued(partial) }, requestId, meter)
           : chunks(
               streamParts(model.languageModel, request, [
                 ...request.messages,
                 ...ChatCompletions.continuation(partial)
               ]),
               { id, created, model: model.info.id },
-              includeUsage
+              includeUsage,
+              meter
             ).pipe(
               Stream.mapError((error) => ModelCatalog.fromAiError(model.info, error)),
               Stream.provideService(CallOptions.CallOptions, callOptions)
@@ -279,7 +284,12 @@ export const serve = (
       plan,
       (turn) =>
         router
-          .stream(turn, plan, { attempt, read: ChatCompletions.readStream, promptTokens })
+          .stream(turn, plan, {
+            attempt,
+            usage: () => reported,
+            text: ChatCompletions.streamText,
+            promptTokens
+          })
           .pipe(Stream.filter((part): part is Uint8Array => part instanceof Uint8Array)),
       callOptions.maxTokens
     )

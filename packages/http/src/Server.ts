@@ -78,6 +78,8 @@ export const database = (config: AppConfig.AppConfigValue) =>
 const application = (config: AppConfig.AppConfigValue, options: Options) => {
   const db = database(config)
   const storage = Storage.layerSql.pipe(Layer.provide(db))
+  const budgets = Budgets.layer(config.budgets).pipe(Layer.provide(db))
+  const experiments = Experiments.layer(Experiments.fromConfig(config.routing.experiments)).pipe(Layer.provide(db))
   const cluster = Cluster.layer(config, options.workerIndex).pipe(Layer.provide(db))
   // Health shared through Redis when configured, else PostgreSQL, else kept in this process.
   const health = ModelHealth.layerConfig(config).pipe(Layer.provide(db))
@@ -102,8 +104,7 @@ const application = (config: AppConfig.AppConfigValue, options: Options) => {
       AppConfig.AppConfig.layerFrom(config),
       health,
       RetryBudget.layerFrom(RetryBudget.settingsOf(config)),
-      Budgets.Budgets.layerMemory,
-      Experiments.Experiments.layerMemory
+      experiments
     ])
   )
   const bootstrap = Layer.effectDiscard(
@@ -134,7 +135,7 @@ const application = (config: AppConfig.AppConfigValue, options: Options) => {
     Layer.provide(bootstrap),
     Layer.provide(sessions),
     Layer.provideMerge(routing),
-    Layer.provideMerge(Layer.mergeAll(db, storage, models, cluster, tools, settings))
+    Layer.provideMerge(Layer.mergeAll(db, storage, budgets, experiments, models, cluster, tools, settings))
   )
 }
 

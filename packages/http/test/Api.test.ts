@@ -3,6 +3,7 @@ import { Effect } from "effect"
 import { readFileSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 import { OpenApi } from "effect/http-api"
+import { Budgets } from "@polyagent/runtime"
 import { Api } from "../src/Api.ts"
 import * as ApiError from "../src/ApiError.ts"
 import * as OpenApiDocument from "../src/OpenApiDocument.ts"
@@ -51,6 +52,24 @@ describe("ApiError", () => {
       assert.deepStrictEqual(error.error, { type: "not_found", message: "session x not found", request_id: "req_1" })
       assert.strictEqual(ApiError.statusOf.not_found, 404)
       assert.strictEqual(ApiError.statusOf.upstream_timeout, 504)
+      assert.strictEqual(ApiError.statusOf.budget_exceeded, 402)
+    })
+  )
+})
+
+describe("ApiError.failTurn", () => {
+  it.effect("answers a spent budget with 402 budget_exceeded naming the budget", () =>
+    Effect.gen(function* () {
+      const refused = new Budgets.BudgetExceeded({ scope: "key", period: "month", limit_usd: 20 })
+      const error = yield* Effect.flip(ApiError.failTurn(refused)).pipe(
+        Effect.provideService(ApiError.RequestId, "req_2")
+      )
+      assert.instanceOf(error, ApiError.BudgetExceeded)
+      assert.deepStrictEqual(error.error, {
+        type: "budget_exceeded",
+        message: "the API key's monthly budget of 20 USD is spent",
+        request_id: "req_2"
+      })
     })
   )
 })

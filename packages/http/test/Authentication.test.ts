@@ -30,7 +30,8 @@ const keyOf = (id: string, key: string) =>
     name: id,
     role: "user",
     key_hash: Authentication.hashKey(key),
-    created_at: "2026-11-25T00:00:00.000Z"
+    created_at: "2026-11-25T00:00:00.000Z",
+    budget_usd: null
   })
 
 describe("Authentication.KeyCache", () => {

@@ -1,9 +1,29 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Result, Schema } from "effect"
-import { Tool } from "effect/ai"
+import { Response, Tool } from "effect/ai"
+import { Usage as RuntimeUsage } from "@polyagent/runtime"
 import * as ChatCompletions from "../src/ChatCompletions.ts"
 
 describe("ChatCompletions", () => {
+  it("reports usage as the runtime bills it, with the cached and reasoning shares", () => {
+    const usage = new Response.Usage({
+      inputTokens: { total: 19, cacheRead: 4, uncached: 15, cacheWrite: undefined },
+      outputTokens: { total: 10, reasoning: 2, text: 8 }
+    })
+    const converted = ChatCompletions.usageOf(usage)
+    assert.deepStrictEqual(
+      { ...converted },
+      {
+        prompt_tokens: 19,
+        completion_tokens: 10,
+        total_tokens: 29,
+        prompt_tokens_details: { cached_tokens: 4 },
+        completion_tokens_details: { reasoning_tokens: 2 }
+      }
+    )
+    assert.deepStrictEqual({ ...RuntimeUsage.fromResponse(usage) }, { ...converted })
+  })
+
   it("turns OpenAI messages into a prompt, naming each tool result after its call", () => {
     const prompt = ChatCompletions.toPrompt([
       { role: "developer", content: [{ type: "text", text: "rules" }] },

@@ -91,9 +91,18 @@ export const infoOf = (id: string, entry: Entry): ModelCatalog.ModelInfo =>
       streaming: entry.capabilities.streaming,
       context_window: entry.capabilities.contextWindow
     }),
-    cost_per_1k_tokens: new Usage.Price({ input: entry.costPer1kTokens.input, output: entry.costPer1kTokens.output }),
+    cost_per_1k_tokens: priceOf(entry.costPer1kTokens),
     price_date: entry.priceDate ?? null,
     ...(entry.quality === undefined ? {} : { quality: entry.quality })
+  })
+
+/** The prices of a catalogue entry; cached input and reasoning only when the entry prices them. */
+export const priceOf = ({ cachedInput, input, output, reasoning }: Entry["costPer1kTokens"]): Usage.Price =>
+  new Usage.Price({
+    input,
+    output,
+    ...(cachedInput === undefined ? {} : { cached_input: cachedInput }),
+    ...(reasoning === undefined ? {} : { reasoning })
   })
 
 const isKeyed = (name: string): name is keyof typeof keyed => Object.hasOwn(keyed, name)
@@ -185,8 +194,8 @@ const relayOf = (
 ): ModelCatalog.Relay<ModelCatalog.ModelError> => {
   const toModelError = (error: AiError.AiError) => ModelCatalog.fromAiError(info, error)
   return {
-    complete: (body, requestId) => Effect.mapError(relay.complete(body, requestId), toModelError),
-    stream: (body, requestId) => Stream.mapError(relay.stream(body, requestId), toModelError)
+    complete: (body, requestId, meter) => Effect.mapError(relay.complete(body, requestId, meter), toModelError),
+    stream: (body, requestId, meter) => Stream.mapError(relay.stream(body, requestId, meter), toModelError)
   }
 }
 

@@ -146,16 +146,16 @@ export const observeRelay = (
   relay: ModelCatalog.Relay<AiError.AiError>,
   health: Health
 ): ModelCatalog.Relay<AiError.AiError> => ({
-  complete: (body, requestId) =>
+  complete: (body, requestId, meter) =>
     timedCall(
       health,
       info,
-      Effect.tapError(relay.complete(body, requestId), (error) => failed(info, "complete", error, requestId))
+      Effect.tapError(relay.complete(body, requestId, meter), (error) => failed(info, "complete", error, requestId))
     ),
-  stream: (body, requestId) =>
+  stream: (body, requestId, meter) =>
     timedStream(
       health,
       info,
-      Stream.tapError(relay.stream(body, requestId), (error) => failed(info, "stream", error, requestId))
+      Stream.tapError(relay.stream(body, requestId, meter), (error) => failed(info, "stream", error, requestId))
     )
 })

@@ -92,9 +92,9 @@ describe("ProviderCatalog", () => {
         const relay = model.relay
         assert.isDefined(relay)
         if (relay === undefined) return
-        const answer = yield* relay.complete(ask("hi"), "req-1")
+        const answer = yield* relay.complete(ask("hi"), "req-1", ModelCatalog.noMeter)
         assert.include(new TextDecoder().decode(answer), '"model":"gpt-4o-mini"')
-        const limited = yield* Effect.flip(relay.complete(ask(`hi ${Scenario.rateLimited}`), ""))
+        const limited = yield* Effect.flip(relay.complete(ask(`hi ${Scenario.rateLimited}`), "", ModelCatalog.noMeter))
         assert.deepStrictEqual(
           limited,
           new ModelCatalog.ModelError({
@@ -105,7 +105,9 @@ describe("ProviderCatalog", () => {
             retry_after_ms: 7000
           })
         )
-        const streamed = yield* Effect.exit(Stream.runDrain(relay.stream(ask(`hi ${Scenario.serverError}`), "")))
+        const streamed = yield* Effect.exit(
+          Stream.runDrain(relay.stream(ask(`hi ${Scenario.serverError}`), "", ModelCatalog.noMeter))
+        )
         assert.deepStrictEqual(
           streamed,
           Exit.fail(

@@ -85,7 +85,7 @@ describe("UpstreamLog", () => {
         },
         yield* makeHealth
       )
-      const lines = yield* logsOf(relay.complete({}, "req-1"))
+      const lines = yield* logsOf(relay.complete({}, "req-1", ModelCatalog.noMeter))
       assert.deepStrictEqual(lines, [
         {
           level: "Warn",
@@ -99,7 +99,7 @@ describe("UpstreamLog", () => {
           request_id: "req-1"
         }
       ])
-      const streamed = yield* logsOf(Stream.runDrain(relay.stream({}, "req-2")))
+      const streamed = yield* logsOf(Stream.runDrain(relay.stream({}, "req-2", ModelCatalog.noMeter)))
       assert.deepStrictEqual(streamed, [
         {
           level: "Warn",
@@ -147,10 +147,10 @@ describe("UpstreamLog", () => {
         { complete: () => Effect.succeed(bytes), stream: () => Stream.never },
         health
       )
-      assert.lengthOf(yield* logsOf(relay.complete({}, "req-4")), 0)
+      assert.lengthOf(yield* logsOf(relay.complete({}, "req-4", ModelCatalog.noMeter)), 0)
       const interrupted = yield* logsOf(
         Effect.gen(function* () {
-          const fiber = yield* Effect.forkChild(Stream.runDrain(relay.stream({}, "req-5")))
+          const fiber = yield* Effect.forkChild(Stream.runDrain(relay.stream({}, "req-5", ModelCatalog.noMeter)))
           yield* Effect.yieldNow
           yield* Fiber.interrupt(fiber)
         })
@@ -171,10 +171,10 @@ describe("UpstreamLog", () => {
         },
         health
       )
-      const streamed = yield* Effect.forkChild(Stream.runDrain(relay.stream({}, "req-6")))
+      const streamed = yield* Effect.forkChild(Stream.runDrain(relay.stream({}, "req-6", ModelCatalog.noMeter)))
       yield* TestClock.adjust(Duration.millis(100))
       yield* Fiber.join(streamed)
-      const called = yield* Effect.forkChild(relay.complete({}, "req-7"))
+      const called = yield* Effect.forkChild(relay.complete({}, "req-7", ModelCatalog.noMeter))
       yield* TestClock.adjust(Duration.millis(40))
       yield* Fiber.join(called)
       const report = health.report(info.id)

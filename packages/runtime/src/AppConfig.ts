@@ -39,6 +39,7 @@ const intAtLeast = (minimum: number, maximum = Number.MAX_SAFE_INTEGER) => {
 }
 const PositiveInt = intAtLeast(1)
 const NonEmpty = Schema.NonEmptyString
+const NonNegative = Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0))
 const Secret = <S extends Schema.Codec<string>>(value: S) => Schema.OptionFromNullOr(Schema.RedactedFromValue(value))
 const HttpUrl = Schema.String.check(Schema.isPattern(/^https?:\/\/\S+$/, { expected: "an http(s) URL" }))
 
@@ -55,10 +56,13 @@ export const ModelEntry = Schema.Struct({
     streaming: Schema.Boolean,
     contextWindow: PositiveInt
   }).pipe(Schema.encodeKeys({ contextWindow: "context_window" })),
+  /** USD per 1,000 tokens; cached prompt tokens and reasoning tokens cost `input` / `output` unless priced. */
   costPer1kTokens: Schema.Struct({
-    input: Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0)),
-    output: Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0))
-  }),
+    input: NonNegative,
+    output: NonNegative,
+    cachedInput: Schema.optionalKey(NonNegative),
+    reasoning: Schema.optionalKey(NonNegative)
+  }).pipe(Schema.encodeKeys({ cachedInput: "cached_input" })),
   /** The day the prices were published (`YYYY-MM-DD`). */
   priceDate: Schema.optionalKey(
     Schema.String.check(Schema.isPattern(/^\d{4}-\d{2}-\d{2}$/, { expected: "a date as YYYY-MM-DD" }))
@@ -91,9 +95,43 @@ export const RouteEntry = Schema.Struct({
 
 /** The keys `routing.auto` takes: the task types of `TaskType` and `default`. */
 export const autoKeys: ReadonlyArray<string> = [...TaskType.TaskType.literals, "default"]
+/** A spending limit in USD, `null` for none. */
+const Usd = Schema.NullOr(NonNegative)
+
+/** The budgets of one tenant: a UTC day's and a UTC month's spend; absent or `null`, unlimited. */
+export const TenantBudget = Schema.Struct({
+  dailyUsd: Schema.optionalKey(Usd),
+  monthlyUsd: Schema.optionalKey(Usd)
+}).pipe(Schema.encodeKeys({ dailyUsd: "daily_usd", monthlyUsd: "monthly_usd" }))
 
 /** How much the server logs: `debug` adds Effect's cluster internals, `warn` keeps only failures. */
 export const LogLevel = Schema.Literals(["debug", "info", "warn", "error"])
+
+/** An experiment's id: it is a path segment of `GET /v1/experiments/{id}`. */
+const experimentId = /^[A-Za-z0-9_.-]{1,64}$/
+/** An arm: a model id or a route name. */
+const ArmTarget = Schema.String.check(Schema.isNonEmpty(), Schema.isMaxLength(200))
+const ArmWeight = Schema.Finite.check(Schema.isGreaterThan(0, { expected: "a weight > 0" }))
+
+/**
+ * `routing.experiments`: A/B experiments, each with weighted arms over models or routes; the ids
+ * are path segments of `GET /v1/experiments/{id}`.
+ */
+const ExperimentsSetting = Schema.Record(
+  Schema.String,
+  Schema.Struct({
+    arms: Schema.Record(ArmTarget, ArmWeight).check(
+      Schema.makeFilter((arms) => (Object.keys(arms).length > 0 ? undefined : "expected at least one arm"))
+    )
+  })
+).check(
+  Schema.makeFilter((experiments) => {
+    const invalid = Object.keys(experiments).filter((id) => !experimentId.test(id))
+    return invalid.length === 0
+      ? undefined
+      : `expected experiment ids of 1-64 letters, digits or _.-; cannot use ${JSON.stringify(invalid)}`
+  })
+)
 
 const ProviderSettings = Schema.Struct({
   apiKey: Secret(NonEmpty),
@@ -165,20 +203,20 @@ export const AppConfigSchema = Schema.Struct({
       })
     ),
     /** A/B experiments: a request's `model` (or a route's or `auto`'s target) may name one. */
-    experiments: Schema.Record(
-      Schema.String,
-      Schema.Struct({
-        arms: Schema.Record(Schema.String, Weight).check(
-          Schema.makeFilter((record) => (Object.keys(record).length > 0 ? undefined : "expected at least one arm"))
-        )
-      })
-    ),
+    experiments: ExperimentsSetting,
     /** What each tenant may use: `{<tenant>: {models: [...]}}`; a tenant not listed may use every model. */
     tenants: Schema.Record(Schema.String, Schema.Struct({ models: Schema.NonEmptyArray(NonEmpty) })),
     /** The model that classifies `auto` requests' task type; null: fast rules only. */
     classifier: Schema.Struct({ model: Schema.NullOr(NonEmpty), timeout: DurationSetting })
   }),
   plugins: Schema.Array(NonEmpty),
+  /** Spending limits (`Budgets`): per tenant, and a default for every API key; days and months in UTC. */
+  budgets: Schema.Struct({
+    tenants: Schema.Record(Schema.String, TenantBudget),
+    keys: Schema.Struct({ dailyUsd: Usd, monthlyUsd: Usd }).pipe(
+      Schema.encodeKeys({ dailyUsd: "daily_usd", monthlyUsd: "monthly_usd" })
+    )
+  }),
   tools: Schema.Struct({
     maxSteps: PositiveInt,
     timeout: DurationSetting,
@@ -234,6 +272,7 @@ export const defaults: AppConfigInput = {
     classifier: { model: null, timeout: "2s" }
   },
   plugins: [],
+  budgets: { tenants: {}, keys: { daily_usd: null, monthly_usd: null } },
   tools: { max_steps: 8, timeout: "30s", concurrency: 8, max_result_bytes: 65_536, network: { allow_hosts: [] } },
   models: { default: "local", local: { chunk_delay: "0 millis" }, catalog: {}, health_check_interval: "30s" },
   resilience: resilienceDefaults,
@@ -276,10 +315,18 @@ export const envSettings: ReadonlyArray<EnvSetting> = [
 ]
 const secretKeys = new Set(envSettings.filter((s) => s.secret === true).map((s) => s.path.join(".")))
 
+/** Whether the `i`-th key of `path` is a name the user chose (a model id, a route, an experiment, an arm). */
+const isUserKey = (path: ReadonlyArray<PropertyKey>, i: number) =>
+  (i === 2 &&
+    ((path[0] === "models" && path[1] === "catalog") ||
+      path[0] === "routing" ||
+      (path[0] === "budgets" && path[1] === "tenants"))) ||
+  (i === 4 && path[0] === "routing" && path[1] === "experiments" && path[3] === "arms")
+
 // Issue paths mix YAML keys and camelCase field names; users only know the YAML ones.
 const userPath = (path: ReadonlyArray<PropertyKey>): ReadonlyArray<string> =>
   path.map((key, i) =>
-    i === 2 && ((path[0] === "models" && path[1] === "catalog") || path[0] === "routing")
+    isUserKey(path, i)
       ? String(key)
       : String(key)
           .replace(/([a-z])([A-Z0-9])/g, "$1_$2")

@@ -1,9 +1,10 @@
 /**
  * The messages of a conversation as they are stored and returned: one row per message,
  * numbered in order within its session. Assistant messages carry the model, provider,
- * usage and cost of the turn that produced them.
+ * usage and cost of the turn that produced them, and the task type detected for it.
  */
 import * as Schema from "effect/Schema"
+import { TaskType } from "./TaskType.ts"
 import { Usage } from "./Usage.ts"
 
 /** Who wrote a message. */
@@ -33,6 +34,8 @@ export class Message extends Schema.Class<Message>("@polyagent/runtime/Message")
   pinned: Schema.Boolean,
   /** The models that produced an answer, in order (more than one after a failover mid-answer). */
   models: Schema.NullOr(Schema.Array(Schema.String)),
+  /** The task type detected for the turn (`model: "auto"` routing); `null` when none was detected. */
+  task_type: Schema.NullOr(TaskType),
   created_at: Schema.String
 }) {}
 

@@ -7,12 +7,13 @@
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import { constVoid } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import type * as Stream from "effect/Stream"
 import type * as AiError from "effect/ai/AiError"
 import type * as LanguageModel from "effect/ai/LanguageModel"
-import { Price } from "./Usage.ts"
+import { Price, type Usage } from "./Usage.ts"
 
 /** What a model can do. */
 export class Capabilities extends Schema.Class<Capabilities>("@polyagent/runtime/Capabilities")({
@@ -54,14 +55,34 @@ export interface Model {
  * provider's, as for `languageModel`.
  */
 export interface Relay<E> {
-  /** A non-streamed completion: the upstream's JSON answer, checked to parse. */
-  readonly complete: (body: RelayBody, requestId: string) => Effect.Effect<Uint8Array, E>
   /**
-   * A streamed completion: the upstream's SSE bytes as they arrive, `data: [DONE]` included. The
-   * request is sent when the stream runs, and interrupting the stream aborts it.
+   * A non-streamed completion: the upstream's JSON answer, checked to parse. `meter` is told
+   * what the call used once it ends, however it ends.
    */
-  readonly stream: (body: RelayBody, requestId: string) => Stream.Stream<Uint8Array, E>
+  readonly complete: (body: RelayBody, requestId: string, meter: Meter) => Effect.Effect<Uint8Array, E>
+  /**
+   * A streamed completion: the upstream's SSE bytes as they arrive, `data: [DONE]` included (the
+   * event with the usage only when the client asked for it). The request is sent when the stream
+   * runs, and interrupting the stream aborts it. `meter` is told what the call used once the
+   * stream ends, however it ends (a failure, an interruption: what was used until then).
+   */
+  readonly stream: (body: RelayBody, requestId: string, meter: Meter) => Stream.Stream<Uint8Array, E>
 }
+
+/**
+ * Told what a relayed call used: called once per call, when it ends. `estimated` is true when
+ * upstream did not report it (a stream that broke, a server without usage): the prompt is then
+ * counted from the request and the completion from the text passed on. A call that got no answer
+ * (refused, or stopped before one began) reports zero, not estimated.
+ *
+ * Gotchas: it runs on the relay's hot path, synchronously: do not block in it.
+ */
+export interface Meter {
+  readonly usage: (usage: Usage, estimated: boolean) => void
+}
+
+/** A {@link Meter} that ignores what it is told. */
+export const noMeter: Meter = { usage: constVoid }
 
 /** A client's Chat Completions request body, as JSON. */
 export type RelayBody = Readonly<Record<string, unknown>>

@@ -153,7 +153,7 @@ export const layerRedis = (
     )
   )
 
-/** Health shared through the SQL database (PostgreSQL between processes), tables of migration 8. */
+/** Health shared through the SQL database (PostgreSQL between processes), tables of migration 10. */
 export const layerSql = (settings: HealthSettings): Layer.Layer<ModelHealth, never, SqlClient.SqlClient> =>
   Layer.effect(
     ModelHealth,

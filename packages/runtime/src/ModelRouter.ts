@@ -23,6 +23,7 @@ import * as Layer from "effect/Layer"
 import * as Random from "effect/Random"
 import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
+import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { AppConfig, ConfigError } from "./AppConfig.ts"
 import * as Budgets from "./Budgets.ts"
@@ -203,6 +204,8 @@ export const make = Effect.fnUntraced(function* (options: Options) {
     })
   }
   const deps: Failover.Deps = { health, retryBudget, retry: options.retry }
+  // Experiment outcomes are written in the background, in the router's scope: never on a reply's path.
+  const scope = yield* Scope.Scope
   const ticks = new Map<string, number>()
   const allowed = new Map(
     Object.entries(options.routing.tenants).map(([tenant, policy]) => [tenant, new Set(policy.models)])
@@ -308,16 +311,19 @@ export const make = Effect.fnUntraced(function* (options: Options) {
       yield* budgets.settle(started.reservation, started.turn.charges)
       if (plan.experiment === null) return
       const now = yield* Clock.currentTimeMillis
-      yield* experiments.record({
-        tenant: caller.payer.tenant,
-        experiment: plan.experiment.id,
-        arm: plan.experiment.arm,
-        session_id: caller.sessionId,
-        request_id: caller.requestId,
-        ok: Exit.isSuccess(exit),
-        latency_ms: now - started.startedAt,
-        cost_usd: started.turn.costUsd()
-      })
+      yield* Effect.forkIn(
+        experiments.record({
+          tenant: caller.payer.tenant,
+          experiment: plan.experiment.id,
+          arm: plan.experiment.arm,
+          session_id: caller.sessionId,
+          request_id: caller.requestId,
+          ok: Exit.isSuccess(exit),
+          latency_ms: now - started.startedAt,
+          cost_usd: started.turn.costUsd()
+        }),
+        scope
+      )
     })
 
   return ModelRouter.of({

@@ -320,7 +320,14 @@ export const layer = (options: {
           turn.callOptions.maxTokens
         )
         const { model, text, usage, costUsd } = outcome
-        const answer = yield* newMessage({ ...answeredBy(model), content: text, usage, cost_usd: costUsd, models })
+        const answer = yield* newMessage({
+          ...answeredBy(model),
+          content: text,
+          usage,
+          cost_usd: costUsd,
+          models,
+          task_type: turn.plan.taskType
+        })
         yield* store([...unstored, answer], firstWrite)
         return new TurnResult({
           session_id: sessionId,

@@ -11,7 +11,6 @@
 import * as Arr from "effect/Array"
 import * as Context from "effect/Context"
 import * as DateTime from "effect/DateTime"
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -19,11 +18,9 @@ import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
 import * as SqlClient from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
-import type { Row } from "effect/sql/SqlConnection"
 import type { Message } from "./Message.ts"
 import { SessionInfo } from "./Session.ts"
 import type { Agent } from "./Agent.ts"
-import { isUnreachable } from "./Database.ts"
 import { within } from "./internal/bounded.ts"
 import {
   agentRow,
@@ -37,32 +34,11 @@ import {
   messageRow,
   toMessage
 } from "./internal/storageRows.ts"
-import { decodeRows, encodeArgument, insertRows } from "./internal/storedText.ts"
+import { failWith, operationTimeout, queryOn, StorageError, storageError } from "./internal/storageQuery.ts"
+import { insertRows } from "./internal/storedText.ts"
 import * as TurnWrites from "./internal/turnWrites.ts"
 
-/**
- * A storage operation failed. The message names the operation, never SQL or values.
- * `unavailable` says the database could not be reached in time (answer 503 and let the client
- * retry) rather than that it refused the operation.
- */
-export class StorageError extends Schema.TaggedError<StorageError>()("StorageError", {
-  operation: Schema.String,
-  unavailable: Schema.optionalKey(Schema.Boolean),
-  cause: Schema.Defect()
-}) {
-  override get message(): string {
-    return this.unavailable === true
-      ? `storage is unavailable (during ${this.operation})`
-      : `storage failed during ${this.operation}`
-  }
-}
-
-/**
- * Bound on one storage operation. Past it the operation is interrupted and fails as
- * `unavailable`: a database that stops answering (a frozen server, a cut connection the
- * kernel has not noticed yet) must not hold a request for longer.
- */
-export const operationTimeout = Duration.seconds(4)
+export { operationTimeout, StorageError } from "./internal/storageQuery.ts"
 
 /** Now, as every stored timestamp is written: ISO 8601 in UTC, from the `Clock` (so tests drive it). */
 export const nowIso: Effect.Effect<string> = Effect.map(DateTime.now, DateTime.formatIso)
@@ -81,7 +57,9 @@ export class ApiKeyRecord extends Schema.Class<ApiKeyRecord>("@polyagent/runtime
   name: Schema.String,
   role: Role,
   key_hash: Schema.String,
-  created_at: Schema.String
+  created_at: Schema.String,
+  /** The key's monthly budget in USD (`Budgets`); null: the configured default for keys. */
+  budget_usd: Schema.NullOr(Schema.Finite)
 }) {}
 
 /** A fact an agent remembers about one of its users. */
@@ -188,25 +166,12 @@ const decodeKeyRows = Schema.decodeUnknownEffect(Schema.Array(ApiKeyRecord))
 const isUniqueViolation = (error: SqlError | Schema.SchemaError): boolean =>
   error._tag === "SqlError" && error.reason._tag === "UniqueViolation"
 
-/** The storage failure of `cause`, `unavailable` when the database could not be reached in time. */
-const storageError = (operation: string, cause: unknown) =>
-  new StorageError({ operation, unavailable: isUnreachable(cause), cause })
-
-const failWith =
-  (operation: string) =>
-  <A, R>(effect: Effect.Effect<A, SqlError | Schema.SchemaError, R>): Effect.Effect<A, StorageError, R> =>
-    effect.pipe(
-      within(operationTimeout),
-      Effect.mapError((cause) => storageError(operation, cause))
-    )
-
 /** Builds the storage on the `SqlClient` in context, whose tables `Database` created. */
 export const make = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
 
   /** `sql` with every string argument encoded, its rows decoded: every statement of this module goes through it. */
-  const query = (strings: TemplateStringsArray, ...args: Array<unknown>): Effect.Effect<ReadonlyArray<Row>, SqlError> =>
-    Effect.map(sql<Row>(strings, ...args.map(encodeArgument)), decodeRows)
+  const query = queryOn(sql)
   const insert = (rows: Arr.NonEmptyReadonlyArray<Record<string, unknown>>) => insertRows(sql, rows)
 
   const selectMessages = (tenant: string, sessionId: string) =>
@@ -315,14 +280,14 @@ export const make = Effect.gen(function* () {
         failWith("insertApiKey")
       ),
     findApiKeyByHash: (hash) =>
-      query`SELECT id, tenant, name, role, key_hash, created_at FROM api_keys
+      query`SELECT id, tenant, name, role, key_hash, created_at, budget_usd FROM api_keys
             WHERE key_hash = ${hash} AND revoked_at IS NULL`.pipe(
         Effect.flatMap(decodeKeyRows),
         Effect.map((rows) => Option.fromNullishOr(rows[0])),
         failWith("findApiKeyByHash")
       ),
     listApiKeys: (tenant) =>
-      query`SELECT id, tenant, name, role, key_hash, created_at FROM api_keys
+      query`SELECT id, tenant, name, role, key_hash, created_at, budget_usd FROM api_keys
             WHERE tenant = ${tenant} AND revoked_at IS NULL ORDER BY created_at, id`.pipe(
         Effect.flatMap(decodeKeyRows),
         failWith("listApiKeys")

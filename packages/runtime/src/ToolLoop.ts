@@ -184,7 +184,8 @@ const streamed = <E>(
         Stream.provideService(CallOptions, options.callOptions)
       )
     },
-    read: readParts,
+    usage: (parts) => readParts(parts).usage,
+    text: (parts) => readParts(parts).text,
     promptTokens: plan.needs.promptTokens
   })
   return Effect.map(collectStep(parts, delta, options.hooks.failover ?? noFailover), (answer) => ({

@@ -210,6 +210,43 @@ describe("AppConfig", () => {
     }).pipe(Effect.scoped)
   )
 
+  it.effect("budgets: per tenant and per key, in USD; cached and reasoning prices in the catalogue", () =>
+    Effect.gen(function* () {
+      const config = yield* loadIn(
+        [
+          "budgets:",
+          "  tenants:",
+          "    acme: { daily_usd: 50, monthly_usd: 1000 }",
+          "    my-team: { monthly_usd: 20 }",
+          "  keys: { daily_usd: 2, monthly_usd: null }",
+          "models:",
+          "  catalog:",
+          "    my-model:",
+          "      provider: openai",
+          "      capabilities: { tools: true, vision: false, streaming: true, context_window: 128000 }",
+          "      cost_per_1k_tokens: { input: 0.005, output: 0.015, cached_input: 0.0005, reasoning: 0.02 }"
+        ].join("\n")
+      )
+      assert.deepStrictEqual(config.budgets, {
+        tenants: { acme: { dailyUsd: 50, monthlyUsd: 1000 }, "my-team": { monthlyUsd: 20 } },
+        keys: { dailyUsd: 2, monthlyUsd: null }
+      })
+      assert.deepStrictEqual(config.models.catalog["my-model"]?.costPer1kTokens, {
+        input: 0.005,
+        output: 0.015,
+        cachedInput: 0.0005,
+        reasoning: 0.02
+      })
+      assert.deepStrictEqual(
+        (yield* failureOf("budgets:\n  tenants:\n    Acme_1: { daily_usd: -5, weekly_usd: 1 }\n")).split("\n"),
+        [
+          'config/polyagent.yaml: unknown key "budgets.tenants.Acme_1.weekly_usd"',
+          "budgets.tenants.Acme_1.daily_usd: expected a value greater than or equal to 0, got -5 (in config/polyagent.yaml)"
+        ]
+      )
+    }).pipe(Effect.scoped)
+  )
+
   it.effect("unknown YAML keys are named, at any depth", () =>
     Effect.gen(function* () {
       const message = yield* failureOf("modles:\n  default: gpt-4o\nserver:\n  prot: 80\n")
@@ -318,5 +355,48 @@ describe("AppConfig", () => {
       )
       assert.include(yield* failureOf("resilience:\n  breaker:\n    treshold: 3\n"), "unknown key")
     })
+  )
+
+  it.effect("routing: experiments and the classifier load, names kept as written", () =>
+    Effect.gen(function* () {
+      const config = yield* loadIn(
+        [
+          "routing:",
+          "  experiments:",
+          "    miniVsHaiku:",
+          "      arms: { gpt-4o-mini: 70, anthropic/claude-haiku-4.5: 30 }",
+          "  classifier: { model: gpt-4o-mini, timeout: 500 millis }"
+        ].join("\n")
+      )
+      assert.deepStrictEqual(config.routing.experiments, {
+        miniVsHaiku: { arms: { "gpt-4o-mini": 70, "anthropic/claude-haiku-4.5": 30 } }
+      })
+      assert.strictEqual(config.routing.classifier.model, "gpt-4o-mini")
+      assert.strictEqual(Duration.toMillis(config.routing.classifier.timeout), 500)
+      const defaults = yield* loadIn(undefined)
+      assert.deepStrictEqual(defaults.routing.experiments, {})
+      assert.isNull(defaults.routing.classifier.model)
+      assert.strictEqual(Duration.toMillis(defaults.routing.classifier.timeout), 2_000)
+    }).pipe(Effect.scoped)
+  )
+
+  it.effect("routing: a weight that is not > 0, an experiment without arms or a bad timeout is refused by key", () =>
+    Effect.gen(function* () {
+      const zero = yield* failureOf("routing:\n  experiments:\n    abTest:\n      arms: { gpt-4o: 0, local: 1 }\n")
+      assert.include(zero, "routing.experiments.abTest.arms.gpt-4o")
+      assert.include(zero, "a weight > 0")
+      const empty = yield* failureOf("routing:\n  experiments:\n    abTest:\n      arms: {}\n")
+      assert.include(empty, "routing.experiments.abTest.arms")
+      assert.include(empty, "at least one arm")
+      const unknown = yield* failureOf(
+        "routing:\n  experiments:\n    abTest:\n      arms: { local: 1 }\n      split: 2\n"
+      )
+      assert.include(unknown, 'unknown key "routing.experiments.abTest.split"')
+      const badId = yield* failureOf("routing:\n  experiments:\n    a/b:\n      arms: { local: 1 }\n")
+      assert.include(badId, "routing.experiments")
+      assert.include(badId, "1-64 letters, digits or _.-")
+      const timeout = yield* failureOf("routing:\n  classifier: { model: null, timeout: soon }\n")
+      assert.include(timeout, "routing.classifier.timeout")
+    }).pipe(Effect.scoped)
   )
 })

@@ -160,6 +160,7 @@ const storedDefaults = {
   tool_call_id: null,
   pinned: false,
   models: null,
+  task_type: null,
   created_at: at
 }
 
@@ -462,6 +463,7 @@ describe("SessionActor", () => {
               tool_call_id: null,
               pinned: false,
               models: null,
+              task_type: null,
               created_at: "2026-01-01T00:00:00.000Z"
             }
           ])

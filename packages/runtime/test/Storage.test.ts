@@ -3,41 +3,14 @@
  * local server, database `test`, each run in a schema of its own, dropped afterwards).
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, Option, Redacted } from "effect"
+import { Effect, Layer, Option } from "effect"
 import { SqlClient } from "effect/sql"
-import { mkdtempSync, rmSync } from "node:fs"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
 import * as Agent from "../src/Agent.ts"
 import * as Database from "../src/Database.ts"
 import type { Message } from "../src/Message.ts"
 import { ApiKeyRecord, MemoryFact, Storage, layerSql } from "../src/Storage.ts"
 import * as Usage from "../src/Usage.ts"
-
-const PG_URL = "postgres://postgres@127.0.0.1:5432/test"
-
-const sqlite = Layer.unwrap(
-  Effect.acquireRelease(
-    Effect.sync(() => mkdtempSync(join(tmpdir(), "polyagent-storage-"))),
-    (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
-  ).pipe(Effect.map((dir) => Database.layerSqlite(dir)))
-)
-
-const postgres = Layer.unwrap(
-  Effect.sync(() => {
-    const schema = `test_storage_${process.pid}_${Date.now()}`
-    const client = Database.layerPg({ url: Redacted.make(PG_URL), schema })
-    const dropSchema = Layer.effectDiscard(
-      Effect.addFinalizer(() =>
-        Effect.gen(function* () {
-          const sql = yield* SqlClient.SqlClient
-          yield* sql`DROP SCHEMA ${sql(schema)} CASCADE`
-        }).pipe(Effect.orDie)
-      )
-    )
-    return Layer.provideMerge(dropSchema, client)
-  })
-)
+import { databases } from "./support/databases.ts"
 
 const fact = (id: string, user: string, text: string, at: string) =>
   new MemoryFact({ id, user_id: user, agent_id: "agent_1", fact: text, created_at: at })
@@ -55,15 +28,11 @@ const message = (seq: number, id: string, role: Message["role"], content: string
   tool_call_id: null,
   pinned: false,
   models: null,
+  task_type: role === "assistant" ? "chat" : null,
   created_at: at
 })
 
-const databases: Array<[string, Layer.Layer<SqlClient.SqlClient | Database.Probe, unknown>]> = [
-  ["SQLite", sqlite],
-  ["PostgreSQL", postgres]
-]
-
-describe.each(databases)("Storage on %s", (_name, database) => {
+describe.each(databases("test_storage"))("Storage on %s", (_name, database) => {
   const layer = Layer.provideMerge(layerSql, database).pipe(Layer.orDie)
 
   it.layer(layer, { timeout: 30_000 })((it) => {
@@ -101,6 +70,16 @@ describe.each(databases)("Storage on %s", (_name, database) => {
         assert.deepStrictEqual(assistant?.usage, Usage.make(12, 7))
         assert.strictEqual(assistant?.cost_usd, 0.000123)
         assert.strictEqual(all[0]?.usage, null)
+        // The detected task type of the turn, on its assistant message; read back by both queries.
+        assert.deepStrictEqual(
+          all.map((m) => m.task_type),
+          [null, "chat", null]
+        )
+        const loaded = Option.getOrThrow(yield* storage.loadSession("t1", "s2"))
+        assert.deepStrictEqual(
+          loaded.messages.map((m) => m.task_type),
+          [null, "chat", null]
+        )
         const session = Option.getOrThrow(yield* storage.getSession("t1", "s2"))
         assert.strictEqual(session.updated_at, "2026-01-01T00:00:03.000Z")
         assert.deepStrictEqual(yield* storage.listMessages("t2", "s2"), [])
@@ -295,7 +274,8 @@ describe.each(databases)("Storage on %s", (_name, database) => {
             name: text,
             role: "user",
             key_hash: `hash-text-${i}`,
-            created_at: "2026-01-01T00:00:00.000Z"
+            created_at: "2026-01-01T00:00:00.000Z",
+            budget_usd: null
           })
           yield* storage.insertApiKey(key)
           assert.deepStrictEqual(yield* storage.listApiKeys(text), [key], `key name ${i}`)
@@ -380,7 +360,8 @@ describe.each(databases)("Storage on %s", (_name, database) => {
           name: "ci",
           role: "builder",
           key_hash: "a".repeat(64),
-          created_at: "2026-01-01T00:00:00.000Z"
+          created_at: "2026-01-01T00:00:00.000Z",
+          budget_usd: null
         })
         assert.strictEqual(yield* storage.countApiKeys("acme"), 0)
         assert.isTrue(yield* storage.insertApiKey(key))

@@ -29,6 +29,7 @@ const stored = (role: Message["role"], content: string, seq: number): Message =>
   tool_call_id: null,
   pinned: false,
   models: null,
+  task_type: null,
   created_at: "2025-01-01T00:00:00.000Z"
 })
 

@@ -3,12 +3,14 @@
  * client's request body, shaped for the provider by {@link upstreamBody} (model id, quirks), goes
  * upstream as JSON over one keep-alive undici `Pool` per provider, and the upstream's answer comes
  * back as its bytes, untouched: no SDK, no effect/ai conversions, no Schema decoding either way.
+ * Each call reports what it used to the caller's meter (`relay-meter.ts`): a stream is passed on
+ * in whole SSE events, and its usage event only when the client asked for it.
  *
  * Failures are classified as on the SDK path: a non-2xx answer becomes the SDK's own `APIError`
  * and goes through `mapError`, and undici's transport errors become the SDK's connection errors or
  * a timeout, so statuses, vendor codes, `Retry-After` and "no upstream text in an error" hold alike.
  */
-import type { ModelCatalog } from "@polyagent/runtime"
+import { type ModelCatalog, Usage } from "@polyagent/runtime"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
@@ -26,6 +28,7 @@ import { APIConnectionError, APIError, APIUserAbortError } from "openai"
 import { type Dispatcher, Pool } from "undici"
 import type { Config, Quirks } from "./Config.ts"
 import { type ErrorContext, mapError, scrub, timeoutError } from "./map-error.ts"
+import { asksUsage, promptTokensOf, StreamMeter, usageOfWire } from "./relay-meter.ts"
 
 // ---------------------------------------------------------------------------------------------
 // The request body
@@ -35,7 +38,8 @@ import { type ErrorContext, mapError, scrub, timeoutError } from "./map-error.ts
  * set (streamed) or removed, and the server's `quirks` applied: the token limit, whether the client
  * named it `max_tokens` or `max_completion_tokens`, goes under `quirks.maxTokensParam` (the field
  * the quirk names wins when both are sent); `temperature` is kept within `[0, maxTemperature]`;
- * `user` and `stream_options` are dropped where the server does not take them; with
+ * `user` and `stream_options` are dropped where the server does not take them (where it does, a
+ * stream asks for `include_usage`, to meter it); with
  * `toolChoice: "auto"` a forced tool choice is only asked for. Every other field goes as the
  * client sent it. `body` is not modified.
  *
@@ -65,7 +69,12 @@ export const upstreamBody = (
   const upstream: Record<string, unknown> = { ...rest, model: modelId }
   if (stream) {
     upstream.stream = true
-    if (quirks.streamOptions && stream_options !== undefined) upstream.stream_options = stream_options
+    // Usage is asked for, so that the relay can meter the stream; it is dropped if the client did not ask.
+    if (quirks.streamOptions) {
+      upstream.stream_options = Predicate.isObject(stream_options)
+        ? { ...stream_options, include_usage: true }
+        : { include_usage: true }
+    }
   }
   const limit =
     quirks.maxTokensParam === "max_tokens"
@@ -127,7 +136,8 @@ export const maxConnections = 256
  *
  * A relay's `complete` sends the request when run; `stream` when the stream runs. Interrupting
  * either, or a consumer that stops reading the stream early, aborts the request at once, which
- * closes its connection. `X-Request-Id` is sent when `requestId` is not empty.
+ * closes its connection. `X-Request-Id` is sent when `requestId` is not empty. The `meter` is told
+ * once what the call used, when it ends, whichever way it ends.
  *
  * Gotchas: the timeout is not a total deadline: the headers must come within it, then each chunk
  * of the body within it of the previous one, so a silent upstream fails and a slow stream does
@@ -184,20 +194,51 @@ const relays = (pool: Pool, target: Target, path: string, origin: string): Relay
         signal
       })
 
-    const complete = (body: ModelCatalog.RelayBody, requestId: string): Effect.Effect<Uint8Array, AiError.AiError> =>
-      Effect.tryPromise({
+    const complete = (
+      body: ModelCatalog.RelayBody,
+      requestId: string,
+      meter: ModelCatalog.Meter
+    ): Effect.Effect<Uint8Array, AiError.AiError> => {
+      // What the call used: the answer's usage (estimated without it), or nothing without an answer.
+      let began = false
+      let used: readonly [Usage.Usage, boolean] = [Usage.zero, false]
+      return Effect.tryPromise({
         // The signal is aborted if the Effect is interrupted, while waiting for headers or body alike.
-        try: (signal) => send(body, requestId, false, signal).then(readAnswer),
+        try: (signal) =>
+          send(body, requestId, false, signal).then((response) => {
+            began = isSuccess(response.statusCode)
+            return readAnswer(response)
+          }),
         catch: (error) => failure(error, "request")
       }).pipe(
-        Effect.flatMap((answer) => (answer instanceof Uint8Array ? Effect.succeed(answer) : Effect.fail(answer))),
-        Effect.catch((failed) => failWith(completing, failed, apiKey))
+        Effect.flatMap((answer) => {
+          if (!("bytes" in answer)) return Effect.fail(answer)
+          const reported = usageOfWire(Predicate.hasProperty(answer.json, "usage") ? answer.json.usage : undefined)
+          used = reported === undefined ? [Usage.make(promptTokensOf(body), 0), true] : [reported, false]
+          return Effect.succeed(answer.bytes)
+        }),
+        Effect.catch((failed) => failWith(completing, failed, apiKey)),
+        Effect.onExit(() =>
+          Effect.sync(() => {
+            // An answer whose body broke off: its prompt was read upstream.
+            if (began && used[0] === Usage.zero) used = [Usage.make(promptTokensOf(body), 0), true]
+            meter.usage(used[0], used[1])
+          })
+        )
       )
+    }
 
-    const stream = (body: ModelCatalog.RelayBody, requestId: string): Stream.Stream<Uint8Array, AiError.AiError> =>
+    const stream = (
+      body: ModelCatalog.RelayBody,
+      requestId: string,
+      meter: ModelCatalog.Meter
+    ): Stream.Stream<Uint8Array, AiError.AiError> =>
       Stream.unwrap(
         Effect.gen(function* () {
           const controller = new AbortController()
+          const metered = new StreamMeter(body, asksUsage(body))
+          // Told once, however the stream ends: the scope of `unwrap` closes with it.
+          yield* Effect.addFinalizer(() => Effect.sync(() => meter.usage(...metered.usage())))
           let answer: Dispatcher.ResponseData["body"] | undefined
           // Whatever ends the stream before the answer ended (an interruption, a consumer that
           // stops, a failure) aborts the request: undici destroys the body and its connection.
@@ -216,7 +257,7 @@ const relays = (pool: Pool, target: Target, path: string, origin: string): Relay
               yield* Effect.tryPromise({ try: () => rejection(response), catch: (error) => failure(error, "request") })
             )
           }
-          return bytesOf(response.body)
+          return bytesOf(response.body, metered)
         })
       ).pipe(Stream.catch((failed) => Stream.fromEffect(failWith(streaming, failed, apiKey))))
 
@@ -244,7 +285,7 @@ const utf8 = new TextDecoder()
  * left unread pauses the upstream. Ending the stream early does not end the body: the caller
  * aborts the request.
  */
-const bytesOf = (body: Readable): Stream.Stream<Uint8Array, Failure> =>
+const bytesOf = (body: Readable, meter: StreamMeter): Stream.Stream<Uint8Array, Failure> =>
   Stream.fromPull(
     Effect.sync(() => {
       // Opened by every event after which `read()` may answer differently; closed before each read,
@@ -255,8 +296,14 @@ const bytesOf = (body: Readable): Stream.Stream<Uint8Array, Failure> =>
       return Effect.suspend(function pull(): Pull.Pull<NonEmptyReadonlyArray<Uint8Array>, Failure> {
         latch.closeUnsafe()
         const chunk: Uint8Array | null = body.read()
-        if (chunk !== null) return Effect.succeed([chunk])
-        if (body.readableEnded) return Cause.done()
+        if (chunk !== null) {
+          const passed = meter.pass(chunk)
+          return passed === undefined ? pull() : Effect.succeed([passed])
+        }
+        if (body.readableEnded) {
+          const rest = meter.flush()
+          return rest === undefined ? Cause.done() : Effect.succeed([rest])
+        }
         if (body.destroyed) return Effect.fail(failure(body.errored ?? cutShort, "stream"))
         return Effect.flatMap(latch.await, pull)
       })
@@ -266,14 +313,16 @@ const bytesOf = (body: Readable): Stream.Stream<Uint8Array, Failure> =>
 // A body destroyed without an error, before its end (no undici failure does that).
 const cutShort = new Error("the answer's body was destroyed before its end")
 
-/** A non-streamed answer: its bytes once they parse as JSON, or why the call failed. */
-const readAnswer = (response: Dispatcher.ResponseData): Promise<Uint8Array | Failure> =>
+/** A non-streamed answer: its bytes and their JSON once they parse, or why the call failed. */
+const readAnswer = (
+  response: Dispatcher.ResponseData
+): Promise<{ readonly bytes: Uint8Array; readonly json: unknown } | Failure> =>
   isSuccess(response.statusCode)
     ? response.body.bytes().then(
         (bytes) => {
-          // Parsing once is the cheapest proof that the bytes passed on are JSON.
+          // Parsing once is the cheapest proof that the bytes passed on are JSON (and it gives the usage).
           const parsed = Result.try((): unknown => JSON.parse(utf8.decode(bytes)))
-          return Result.isSuccess(parsed) ? bytes : failure(parsed.failure, "request")
+          return Result.isSuccess(parsed) ? { bytes, json: parsed.success } : failure(parsed.failure, "request")
         },
         (error: unknown) => failure(error, "stream")
       )

@@ -58,10 +58,15 @@ describe("upstreamBody", () => {
     assert.isFalse("stream" in completion)
   })
 
-  it("passes the client's own stream_options on a stream to a server that takes them, and adds none", () => {
-    const asked = upstreamBody({ messages, stream_options: { include_usage: false } }, "gpt-4o", openAiQuirks, true)
-    assert.deepStrictEqual(asked["stream_options"], { include_usage: false })
-    assert.isFalse("stream_options" in upstreamBody({ messages }, "gpt-4o", openAiQuirks, true))
+  it("asks a server that takes stream_options for the usage of a stream (to meter it), keeping the client's options", () => {
+    const declined = { messages, stream_options: { include_usage: false, include_obfuscation: false } }
+    assert.deepStrictEqual(upstreamBody(declined, "gpt-4o", openAiQuirks, true)["stream_options"], {
+      include_usage: true,
+      include_obfuscation: false
+    })
+    assert.deepStrictEqual(upstreamBody({ messages }, "gpt-4o", openAiQuirks, true)["stream_options"], {
+      include_usage: true
+    })
   })
 
   it("drops stream_options for a server without them, and from a completion (OpenAI rejects it there)", () => {

@@ -74,7 +74,7 @@ describe("relay", () => {
     it.live("answers a completion with the upstream's bytes, untouched", () =>
       Effect.gen(function* () {
         const { upstream, relay } = yield* setup()
-        const bytes = yield* relay.complete(ask("Say hello"), "")
+        const bytes = yield* relay.complete(ask("Say hello"), "", ModelCatalog.noMeter)
         const choices = field(JSON.parse(utf8.decode(bytes)), "choices")
         assert.strictEqual(
           field(field(Array.isArray(choices) ? choices[0] : undefined, "message"), "content"),
@@ -92,7 +92,7 @@ describe("relay", () => {
       Effect.gen(function* () {
         const { upstream, relay } = yield* setup()
         const { text, failure } = yield* collect(
-          relay.stream(ask("Say hello", { stream_options: { include_usage: true } }), "")
+          relay.stream(ask("Say hello", { stream_options: { include_usage: true } }), "", ModelCatalog.noMeter)
         )
         assert.isUndefined(failure)
         const expected = yield* direct(upstream, {
@@ -112,7 +112,9 @@ describe("relay", () => {
     it.live("passes the bytes of a stream on as they arrive, without parsing them", () =>
       Effect.gen(function* () {
         const { relay } = yield* setup()
-        const { text, failure } = yield* collect(relay.stream(ask(`hi ${Scenario.malformed}`), ""))
+        const { text, failure } = yield* collect(
+          relay.stream(ask(`hi ${Scenario.malformed}`), "", ModelCatalog.noMeter)
+        )
         assert.isUndefined(failure)
         assert.include(text, '{"id": "chatcmpl-B9MHD", "choices": [{"delta": {"content": "lo')
       })
@@ -121,7 +123,7 @@ describe("relay", () => {
     it.live("sends the request only when the stream runs", () =>
       Effect.gen(function* () {
         const { upstream, relay } = yield* setup()
-        const stream = relay.stream(ask("hi"), "")
+        const stream = relay.stream(ask("hi"), "", ModelCatalog.noMeter)
         yield* Effect.sleep("50 millis")
         assert.strictEqual(upstream.received.length, 0)
         yield* Stream.runDrain(stream)
@@ -133,14 +135,14 @@ describe("relay", () => {
       Effect.gen(function* () {
         const { upstream, relay } = yield* setup()
         for (let i = 0; i < 5; i++) {
-          yield* relay.complete(ask(`question ${i}`), "")
-          yield* Stream.runDrain(relay.stream(ask(`question ${i}`), ""))
+          yield* relay.complete(ask(`question ${i}`), "", ModelCatalog.noMeter)
+          yield* Stream.runDrain(relay.stream(ask(`question ${i}`), "", ModelCatalog.noMeter))
         }
         // The pool may open a second connection before the first is back in it; never one a call.
         assert.isAtMost(upstream.connections().accepted, 2)
         const answers = yield* Effect.forEach(
           Array.from({ length: 20 }, (_, i) => ask(`question ${i}`)),
-          (body) => relay.complete(body, ""),
+          (body) => relay.complete(body, "", ModelCatalog.noMeter),
           { concurrency: "unbounded" }
         )
         assert.strictEqual(answers.length, 20)
@@ -160,7 +162,7 @@ describe("relay", () => {
           logprobs: true,
           vendor_extension: { keep: ["me"] }
         })
-        yield* relay.complete(body, "req-7f3a")
+        yield* relay.complete(body, "req-7f3a", ModelCatalog.noMeter)
         const [request] = upstream.received
         assert.strictEqual(request?.method, "POST")
         assert.strictEqual(request?.path, "/v1/chat/completions")
@@ -182,9 +184,9 @@ describe("relay", () => {
     it.live("sends X-Request-Id only for a request id, streamed or not", () =>
       Effect.gen(function* () {
         const { upstream, relay } = yield* setup()
-        yield* Stream.runDrain(relay.stream(ask("hi"), "req-8b4c"))
-        yield* relay.complete(ask("hi"), "")
-        yield* Stream.runDrain(relay.stream(ask("hi"), ""))
+        yield* Stream.runDrain(relay.stream(ask("hi"), "req-8b4c", ModelCatalog.noMeter))
+        yield* relay.complete(ask("hi"), "", ModelCatalog.noMeter)
+        yield* Stream.runDrain(relay.stream(ask("hi"), "", ModelCatalog.noMeter))
         assert.deepStrictEqual(
           upstream.received.map((request) => header(request.headers["x-request-id"])),
           ["req-8b4c", undefined, undefined]
@@ -210,7 +212,7 @@ describe("relay", () => {
           tools: [{ type: "function", function: { name: "get_weather", parameters: { type: "object" } } }],
           tool_choice: "required"
         })
-        const { text, failure } = yield* collect(relay.stream(body, ""))
+        const { text, failure } = yield* collect(relay.stream(body, "", ModelCatalog.noMeter))
         assert.isUndefined(failure)
         assert.include(text, '"usage":{"prompt_tokens":19')
         assert.isTrue(text.endsWith("data: [DONE]\n\n"))
@@ -237,7 +239,8 @@ describe("relay", () => {
         )
         yield* relayOf(provider, "meta-llama/llama-3.3-70b-instruct").complete(
           ask("hi", { max_completion_tokens: 9 }),
-          ""
+          "",
+          ModelCatalog.noMeter
         )
         const [request] = upstream.received
         assert.strictEqual(request?.path, "/api/v1/chat/completions")
@@ -257,7 +260,7 @@ describe("relay", () => {
           baseUrl: `${upstream.url}/v1`,
           timeout: Duration.seconds(5)
         })
-        yield* relayOf(provider, "llama3.1:8b").complete(ask("hi"), "")
+        yield* relayOf(provider, "llama3.1:8b").complete(ask("hi"), "", ModelCatalog.noMeter)
         assert.isFalse("authorization" in (upstream.received[0]?.headers ?? {}))
         assert.strictEqual(field(upstream.received[0]?.body, "model"), "llama3.1:8b")
       })
@@ -269,8 +272,10 @@ describe("relay", () => {
       it.live(`maps ${scenario} to ${reason} exactly as the SDK path does, streamed or not, without the key`, () =>
         Effect.gen(function* () {
           const { upstream, provider, relay } = yield* setup()
-          const completed = yield* Effect.flip(relay.complete(ask(`hi ${scenario}`), ""))
-          const { chunks, failure: streamed } = yield* collect(relay.stream(ask(`hi ${scenario}`), ""))
+          const completed = yield* Effect.flip(relay.complete(ask(`hi ${scenario}`), "", ModelCatalog.noMeter))
+          const { chunks, failure: streamed } = yield* collect(
+            relay.stream(ask(`hi ${scenario}`), "", ModelCatalog.noMeter)
+          )
           assert.strictEqual(chunks.length, 0)
           const model = yield* Provider.languageModel(provider, "gpt-4o")
           const sdk = yield* Effect.flip(model.generateText({ prompt: `hi ${scenario}` }))
@@ -293,7 +298,7 @@ describe("relay", () => {
     it.live("takes Retry-After of a 429", () =>
       Effect.gen(function* () {
         const { relay } = yield* setup()
-        const error = yield* Effect.flip(relay.complete(ask(`hi ${Scenario.rateLimited}`), ""))
+        const error = yield* Effect.flip(relay.complete(ask(`hi ${Scenario.rateLimited}`), "", ModelCatalog.noMeter))
         assert.strictEqual(error.retryAfter === undefined ? undefined : Duration.toMillis(error.retryAfter), 7000)
       })
     )
@@ -301,7 +306,7 @@ describe("relay", () => {
     it.live("marks a prompt too long for the model as context_too_long", () =>
       Effect.gen(function* () {
         const { relay } = yield* setup()
-        const error = yield* Effect.flip(relay.complete(ask(`hi ${Scenario.contextTooLong}`), ""))
+        const error = yield* Effect.flip(relay.complete(ask(`hi ${Scenario.contextTooLong}`), "", ModelCatalog.noMeter))
         assert.strictEqual(
           error.reason._tag === "InvalidRequestError" ? error.reason.constraint : undefined,
           ModelCatalog.contextTooLongConstraint
@@ -317,7 +322,9 @@ describe("relay", () => {
           baseUrl: `${upstream.url}/api/paas/v4`,
           timeout: Duration.seconds(5)
         })
-        const error = yield* Effect.flip(relayOf(provider, "glm-4.6").complete(ask(`hi ${Scenario.glmBalance}`), ""))
+        const error = yield* Effect.flip(
+          relayOf(provider, "glm-4.6").complete(ask(`hi ${Scenario.glmBalance}`), "", ModelCatalog.noMeter)
+        )
         assert.strictEqual(error.reason._tag, "QuotaExhaustedError")
         assert.isFalse(error.isRetryable)
       })
@@ -327,8 +334,8 @@ describe("relay", () => {
       Effect.gen(function* () {
         const upstream = yield* fake(routes("/v1", { apiKey: "sk-the-right-one-0000000000" }))
         const relay = relayOf(yield* openAi(upstream.url), "gpt-4o")
-        const completed = yield* Effect.flip(relay.complete(ask("hi"), ""))
-        const streamed = (yield* collect(relay.stream(ask("hi"), ""))).failure
+        const completed = yield* Effect.flip(relay.complete(ask("hi"), "", ModelCatalog.noMeter))
+        const streamed = (yield* collect(relay.stream(ask("hi"), "", ModelCatalog.noMeter))).failure
         for (const error of [completed, streamed]) {
           assert.strictEqual(error?.reason._tag, "AuthenticationError")
           assertNoSecrets(error)
@@ -339,12 +346,12 @@ describe("relay", () => {
     it.live("fails with a timeout when the server never answers, and closes the connection", () =>
       Effect.gen(function* () {
         const { upstream, relay } = yield* setup("300 millis")
-        const completed = yield* Effect.flip(relay.complete(ask(`hi ${Scenario.hang}`), ""))
+        const completed = yield* Effect.flip(relay.complete(ask(`hi ${Scenario.hang}`), "", ModelCatalog.noMeter))
         assert.strictEqual(completed.reason._tag, "NetworkError")
         assert.isTrue(completed.isRetryable)
         assert.match(descriptionOf(completed), /^Timeout: no response within 300 ms/)
         yield* Effect.promise(() => upstream.closedEarly(0, 1000))
-        const { failure } = yield* collect(relay.stream(ask(`hi ${Scenario.hang}`), ""))
+        const { failure } = yield* collect(relay.stream(ask(`hi ${Scenario.hang}`), "", ModelCatalog.noMeter))
         assert.match(descriptionOf(failure), /^Timeout/)
         yield* Effect.promise(() => upstream.closedEarly(1, 1000))
       })
@@ -355,13 +362,13 @@ describe("relay", () => {
       () =>
         Effect.gen(function* () {
           const { upstream, relay } = yield* setup("300 millis")
-          const { text, failure } = yield* collect(relay.stream(ask(`hi ${Scenario.stall}`), ""))
+          const { text, failure } = yield* collect(relay.stream(ask(`hi ${Scenario.stall}`), "", ModelCatalog.noMeter))
           assert.strictEqual(failure?.reason._tag, "NetworkError")
           assert.isTrue(failure?.isRetryable)
           assert.match(descriptionOf(failure), /^Timeout: no chunk within 300 ms/)
           assert.include(text, '"content":"Hel"')
           yield* Effect.promise(() => upstream.closedEarly(0, 1000))
-          const completed = yield* Effect.flip(relay.complete(ask(`hi ${Scenario.stall}`), ""))
+          const completed = yield* Effect.flip(relay.complete(ask(`hi ${Scenario.stall}`), "", ModelCatalog.noMeter))
           assert.match(descriptionOf(completed), /^Timeout: no chunk within 300 ms/)
           yield* Effect.promise(() => upstream.closedEarly(1, 1000))
         })
@@ -371,7 +378,7 @@ describe("relay", () => {
       Effect.gen(function* () {
         const { relay } = yield* setup("500 millis")
         // 12 chunks 100 ms apart: twice the timeout in all, never the timeout between two chunks.
-        const taken = yield* relay.stream(ask(`hi ${Scenario.slow}`), "").pipe(
+        const taken = yield* relay.stream(ask(`hi ${Scenario.slow}`), "", ModelCatalog.noMeter).pipe(
           Stream.map((chunk) => utf8.decode(chunk)),
           Stream.filter((text) => text.includes("word")),
           Stream.take(12),
@@ -384,12 +391,12 @@ describe("relay", () => {
     it.live("fails with a retryable lost connection when the connection drops mid-stream", () =>
       Effect.gen(function* () {
         const { relay } = yield* setup()
-        const { text, failure } = yield* collect(relay.stream(ask(`hi ${Scenario.drop}`), ""))
+        const { text, failure } = yield* collect(relay.stream(ask(`hi ${Scenario.drop}`), "", ModelCatalog.noMeter))
         assert.include(text, '"content":"Hel"')
         assert.strictEqual(failure?.reason._tag, "NetworkError")
         assert.isTrue(failure?.isRetryable)
         assert.match(descriptionOf(failure), /^Connection lost/)
-        const completed = yield* Effect.flip(relay.complete(ask(`hi ${Scenario.drop}`), ""))
+        const completed = yield* Effect.flip(relay.complete(ask(`hi ${Scenario.drop}`), "", ModelCatalog.noMeter))
         assert.strictEqual(completed.reason._tag, "NetworkError")
         assert.isTrue(completed.isRetryable)
         assert.match(descriptionOf(completed), /^Connection failed/)
@@ -399,7 +406,7 @@ describe("relay", () => {
     it.live("fails a completion whose body is not JSON with an invalid response", () =>
       Effect.gen(function* () {
         const { relay } = yield* setup()
-        const error = yield* Effect.flip(relay.complete(ask(`hi ${Scenario.malformed}`), ""))
+        const error = yield* Effect.flip(relay.complete(ask(`hi ${Scenario.malformed}`), "", ModelCatalog.noMeter))
         assert.strictEqual(error.reason._tag, "InvalidResponseError")
         assert.isFalse(error.isRetryable)
       })
@@ -408,8 +415,8 @@ describe("relay", () => {
     it.live("fails with a retryable network error when nothing listens at the base URL", () =>
       Effect.gen(function* () {
         const relay = relayOf(yield* openAi("http://127.0.0.1:9"), "gpt-4o")
-        const completed = yield* Effect.flip(relay.complete(ask("hi"), ""))
-        const streamed = (yield* collect(relay.stream(ask("hi"), ""))).failure
+        const completed = yield* Effect.flip(relay.complete(ask("hi"), "", ModelCatalog.noMeter))
+        const streamed = (yield* collect(relay.stream(ask("hi"), "", ModelCatalog.noMeter))).failure
         for (const error of [completed, streamed]) {
           assert.strictEqual(error?.reason._tag, "NetworkError")
           assert.isTrue(error?.isRetryable)
@@ -423,7 +430,9 @@ describe("relay", () => {
     it.live("aborts a hanging completion when its Effect is interrupted", () =>
       Effect.gen(function* () {
         const { upstream, relay } = yield* setup("30 seconds")
-        const result = yield* relay.complete(ask(`hi ${Scenario.hang}`), "").pipe(Effect.timeoutOption("200 millis"))
+        const result = yield* relay
+          .complete(ask(`hi ${Scenario.hang}`), "", ModelCatalog.noMeter)
+          .pipe(Effect.timeoutOption("200 millis"))
         assert.strictEqual(result._tag, "None")
         yield* Effect.promise(() => upstream.closedEarly(0, 1000))
       })
@@ -433,7 +442,7 @@ describe("relay", () => {
       Effect.gen(function* () {
         const { upstream, relay } = yield* setup("30 seconds")
         const result = yield* relay
-          .stream(ask(`hi ${Scenario.hang}`), "")
+          .stream(ask(`hi ${Scenario.hang}`), "", ModelCatalog.noMeter)
           .pipe(Stream.runDrain, Effect.timeoutOption("200 millis"))
         assert.strictEqual(result._tag, "None")
         yield* Effect.promise(() => upstream.closedEarly(0, 1000))
@@ -444,7 +453,7 @@ describe("relay", () => {
       Effect.gen(function* () {
         const { upstream, relay } = yield* setup("30 seconds")
         const stalled = yield* Deferred.make<void>()
-        const fiber = yield* relay.stream(ask(`hi ${Scenario.stall}`), "").pipe(
+        const fiber = yield* relay.stream(ask(`hi ${Scenario.stall}`), "", ModelCatalog.noMeter).pipe(
           Stream.runForEach((chunk) =>
             utf8.decode(chunk).includes('"Hel"') ? Deferred.succeed(stalled, undefined) : Effect.void
           ),
@@ -461,7 +470,9 @@ describe("relay", () => {
     it.live("aborts a stream whose consumer stops early", () =>
       Effect.gen(function* () {
         const { upstream, relay } = yield* setup()
-        const taken = yield* relay.stream(ask(`hi ${Scenario.slow}`), "").pipe(Stream.take(1), Stream.runCollect)
+        const taken = yield* relay
+          .stream(ask(`hi ${Scenario.slow}`), "", ModelCatalog.noMeter)
+          .pipe(Stream.take(1), Stream.runCollect)
         assert.strictEqual(taken.length, 1)
         yield* Effect.promise(() => upstream.closedEarly(0, 1000))
       })
@@ -475,14 +486,14 @@ describe("relay", () => {
         const scope = yield* Scope.make()
         const provider = yield* openAi(upstream.url).pipe(Scope.provide(scope))
         const relay = relayOf(provider, "gpt-4o")
-        yield* relay.complete(ask("hi"), "")
+        yield* relay.complete(ask("hi"), "", ModelCatalog.noMeter)
         assert.strictEqual(upstream.connections().open, 1)
         yield* Scope.close(scope, Exit.void)
         const open = yield* Effect.sync(() => upstream.connections().open).pipe(
           Effect.repeat({ until: (count) => count === 0, schedule: Schedule.spaced("10 millis"), times: 100 })
         )
         assert.strictEqual(open, 0)
-        const after = yield* Effect.flip(relay.complete(ask("hi"), ""))
+        const after = yield* Effect.flip(relay.complete(ask("hi"), "", ModelCatalog.noMeter))
         assert.strictEqual(after.reason._tag, "NetworkError")
       })
     )

@@ -134,11 +134,13 @@ export const call = <A>(
 export interface StreamParts<A> {
   /** The model's answer, continuing `partial` (the text already sent) when it is not empty. */
   readonly attempt: (model: Model, partial: string) => Stream.Stream<A, ModelError>
+  /** The usage one attempt reported (its parts are given), if any; read once the attempt ended. */
+  readonly usage: (parts: ReadonlyArray<A>) => Usage.Usage | undefined
   /**
-   * The text of one attempt's parts, and the usage they report, if any: read once the attempt
-   * ended (whole or cut short), so a part is never parsed on the way through.
+   * The text of one attempt's parts: read only when there is no usage to charge or the attempt
+   * broke off (to continue it), so a part is not parsed on the way through.
    */
-  readonly read: (parts: ReadonlyArray<A>) => { readonly text: string; readonly usage: Usage.Usage | undefined }
+  readonly text: (parts: ReadonlyArray<A>) => string
   /** The prompt's tokens, to charge a stream that broke before it reported its usage. */
   readonly promptTokens: number
 }
@@ -174,10 +176,10 @@ export const stream = <A>(
             })
           )
           // What was sent is charged, whole or cut short; a cut stream's usage is estimated.
-          const { text, usage } = parts.read(sent)
-          if (text !== "" || usage !== undefined) {
-            meter.charge(model, usage ?? Usage.make(parts.promptTokens, Tokens.countText(text)))
-          }
+          const usage = parts.usage(sent)
+          const text = usage === undefined || Exit.isFailure(exit) ? parts.text(sent) : ""
+          if (usage !== undefined) meter.charge(model, usage)
+          else if (text !== "") meter.charge(model, Usage.make(parts.promptTokens, Tokens.countText(text)))
           if (Exit.isSuccess(exit)) return yield* Queue.end(queue)
           const error = Cause.findErrorOption(exit.cause)
           if (error._tag === "None") return yield* Effect.failCause(exit.cause)

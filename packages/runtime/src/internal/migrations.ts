@@ -97,7 +97,71 @@ export const migrations = {
     // The models that produced an answer, as a JSON array: more than one after a failover mid-answer.
     yield* sql`ALTER TABLE messages ADD COLUMN models TEXT`
   }),
-  "8_model_health": Effect.gen(function* () {
+  "8_usage_ledger_budgets": Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    // A key's own monthly budget, set when it is created.
+    yield* sql`ALTER TABLE api_keys ADD COLUMN budget_usd DOUBLE PRECISION`
+    // One row per model that answered (part of) a request: what it used and cost, and who pays.
+    yield* sql`CREATE TABLE usage_ledger (
+      tenant TEXT NOT NULL,
+      key_id TEXT,
+      model TEXT NOT NULL,
+      provider TEXT NOT NULL,
+      day TEXT NOT NULL,
+      prompt_tokens INTEGER NOT NULL,
+      completion_tokens INTEGER NOT NULL,
+      cached_tokens INTEGER NOT NULL,
+      reasoning_tokens INTEGER NOT NULL,
+      cost_usd DOUBLE PRECISION NOT NULL,
+      request_id TEXT NOT NULL,
+      session_id TEXT,
+      created_at TEXT NOT NULL
+    )`
+    yield* sql`CREATE INDEX usage_ledger_tenant ON usage_ledger (tenant, created_at)`
+    yield* sql`CREATE INDEX usage_ledger_key ON usage_ledger (key_id, created_at)`
+    // What each budgeted scope (a tenant, a key) spent and holds reserved in one period (a UTC day or month).
+    yield* sql`CREATE TABLE budget_spend (
+      scope TEXT NOT NULL,
+      period TEXT NOT NULL,
+      spent_usd DOUBLE PRECISION NOT NULL,
+      reserved_usd DOUBLE PRECISION NOT NULL,
+      PRIMARY KEY (scope, period)
+    )`
+  }),
+  "9_experiments_and_task_types": Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    // One row per model call that ran in an arm of an A/B experiment.
+    yield* sql`CREATE TABLE experiment_outcomes (
+      tenant TEXT NOT NULL,
+      id TEXT NOT NULL,
+      experiment TEXT NOT NULL,
+      arm TEXT NOT NULL,
+      session_id TEXT,
+      request_id TEXT NOT NULL,
+      ok INTEGER NOT NULL,
+      latency_ms DOUBLE PRECISION NOT NULL,
+      cost_usd DOUBLE PRECISION NOT NULL,
+      created_at TEXT NOT NULL,
+      PRIMARY KEY (tenant, id)
+    )`
+    // Results rank each arm's latencies; feedback finds a session's arms.
+    yield* sql`CREATE INDEX experiment_outcomes_arm ON experiment_outcomes (tenant, experiment, arm, latency_ms)`
+    yield* sql`CREATE INDEX experiment_outcomes_session ON experiment_outcomes (tenant, experiment, session_id)`
+    // Feedback on a session (not tied to an experiment: it joins to arms through the session's outcomes).
+    yield* sql`CREATE TABLE session_feedback (
+      tenant TEXT NOT NULL,
+      id TEXT NOT NULL,
+      session_id TEXT NOT NULL,
+      score DOUBLE PRECISION NOT NULL,
+      comment TEXT,
+      created_at TEXT NOT NULL,
+      PRIMARY KEY (tenant, id)
+    )`
+    yield* sql`CREATE INDEX session_feedback_session ON session_feedback (tenant, session_id)`
+    // The task type detected for the turn that produced an assistant message.
+    yield* sql`ALTER TABLE messages ADD COLUMN task_type TEXT`
+  }),
+  "10_model_health": Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     // Health shared between processes (ModelHealth): each process's window of each model, and
     // the newest breaker record of each model. Times are epoch milliseconds.

@@ -1,7 +1,7 @@
 /**
  * Shared health in the SQL database (PostgreSQL when several processes share one; the embedded
  * SQLite works too, for one process): the tables `health_windows` and `health_breakers` of
- * migration `8_model_health`. A breaker record is replaced only by a newer one.
+ * migration `10_model_health`. A breaker record is replaced only by a newer one.
  */
 import * as Effect from "effect/Effect"
 import * as SqlClient from "effect/sql/SqlClient"

@@ -8,6 +8,7 @@ import * as Schema from "effect/Schema"
 import { Agent, AgentType, MemorySettings, Parameters } from "../Agent.ts"
 import { Message, ToolCallRecord } from "../Message.ts"
 import { SessionInfo } from "../Session.ts"
+import { TaskType } from "../TaskType.ts"
 import { Usage } from "../Usage.ts"
 
 export const MessageRow = Schema.Struct({
@@ -24,6 +25,7 @@ export const MessageRow = Schema.Struct({
   tool_call_id: Schema.NullOr(Schema.String),
   pinned: Schema.Number,
   models: Schema.NullOr(Schema.fromJsonString(Schema.Array(Schema.String))),
+  task_type: Schema.NullOr(TaskType),
   created_at: Schema.String
 })
 export const decodeMessageRows = Schema.decodeUnknownEffect(Schema.Array(MessageRow))
@@ -46,7 +48,7 @@ export const CountRows = Schema.decodeUnknownEffect(
 
 /** The columns of a message row, in the order of {@link MessageRow}. */
 export const messageColumns = `id, seq, role, content, model, provider, prompt_tokens, completion_tokens, cost_usd, tool_calls,
-  tool_call_id, pinned, models, created_at`
+  tool_call_id, pinned, models, task_type, created_at`
 
 export const toMessage = (row: typeof MessageRow.Type): Message =>
   new Message({
@@ -69,6 +71,7 @@ export const toMessage = (row: typeof MessageRow.Type): Message =>
     tool_call_id: row.tool_call_id,
     pinned: row.pinned !== 0,
     models: row.models,
+    task_type: row.task_type,
     created_at: row.created_at
   })
 
@@ -89,6 +92,7 @@ export const messageRow = (tenant: string, sessionId: string, message: Message, 
   tool_call_id: message.tool_call_id,
   pinned: message.pinned ? 1 : 0,
   models: message.models === null ? null : JSON.stringify(message.models),
+  task_type: message.task_type,
   created_at: message.created_at,
   idempotency_key: idempotencyKey
 })

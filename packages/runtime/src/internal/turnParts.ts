@@ -25,6 +25,7 @@ export const newMessage = (fields: Partial<Message> & Pick<Message, "role" | "co
       tool_call_id: null,
       pinned: false,
       models: null,
+      task_type: null,
       created_at: yield* nowIso,
       ...fields
     }

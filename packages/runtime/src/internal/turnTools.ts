@@ -193,8 +193,7 @@ export const resultsPrompt = (results: ReadonlyArray<ToolExecutor.ToolResult>): 
 })
 
 /** The usage of a model call in our terms. */
-export const usageOf = (usage: Response.Usage): Usage.Usage =>
-  Usage.make(usage.inputTokens.total ?? 0, usage.outputTokens.total ?? 0)
+export const usageOf: (usage: Response.Usage) => Usage.Usage = Usage.fromResponse
 
 /** What one model call of a turn gave: its text, the tool calls it asks for, its usage. */
 export interface Step {

@@ -29,7 +29,7 @@ export interface TurnWrite extends Request.Request<void, SqlError> {
 
 export const TurnWrite = Request.tagged<TurnWrite>("TurnWrite")
 
-/** The most turns written together; SQLite binds at most 32,766 parameters (16 per message). */
+/** The most turns written together; SQLite binds at most 32,766 parameters (17 per message). */
 const maxBatch = 64
 
 /** Writes turns together; `write` answers once the turn is committed. */
