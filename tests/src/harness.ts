@@ -10,7 +10,7 @@ import { SqlClient } from "effect/sql"
 import { type ChildProcess, spawn } from "node:child_process"
 import { randomBytes } from "node:crypto"
 import { once } from "node:events"
-import { mkdtemp, rm } from "node:fs/promises"
+import { mkdtemp, rm, writeFile } from "node:fs/promises"
 import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
@@ -196,12 +196,20 @@ export const makeClient = (baseUrl: string | (() => string), token: string): Cli
 // ---------------------------------------------------------------------------------------------
 // A running gateway
 
+/**
+ * A configuration (for {@link StartOptions.config}) under which no circuit breaker opens: for
+ * tests that make an upstream fail on purpose again and again and check each answer.
+ */
+export const withoutBreakers = "resilience:\n  breaker:\n    consecutive_failures: 100000\n    min_requests: 100000\n"
+
 /** Options of {@link Gateway.start}. */
 export interface StartOptions {
   /** PostgreSQL instead of the embedded database (a URL from {@link createPgSchema}). */
   readonly postgresUrl?: string
   /** More environment variables (e.g. `POLYAGENT_CONFIG`). */
   readonly env?: Readonly<Record<string, string>>
+  /** A configuration file's YAML: written in the data directory and named by `POLYAGENT_CONFIG`. */
+  readonly config?: string
   /** The admin key (several processes of one cluster share theirs); a new one by default. */
   readonly adminKey?: string
   /** What `start` waits for: `GET /v1/health` answering 200 (the default), or answering at all. */
@@ -245,6 +253,10 @@ export class Gateway {
       ...options.env
     }
     if (options.postgresUrl !== undefined) env["POSTGRES_URL"] = options.postgresUrl
+    if (options.config !== undefined) {
+      env["POLYAGENT_CONFIG"] = join(dataDir, "polyagent.yaml")
+      await writeFile(env["POLYAGENT_CONFIG"], options.config)
+    }
     const gateway = new Gateway(adminKey, dataDir, env, options.until ?? "healthy")
     try {
       await gateway.launch()

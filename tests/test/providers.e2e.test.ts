@@ -6,11 +6,11 @@
  * upstream; and the official `openai` SDK gets an Anthropic model's answer in OpenAI's format.
  */
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { SessionProtocol, Usage } from "@polyagent/runtime"
+import { ModelHealth, SessionProtocol, Usage } from "@polyagent/runtime"
 import { Schema } from "effect"
 import OpenAI, { RateLimitError } from "openai"
 import { AnthropicWire as Anthropic, FakeUpstream, OpenAiWire } from "@polyagent/providers/testing"
-import { decode, ErrorEnvelope, Gateway, readSse } from "../src/harness.ts"
+import { decode, ErrorEnvelope, Gateway, readSse, withoutBreakers } from "../src/harness.ts"
 
 interface Case {
   readonly provider: string
@@ -77,6 +77,8 @@ const Models = Schema.Struct({
   data: Schema.Array(Schema.Struct({ id: Schema.String, provider: Schema.String, status: Schema.String }))
 })
 
+const HealthReport = ModelHealth.HealthReport
+
 const costOf = ({ usage, price }: Case): number => Usage.cost(usage, price)
 
 describe("providers through the real server", () => {
@@ -92,6 +94,8 @@ describe("providers through the real server", () => {
     })
     anthropicFake = await FakeUpstream.start(Anthropic.routes())
     gateway = await Gateway.start({
+      // These tests make upstreams fail on purpose, again and again: breakers must not open here.
+      config: withoutBreakers,
       env: {
         OPENAI_API_KEY: "sk-openai-test-key",
         OPENAI_BASE_URL: `${openAiFake.url}/v1`,
@@ -157,21 +161,25 @@ describe("providers through the real server", () => {
     })
   })
 
-  it("lists every provider's models as available once their probe answered", async () => {
-    // The first probes run at start-up; give them a moment.
-    let listed: typeof Models.Type.data = []
-    for (let attempt = 0; attempt < 50; attempt++) {
-      const answer = await gateway.get("/v1/models")
-      assert.strictEqual(answer.status, 200, answer.text)
-      listed = decode(Models, answer.json).data
-      if (listed.every((entry) => entry.status !== "unknown")) break
-      await new Promise((resolve) => setTimeout(resolve, 50))
-    }
+  it("serves each model's health, fed by its calls and probes, and lists the same status in /v1/models", async () => {
     for (const testCase of cases) {
-      const model = listed.find((entry) => entry.id === testCase.model)
-      assert.strictEqual(model?.provider, testCase.provider)
-      assert.strictEqual(model?.status, "available")
+      const path = `/v1/models/${encodeURIComponent(testCase.model)}/health`
+      let report = decode(HealthReport, (await gateway.get(path)).json)
+      // The first probes run at start-up; the calls of the tests above count too.
+      for (let attempt = 0; attempt < 50 && report.requests === 0; attempt++) {
+        await new Promise((resolve) => setTimeout(resolve, 50))
+        report = decode(HealthReport, (await gateway.get(path)).json)
+      }
+      assert.strictEqual(report.id, testCase.model)
+      assert.isAbove(report.requests, 0)
+      assert.strictEqual(report.circuit, "closed")
+      assert.strictEqual(report.window_s, 60)
+      const listed = decode(Models, (await gateway.get("/v1/models")).json).data
+      assert.strictEqual(listed.find((entry) => entry.id === testCase.model)?.status, report.status)
     }
+    const unknown = await gateway.get("/v1/models/no-such-model/health")
+    assert.strictEqual(unknown.status, 404, unknown.text)
+    assert.strictEqual(decode(ErrorEnvelope, unknown.json).error.type, "not_found")
   })
 
   it("relays /v1/chat/completions to OpenAI-family models: the client's fields go upstream, the answer comes back", async () => {

@@ -17,6 +17,7 @@ import {
   Experiments,
   Message,
   ModelCatalog,
+  ModelHealth,
   Session,
   SessionProtocol,
   Storage,
@@ -146,14 +147,26 @@ export class SessionsGroup extends HttpApiGroup.make("sessions")
   )
   .middleware(Authentication) {}
 
-/** A model of `GET /v1/models`, with whether it can be used now. */
+/** A model of `GET /v1/models`, with its health status (`healthy`, `degraded`, `unavailable`). */
 export const ModelEntry = Schema.Struct({
   ...ModelCatalog.ModelInfo.fields,
-  status: ModelCatalog.ModelStatus
+  status: ModelHealth.HealthStatus
 })
 
 export class ModelsGroup extends HttpApiGroup.make("models")
-  .add(HttpApiEndpoint.get("list", "/v1/models", { success: Schema.Struct({ data: Schema.Array(ModelEntry) }) }))
+  .add(
+    HttpApiEndpoint.get("list", "/v1/models", { success: Schema.Struct({ data: Schema.Array(ModelEntry) }) }),
+    HttpApiEndpoint.get("health", "/v1/models/:id/health", {
+      params: { id: Schema.String },
+      success: ModelHealth.HealthReport,
+      error: ApiError.NotFound
+    }).annotateMerge(
+      OpenApi.annotations({
+        description:
+          "The model's rolling health window (merged over every process sharing it) and its circuit breaker. An id with a slash is sent URL-encoded (%2F)."
+      })
+    )
+  )
   .middleware(Authentication) {}
 
 /** An event of a streamed completion: `data:` lines of JSON chunks, then `[DONE]`; `error` on failure. */

@@ -12,7 +12,15 @@ import * as Pull from "effect/Pull"
 import * as Stream from "effect/Stream"
 import type * as ClusterErrors from "effect/cluster/ClusterError"
 import * as HttpApiBuilder from "effect/http-api/HttpApiBuilder"
-import { type Experiments, Identifier, ModelCatalog, Session, SessionProtocol, Storage } from "@polyagent/runtime"
+import {
+  type Experiments,
+  Identifier,
+  ModelCatalog,
+  ModelHealth,
+  Session,
+  SessionProtocol,
+  Storage
+} from "@polyagent/runtime"
 import { Api, type ChatEvent, type ChatHeaders, type ChatRequest, HealthDown, healthDown, Principal } from "./Api.ts"
 import * as AgentsHandlers from "./AgentsHandlers.ts"
 import * as ApiError from "./ApiError.ts"
@@ -210,11 +218,16 @@ const ModelsHandlers = HttpApiBuilder.group(
   "models",
   Effect.fn(function* (handlers) {
     const catalog = yield* ModelCatalog.ModelCatalog
-    return handlers.handle("list", () =>
-      Effect.forEach(catalog.list, (info) =>
-        Effect.map(catalog.status(info.id), (status) => ({ ...info, status }))
-      ).pipe(Effect.map((data) => ({ data })))
-    )
+    const health = yield* ModelHealth.ModelHealth
+    return handlers
+      .handle("list", () =>
+        Effect.sync(() => ({ data: catalog.list.map((info) => ({ ...info, status: health.report(info.id).status })) }))
+      )
+      .handle("health", ({ params }) =>
+        catalog.find(params.id) === undefined
+          ? ApiError.fail("not_found", `model ${params.id} not found; GET /v1/models lists the models you can use`)
+          : Effect.sync(() => health.report(params.id))
+      )
   })
 )
 

@@ -50,8 +50,11 @@ import * as StartupSummary from "./StartupSummary.ts"
 
 /** Options for tests and embedders. */
 export interface Options {
-  /** Replaces the provider catalogue (tests use models that fail or hang on purpose). */
-  readonly models?: Layer.Layer<ModelCatalog.ModelCatalog> | undefined
+  /**
+   * Replaces the provider catalogue (tests use models that fail or hang on purpose); it may
+   * record its calls in the server's `ModelHealth`.
+   */
+  readonly models?: Layer.Layer<ModelCatalog.ModelCatalog, never, ModelHealth.ModelHealth> | undefined
   /** Called with a newly created bootstrap admin key, which is shown only this once. */
   readonly announceAdminKey?: ((key: string) => Effect.Effect<void>) | undefined
   /** This process's place among `server.workers` processes: 0 for the first (or only) one. */
@@ -78,7 +81,9 @@ const application = (config: AppConfig.AppConfigValue, options: Options) => {
   const budgets = Budgets.layer(config.budgets).pipe(Layer.provide(db))
   const experiments = Experiments.layer(Experiments.fromConfig(config.routing.experiments)).pipe(Layer.provide(db))
   const cluster = Cluster.layer(config, options.workerIndex).pipe(Layer.provide(db))
-  const models = options.models ?? ProviderCatalog.layer(config)
+  // Health shared through Redis when configured, else PostgreSQL, else kept in this process.
+  const health = ModelHealth.layerConfig(config).pipe(Layer.provide(db))
+  const models = (options.models ?? ProviderCatalog.layer(config)).pipe(Layer.provideMerge(health))
   // Loaded at start-up so that a broken plugin stops the server with a message naming it.
   const registry = ToolRegistry.layer(config.plugins, { cwd: process.cwd() })
   const tools = ToolExecutor.layer({
@@ -93,11 +98,12 @@ const application = (config: AppConfig.AppConfigValue, options: Options) => {
     contextStrategy: config.sessions.contextStrategy
   })
   const sessions = SessionActor.layer({ maxIdleTime: config.sessions.maxIdle })
+  // The router and the catalogue share one ModelHealth (the same layer value, built once).
   const routing = ModelRouter.layer.pipe(
     Layer.provide([
       AppConfig.AppConfig.layerFrom(config),
-      ModelHealth.layerMemory,
-      RetryBudget.layerMemory,
+      health,
+      RetryBudget.layerFrom(RetryBudget.settingsOf(config)),
       experiments
     ])
   )

@@ -27,6 +27,7 @@ describe("Api", () => {
       "GET /v1/sessions/{id}",
       "DELETE /v1/sessions/{id}",
       "GET /v1/models",
+      "GET /v1/models/{id}/health",
       "GET /v1/health"
     ]) {
       assert.include(routes, route)

@@ -4,8 +4,10 @@
  * — OpenAI, Anthropic, OpenRouter and GLM when their key is set, `openai-compatible` models
  * by their `base_url`. Each becomes a `ModelCatalog.Model` the runtime can call, with the
  * Chat Completions relay of its provider when it has one; nothing else of the providers is
- * visible past this module. Every failed upstream call of every model, by either way, is logged
- * here once (`UpstreamLog.ts`). The providers' connections live as long as the layer.
+ * visible past this module. Every upstream call of every model, by either way, is observed here
+ * once (`UpstreamLog.ts`): a failure logged, every outcome recorded in `ModelHealth`. Every
+ * provider is probed each `models.health_check_interval`, and each probe feeds each of its
+ * models' health. The providers' connections live as long as the layer.
  *
  * A provider's module, and with it its SDK (`openai`, `@anthropic-ai/sdk`, undici), is imported
  * only when the provider is enabled: a server without keys does not load them (~17 MB of heap).
@@ -14,12 +16,11 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as Ref from "effect/Ref"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import { AppConfig, ModelCatalog, Usage } from "@polyagent/runtime"
+import { AppConfig, ModelCatalog, ModelHealth, Usage } from "@polyagent/runtime"
 import type * as AiError from "effect/ai/AiError"
 import * as LanguageModel from "effect/ai/LanguageModel"
 import { readFile } from "node:fs/promises"
@@ -108,15 +109,17 @@ export const priceOf = ({ cachedInput, input, output, reasoning }: Entry["costPe
 const isKeyed = (name: string): name is keyof typeof keyed => Object.hasOwn(keyed, name)
 
 /**
- * The catalogue for `config`. Fails start-up when an entry names an unknown provider, an
- * `openai-compatible` entry has no `base_url`, or `models.default` names no enabled model.
+ * The catalogue for `config`, its calls and probes recorded in the `ModelHealth` of the
+ * context. Fails start-up when an entry names an unknown provider, an `openai-compatible` entry
+ * has no `base_url`, or `models.default` names no enabled model.
  */
 export const layer = (
   config: AppConfig.AppConfigValue
-): Layer.Layer<ModelCatalog.ModelCatalog, AppConfig.ConfigError> =>
+): Layer.Layer<ModelCatalog.ModelCatalog, AppConfig.ConfigError, ModelHealth.ModelHealth> =>
   Layer.effect(
     ModelCatalog.ModelCatalog,
     Effect.gen(function* () {
+      const health = yield* ModelHealth.ModelHealth
       const entries: Record<string, Entry> = { ...(yield* builtIn), ...config.models.catalog }
       // One client (and connection pool) per provider, base URL, timeout and pool settings: models
       // with their own timeout, max_connections or http2 get their own.
@@ -161,7 +164,7 @@ export const layer = (
       const models: Array<ModelCatalog.Model> = [
         { info: LocalModel.info, languageModel: yield* LocalModel.make({ chunkDelay: config.models.local.chunkDelay }) }
       ]
-      const providerOfModel = new Map<string, Provider.Provider>()
+      const modelsOfProvider = new Map<Provider.Provider, Array<string>>()
       const disabled: Array<string> = []
       for (const [id, entry] of Object.entries(entries)) {
         const provider = yield* providerFor(id, entry)
@@ -174,10 +177,12 @@ export const layer = (
         const relay = provider.value.relay
         models.push({
           info,
-          languageModel: yield* LanguageModel.make(UpstreamLog.observeCalls(info, provider.value.calls(modelId))),
-          relay: relay === undefined ? undefined : relayOf(info, UpstreamLog.observeRelay(info, relay(modelId)))
+          languageModel: yield* LanguageModel.make(
+            UpstreamLog.observeCalls(info, provider.value.calls(modelId), health)
+          ),
+          relay: relay === undefined ? undefined : relayOf(info, UpstreamLog.observeRelay(info, relay(modelId), health))
         })
-        providerOfModel.set(id, provider.value)
+        modelsOfProvider.set(provider.value, [...(modelsOfProvider.get(provider.value) ?? []), id])
       }
       if (!models.some((model) => model.info.id === config.models.default)) {
         const enabled = models.map((model) => model.info.id).join(", ")
@@ -185,16 +190,8 @@ export const layer = (
           message: `models.default: "${config.models.default}" is not an enabled model (enabled: ${enabled})`
         })
       }
-      const probes = yield* probeInBackground([...new Set(built.values())])
-      const status = (id: string): Effect.Effect<ModelCatalog.ModelStatus> => {
-        const provider = providerOfModel.get(id)
-        if (provider === undefined) return Effect.succeed("available")
-        return Effect.map(Ref.get(probes), (results) => {
-          const probe = results.get(provider)
-          return probe === undefined ? "unknown" : probe.ok ? "available" : "unavailable"
-        })
-      }
-      return ModelCatalog.make(models, config.models.default, status, disabled)
+      yield* probeInBackground(modelsOfProvider, config.models.healthCheckInterval, health)
+      return ModelCatalog.make(models, config.models.default, disabled)
     })
   )
 
@@ -210,23 +207,23 @@ const relayOf = (
   }
 }
 
-/** How often every enabled provider is probed. */
-export const probeInterval = Duration.minutes(1)
-
 /**
- * Probes `providers` now and every {@link probeInterval} for as long as the catalogue lives;
- * the answer holds the last result of each. A probe never fails (it reports `ok: false`).
+ * Probes every provider of `modelsOfProvider` now and every `interval` for as long as the
+ * catalogue lives, recording each probe as a `probe: true` outcome of each of its models. A
+ * probe never fails (it reports `ok: false`).
  */
-const probeInBackground = Effect.fnUntraced(function* (providers: ReadonlyArray<Provider.Provider>) {
-  const results = yield* Ref.make(new Map<Provider.Provider, Provider.Probe>())
+const probeInBackground = Effect.fnUntraced(function* (
+  modelsOfProvider: ReadonlyMap<Provider.Provider, ReadonlyArray<string>>,
+  interval: Duration.Duration,
+  health: ModelHealth.ModelHealth["Service"]
+) {
   const probeAll = Effect.forEach(
-    providers,
-    (provider) =>
-      Effect.flatMap(provider.probe, (probe) =>
-        Ref.update(results, (previous) => new Map(previous).set(provider, probe))
-      ),
+    modelsOfProvider,
+    ([provider, ids]) =>
+      Effect.map(provider.probe, (probe) => {
+        for (const id of ids) health.record(id, { ok: probe.ok, latencyMs: probe.latencyMs, probe: true })
+      }),
     { concurrency: "unbounded", discard: true }
   )
-  if (providers.length > 0) yield* Effect.forkScoped(Effect.repeat(probeAll, Schedule.spaced(probeInterval)))
-  return results
+  if (modelsOfProvider.size > 0) yield* Effect.forkScoped(Effect.repeat(probeAll, Schedule.spaced(interval)))
 })

@@ -12,12 +12,21 @@
  * reached"). Never the key, never the upstream's body: descriptions are written by the adapters,
  * which do not copy upstream text (see `openai/map-error.ts`, `anthropic/map-error.ts`); the
  * upstream's own words are logged by the adapters at `debug` only, without the key.
+ *
+ * The same place records every call's outcome in `ModelHealth` (latency; for streams the time to
+ * the first part or byte; the reason of a failure), so the effect/ai path and the relay path
+ * both feed the health windows and breakers. A call interrupted by its caller is not recorded:
+ * it says nothing about the model.
  */
+import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
+import type * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
 import * as Stream from "effect/Stream"
 import type * as AiError from "effect/ai/AiError"
-import { ModelCatalog, RequestId } from "@polyagent/runtime"
+import { ModelCatalog, type ModelHealth, RequestId } from "@polyagent/runtime"
 import type { Calls } from "./Provider.ts"
 
 /** Longest `detail` logged. */
@@ -66,20 +75,87 @@ export const failed = (
 const failedNow = (info: ModelCatalog.ModelInfo, method: string) => (error: AiError.AiError) =>
   Effect.flatMap(Effect.service(RequestId.RequestId), (requestId) => failed(info, method, error, requestId))
 
-/** `calls` of the model `info`, each failure logged by {@link failed} (the request id is the current `RequestId`). */
-export const observeCalls = (info: ModelCatalog.ModelInfo, calls: Calls): Calls => ({
+type Health = ModelHealth.ModelHealth["Service"]
+
+/** Records in `health` the outcome of a call of `info` that started at `startedAt`, unless it was interrupted. */
+const recordExit =
+  (health: Health, info: ModelCatalog.ModelInfo, startedAt: number, firstAt: () => number | undefined) =>
+  (exit: Exit.Exit<unknown, AiError.AiError>) =>
+    Effect.map(Clock.currentTimeMillis, (now) => {
+      if (exit._tag === "Failure" && Cause.hasInterruptsOnly(exit.cause)) return
+      const first = firstAt()
+      const outcome: ModelHealth.CallOutcome = {
+        ok: exit._tag === "Success",
+        latencyMs: now - startedAt,
+        ttftMs: first === undefined ? undefined : first - startedAt,
+        reason:
+          exit._tag === "Success"
+            ? undefined
+            : Option.match(Cause.findErrorOption(exit.cause), {
+                onNone: () => "unknown" as const,
+                onSome: (error) => ModelCatalog.fromAiError(info, error).reason
+              })
+      }
+      health.record(info.id, outcome)
+    })
+
+/** `effect`, its outcome recorded in `health`. */
+const timedCall = <A, R>(health: Health, info: ModelCatalog.ModelInfo, effect: Effect.Effect<A, AiError.AiError, R>) =>
+  Effect.flatMap(Clock.currentTimeMillis, (startedAt) =>
+    Effect.onExit(
+      effect,
+      recordExit(health, info, startedAt, () => undefined)
+    )
+  )
+
+/** `stream`, its outcome and the time to its first element recorded in `health` when it ends. */
+const timedStream = <A, R>(
+  health: Health,
+  info: ModelCatalog.ModelInfo,
+  stream: Stream.Stream<A, AiError.AiError, R>
+) =>
+  Stream.unwrap(
+    Effect.map(Clock.currentTimeMillis, (startedAt) => {
+      let firstAt: number | undefined
+      return stream.pipe(
+        Stream.onFirst(() =>
+          Effect.map(Clock.currentTimeMillis, (now) => {
+            firstAt = now
+          })
+        ),
+        Stream.onExit(recordExit(health, info, startedAt, () => firstAt))
+      )
+    })
+  )
+
+/**
+ * `calls` of the model `info`, each failure logged by {@link failed} (the request id is the
+ * current `RequestId`) and each outcome recorded in `health`.
+ */
+export const observeCalls = (info: ModelCatalog.ModelInfo, calls: Calls, health: Health): Calls => ({
   ...calls,
-  generateText: (options) => Effect.tapError(calls.generateText(options), failedNow(info, "generateText")),
-  streamText: (options) => Stream.tapError(calls.streamText(options), failedNow(info, "streamText"))
+  generateText: (options) =>
+    timedCall(health, info, Effect.tapError(calls.generateText(options), failedNow(info, "generateText"))),
+  streamText: (options) =>
+    timedStream(health, info, Stream.tapError(calls.streamText(options), failedNow(info, "streamText")))
 })
 
-/** `relay` of the model `info`, each failure logged by {@link failed}. */
+/** `relay` of the model `info`, each failure logged by {@link failed} and each outcome recorded in `health`. */
 export const observeRelay = (
   info: ModelCatalog.ModelInfo,
-  relay: ModelCatalog.Relay<AiError.AiError>
+  relay: ModelCatalog.Relay<AiError.AiError>,
+  health: Health
 ): ModelCatalog.Relay<AiError.AiError> => ({
   complete: (body, requestId, meter) =>
-    Effect.tapError(relay.complete(body, requestId, meter), (error) => failed(info, "complete", error, requestId)),
+    timedCall(
+      health,
+      info,
+      Effect.tapError(relay.complete(body, requestId, meter), (error) => failed(info, "complete", error, requestId))
+    ),
   stream: (body, requestId, meter) =>
-    Stream.tapError(relay.stream(body, requestId, meter), (error) => failed(info, "stream", error, requestId))
+    timedStream(
+      health,
+      info,
+      Stream.tapError(relay.stream(body, requestId, meter), (error) => failed(info, "stream", error, requestId))
+    )
 })

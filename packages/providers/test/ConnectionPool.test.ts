@@ -5,7 +5,7 @@
  * path goes over the same pool.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { AppConfig, ModelCatalog } from "@polyagent/runtime"
+import { AppConfig, ModelCatalog, ModelHealth } from "@polyagent/runtime"
 import { Context, Duration, Effect, Layer, Option, Redacted } from "effect"
 import { createServer, type Server } from "node:http"
 import type { AddressInfo, Socket } from "node:net"
@@ -85,7 +85,7 @@ const relayOf = (overrides: AppConfig.Overrides<AppConfig.AppConfigValue>, model
   Effect.gen(function* () {
     const config = yield* AppConfig.make(overrides)
     // Built in the test's scope: the pools live until the test ends.
-    const services = yield* Layer.build(ProviderCatalog.layer(config))
+    const services = yield* Layer.build(ProviderCatalog.layer(config).pipe(Layer.provide(ModelHealth.layerMemory)))
     const catalog = Context.get(services, ModelCatalog.ModelCatalog)
     return catalog.find(model)?.relay ?? assert.fail(`${model} has no relay`)
   })

@@ -5,7 +5,7 @@
  * HTTP/1.1.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { AppConfig, ModelCatalog } from "@polyagent/runtime"
+import { AppConfig, ModelCatalog, ModelHealth } from "@polyagent/runtime"
 import { Context, Duration, Effect, Layer, Option, Redacted, Stream } from "effect"
 import * as OpenAiProvider from "../src/openai/OpenAiProvider.ts"
 import * as Provider from "../src/Provider.ts"
@@ -67,7 +67,7 @@ describe("HTTP/2 to upstreams", () => {
           }
         }
       })
-      const services = yield* Layer.build(ProviderCatalog.layer(config))
+      const services = yield* Layer.build(ProviderCatalog.layer(config).pipe(Layer.provide(ModelHealth.layerMemory)))
       const relay =
         Context.get(services, ModelCatalog.ModelCatalog).find("gpt-4o-mini")?.relay ?? assert.fail("no relay")
       assert.strictEqual(contentOf(yield* relay.complete(ask("hello"), "", ModelCatalog.noMeter)), h2Text)

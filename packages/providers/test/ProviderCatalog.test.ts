@@ -1,14 +1,18 @@
 import { assert, describe, it } from "@effect/vitest"
-import { AppConfig, ModelCatalog } from "@polyagent/runtime"
-import { Duration, Effect, Exit, Option, Redacted, Schedule, Stream } from "effect"
+import { AppConfig, ModelCatalog, ModelHealth } from "@polyagent/runtime"
+import { Duration, Effect, Exit, Layer, Option, Redacted, Schedule, Stream } from "effect"
 import * as ProviderCatalog from "../src/ProviderCatalog.ts"
 import { routes, Scenario } from "../src/testing/openai-wire.ts"
 import { fake } from "./support/openai-harness.ts"
 
+/** The catalogue of `config` over a health kept in memory; both in the context. */
+const withHealth = (config: AppConfig.AppConfigValue) =>
+  ProviderCatalog.layer(config).pipe(Layer.provideMerge(ModelHealth.layerFrom(ModelHealth.settingsOf(config))))
+
 const catalogOf = (overrides: AppConfig.Overrides<AppConfig.AppConfigValue>) =>
   Effect.gen(function* () {
     const config = yield* AppConfig.make(overrides)
-    return yield* Effect.provide(Effect.service(ModelCatalog.ModelCatalog), ProviderCatalog.layer(config))
+    return yield* Effect.provide(Effect.service(ModelCatalog.ModelCatalog), withHealth(config))
   })
 
 const key = (value: string) => ({ apiKey: Option.some(Redacted.make(value)), baseUrl: Option.none<string>() })
@@ -117,7 +121,7 @@ describe("ProviderCatalog", () => {
           )
         )
         assert.strictEqual(upstream.received[0]?.headers["x-request-id"], "req-1")
-      }).pipe(Effect.provide(ProviderCatalog.layer(config)))
+      }).pipe(Effect.provide(withHealth(config)))
     })
   )
 
@@ -147,25 +151,29 @@ describe("ProviderCatalog", () => {
     })
   )
 
-  it.live("reports a model of an unreachable provider as unavailable once probed", () =>
+  it.live("probes every health_check_interval: an unreachable provider's models become unavailable", () =>
     Effect.gen(function* () {
       const config = yield* AppConfig.make({
+        models: { healthCheckInterval: Duration.millis(50) },
         providers: {
           openai: { apiKey: Option.some(Redacted.make("sk-test")), baseUrl: Option.some("http://127.0.0.1:9/v1") }
         }
       })
       yield* Effect.gen(function* () {
-        const catalog = yield* ModelCatalog.ModelCatalog
-        assert.strictEqual(yield* catalog.status("local"), "available")
-        const status = yield* catalog.status("gpt-4o-mini").pipe(
+        const health = yield* ModelHealth.ModelHealth
+        const probed = yield* Effect.sync(() => health.report("gpt-4o-mini")).pipe(
           Effect.repeat({
-            until: (current) => current !== "unknown",
+            until: (report) => report.requests >= 3,
             schedule: Schedule.spaced("20 millis"),
-            times: 100
+            times: 200
           })
         )
-        assert.strictEqual(status, "unavailable")
-      }).pipe(Effect.provide(ProviderCatalog.layer(config)))
+        assert.isAtLeast(probed.requests, 3, "probed again and again")
+        assert.strictEqual(probed.status, "unavailable")
+        assert.strictEqual(probed.circuit, "closed", "a probe never opens the breaker")
+        assert.strictEqual(health.report("gpt-5.4-mini").status, "unavailable", "every model of the provider")
+        assert.strictEqual(health.report("local").status, "healthy", "the offline model")
+      }).pipe(Effect.provide(withHealth(config)))
     })
   )
 

@@ -1,11 +1,13 @@
 /**
  * UpstreamLog: one warning per failed upstream call, by the relay and by effect/ai's
  * `LanguageModel` alike, with the provider, model, status (from either adapter's error shape),
- * reason and request id; nothing for a call that succeeds or is interrupted.
+ * reason and request id; nothing for a call that succeeds or is interrupted. And every outcome
+ * recorded in `ModelHealth`: latency, time to first part of streams, reason.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { ModelCatalog, RequestId, Usage } from "@polyagent/runtime"
+import { AppConfig, ModelCatalog, ModelHealth, RequestId, Usage } from "@polyagent/runtime"
 import { Array as Arr, Duration, Effect, Fiber, Logger, References, Stream } from "effect"
+import * as TestClock from "effect/testing/TestClock"
 import { AiError, LanguageModel } from "effect/ai"
 import * as UpstreamLog from "../src/UpstreamLog.ts"
 
@@ -68,13 +70,21 @@ const refused = AiError.make({
 
 const bytes = new TextEncoder().encode("data: {}\n\n")
 
+const slowly = <A>(ms: number, value: A) => Effect.as(Effect.sleep(Duration.millis(ms)), value)
+
+const makeHealth = Effect.flatMap(AppConfig.make(), (config) => ModelHealth.make(ModelHealth.settingsOf(config)))
+
 describe("UpstreamLog", () => {
   it.effect("logs a failed relay call once, with its status and reason, and never the upstream's body", () =>
     Effect.gen(function* () {
-      const relay = UpstreamLog.observeRelay(info, {
-        complete: () => Effect.fail(rateLimited),
-        stream: () => Stream.make(bytes).pipe(Stream.concat(Stream.fail(refused)))
-      })
+      const relay = UpstreamLog.observeRelay(
+        info,
+        {
+          complete: () => Effect.fail(rateLimited),
+          stream: () => Stream.make(bytes).pipe(Stream.concat(Stream.fail(refused)))
+        },
+        yield* makeHealth
+      )
       const lines = yield* logsOf(relay.complete({}, "req-1", ModelCatalog.noMeter))
       assert.deepStrictEqual(lines, [
         {
@@ -110,10 +120,11 @@ describe("UpstreamLog", () => {
     () =>
       Effect.gen(function* () {
         const model = yield* LanguageModel.make(
-          UpstreamLog.observeCalls(info, {
-            generateText: () => Effect.fail(overloaded),
-            streamText: () => Stream.fail(refused)
-          })
+          UpstreamLog.observeCalls(
+            info,
+            { generateText: () => Effect.fail(overloaded), streamText: () => Stream.fail(refused) },
+            yield* makeHealth
+          )
         )
         const lines = yield* logsOf(
           model.generateText({ prompt: "hi" }).pipe(Effect.provideService(RequestId.RequestId, "req-3"))
@@ -130,10 +141,12 @@ describe("UpstreamLog", () => {
 
   it.effect("logs nothing for a call that succeeds or is interrupted", () =>
     Effect.gen(function* () {
-      const relay = UpstreamLog.observeRelay(info, {
-        complete: () => Effect.succeed(bytes),
-        stream: () => Stream.never
-      })
+      const health = yield* makeHealth
+      const relay = UpstreamLog.observeRelay(
+        info,
+        { complete: () => Effect.succeed(bytes), stream: () => Stream.never },
+        health
+      )
       assert.lengthOf(yield* logsOf(relay.complete({}, "req-4", ModelCatalog.noMeter)), 0)
       const interrupted = yield* logsOf(
         Effect.gen(function* () {
@@ -143,6 +156,42 @@ describe("UpstreamLog", () => {
         })
       )
       assert.lengthOf(interrupted, 0)
+      assert.strictEqual(health.report(info.id).requests, 1, "the interrupted call is not recorded")
+    })
+  )
+
+  it.effect("records every call in ModelHealth: latency, time to first part of a stream, failure reason", () =>
+    Effect.gen(function* () {
+      const health = yield* makeHealth
+      const relay = UpstreamLog.observeRelay(
+        info,
+        {
+          complete: () => slowly(40, bytes),
+          stream: () => Stream.fromEffect(slowly(30, bytes)).pipe(Stream.concat(Stream.fromEffect(slowly(70, bytes))))
+        },
+        health
+      )
+      const streamed = yield* Effect.forkChild(Stream.runDrain(relay.stream({}, "req-6", ModelCatalog.noMeter)))
+      yield* TestClock.adjust(Duration.millis(100))
+      yield* Fiber.join(streamed)
+      const called = yield* Effect.forkChild(relay.complete({}, "req-7", ModelCatalog.noMeter))
+      yield* TestClock.adjust(Duration.millis(40))
+      yield* Fiber.join(called)
+      const report = health.report(info.id)
+      assert.strictEqual(report.requests, 2)
+      assert.deepStrictEqual(report.ttft_ms, { p50: 30, p95: 30 })
+      assert.deepStrictEqual(report.latency_ms, { p50: 40, p95: 100 })
+
+      const model = yield* LanguageModel.make(
+        UpstreamLog.observeCalls(
+          info,
+          { generateText: () => Effect.fail(rateLimited), streamText: () => Stream.fail(refused) },
+          health
+        )
+      )
+      for (let i = 0; i < 5; i++) yield* Effect.exit(model.generateText({ prompt: "hi" }))
+      assert.strictEqual(health.circuit(info.id), "open", "five 429s in a row open the breaker")
+      assert.strictEqual(health.report(info.id).success_rate, 2 / 7)
     })
   )
 })

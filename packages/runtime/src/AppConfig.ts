@@ -11,14 +11,12 @@ import * as NodePath from "node:path"
 import * as Config from "effect/Config"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Context from "effect/Context"
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
 import * as SchemaIssue from "effect/SchemaIssue"
-import * as SchemaTransformation from "effect/SchemaTransformation"
 import {
   ConfigError,
   type ConfigFile,
@@ -28,7 +26,11 @@ import {
   parseYaml,
   readConfigFile
 } from "./internal/configSources.ts"
+import { DurationSetting } from "./internal/durationSetting.ts"
+import { Resilience, resilienceDefaults } from "./internal/resilienceConfig.ts"
 import * as TaskType from "./TaskType.ts"
+
+export { DurationSetting } from "./internal/durationSetting.ts"
 
 const intAtLeast = (minimum: number, maximum = Number.MAX_SAFE_INTEGER) => {
   const expected =
@@ -40,39 +42,6 @@ const NonEmpty = Schema.NonEmptyString
 const NonNegative = Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0))
 const Secret = <S extends Schema.Codec<string>>(value: S) => Schema.OptionFromNullOr(Schema.RedactedFromValue(value))
 const HttpUrl = Schema.String.check(Schema.isPattern(/^https?:\/\/\S+$/, { expected: "an http(s) URL" }))
-
-const durationUnits = new Map<string, Duration.Unit>([
-  ...["ms", "milli", "millis"].map((u) => [u, "millis"] as const),
-  ...["s", "sec", "second", "seconds"].map((u) => [u, "seconds"] as const),
-  ...["m", "min", "minute", "minutes"].map((u) => [u, "minutes"] as const),
-  ...["h", "hour", "hours"].map((u) => [u, "hours"] as const),
-  ...["d", "day", "days"].map((u) => [u, "days"] as const)
-])
-const parseDuration = (input: string | number): Option.Option<Duration.Duration> => {
-  if (typeof input === "number") {
-    return Number.isFinite(input) && input >= 0 ? Option.some(Duration.millis(input)) : Option.none()
-  }
-  const match = /^(\d+(?:\.\d+)?)\s*([a-z]+)$/.exec(input.trim())
-  const unit = durationUnits.get(match?.[2] ?? "")
-  if (match?.[1] === undefined || unit === undefined) return Option.none()
-  const text: Duration.Input = `${Number(match[1])} ${unit}`
-  return Duration.fromInput(text)
-}
-const durationExpected = 'a duration such as "500 millis", "60s" or "2m", or a number of milliseconds'
-/** A duration written as `"500 millis"`, `"60 seconds"`, `"60s"`, `"2m"` or a number of milliseconds. */
-export const DurationSetting = Schema.Union([Schema.String, Schema.Number]).pipe(
-  Schema.decodeTo(
-    Schema.Duration,
-    SchemaTransformation.transformEffect({
-      decode: (input, options) =>
-        Option.match(parseDuration(input), {
-          onNone: () => Effect.fail(new SchemaIssue.InvalidValue({ expected: durationExpected }, input, options)),
-          onSome: Effect.succeed
-        }),
-      encode: (duration) => Effect.succeed(Duration.toMillis(duration))
-    })
-  )
-)
 
 /** The size of an upstream connection pool (one file descriptor per connection). */
 const MaxConnections = intAtLeast(1, 65_536)
@@ -232,8 +201,11 @@ export const AppConfigSchema = Schema.Struct({
   models: Schema.Struct({
     default: NonEmpty,
     local: Schema.Struct({ chunkDelay: DurationSetting }).pipe(Schema.encodeKeys({ chunkDelay: "chunk_delay" })),
-    catalog: Schema.Record(Schema.String, ModelEntry)
-  }),
+    catalog: Schema.Record(Schema.String, ModelEntry),
+    /** How often every enabled provider is probed; each probe feeds its models' health. */
+    healthCheckInterval: DurationSetting
+  }).pipe(Schema.encodeKeys({ healthCheckInterval: "health_check_interval" })),
+  resilience: Resilience,
   routing: Schema.Struct({
     /** A model → the models tried in order when it fails retryably before its first token. */
     fallbacks: Schema.Record(Schema.String, Schema.Array(NonEmpty)),
@@ -327,7 +299,8 @@ export const defaults: AppConfigInput = {
   plugins: [],
   budgets: { tenants: {}, keys: { daily_usd: null, monthly_usd: null } },
   tools: { max_steps: 8, timeout: "30s", concurrency: 8, max_result_bytes: 65_536, network: { allow_hosts: [] } },
-  models: { default: "local", local: { chunk_delay: "0 millis" }, catalog: {} },
+  models: { default: "local", local: { chunk_delay: "0 millis" }, catalog: {}, health_check_interval: "30s" },
+  resilience: resilienceDefaults,
   providers: {
     openai: { api_key: null, base_url: null, ...upstreamDefaults },
     anthropic: { api_key: null, base_url: null, ...upstreamDefaults },

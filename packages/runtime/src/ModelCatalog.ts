@@ -104,28 +104,18 @@ export class ModelCatalog extends Context.Service<
     readonly resolve: (id: string | undefined) => Effect.Effect<Model, ModelNotFound>
     /** The model `id`, when it is enabled; {@link resolve} without the Effect, for hot paths. */
     readonly find: (id: string) => Model | undefined
-    /** Whether the model can be called now, from its provider's last health probe. */
-    readonly status: (id: string) => Effect.Effect<ModelStatus>
     /** Models the configuration knows whose provider is not enabled (no key): routing skips them. */
     readonly disabled: ReadonlyArray<string>
   }
 >()("@polyagent/runtime/ModelCatalog") {}
 
 /**
- * How a model is doing: `available` when its provider's last probe answered, `unavailable` when
- * it failed, `unknown` before the first probe.
- */
-export const ModelStatus = Schema.Literals(["available", "unavailable", "unknown"])
-export type ModelStatus = typeof ModelStatus.Type
-
-/**
- * A catalogue over a fixed set of models; `defaultId` must name one of them. `status` defaults
- * to `available` for every model (models that need no probe, like the offline one).
+ * A catalogue over a fixed set of models; `defaultId` must name one of them. How each model is
+ * doing is `ModelHealth`'s.
  */
 export const make = (
   models: ReadonlyArray<Model>,
   defaultId: string,
-  status: (id: string) => Effect.Effect<ModelStatus> = () => Effect.succeed("available"),
   disabled: ReadonlyArray<string> = []
 ): ModelCatalog["Service"] => {
   const byId = new Map(models.map((model) => [model.info.id, model]))
@@ -136,7 +126,6 @@ export const make = (
       return model === undefined ? Effect.fail(new ModelNotFound({ model: id ?? defaultId })) : Effect.succeed(model)
     },
     find: (id) => byId.get(id),
-    status,
     disabled
   })
 }

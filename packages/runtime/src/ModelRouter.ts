@@ -348,7 +348,7 @@ export const make = Effect.fnUntraced(function* (options: Options) {
   })
 })
 
-/** Default retries, until `resilience.retry` configures them. */
+/** The retries of tests (`layerTest`); a server's come from `resilience.retry`. */
 export const defaultRetry: Failover.RetrySettings = {
   maxAttempts: 3,
   baseDelay: Duration.millis(200),
@@ -370,7 +370,7 @@ export const layer: Layer.Layer<
   Effect.gen(function* () {
     const config = yield* AppConfig
     // The catalogue's default is `models.default`.
-    return yield* make({ routing: config.routing, retry: defaultRetry })
+    return yield* make({ routing: config.routing, retry: RetryBudget.retrySettingsOf(config) })
   })
 )
 

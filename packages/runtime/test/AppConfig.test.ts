@@ -380,6 +380,28 @@ describe("AppConfig", () => {
     )
   )
 
+  it.effect("the resilience section is read from the file and refused with the key when wrong", () =>
+    Effect.gen(function* () {
+      const config = yield* loadIn(
+        "resilience:\n  breaker:\n    open_base: 2s\n  shared_state:\n    on_unavailable: fail_closed\nmodels:\n  health_check_interval: 5s\n"
+      )
+      assert.strictEqual(Duration.toMillis(config.resilience.breaker.openBase), 2_000)
+      assert.strictEqual(config.resilience.breaker.consecutiveFailures, 5, "the rest keeps its defaults")
+      assert.strictEqual(config.resilience.sharedState.onUnavailable, "fail_closed")
+      assert.strictEqual(Duration.toMillis(config.models.healthCheckInterval), 5_000)
+      assert.include(
+        yield* failureOf("resilience:\n  breaker:\n    open_base: 10m\n"),
+        "expected open_base <= open_max"
+      )
+      assert.include(yield* failureOf("resilience:\n  retry:\n    budget_ratio: -1\n"), "resilience.retry.budget_ratio")
+      assert.include(
+        yield* failureOf("resilience:\n  shared_state:\n    on_unavailable: maybe\n"),
+        "resilience.shared_state.on_unavailable"
+      )
+      assert.include(yield* failureOf("resilience:\n  breaker:\n    treshold: 3\n"), "unknown key")
+    })
+  )
+
   it.effect("routing: experiments and the classifier load, names kept as written", () =>
     Effect.gen(function* () {
       const config = yield* loadIn(

@@ -67,7 +67,19 @@ const fakeHealth = (latency: Record<string, number> = {}, open: ReadonlyArray<st
     record: () => {},
     circuit: (id) => (open.includes(id) ? "open" : "closed"),
     latencyMs: (id) => latency[id],
-    weight: () => 1
+    weight: () => 1,
+    report: (id) =>
+      new ModelHealth.HealthReport({
+        id,
+        status: open.includes(id) ? "unavailable" : "healthy",
+        circuit: open.includes(id) ? "open" : "closed",
+        success_rate: null,
+        requests: 0,
+        latency_ms: { p50: null, p95: null },
+        ttft_ms: { p50: null, p95: null },
+        window_s: 60
+      }),
+    sharedStateErrors: () => 0
   })
 
 const routing = (overrides: Partial<AppConfig.AppConfigValue["routing"]> = {}) => ({

@@ -160,5 +160,22 @@ export const migrations = {
     yield* sql`CREATE INDEX session_feedback_session ON session_feedback (tenant, session_id)`
     // The task type detected for the turn that produced an assistant message.
     yield* sql`ALTER TABLE messages ADD COLUMN task_type TEXT`
+  }),
+  "10_model_health": Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    // Health shared between processes (ModelHealth): each process's window of each model, and
+    // the newest breaker record of each model. Times are epoch milliseconds.
+    yield* sql`CREATE TABLE health_windows (
+      process_id TEXT NOT NULL,
+      model TEXT NOT NULL,
+      at BIGINT NOT NULL,
+      summary TEXT NOT NULL,
+      PRIMARY KEY (process_id, model)
+    )`
+    yield* sql`CREATE TABLE health_breakers (
+      model TEXT PRIMARY KEY,
+      updated_at BIGINT NOT NULL,
+      record TEXT NOT NULL
+    )`
   })
 }
