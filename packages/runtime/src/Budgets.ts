@@ -80,6 +80,12 @@ export interface Reservation {
   readonly holds: ReadonlyArray<BudgetSql.Hold>
 }
 
+/**
+ * Whether the call holds budget reserved until it settles: the payer's next call may then depend
+ * on its settling. A call that holds none (no limit applies) may be settled in the background.
+ */
+export const holdsBudget = (reservation: Reservation): boolean => reservation.holds.length > 0
+
 /** Admission and charging of model calls. */
 export class Budgets extends Context.Service<
   Budgets,

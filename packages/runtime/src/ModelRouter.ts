@@ -20,6 +20,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
+import * as Queue from "effect/Queue"
 import * as Random from "effect/Random"
 import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
@@ -180,6 +181,12 @@ const capable = (models: ReadonlyArray<Model>, needs: Needs): Result.Result<Arra
   return Result.succeed(fitting.length > 0 ? fitting : withVision)
 }
 
+/** The most background charges settled together. */
+const settleBatch = 128
+
+const settleAll = (batch: ReadonlyArray<Effect.Effect<void>>) =>
+  Effect.all(batch, { concurrency: "unbounded", discard: true })
+
 /** The most the plan's request may cost: its dearest candidate's estimate. */
 const estimateOf = (plan: Plan, maxOutputTokens: number | undefined) =>
   Math.max(...plan.candidates.map((model) => Budgets.estimate(model.info, plan.needs.promptTokens, maxOutputTokens)))
@@ -204,8 +211,17 @@ export const make = Effect.fnUntraced(function* (options: Options) {
     })
   }
   const deps: Failover.Deps = { health, retryBudget, retry: options.retry }
-  // Experiment outcomes are written in the background, in the router's scope: never on a reply's path.
+  // Experiment outcomes are written in the background, in the router's scope.
   const scope = yield* Scope.Scope
+  // Charges of calls that hold no budget wait for nobody: one fiber settles them in batches (one
+  // transaction each), and what is left when the server stops.
+  const unbudgeted = yield* Queue.unbounded<Effect.Effect<void>>()
+  yield* Effect.addFinalizer(() => Effect.flatMap(Queue.clear(unbudgeted), settleAll))
+  yield* Effect.forkScoped(
+    Effect.forever(
+      Effect.flatMap(Queue.takeBetween(unbudgeted, 1, settleBatch), (batch) => Effect.uninterruptible(settleAll(batch)))
+    )
+  )
   const ticks = new Map<string, number>()
   const allowed = new Map(
     Object.entries(options.routing.tenants).map(([tenant, policy]) => [tenant, new Set(policy.models)])
@@ -308,7 +324,9 @@ export const make = Effect.fnUntraced(function* (options: Options) {
     exit: Exit.Exit<unknown, unknown>
   ) =>
     Effect.gen(function* () {
-      yield* budgets.settle(started.reservation, started.turn.charges)
+      const settle = budgets.settle(started.reservation, started.turn.charges)
+      if (Budgets.holdsBudget(started.reservation)) yield* settle
+      else Queue.offerUnsafe(unbudgeted, settle)
       if (plan.experiment === null) return
       const now = yield* Clock.currentTimeMillis
       yield* Effect.forkIn(
