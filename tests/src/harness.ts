@@ -202,6 +202,9 @@ export const makeClient = (baseUrl: string | (() => string), token: string): Cli
  */
 export const withoutBreakers = "resilience:\n  breaker:\n    consecutive_failures: 100000\n    min_requests: 100000\n"
 
+/** {@link withoutBreakers}, and one attempt per call: every failure a test provokes is answered as it is. */
+export const withoutResilience = `${withoutBreakers}  retry:\n    max_attempts: 1\n`
+
 /** Options of {@link Gateway.start}. */
 export interface StartOptions {
   /** PostgreSQL instead of the embedded database (a URL from {@link createPgSchema}). */

@@ -10,7 +10,7 @@
  */
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { FakeUpstream, OpenAiWire } from "@polyagent/providers/testing"
-import { Gateway, runUntilExit, withoutBreakers } from "../src/harness.ts"
+import { Gateway, runUntilExit, withoutResilience } from "../src/harness.ts"
 
 const OPENAI_KEY = "sk-logs-test-key-0123456789"
 /** Put in every request body: it must never show up in a log line. */
@@ -70,7 +70,7 @@ describe("logs of the real server (LOG_FORMAT=json)", () => {
   beforeAll(async () => {
     fake = await FakeUpstream.start(OpenAiWire.routes("/v1"))
     gateway = await Gateway.start({
-      config: withoutBreakers,
+      config: withoutResilience,
       env: { LOG_FORMAT: "json", OPENAI_API_KEY: OPENAI_KEY, OPENAI_BASE_URL: `${fake.url}/v1` }
     })
   })
@@ -334,7 +334,7 @@ describe("LOG_LEVEL=warn, LOG_FORMAT=text", () => {
   beforeAll(async () => {
     fake = await FakeUpstream.start(OpenAiWire.routes("/v1"))
     gateway = await Gateway.start({
-      config: withoutBreakers,
+      config: withoutResilience,
       env: { LOG_LEVEL: "warn", LOG_FORMAT: "text", OPENAI_API_KEY: OPENAI_KEY, OPENAI_BASE_URL: `${fake.url}/v1` }
     })
   })
