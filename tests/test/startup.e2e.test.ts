@@ -105,6 +105,7 @@ describe("server.workers: 2 on PostgreSQL", () => {
       .split("\n")
     assert.strictEqual(workerPids.length, 2, "two worker processes")
     process.kill(Number(workerPids[0]), "SIGKILL")
+    const killedAt = Date.now()
     for (const session_id of sessions.slice(0, 5)) {
       // A keep-alive connection the dead worker held fails; the next one goes to the other worker.
       let answer = await gateway.post("/v1/chat", { message: "after a worker died", session_id }).catch(() => undefined)
@@ -124,6 +125,9 @@ describe("server.workers: 2 on PostgreSQL", () => {
     }
     assert.isTrue(replaced, "the primary started a new worker")
 
+    // The dead worker's runner row is removed by the next runner that registers or unregisters once
+    // its last heartbeat is older than the lock expiry (6 s): the stop below does it.
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, killedAt + 7_000 - Date.now())))
     const exited = await gateway.stop(30_000)
     assert.strictEqual(exited?.code, 0, exited?.stderr)
     assert.include(exited?.stdout ?? "", "worker exited; starting it again")
