@@ -27,10 +27,11 @@ import {
   readConfigFile
 } from "./internal/configSources.ts"
 import { DurationSetting } from "./internal/durationSetting.ts"
+import { Routing, routingDefaults } from "./internal/routingConfig.ts"
 import { Resilience, resilienceDefaults } from "./internal/resilienceConfig.ts"
-import * as TaskType from "./TaskType.ts"
 
 export { DurationSetting } from "./internal/durationSetting.ts"
+export { autoKeys, RouteEntry, RouteStrategy } from "./internal/routingConfig.ts"
 
 const intAtLeast = (minimum: number, maximum = Number.MAX_SAFE_INTEGER) => {
   const expected =
@@ -87,28 +88,6 @@ export const ModelEntry = Schema.Struct({
   })
 )
 
-/** How a route orders its candidates (see `ModelRouter`). */
-export const RouteStrategy = Schema.Literals(["cost", "latency", "quality", "balanced", "weighted", "ordered"])
-
-const Weight = Schema.Finite.check(Schema.isGreaterThan(0))
-const Share = Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0))
-
-/** One entry of `routing.routes`: a named virtual model over several models. */
-export const RouteEntry = Schema.Struct({
-  strategy: RouteStrategy,
-  /** The models of the route, in order (`ordered`), or with their weights (`weighted`; others ignore weights). */
-  candidates: Schema.Union([
-    Schema.NonEmptyArray(NonEmpty),
-    Schema.Record(Schema.String, Weight).check(
-      Schema.makeFilter((record) => (Object.keys(record).length > 0 ? undefined : "expected at least one model"))
-    )
-  ]),
-  /** What `balanced` weighs; each share is relative to the others. */
-  weights: Schema.optionalKey(Schema.Struct({ cost: Share, latency: Share, quality: Share, reliability: Share }))
-})
-
-/** The keys `routing.auto` takes: the task types of `TaskType` and `default`. */
-export const autoKeys: ReadonlyArray<string> = [...TaskType.TaskType.literals, "default"]
 /** A spending limit in USD, `null` for none. */
 const Usd = Schema.NullOr(NonNegative)
 
@@ -120,32 +99,6 @@ export const TenantBudget = Schema.Struct({
 
 /** How much the server logs: `debug` adds Effect's cluster internals, `warn` keeps only failures. */
 export const LogLevel = Schema.Literals(["debug", "info", "warn", "error"])
-
-/** An experiment's id: it is a path segment of `GET /v1/experiments/{id}`. */
-const experimentId = /^[A-Za-z0-9_.-]{1,64}$/
-/** An arm: a model id or a route name. */
-const ArmTarget = Schema.String.check(Schema.isNonEmpty(), Schema.isMaxLength(200))
-const ArmWeight = Schema.Finite.check(Schema.isGreaterThan(0, { expected: "a weight > 0" }))
-
-/**
- * `routing.experiments`: A/B experiments, each with weighted arms over models or routes; the ids
- * are path segments of `GET /v1/experiments/{id}`.
- */
-const ExperimentsSetting = Schema.Record(
-  Schema.String,
-  Schema.Struct({
-    arms: Schema.Record(ArmTarget, ArmWeight).check(
-      Schema.makeFilter((arms) => (Object.keys(arms).length > 0 ? undefined : "expected at least one arm"))
-    )
-  })
-).check(
-  Schema.makeFilter((experiments) => {
-    const invalid = Object.keys(experiments).filter((id) => !experimentId.test(id))
-    return invalid.length === 0
-      ? undefined
-      : `expected experiment ids of 1-64 letters, digits or _.-; cannot use ${JSON.stringify(invalid)}`
-  })
-)
 
 const ProviderSettings = Schema.Struct({
   apiKey: Secret(NonEmpty),
@@ -206,27 +159,7 @@ export const AppConfigSchema = Schema.Struct({
     healthCheckInterval: DurationSetting
   }).pipe(Schema.encodeKeys({ healthCheckInterval: "health_check_interval" })),
   resilience: Resilience,
-  routing: Schema.Struct({
-    /** A model → the models tried in order when it fails retryably before its first token. */
-    fallbacks: Schema.Record(Schema.String, Schema.Array(NonEmpty)),
-    /** Named virtual models: a request's `model` may name a route. */
-    routes: Schema.Record(Schema.String, RouteEntry),
-    /** `model: "auto"`: the detected task type → a model or a route; `default` for the others. */
-    auto: Schema.Record(Schema.String, NonEmpty).check(
-      Schema.makeFilter((record) => {
-        const unknown = Object.keys(record).filter((key) => !autoKeys.includes(key))
-        return unknown.length === 0
-          ? undefined
-          : `expected task types (${autoKeys.join(", ")}); unknown: ${unknown.join(", ")}`
-      })
-    ),
-    /** A/B experiments: a request's `model` (or a route's or `auto`'s target) may name one. */
-    experiments: ExperimentsSetting,
-    /** What each tenant may use: `{<tenant>: {models: [...]}}`; a tenant not listed may use every model. */
-    tenants: Schema.Record(Schema.String, Schema.Struct({ models: Schema.NonEmptyArray(NonEmpty) })),
-    /** The model that classifies `auto` requests' task type; null: fast rules only. */
-    classifier: Schema.Struct({ model: Schema.NullOr(NonEmpty), timeout: DurationSetting })
-  }),
+  routing: Routing,
   plugins: Schema.Array(NonEmpty),
   /** Spending limits (`Budgets`): per tenant, and a default for every API key; days and months in UTC. */
   budgets: Schema.Struct({
@@ -288,14 +221,7 @@ export const defaults: AppConfigInput = {
   sessions: { max_idle: "1m", max_resident: 10_000, context_strategy: "drop_oldest" },
   security: { admin_key: null, jwt_secret: null },
   rate_limit: { enabled: false, requests_per_minute: 600, burst: 60 },
-  routing: {
-    fallbacks: {},
-    routes: {},
-    auto: {},
-    experiments: {},
-    tenants: {},
-    classifier: { model: null, timeout: "2s" }
-  },
+  routing: routingDefaults,
   plugins: [],
   budgets: { tenants: {}, keys: { daily_usd: null, monthly_usd: null } },
   tools: { max_steps: 8, timeout: "30s", concurrency: 8, max_result_bytes: 65_536, network: { allow_hosts: [] } },
