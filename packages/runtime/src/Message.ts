@@ -41,3 +41,16 @@ export class Message extends Schema.Class<Message>("@polyagent/runtime/Message")
 
 /** A message about to be stored: the storage assigns `seq`. */
 export type NewMessage = Omit<Message, "seq">
+
+/** The fields a message leaves unset unless it says otherwise: a plain, unpinned message of nobody's. */
+export const unset = {
+  model: null,
+  provider: null,
+  usage: null,
+  cost_usd: null,
+  tool_calls: null,
+  tool_call_id: null,
+  pinned: false,
+  models: null,
+  task_type: null
+} as const satisfies Partial<Message>

@@ -133,19 +133,18 @@ export const layer = (options: {
         const setup = yield* AgentTurn.setup({ storage, registry, tenant, agent, userId: input.user_id })
         const { system } = setup
         const conversation = [...past, user]
-        const plan = yield* router.plan({
-          model: input.model ?? undefined,
-          preferred: agent?.model,
-          needs: {
-            tools: setup.toolkit !== undefined,
-            vision: false,
+        const plan = yield* router.plan(
+          AgentTurn.routeOf({
+            model: input.model,
+            agent,
+            setup,
             promptTokens: Tokens.countMessages(system) + Tokens.countStored(conversation),
-            reserveTokens: agent?.parameters.max_tokens ?? 0
-          },
-          text: input.message,
-          stickyKey: sessionId,
-          tenant
-        })
+            reserveTokens: agent?.parameters.max_tokens ?? 0,
+            text: input.message,
+            stickyKey: sessionId,
+            tenant
+          })
+        )
         // The conversation must fit every model the turn may fail over to.
         const contextWindow = Math.min(...plan.candidates.map((m) => m.info.capabilities.context_window))
         const fitted = yield* ContextWindow.fit({
@@ -368,19 +367,18 @@ export const layer = (options: {
         const setup = yield* AgentTurn.setup({ storage, registry, tenant, agent, userId: null })
         if (pending.length > 0) yield* ToolLoop.runCalls(executor, pending, storeResult, setup.builtins)
         const prompt = [...setup.system, ...toPrompt(history ?? past)]
-        const plan = yield* router.plan({
-          model: asking.model ?? undefined,
-          preferred: agent?.model,
-          needs: {
-            tools: setup.toolkit !== undefined,
-            vision: false,
+        const plan = yield* router.plan(
+          AgentTurn.routeOf({
+            model: asking.model,
+            agent,
+            setup,
             promptTokens: Tokens.countMessages(prompt),
-            reserveTokens: 0
-          },
-          text: "",
-          stickyKey: sessionId,
-          tenant
-        })
+            reserveTokens: 0,
+            text: "",
+            stickyKey: sessionId,
+            tenant
+          })
+        )
         yield* loop({
           plan,
           // Whose turn it was is not stored: the tenant pays.

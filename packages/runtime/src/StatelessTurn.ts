@@ -68,19 +68,18 @@ export const run = Effect.fnUntraced(function* (input: Input) {
     topP: own.topP ?? setup.callOptions.topP,
     maxTokens: own.maxTokens ?? setup.callOptions.maxTokens
   }
-  const plan = yield* router.plan({
-    model: undefined,
-    preferred: agent.model,
-    needs: {
-      tools: setup.toolkit !== undefined,
-      vision: false,
+  const plan = yield* router.plan(
+    AgentTurn.routeOf({
+      model: null,
+      agent,
+      setup,
       promptTokens: Tokens.countMessages(prompt),
-      reserveTokens: callOptions.maxTokens ?? 0
-    },
-    text: lastUserText(input.messages),
-    stickyKey: input.userId ?? input.caller.requestId,
-    tenant
-  })
+      reserveTokens: callOptions.maxTokens ?? 0,
+      text: lastUserText(input.messages),
+      stickyKey: input.userId ?? input.caller.requestId,
+      tenant
+    })
+  )
   return yield* router.run(
     input.caller,
     plan,

@@ -9,6 +9,7 @@ import { TestRunner } from "effect/cluster"
 import * as Agent from "../src/Agent.ts"
 import * as CallOptions from "../src/CallOptions.ts"
 import * as Database from "../src/Database.ts"
+import * as Message from "../src/Message.ts"
 import * as ModelCatalog from "../src/ModelCatalog.ts"
 import * as ModelRouter from "../src/ModelRouter.ts"
 import * as RequestId from "../src/RequestId.ts"
@@ -151,18 +152,7 @@ const keyed = (id: string, message: string, key: string, create = false) =>
 
 /** What a process that died stored before this actor ran: the fields a fixture message leaves unset. */
 const at = "2026-01-01T00:00:00.000Z"
-const storedDefaults = {
-  model: null,
-  provider: null,
-  usage: null,
-  cost_usd: null,
-  tool_calls: null,
-  tool_call_id: null,
-  pinned: false,
-  models: null,
-  task_type: null,
-  created_at: at
-}
+const storedDefaults = { ...Message.unset, created_at: at }
 
 describe("SessionActor", () => {
   it.live("runs turns of one session one after another and stores each before replying", () =>

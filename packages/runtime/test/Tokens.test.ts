@@ -5,7 +5,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Prompt } from "effect/ai"
 import { countTokens, encodeChat } from "gpt-tokenizer/encoding/o200k_base"
-import type { Message } from "../src/Message.ts"
+import { type Message, unset } from "../src/Message.ts"
 import * as Tokens from "../src/Tokens.ts"
 
 // Text messages in the shape both effect/ai and gpt-tokenizer's `encodeChat` take.
@@ -21,15 +21,7 @@ const stored = (role: Message["role"], content: string, seq: number): Message =>
   seq,
   role,
   content,
-  model: null,
-  provider: null,
-  usage: null,
-  cost_usd: null,
-  tool_calls: null,
-  tool_call_id: null,
-  pinned: false,
-  models: null,
-  task_type: null,
+  ...unset,
   created_at: "2025-01-01T00:00:00.000Z"
 })
 

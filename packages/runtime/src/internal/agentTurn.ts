@@ -11,6 +11,7 @@ import type { ToolExecutor, ToolRegistry } from "@polyagent/tools"
 import type { Agent } from "../Agent.ts"
 import type { CallOptions as CallOptionsValue } from "../CallOptions.ts"
 import * as Identifier from "../Identifier.ts"
+import type { RouteRequest } from "../ModelRouter.ts"
 import { MemoryFact, nowIso, type Storage, type StorageError } from "../Storage.ts"
 import * as ToolLoop from "../ToolLoop.ts"
 
@@ -79,6 +80,33 @@ export const remember =
         Effect.catch(() => Effect.succeed(toolError(call, "failed", "the fact could not be stored")))
       )
     })
+
+/** What the router is asked for a turn of `agent` (none: a plain chat) prepared by `setup`. */
+export const routeOf = (options: {
+  /** The model the request names, if any. */
+  readonly model: string | null
+  readonly agent: Agent | undefined
+  readonly setup: Setup
+  readonly promptTokens: number
+  /** Room for the answer, in tokens. */
+  readonly reserveTokens: number
+  /** The user's text, for `auto`. */
+  readonly text: string
+  readonly stickyKey: string
+  readonly tenant: string
+}): RouteRequest => ({
+  model: options.model ?? undefined,
+  preferred: options.agent?.model,
+  needs: {
+    tools: options.setup.toolkit !== undefined,
+    vision: false,
+    promptTokens: options.promptTokens,
+    reserveTokens: options.reserveTokens
+  },
+  text: options.text,
+  stickyKey: options.stickyKey,
+  tenant: options.tenant
+})
 
 /** What an agent brings to one turn. */
 export interface Setup {

@@ -1,7 +1,7 @@
 /** Small pieces every turn uses: the spans of its hot path and the messages it makes. */
 import * as Effect from "effect/Effect"
 import * as Identifier from "../Identifier.ts"
-import type { Message } from "../Message.ts"
+import { type Message, unset } from "../Message.ts"
 import { nowIso } from "../Storage.ts"
 
 /**
@@ -17,15 +17,7 @@ export const newMessage = (fields: Partial<Message> & Pick<Message, "role" | "co
     const message: Message = {
       id: yield* Identifier.make("msg"),
       seq: 0,
-      model: null,
-      provider: null,
-      usage: null,
-      cost_usd: null,
-      tool_calls: null,
-      tool_call_id: null,
-      pinned: false,
-      models: null,
-      task_type: null,
+      ...unset,
       created_at: yield* nowIso,
       ...fields
     }
