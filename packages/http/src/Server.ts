@@ -24,6 +24,7 @@ import { ProviderCatalog } from "@polyagent/providers"
 import { SafeHttp, ToolExecutor, ToolRegistry } from "@polyagent/tools"
 import {
   AppConfig,
+  Audit,
   Budgets,
   Database,
   Experiments,
@@ -135,7 +136,9 @@ const application = (config: AppConfig.AppConfigValue, options: Options) => {
     Layer.provide(bootstrap),
     Layer.provide(sessions),
     Layer.provideMerge(routing),
-    Layer.provideMerge(Layer.mergeAll(db, storage, budgets, experiments, models, cluster, tools, settings))
+    Layer.provideMerge(
+      Layer.mergeAll(db, storage, budgets, experiments, models, cluster, tools, settings, Audit.layerMemory())
+    )
   )
 }
 

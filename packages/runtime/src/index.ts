@@ -4,6 +4,7 @@
  */
 export * as Agent from "./Agent.ts"
 export * as AppConfig from "./AppConfig.ts"
+export * as Audit from "./Audit.ts"
 export * as Budgets from "./Budgets.ts"
 export * as CallOptions from "./CallOptions.ts"
 export * as ContextWindow from "./ContextWindow.ts"
