@@ -13,6 +13,7 @@ import * as Stream from "effect/Stream"
 import type * as ClusterErrors from "effect/cluster/ClusterError"
 import * as HttpApiBuilder from "effect/http-api/HttpApiBuilder"
 import {
+  type Budgets,
   type Experiments,
   Identifier,
   ModelCatalog,
@@ -251,13 +252,20 @@ const ExperimentsRoutes: Layer.Layer<
   Experiments.Experiments | Layer.Services<typeof ExperimentsHandlers.layer>
 > = ExperimentsHandlers.layer
 
+/** `/v1/usage`, on the ledger (and the budgets' writer, flushed before a report). */
+const UsageRoutes: Layer.Layer<
+  Layer.Success<typeof UsageHandlers.layer>,
+  never,
+  Budgets.Budgets | Layer.Services<typeof UsageHandlers.layer>
+> = UsageHandlers.layer
+
 /** All handlers but the OpenAI-compatible route's (`CompletionsHandlers.ts`). */
 export const layer = Layer.mergeAll(
   ChatHandlers,
   SessionsHandlers,
   AgentsHandlers.layer,
   KeysHandlers.layer,
-  UsageHandlers.layer,
+  UsageRoutes,
   ModelsHandlers,
   ExperimentsRoutes,
   SystemHandlers
