@@ -20,6 +20,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
 import * as Queue from "effect/Queue"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
@@ -168,6 +169,47 @@ export const make = Effect.fn("Budgets.make")(function* (budgets: AppConfigValue
 export const makeMemory = (budgets: AppConfigValue["budgets"]): Effect.Effect<Budgets["Service"], never, Scope.Scope> =>
   makeWith(BudgetSql.memory(), budgets)
 
+/** Tokens charged, by `model`, `provider` and `type` (`prompt`, `completion`). */
+export const tokensTotal = Metric.counter("polyagent_tokens_total", {
+  description: "Tokens charged for model calls, by model, provider and type (prompt, completion)",
+  incremental: true
+})
+
+/** What calls cost, by `model` and `provider`, in USD. */
+export const costTotal = Metric.counter("polyagent_cost_usd_total", {
+  description: "Cost of model calls in USD at the catalogue's prices, by model and provider",
+  incremental: true
+})
+
+// The series of each model, made once.
+const modelSeries = new Map<
+  string,
+  {
+    readonly prompt: Metric.Metric<number, unknown>
+    readonly completion: Metric.Metric<number, unknown>
+    readonly cost: Metric.Metric<number, unknown>
+  }
+>()
+
+/** Counts `charge` in {@link tokensTotal} and {@link costTotal}. */
+const count = (charge: Charge) => {
+  const key = `${charge.provider}/${charge.model}`
+  let found = modelSeries.get(key)
+  if (found === undefined) {
+    const model = { model: charge.model, provider: charge.provider }
+    found = {
+      prompt: Metric.withAttributes(tokensTotal, { ...model, type: "prompt" }),
+      completion: Metric.withAttributes(tokensTotal, { ...model, type: "completion" }),
+      cost: Metric.withAttributes(costTotal, model)
+    }
+    modelSeries.set(key, found)
+  }
+  const context = Context.empty()
+  found.prompt.updateUnsafe(charge.usage.prompt_tokens, context)
+  found.completion.updateUnsafe(charge.usage.completion_tokens, context)
+  found.cost.updateUnsafe(charge.cost_usd, context)
+}
+
 /** The most unbudgeted charges written together. */
 const settleBatch = 128
 
@@ -308,6 +350,7 @@ const makeWith = Effect.fnUntraced(function* (store: BudgetSql.Store, budgets: A
       if (charges.length === 0 && reservation.holds.length === 0) return Effect.void
       return Effect.flatMap(Clock.currentTimeMillis, (now) => {
         const rows = ledgerRows(reservation, charges, new Date(now).toISOString())
+        for (const charge of charges) count(charge)
         if (reservation.holds.length === 0) {
           Queue.offerUnsafe(unbudgeted, { rows })
           return Effect.void
