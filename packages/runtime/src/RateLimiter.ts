@@ -24,7 +24,10 @@ import * as RateLimiterRedis from "./internal/rateLimiterRedis.ts"
 import * as TokenBucket from "./internal/tokenBucket.ts"
 
 /** A bucket's size (`burst` tokens) and refill rate (`requestsPerMinute` tokens a minute). */
-export type Limit = TokenBucket.Limit
+export interface Limit {
+  readonly requestsPerMinute: number
+  readonly burst: number
+}
 
 /** One bucket a request takes from: its key (a principal, a tenant…) and its limit. */
 export interface Bucket {
