@@ -130,9 +130,7 @@ const application = (config: AppConfig.AppConfigValue, options: Options) => {
   // The stack attaches last: until then the listener answers 503.
   const stack = HttpRouter.serve(routes, { disableLogger: true, disableListenLog: true })
   const http = (
-    config.server.fastLane
-      ? Layer.mergeAll(stack, FastLane.layer({ bodyLimit: config.server.bodyLimit, cors }))
-      : stack
+    config.server.fastLane ? Layer.mergeAll(stack, FastLane.layer({ bodyLimit: config.server.bodyLimit, cors })) : stack
   ).pipe(Layer.provide([Authentication.layerKeyCache, Readiness.layer, RateLimit.layerConfig(config)]))
   const summary = StartupSummary.layer(config).pipe(Layer.provideMerge(http))
   // Turns a crash interrupted between their tool calls and their answer finish in the background.
@@ -197,6 +195,14 @@ export const layer = (config: AppConfig.AppConfigValue, options: Options = {}) =
         gracefulShutdownTimeout: Duration.toMillis(config.server.shutdownGrace)
       })
     })
-  ).pipe(Layer.provideMerge(Listener.layer))
+  ).pipe(
+    Layer.provideMerge(
+      Listener.layer({
+        maxHeaderSize: config.server.maxHeaderSize,
+        headersTimeoutMs: Duration.toMillis(config.server.headersTimeout),
+        receiveTimeoutMs: Duration.toMillis(config.server.receiveTimeout)
+      })
+    )
+  )
   return untilReachable(application(config, options)).pipe(Layer.provideMerge(listener))
 }

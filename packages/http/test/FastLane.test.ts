@@ -104,7 +104,7 @@ describe("FastLane", () => {
     const context = await Effect.runPromise(
       Layer.buildWithScope(
         FastLane.layer({ bodyLimit: 1000, cors: Cors.make([]) }).pipe(
-          Layer.provideMerge(Listener.layer),
+          Layer.provideMerge(Listener.layer()),
           Layer.provide([
             // One call per request: these tests are about the lane, not retries.
             ModelRouter.layerTest({ retry: { ...ModelRouter.defaultRetry, maxAttempts: 1 } }).pipe(

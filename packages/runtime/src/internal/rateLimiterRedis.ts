@@ -66,8 +66,9 @@ export interface Target {
   readonly limit: TokenBucket.Limit
 }
 
-/** Bound on one take: a Redis that hangs delays a request by this much at most. */
-const commandTimeoutMs = 500
+/** Bound on one take: a Redis that hangs delays a request by this much at most (a shorter one timed out
+ * under load on a busy event loop, where the timer measures the loop's lag as much as Redis). */
+const commandTimeoutMs = 2000
 
 const isNoScript = (cause: unknown): boolean => cause instanceof Error && cause.message.startsWith("NOSCRIPT")
 
@@ -83,7 +84,9 @@ const readTaken = (reply: unknown): Taken | undefined => {
 }
 
 /** A take that Redis could not answer (down, too slow, or an unexpected reply). */
-export class RedisTakeError extends Schema.TaggedError<RedisTakeError>()("RedisTakeError", { cause: Schema.Defect() }) {}
+export class RedisTakeError extends Schema.TaggedError<RedisTakeError>()("RedisTakeError", {
+  cause: Schema.Defect()
+}) {}
 
 /** Takes from buckets in the Redis at `url`, all or none. The connection lives as long as the scope. */
 export const make = (options: {

@@ -10,6 +10,9 @@ import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import { Redis } from "ioredis"
 
+/** Bound on connecting (and on the wait for the first connection at start-up). */
+const connectTimeoutMs = 2000
+
 /** A connection to the Redis at `url`, closed with the scope; waits for the first connection (or its failure). */
 export const connect = (options: {
   readonly url: Redacted.Redacted<string>
@@ -22,7 +25,8 @@ export const connect = (options: {
           lazyConnect: false,
           enableOfflineQueue: false,
           maxRetriesPerRequest: 1,
-          connectTimeout: options.commandTimeoutMs,
+          // A busy machine may take a while to connect; a short command timeout must not cut that.
+          connectTimeout: Math.max(connectTimeoutMs, options.commandTimeoutMs),
           commandTimeout: options.commandTimeoutMs,
           retryStrategy: (times) => Math.min(times * 200, 2000)
         })
@@ -41,6 +45,6 @@ export const connect = (options: {
         client.off("ready", settled)
         client.off("error", settled)
       })
-    }).pipe(Effect.timeoutOption(options.commandTimeoutMs))
+    }).pipe(Effect.timeoutOption(Math.max(connectTimeoutMs, options.commandTimeoutMs)))
     return client
   })
