@@ -117,19 +117,19 @@ for (const [name, make] of stores) {
   })
 }
 
+// Nothing listens on port 1.
+const unreachable = (onStoreError: RateLimiter.OnStoreError) =>
+  build(RateLimiter.layerRedis({ url: Redacted.make("redis://127.0.0.1:1"), prefix: "x:", onStoreError }))
+
+const captured = () => {
+  const lines: Array<string> = []
+  const logger = Logger.make(({ message }) => {
+    lines.push(Array.isArray(message) ? message.join(" ") : String(message))
+  })
+  return { lines, layer: Logger.layer([logger]) }
+}
+
 describe("RateLimiter in Redis, unreachable", () => {
-  // Nothing listens on port 1.
-  const unreachable = (onStoreError: RateLimiter.OnStoreError) =>
-    build(RateLimiter.layerRedis({ url: Redacted.make("redis://127.0.0.1:1"), prefix: "x:", onStoreError }))
-
-  const captured = () => {
-    const lines: Array<string> = []
-    const logger = Logger.make(({ message }) => {
-      lines.push(Array.isArray(message) ? message.join(" ") : String(message))
-    })
-    return { lines, layer: Logger.layer([logger]) }
-  }
-
   it.effect("fails open: requests pass unchecked, one log line for the outage", () => {
     const { lines, layer } = captured()
     return Effect.gen(function* () {
