@@ -120,10 +120,13 @@ const answer = (response: ServerResponse, status: number, body: object, retryAft
     response.destroy()
     return response.statusCode
   }
+  const text = JSON.stringify(body)
+  // With its length, as the stack sends its envelopes (not chunked).
   response.writeHead(status, {
     "content-type": "application/json",
+    "content-length": Buffer.byteLength(text),
     ...(retryAfterSeconds === undefined ? {} : { "retry-after": String(retryAfterSeconds) })
   })
-  response.end(JSON.stringify(body))
+  response.end(text)
   return status
 }
