@@ -29,7 +29,7 @@ import {
 import { DurationSetting } from "./internal/durationSetting.ts"
 import { Routing, routingDefaults } from "./internal/routingConfig.ts"
 import { Resilience, resilienceDefaults } from "./internal/resilienceConfig.ts"
-import { Cors, RateLimit, rateLimitDefaults, Tls } from "./internal/edgeConfig.ts"
+import { Cors, RateLimit, rateLimitDefaults } from "./internal/edgeConfig.ts"
 
 export { DurationSetting } from "./internal/durationSetting.ts"
 export { autoKeys, RouteEntry, RouteStrategy } from "./internal/routingConfig.ts"
@@ -130,7 +130,6 @@ export const AppConfigSchema = Schema.Struct({
     headersTimeout: DurationSetting,
     /** A whole request, head and body, must arrive within this (slow clients answered 408). */
     receiveTimeout: DurationSetting,
-    tls: Tls,
     /** Serves plain `POST /v1/chat/completions` beneath the HTTP stack (see `FastLane.ts`); `false` for the stack only. */
     fastLane: Schema.Boolean
   }).pipe(
@@ -235,7 +234,6 @@ export const defaults: AppConfigInput = {
     max_header_size: 16_384,
     headers_timeout: "10s",
     receive_timeout: "30s",
-    tls: null,
     fast_lane: true
   },
   cluster: { runner_host: null, runner_port: null, listen_host: null },

@@ -1,6 +1,6 @@
 /**
  * The sections of the configuration that shape the HTTP edge: `rate_limit:` (token buckets per
- * principal, per tenant and per route class), `cors:` and `server.tls`. Part of `AppConfig`'s
+ * principal, per tenant and per route class) and `cors:`. Part of `AppConfig`'s
  * closed schema; `config/polyagent.yaml` documents every key at its default.
  */
 import * as Schema from "effect/Schema"
@@ -63,6 +63,3 @@ const Origin = Schema.String.check(
 
 /** The `cors:` section: the origins whose browsers may call the API (exact, or `*` for any). */
 export const Cors = Schema.Struct({ origins: Schema.Array(Origin) })
-
-/** `server.tls`: PEM files of the certificate (chain) and its key; HTTPS and HTTP/2 when set. */
-export const Tls = Schema.NullOr(Schema.Struct({ cert: Schema.NonEmptyString, key: Schema.NonEmptyString }))
