@@ -29,9 +29,11 @@ import {
 import { DurationSetting } from "./internal/durationSetting.ts"
 import { Routing, routingDefaults } from "./internal/routingConfig.ts"
 import { Resilience, resilienceDefaults } from "./internal/resilienceConfig.ts"
+import { Cors, RateLimit, rateLimitDefaults } from "./internal/edgeConfig.ts"
 
 export { DurationSetting } from "./internal/durationSetting.ts"
 export { autoKeys, RouteEntry, RouteStrategy } from "./internal/routingConfig.ts"
+export { type RouteClass, routeClasses } from "./internal/edgeConfig.ts"
 
 const intAtLeast = (minimum: number, maximum = Number.MAX_SAFE_INTEGER) => {
   const expected =
@@ -121,9 +123,25 @@ export const AppConfigSchema = Schema.Struct({
     requestTimeout: DurationSetting,
     bodyLimit: PositiveInt,
     shutdownGrace: DurationSetting,
-    workers: intAtLeast(1, 256)
+    workers: intAtLeast(1, 256),
+    /** Largest request head (request line and headers) in bytes; larger ones are answered 431. */
+    maxHeaderSize: intAtLeast(1024, 1_048_576),
+    /** A request's head must arrive within this (slow clients answered 408). */
+    headersTimeout: DurationSetting,
+    /** A whole request, head and body, must arrive within this (slow clients answered 408). */
+    receiveTimeout: DurationSetting,
+    /** Serves plain `POST /v1/chat/completions` beneath the HTTP stack (see `FastLane.ts`); `false` for the stack only. */
+    fastLane: Schema.Boolean
   }).pipe(
-    Schema.encodeKeys({ requestTimeout: "request_timeout", bodyLimit: "body_limit", shutdownGrace: "shutdown_grace" })
+    Schema.encodeKeys({
+      requestTimeout: "request_timeout",
+      bodyLimit: "body_limit",
+      shutdownGrace: "shutdown_grace",
+      maxHeaderSize: "max_header_size",
+      headersTimeout: "headers_timeout",
+      receiveTimeout: "receive_timeout",
+      fastLane: "fast_lane"
+    })
   ),
   /** Where this process is reached as a runner of the cluster (PostgreSQL only); `null` = the default. */
   cluster: Schema.Struct({
@@ -148,9 +166,8 @@ export const AppConfigSchema = Schema.Struct({
     ),
     jwtSecret: Secret(NonEmpty)
   }).pipe(Schema.encodeKeys({ adminKey: "admin_key", jwtSecret: "jwt_secret" })),
-  rateLimit: Schema.Struct({ enabled: Schema.Boolean, requestsPerMinute: PositiveInt, burst: PositiveInt }).pipe(
-    Schema.encodeKeys({ requestsPerMinute: "requests_per_minute" })
-  ),
+  rateLimit: RateLimit,
+  cors: Cors,
   models: Schema.Struct({
     default: NonEmpty,
     local: Schema.Struct({ chunkDelay: DurationSetting }).pipe(Schema.encodeKeys({ chunkDelay: "chunk_delay" })),
@@ -213,14 +230,19 @@ export const defaults: AppConfigInput = {
     request_timeout: "60s",
     body_limit: 1_048_576,
     shutdown_grace: "10s",
-    workers: 1
+    workers: 1,
+    max_header_size: 16_384,
+    headers_timeout: "10s",
+    receive_timeout: "30s",
+    fast_lane: true
   },
   cluster: { runner_host: null, runner_port: null, listen_host: null },
   storage: { data_dir: "./.polyagent", postgres_url: null },
   redis_url: null,
   sessions: { max_idle: "1m", max_resident: 10_000, context_strategy: "drop_oldest" },
   security: { admin_key: null, jwt_secret: null },
-  rate_limit: { enabled: false, requests_per_minute: 600, burst: 60 },
+  rate_limit: rateLimitDefaults,
+  cors: { origins: [] },
   routing: routingDefaults,
   plugins: [],
   budgets: { tenants: {}, keys: { daily_usd: null, monthly_usd: null } },
