@@ -9,8 +9,10 @@
  * The lane takes a request only when it is that common case, and hands everything else to the
  * full stack unchanged, which answers it exactly as it would without the lane. Before the body
  * is read it needs: the route, a JSON `Content-Type`, a `Content-Length` within the body limit,
- * and a bearer key verified within `Authentication.keyCacheTtl` (the first request of a key, or
- * a bad one, goes to the stack, which verifies it and answers 401s). After reading it needs: JSON
+ * and a bearer key verified within `Authentication.keyCacheTtl`, or a JWT verified within
+ * `Jwt.verifiedTtl` (the first request of a token, or a bad one, goes to the stack, which
+ * verifies it and answers 401s), whose role the route allows (`Authorization.permits`; else the
+ * stack answers the 403 and audits it). After reading it needs: JSON
  * that passes the request schema, naming no agent. A request that fails these is replayed to the
  * stack with the body it sent, so 400s and agents are the stack's.
  *
@@ -25,14 +27,18 @@ import type { ModelRouter } from "@polyagent/runtime"
 import type { IncomingMessage } from "node:http"
 import { Readable } from "node:stream"
 import * as Authentication from "./Authentication.ts"
+import * as Authorization from "./Authorization.ts"
 import * as ChatCompletions from "./ChatCompletions.ts"
 import * as Edge from "./Edge.ts"
+import { JwtVerifier } from "./Jwt.ts"
+import { KeyUsage } from "./KeyUsage.ts"
 import { type Lane, Listener } from "./Listener.ts"
 import { Readiness } from "./Readiness.ts"
 import * as ModelCompletion from "./ModelCompletion.ts"
 import * as RequestLog from "./RequestLog.ts"
 
 const PATH = "/v1/chat/completions"
+const ROUTE = "openai.completions"
 const BEARER = "Bearer "
 
 /** What the lane needs to know of the server's settings. */
@@ -45,6 +51,8 @@ export const layer = (options: Options) =>
   Layer.effectDiscard(
     Effect.gen(function* () {
       const keys = yield* Authentication.KeyCache
+      const jwt = yield* JwtVerifier
+      const usage = yield* KeyUsage
       const readiness = yield* Readiness
       // The relay's Effects run with the server's services (its logger, above all).
       const context = yield* Effect.context<ModelRouter.ModelRouter>()
@@ -60,9 +68,12 @@ export const layer = (options: Options) =>
         if (!(length <= options.bodyLimit) || !(headers["content-type"] ?? "").includes("json")) return false
         const authorization = headers.authorization
         if (authorization === undefined || !authorization.startsWith(BEARER)) return false
-        const key = authorization.slice(BEARER.length)
-        const caller = keys.cached(Authentication.hashKey(key), Date.now())
-        if (caller === undefined) return false
+        const token = authorization.slice(BEARER.length)
+        const now = Date.now()
+        const caller = token.startsWith("pa_")
+          ? keys.cached(Authentication.hashKey(token), now)
+          : jwt.cached(token, now)
+        if (caller === undefined || !Authorization.permits(caller, ROUTE)) return false
         const startedAt = clock.monotonicTimeNanosUnsafe()
         const logLine = (status: number, requestId: string, facts: RequestLog.Facts) =>
           RequestLog.write({
@@ -85,12 +96,15 @@ export const layer = (options: Options) =>
             const requestId = Edge.requestIdOf(headers["x-request-id"])
             response.setHeader("x-request-id", requestId)
             const facts = new RequestLog.Facts(caller.tenant, caller.subject)
-            const answer = ModelCompletion.serve(response, {
+            const served = ModelCompletion.serve(response, {
               parsed: parsed.success,
               bodyLength: body.byteLength,
-              caller: { payer: Authentication.payerOf(caller), requestId, sessionId: null },
+              caller: { payer: Authentication.payerOf(caller), requestId, sessionId: null, models: caller.models },
               stickyKey: parsed.success.request.user ?? caller.subject
-            }).pipe(Effect.provideService(RequestLog.CurrentFacts, facts))
+            })
+            const answer = Effect.andThen(usage.used(caller, requestId), served).pipe(
+              Effect.provideService(RequestLog.CurrentFacts, facts)
+            )
             const fiber = run(Effect.onExit(answer, (exit) => logLine(RequestLog.statusOfExit(exit), requestId, facts)))
             // A client that goes away interrupts the call, which aborts the upstream request.
             response.once("close", () => {

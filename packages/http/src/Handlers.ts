@@ -13,6 +13,7 @@ import * as Stream from "effect/Stream"
 import type * as ClusterErrors from "effect/cluster/ClusterError"
 import * as HttpApiBuilder from "effect/http-api/HttpApiBuilder"
 import {
+  type Audit,
   type Experiments,
   Identifier,
   ModelCatalog,
@@ -23,6 +24,7 @@ import {
 } from "@polyagent/runtime"
 import { Api, type ChatEvent, type ChatHeaders, type ChatRequest, HealthDown, healthDown, Principal } from "./Api.ts"
 import * as AgentsHandlers from "./AgentsHandlers.ts"
+import * as AuditHandlers from "./AuditHandlers.ts"
 import * as ApiError from "./ApiError.ts"
 import * as Authentication from "./Authentication.ts"
 import * as ExperimentsHandlers from "./ExperimentsHandlers.ts"
@@ -136,7 +138,8 @@ const ChatHandlers = HttpApiBuilder.group(
         // Without the client's key, a key of this request's own: the cluster sends a turn again when
         // the process running it died, and the session must answer it from storage if it was stored.
         idempotency_key: headers["idempotency-key"] ?? (yield* Identifier.make("turn")),
-        key_id: Authentication.payerOf(principal).keyId
+        key_id: Authentication.payerOf(principal).keyId,
+        models: principal.models
       }
       return { sessionId, client, input }
     })
@@ -251,6 +254,13 @@ const ExperimentsRoutes: Layer.Layer<
   Experiments.Experiments | Layer.Services<typeof ExperimentsHandlers.layer>
 > = ExperimentsHandlers.layer
 
+/** `/v1/audit`, on the runtime's audit log. */
+const AuditRoutes: Layer.Layer<
+  Layer.Success<typeof AuditHandlers.layer>,
+  never,
+  Audit.Audit | Layer.Services<typeof AuditHandlers.layer>
+> = AuditHandlers.layer
+
 /** All handlers but the OpenAI-compatible route's (`CompletionsHandlers.ts`). */
 export const layer = Layer.mergeAll(
   ChatHandlers,
@@ -260,5 +270,6 @@ export const layer = Layer.mergeAll(
   UsageHandlers.layer,
   ModelsHandlers,
   ExperimentsRoutes,
+  AuditRoutes,
   SystemHandlers
 )

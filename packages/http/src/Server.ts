@@ -45,6 +45,8 @@ import * as CompletionsHandlers from "./CompletionsHandlers.ts"
 import * as Edge from "./Edge.ts"
 import * as FastLane from "./FastLane.ts"
 import * as Handlers from "./Handlers.ts"
+import * as Jwt from "./Jwt.ts"
+import * as KeyUsage from "./KeyUsage.ts"
 import { Listener } from "./Listener.ts"
 import { Readiness } from "./Readiness.ts"
 import * as StartupSummary from "./StartupSummary.ts"
@@ -80,6 +82,8 @@ const application = (config: AppConfig.AppConfigValue, options: Options) => {
   const db = database(config)
   const storage = Storage.layerSql.pipe(Layer.provide(db))
   const budgets = Budgets.layer(config.budgets).pipe(Layer.provide(db))
+  // Durable, written in the background, flushed when the server stops cleanly.
+  const audit = Audit.layer.pipe(Layer.provide(db))
   const experiments = Experiments.layer(Experiments.fromConfig(config.routing.experiments)).pipe(Layer.provide(db))
   const cluster = Cluster.layer(config, options.workerIndex).pipe(Layer.provide(db))
   // Health shared through Redis when configured, else PostgreSQL, else kept in this process.
@@ -128,7 +132,14 @@ const application = (config: AppConfig.AppConfigValue, options: Options) => {
   const http = Layer.mergeAll(
     HttpRouter.serve(routes, { disableLogger: true, disableListenLog: true }),
     FastLane.layer({ bodyLimit: config.server.bodyLimit })
-  ).pipe(Layer.provide([Authentication.layerKeyCache, Readiness.layer]))
+  ).pipe(
+    Layer.provide([
+      Authentication.layerKeyCache,
+      Readiness.layer,
+      Jwt.layer(config.security.jwt),
+      KeyUsage.layer(config.audit.sampleKeyUse)
+    ])
+  )
   const summary = StartupSummary.layer(config).pipe(Layer.provideMerge(http))
   // Turns a crash interrupted between their tool calls and their answer finish in the background.
   const recovery = Layer.effectDiscard(Effect.forkScoped(SessionRecovery.resumeUnfinished))
@@ -137,7 +148,7 @@ const application = (config: AppConfig.AppConfigValue, options: Options) => {
     Layer.provide(sessions),
     Layer.provideMerge(routing),
     Layer.provideMerge(
-      Layer.mergeAll(db, storage, budgets, experiments, models, cluster, tools, settings, Audit.layerMemory())
+      Layer.mergeAll(db, storage, budgets, experiments, models, cluster, tools, settings, audit)
     )
   )
 }
