@@ -34,7 +34,8 @@ export const layer = HttpApiBuilder.group(
   Effect.fn(function* (handlers) {
     const storage = yield* Storage.Storage
     const audit = yield* Audit.Audit
-    const record = (action: string, target: string) => Effect.provideService(audited(action, target), Audit.Audit, audit)
+    const record = (action: string, target: string) =>
+      Effect.provideService(audited(action, target), Audit.Audit, audit)
     return handlers
       .handle("create", ({ payload }) =>
         Effect.gen(function* () {

@@ -36,7 +36,10 @@ export const layer = HttpApiBuilder.group(
         }
         const tenant = query.tenant ?? principal.tenant
         if (tenant !== principal.tenant && !Authentication.isOperator(principal)) {
-          return yield* ApiError.fail("forbidden", "only an admin of the default tenant reads other tenants' audit logs")
+          return yield* ApiError.fail(
+            "forbidden",
+            "only an admin of the default tenant reads other tenants' audit logs"
+          )
         }
         return { data: yield* audit.list(tenant, limit) }
       })

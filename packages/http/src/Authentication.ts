@@ -56,8 +56,7 @@ export const payerOf = (principal: Principal["Service"]): Budgets.Payer => ({
 })
 
 /** Who the audit log names as having acted: the key's id, or `jwt:<sub>`. */
-export const actorOf = (principal: Principal["Service"]): string =>
-  principal.keyId ?? jwtPayerId(principal.subject)
+export const actorOf = (principal: Principal["Service"]): string => principal.keyId ?? jwtPayerId(principal.subject)
 
 /** The caller a stored key stands for. */
 export const principalOfKey = (record: Storage.ApiKeyRecord): Principal["Service"] => ({
@@ -80,10 +79,12 @@ const keyCacheSize = 10_000
 
 /** Epoch milliseconds of a stored ISO time; `Infinity` for none (never). */
 const millisOf = (iso: string | null): number =>
-  iso === null ? Number.POSITIVE_INFINITY : Option.match(DateTime.make(iso), {
-      onNone: () => 0,
-      onSome: DateTime.toEpochMillis
-    })
+  iso === null
+    ? Number.POSITIVE_INFINITY
+    : Option.match(DateTime.make(iso), {
+        onNone: () => 0,
+        onSome: DateTime.toEpochMillis
+      })
 
 /** Why a key does not authenticate, for the debug log. */
 export type KeyRejection = "unknown or revoked key" | "expired key"
@@ -93,9 +94,7 @@ export class KeyCache extends Context.Service<
   KeyCache,
   {
     /** The caller of the key with this hash, or why there is none (unknown, revoked, expired). */
-    readonly lookup: (
-      hash: string
-    ) => Effect.Effect<Principal["Service"] | KeyRejection, Storage.StorageError>
+    readonly lookup: (hash: string) => Effect.Effect<Principal["Service"] | KeyRejection, Storage.StorageError>
     /** The caller of a key found less than {@link keyCacheTtl} before `now` (epoch ms), without asking storage. */
     readonly cached: (hash: string, now: number) => Principal["Service"] | undefined
     /** Forgets the key `id` (it was revoked). */
@@ -143,6 +142,15 @@ export const layerKeyCache = Layer.effect(
 /** The one answer to a token that does not authenticate, whatever the reason. */
 export const unauthenticatedMessage = "a valid API key or token is required: Authorization: Bearer <token>"
 
+/** The generic 401; why is logged at debug with the request id (never the token). */
+const rejected = (reason: string) =>
+  Effect.flatMap(Effect.service(ApiError.RequestId), (requestId) =>
+    Effect.logDebug("authentication failed").pipe(
+      Effect.annotateLogs({ reason, request_id: requestId }),
+      Effect.andThen(ApiError.fail("unauthenticated", unauthenticatedMessage))
+    )
+  )
+
 /**
  * The caller of a bearer token: an API key or a JWT. Fails with the generic 401 (the reason is
  * logged at debug), or 503 when the key cannot be looked up because storage is down.
@@ -150,13 +158,6 @@ export const unauthenticatedMessage = "a valid API key or token is required: Aut
 export const authenticate = Effect.fn("Authentication.authenticate")(function* (token: string) {
   const keys = yield* KeyCache
   const jwt = yield* JwtVerifier
-  const rejected = (reason: string) =>
-    Effect.flatMap(Effect.service(ApiError.RequestId), (requestId) =>
-      Effect.logDebug("authentication failed").pipe(
-        Effect.annotateLogs({ reason, request_id: requestId }),
-        Effect.andThen(ApiError.fail("unauthenticated", unauthenticatedMessage))
-      )
-    )
   if (token.startsWith("pa_")) {
     const found = yield* keys.lookup(hashKey(token)).pipe(
       // A key that cannot be looked up is no bad key: 503, never 401.

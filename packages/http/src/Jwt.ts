@@ -63,7 +63,10 @@ const TenantClaim = /^[A-Za-z0-9_-]{1,64}$/
 export const roleOf = (roles: ReadonlyArray<unknown>): Storage.Role => {
   let best: Storage.Role = "user"
   for (const role of roles) {
-    if ((role === "admin" || role === "builder" || role === "user") && Storage.roleRank[role] > Storage.roleRank[best]) {
+    if (
+      (role === "admin" || role === "builder" || role === "user") &&
+      Storage.roleRank[role] > Storage.roleRank[best]
+    ) {
       best = role
     }
   }

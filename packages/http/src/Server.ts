@@ -147,9 +147,7 @@ const application = (config: AppConfig.AppConfigValue, options: Options) => {
     Layer.provide(bootstrap),
     Layer.provide(sessions),
     Layer.provideMerge(routing),
-    Layer.provideMerge(
-      Layer.mergeAll(db, storage, budgets, experiments, models, cluster, tools, settings, audit)
-    )
+    Layer.provideMerge(Layer.mergeAll(db, storage, budgets, experiments, models, cluster, tools, settings, audit))
   )
 }
 

@@ -62,7 +62,10 @@ describe("Authentication.KeyCache", () => {
         assert.strictEqual(yield* keys.lookup(Authentication.hashKey("pa_unknown")), "unknown or revoked key")
 
         // Revoked in storage only, as another node would: still trusted until the entry expires.
-        assert.deepStrictEqual(yield* store.revokeApiKey("acme", "key_a", "2026-11-25T00:00:01.000Z"), Option.some("acme"))
+        assert.deepStrictEqual(
+          yield* store.revokeApiKey("acme", "key_a", "2026-11-25T00:00:01.000Z"),
+          Option.some("acme")
+        )
         assert.strictEqual(typeof (yield* keys.lookup(Authentication.hashKey("pa_a"))), "object")
         yield* TestClock.adjust(Authentication.keyCacheTtl)
         assert.strictEqual(yield* keys.lookup(Authentication.hashKey("pa_a")), "unknown or revoked key")

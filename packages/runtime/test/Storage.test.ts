@@ -401,9 +401,15 @@ describe.each(databases("test_storage"))("Storage on %s", (_name, database) => {
           Option.some(new ApiKeyRecord({ ...full, last_used_at: "2026-01-01T12:00:00.000Z" }))
         )
         // The operator's revocation (no tenant) finds a key of any tenant and answers its tenant.
-        assert.deepStrictEqual(yield* storage.revokeApiKey(null, "key_3", "2026-01-02T00:00:00.000Z"), Option.some("acme"))
+        assert.deepStrictEqual(
+          yield* storage.revokeApiKey(null, "key_3", "2026-01-02T00:00:00.000Z"),
+          Option.some("acme")
+        )
         assert.isTrue(Option.isNone(yield* storage.revokeApiKey("other", "key_1", "2026-01-02T00:00:00.000Z")))
-        assert.deepStrictEqual(yield* storage.revokeApiKey("acme", "key_1", "2026-01-02T00:00:00.000Z"), Option.some("acme"))
+        assert.deepStrictEqual(
+          yield* storage.revokeApiKey("acme", "key_1", "2026-01-02T00:00:00.000Z"),
+          Option.some("acme")
+        )
         assert.isTrue(Option.isNone(yield* storage.revokeApiKey("acme", "key_1", "2026-01-03T00:00:00.000Z")))
         assert.isTrue(Option.isNone(yield* storage.findApiKeyByHash("a".repeat(64))))
         assert.deepStrictEqual(yield* storage.listApiKeys("acme"), [])
