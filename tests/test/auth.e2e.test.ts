@@ -68,6 +68,14 @@ const typeOf = (json: unknown) => decode(ErrorEnvelope, json).error.type
 
 const CreatedKey = Schema.Struct({ id: Schema.String, key: Schema.String })
 
+/** Asserts that `token` answers 401 `unauthenticated` with the one generic message. */
+const refused = async (target: Gateway, token: string, why: string) => {
+  const answer = await agentsAs(target, token)
+  assert.strictEqual(answer.status, 401, `${why}: ${answer.text}`)
+  assert.strictEqual(typeOf(answer.json), "unauthenticated", why)
+  assert.include(decode(ErrorEnvelope, answer.json).error.message, "a valid API key or token is required", why)
+}
+
 describe("JWT authentication", () => {
   let gateway: Gateway
   let jwksGateway: Gateway
@@ -95,14 +103,6 @@ describe("JWT authentication", () => {
     canary?.server?.close()
     jwks?.server?.close()
   })
-
-  /** Asserts that `token` answers 401 `unauthenticated` with the one generic message. */
-  const refused = async (target: Gateway, token: string, why: string) => {
-    const answer = await agentsAs(target, token)
-    assert.strictEqual(answer.status, 401, `${why}: ${answer.text}`)
-    assert.strictEqual(typeOf(answer.json), "unauthenticated", why)
-    assert.include(decode(ErrorEnvelope, answer.json).error.message, "a valid API key or token is required", why)
-  }
 
   it("accepts HS256 and RS256 tokens with their tenant and role", async () => {
     const builder = await hs256(standard({ tenant: "jwt-acme", roles: ["user", "builder", "astronaut"] }))
