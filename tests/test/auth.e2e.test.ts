@@ -14,7 +14,7 @@ import { once } from "node:events"
 import { createServer, type Server } from "node:http"
 import type { AddressInfo } from "node:net"
 import * as Jose from "jose"
-import { decode, ErrorEnvelope, Gateway, makeClient, runUntilExit } from "../src/harness.ts"
+import { decode, ErrorEnvelope, freePort, Gateway, makeClient, runUntilExit } from "../src/harness.ts"
 
 const secret = "an-hs256-secret-of-at-least-32-characters!"
 const issuer = "https://issuer.example"
@@ -219,6 +219,18 @@ describe("JWT authentication", () => {
     assert.notStrictEqual(shortSecret.code, 0)
     assert.include(shortSecret.stdout + shortSecret.stderr, "security.jwt.secret")
     assert.notInclude(shortSecret.stdout + shortSecret.stderr, '"short"')
+  })
+
+  it("answers 503, not 401, while the JWKS cannot be fetched", async () => {
+    const unreachable = await Gateway.start({ env: { JWT_JWKS_URL: `http://127.0.0.1:${await freePort()}/jwks.json` } })
+    try {
+      const token = await sign(rsa.privateKey, { alg: "RS256", kid: "rsa-1" }, { sub: "x", exp: now() + 60 })
+      const answer = await agentsAs(unreachable, token)
+      assert.strictEqual(answer.status, 503, answer.text)
+      assert.strictEqual(typeOf(answer.json), "unavailable")
+    } finally {
+      await unreachable.dispose()
+    }
   })
 
   it("never writes a token or secret into the logs", async () => {

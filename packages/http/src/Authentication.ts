@@ -143,7 +143,7 @@ export const layerKeyCache = Layer.effect(
 export const unauthenticatedMessage = "a valid API key or token is required: Authorization: Bearer <token>"
 
 /** The generic 401; why is logged at debug with the request id (never the token). */
-const rejected = (reason: string) =>
+const rejected = (reason: string): Effect.Effect<never, ApiError.Unauthenticated | ApiError.Unavailable> =>
   Effect.flatMap(Effect.service(ApiError.RequestId), (requestId) =>
     Effect.logDebug("authentication failed").pipe(
       Effect.annotateLogs({ reason, request_id: requestId }),
@@ -169,7 +169,18 @@ export const authenticate = Effect.fn("Authentication.authenticate")(function* (
     )
     return typeof found === "string" ? yield* rejected(found) : found
   }
-  return yield* jwt.verify(token).pipe(Effect.catchTag("JwtRejected", (error) => rejected(`jwt: ${error.reason}`)))
+  return yield* jwt
+    .verify(token)
+    .pipe(
+      Effect.catchTag("JwtRejected", (error) =>
+        error.unavailable === true
+          ? Effect.logWarning("JWT keys are unavailable").pipe(
+              Effect.annotateLogs({ reason: error.reason }),
+              Effect.andThen(ApiError.fail("unavailable", "authentication is unavailable; try again shortly"))
+            )
+          : rejected(`jwt: ${error.reason}`)
+      )
+    )
 })
 
 /** The middleware that turns a bearer token into a {@link Principal} allowed on the route. */
@@ -182,7 +193,7 @@ export const layer = Layer.effect(
       bearer: (httpEffect, { credential, endpoint, group }) =>
         Effect.gen(function* () {
           const principal = yield* authenticate(Redacted.value(credential)).pipe(Effect.provide(services))
-          yield* RequestLog.recordCaller(principal)
+          yield* RequestLog.recordCaller({ tenant: principal.tenant, subject: actorOf(principal) })
           const route = `${group.identifier}.${endpoint.identifier}`
           if (!Authorization.permits(principal, route)) {
             return yield* Authorization.refuse(principal, route).pipe(Effect.provide(services))

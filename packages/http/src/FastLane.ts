@@ -95,7 +95,7 @@ export const layer = (options: Options) =>
             }
             const requestId = Edge.requestIdOf(headers["x-request-id"])
             response.setHeader("x-request-id", requestId)
-            const facts = new RequestLog.Facts(caller.tenant, caller.subject)
+            const facts = new RequestLog.Facts(caller.tenant, Authentication.actorOf(caller))
             const served = ModelCompletion.serve(response, {
               parsed: parsed.success,
               bodyLength: body.byteLength,
@@ -112,7 +112,7 @@ export const layer = (options: Options) =>
             })
           },
           () => {
-            const facts = new RequestLog.Facts(caller.tenant, caller.subject)
+            const facts = new RequestLog.Facts(caller.tenant, Authentication.actorOf(caller))
             run(logLine(RequestLog.clientClosed, Edge.requestIdOf(headers["x-request-id"]), facts))
           }
         )

@@ -28,8 +28,21 @@ import type { Principal } from "./Api.ts"
 /** The `security.jwt` settings. */
 export type Settings = AppConfig.AppConfigValue["security"]["jwt"]
 
-/** A token that does not verify; `reason` is for the server's debug log, never for the client. */
-export class JwtRejected extends Schema.TaggedError<JwtRejected>()("JwtRejected", { reason: Schema.String }) {}
+/**
+ * A token that does not verify; `reason` is for the server's debug log, never for the client.
+ * `unavailable`: the JWKS could not be fetched, so the token could not be checked (503, not 401).
+ */
+export class JwtRejected extends Schema.TaggedError<JwtRejected>()("JwtRejected", {
+  reason: Schema.String,
+  unavailable: Schema.optionalKey(Schema.Boolean)
+}) {}
+
+/** Why jose refused a token, and whether it is the JWKS that could not be reached. */
+const rejectionOf = (error: unknown): JwtRejected =>
+  error instanceof Jose.errors.JOSEError
+    ? new JwtRejected({ reason: `${error.code}: ${error.message}`, unavailable: error.code === "ERR_JWKS_TIMEOUT" })
+    : // jose's own failures are JOSEErrors; anything else comes from fetching the JWKS.
+      new JwtRejected({ reason: "the JWKS could not be fetched", unavailable: true })
 
 /** How long a verified token is remembered at most (never past its `exp`). */
 export const verifiedTtl = Duration.seconds(60)
@@ -170,10 +183,7 @@ export const make = Effect.fn("Jwt.make")(function* (settings: Settings) {
       if (!enabled) return yield* new JwtRejected({ reason: "JWT verification is not configured" })
       const { payload } = yield* Effect.tryPromise({
         try: () => Jose.jwtVerify(token, getKey, { ...options, currentDate: new Date(now) }),
-        catch: (error) =>
-          new JwtRejected({
-            reason: error instanceof Jose.errors.JOSEError ? `${error.code}: ${error.message}` : "malformed token"
-          })
+        catch: rejectionOf
       })
       const principal = principalOf(payload)
       if (typeof principal === "string") return yield* new JwtRejected({ reason: principal })
