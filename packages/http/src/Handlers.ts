@@ -14,6 +14,7 @@ import type * as ClusterErrors from "effect/cluster/ClusterError"
 import * as HttpApiBuilder from "effect/http-api/HttpApiBuilder"
 import {
   type Audit,
+  type Budgets,
   type Experiments,
   Identifier,
   ModelCatalog,
@@ -261,13 +262,20 @@ const AuditRoutes: Layer.Layer<
   Audit.Audit | Layer.Services<typeof AuditHandlers.layer>
 > = AuditHandlers.layer
 
+/** `/v1/usage`, on the ledger (and the budgets' writer, flushed before a report). */
+const UsageRoutes: Layer.Layer<
+  Layer.Success<typeof UsageHandlers.layer>,
+  never,
+  Budgets.Budgets | Layer.Services<typeof UsageHandlers.layer>
+> = UsageHandlers.layer
+
 /** All handlers but the OpenAI-compatible route's (`CompletionsHandlers.ts`). */
 export const layer = Layer.mergeAll(
   ChatHandlers,
   SessionsHandlers,
   AgentsHandlers.layer,
   KeysHandlers.layer,
-  UsageHandlers.layer,
+  UsageRoutes,
   ModelsHandlers,
   ExperimentsRoutes,
   AuditRoutes,

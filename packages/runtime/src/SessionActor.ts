@@ -140,7 +140,7 @@ export const layer = (options: {
             setup,
             promptTokens: Tokens.countMessages(system) + Tokens.countStored(conversation),
             reserveTokens: agent?.parameters.max_tokens ?? 0,
-            text: input.message,
+            text: () => input.message,
             stickyKey: sessionId,
             tenant,
             allowed: input.models ?? null
@@ -376,7 +376,7 @@ export const layer = (options: {
             setup,
             promptTokens: Tokens.countMessages(prompt),
             reserveTokens: 0,
-            text: "",
+            text: () => "",
             stickyKey: sessionId,
             tenant,
             // The model that was already answering the turn: its key allowed it.
