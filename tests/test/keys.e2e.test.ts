@@ -148,7 +148,7 @@ describe("keys, roles and tenants", () => {
     assert.isString(after?.last_used_at)
   })
 
-  it("refuses an expired key with the generic 401, and bad expiries with 400", async () => {
+  it("refuses an expired key with the generic 401, and bad expiries, models and rate limits with 400", async () => {
     const soon = new Date(Date.now() + 1500).toISOString()
     const created = await newKey({ role: "user", expires_at: soon })
     const client = makeClient(gateway.url, created.key)
@@ -169,7 +169,10 @@ describe("keys, roles and tenants", () => {
       { role: "user", expires_at: "2001-01-01T00:00:00Z" },
       { role: "user", expires_at: "tomorrow" },
       { role: "user", expires_at: "2099-01-01T00:00:00Z", expires_in_days: 3 },
-      { role: "user", expires_in_days: 0 }
+      { role: "user", expires_in_days: 0 },
+      { role: "user", models: ["local", "no-such-model"] },
+      { role: "user", models: [] },
+      { role: "user", rate_limit: { requests_per_minute: 0, burst: 5 } }
     ]) {
       const answer = await gateway.post("/v1/keys", body)
       assert.strictEqual(answer.status, 400, `${JSON.stringify(body)}: ${answer.text}`)

@@ -19,6 +19,7 @@ import {
   Identifier,
   ModelCatalog,
   ModelHealth,
+  type ModelRouter,
   Session,
   SessionProtocol,
   Storage
@@ -255,6 +256,13 @@ const ExperimentsRoutes: Layer.Layer<
   Experiments.Experiments | Layer.Services<typeof ExperimentsHandlers.layer>
 > = ExperimentsHandlers.layer
 
+/** `/v1/keys`, on storage, the audit log and the router (which checks the names a key may ask for). */
+const KeysRoutes: Layer.Layer<
+  Layer.Success<typeof KeysHandlers.layer>,
+  never,
+  ModelRouter.ModelRouter | Layer.Services<typeof KeysHandlers.layer>
+> = KeysHandlers.layer
+
 /** `/v1/audit`, on the runtime's audit log. */
 const AuditRoutes: Layer.Layer<
   Layer.Success<typeof AuditHandlers.layer>,
@@ -274,7 +282,7 @@ export const layer = Layer.mergeAll(
   ChatHandlers,
   SessionsHandlers,
   AgentsHandlers.layer,
-  KeysHandlers.layer,
+  KeysRoutes,
   UsageRoutes,
   ModelsHandlers,
   ExperimentsRoutes,

@@ -12,7 +12,7 @@ import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as HttpApiBuilder from "effect/http-api/HttpApiBuilder"
-import { Audit, Identifier, Storage } from "@polyagent/runtime"
+import { Audit, Identifier, ModelRouter, Storage } from "@polyagent/runtime"
 import { Api, Principal } from "./Api.ts"
 import * as ApiError from "./ApiError.ts"
 import * as Authentication from "./Authentication.ts"
@@ -70,6 +70,7 @@ export const layer = HttpApiBuilder.group(
     const storage = yield* Storage.Storage
     const keys = yield* Authentication.KeyCache
     const audit = yield* Audit.Audit
+    const router = yield* ModelRouter.ModelRouter
 
     /** Records what the caller did to `target` (a key id, or what it asked for) of `tenant`. */
     const record = (action: string, tenant: string, target: string, outcome: "ok" | "denied") =>
@@ -105,6 +106,13 @@ export const layer = HttpApiBuilder.group(
           if (Storage.roleRank[payload.role] > Storage.roleRank[creator.role]) {
             yield* record("key.create", creator.tenant, `role:${payload.role}`, "denied")
             return yield* ApiError.fail("forbidden", "a key cannot have a role above its creator's")
+          }
+          const unknown = (payload.models ?? []).filter((name) => !router.knows(name))
+          if (unknown.length > 0) {
+            return yield* ApiError.fail(
+              "invalid_request",
+              `models: ${unknown.map((name) => JSON.stringify(name)).join(", ")} names no model, route or experiment; GET /v1/models lists the models`
+            )
           }
           const now = yield* DateTime.now
           const key = yield* Authentication.newKey

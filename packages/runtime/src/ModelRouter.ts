@@ -146,6 +146,8 @@ export class ModelRouter extends Context.Service<
   ModelRouter,
   {
     readonly plan: (request: RouteRequest) => Effect.Effect<Plan, ModelNotFound | NoCapableModel | ModelNotAllowed>
+    /** Whether a request's `model` may name `name`: an enabled model, a route, an experiment or `auto`. */
+    readonly knows: (name: string) => boolean
     readonly run: <A, E, R>(
       caller: Caller,
       plan: Plan,
@@ -369,6 +371,7 @@ export const make = Effect.fnUntraced(function* (options: Options) {
 
   return ModelRouter.of({
     plan,
+    knows: (name) => name === RoutingTable.autoName || table.lookup(name) !== undefined,
     run: (caller, plan, use, maxOutputTokens) =>
       Effect.acquireUseRelease(
         begin(caller, plan, maxOutputTokens),
