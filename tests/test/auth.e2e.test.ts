@@ -209,6 +209,10 @@ describe("JWT authentication", () => {
     const expired = await hs256(standard({ exp: now() - 120 }))
     const refusedAnswer = await gateway.post("/v1/chat/completions", body, { token: expired })
     assert.strictEqual(refusedAnswer.status, 401)
+    // The calls are charged to the subject as `jwt:<sub>`, which the usage report shows.
+    const usage = await gateway.get("/v1/usage?group_by=key")
+    assert.strictEqual(usage.status, 200, usage.text)
+    assert.include(usage.text, '"key":"jwt:alice"')
   })
 
   it("stops start-up on JWT settings that cannot work, naming the key", async () => {
