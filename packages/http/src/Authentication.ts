@@ -41,9 +41,6 @@ export const newKey = Effect.sync(() => `pa_${Identifier.randomBase62(40)}`)
 /** What a key shows of itself in listings: `pa_` and its next 8 characters. */
 export const prefixOf = (key: string): string => key.slice(0, 11)
 
-/** The id a JWT's subject pays and acts as: stable for the subject, never a key's id. */
-const jwtPayerId = (subject: string) => `jwt:${subject}`
-
 /**
  * Who pays for the calls of `principal`: its tenant, and its API key (for a JWT, `jwt:<sub>`,
  * to which `budgets.keys` applies as to a key).
@@ -52,11 +49,11 @@ const jwtPayerId = (subject: string) => `jwt:${subject}`
  */
 export const payerOf = (principal: Principal["Service"]): Budgets.Payer => ({
   tenant: principal.tenant,
-  keyId: principal.keyId ?? jwtPayerId(principal.subject)
+  keyId: Authorization.actorOf(principal)
 })
 
 /** Who the audit log names as having acted: the key's id, or `jwt:<sub>`. */
-export const actorOf = (principal: Principal["Service"]): string => principal.keyId ?? jwtPayerId(principal.subject)
+export const actorOf = Authorization.actorOf
 
 /** The caller a stored key stands for. */
 export const principalOfKey = (record: Storage.ApiKeyRecord): Principal["Service"] => ({

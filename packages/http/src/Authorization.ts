@@ -41,6 +41,12 @@ export const routeRoles: Readonly<Record<string, Storage.Role>> = {
   "audit.list": "admin"
 }
 
+/**
+ * Who the caller is for the audit log, budgets and the ledger: the API key's id, or `jwt:<sub>`
+ * for a JWT (stable for the subject, never a key's id).
+ */
+export const actorOf = (principal: Principal["Service"]): string => principal.keyId ?? `jwt:${principal.subject}`
+
 /** The role `route` (`group.endpoint`) needs: `admin` for a route the table does not list. */
 export const roleOf = (route: string): Storage.Role => routeRoles[route] ?? "admin"
 
@@ -53,7 +59,7 @@ export const refuse = (principal: Principal["Service"], route: string) =>
   Effect.gen(function* () {
     const audit = yield* Audit.Audit
     yield* audit.record({
-      actor: principal.subject,
+      actor: actorOf(principal),
       tenant: principal.tenant,
       action: route,
       target: route,
