@@ -1,17 +1,30 @@
 /**
  * `/v1/agents`: create, list, read, change and delete the tenant's agents. Reading needs any
- * role; changing needs `builder` (or `admin`), as ../shared/API.md says.
+ * role; changing needs `builder` (or `admin`), as ../shared/API.md says (`Authorization.ts`).
+ * Every change is recorded in the audit log.
  */
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as HttpApiBuilder from "effect/http-api/HttpApiBuilder"
-import { Agent, Identifier, Storage } from "@polyagent/runtime"
+import { Agent, Audit, Identifier, Storage } from "@polyagent/runtime"
 import { Api, Principal } from "./Api.ts"
 import * as ApiError from "./ApiError.ts"
 import * as Authentication from "./Authentication.ts"
 
-/** The caller's tenant, when its role may change agents. */
-const builderTenant = Effect.map(Authentication.requireRole("builder", "changing agents"), ({ tenant }) => tenant)
+/** Records a change of the agent `target` by the caller. */
+const audited = (action: string, target: string) =>
+  Effect.gen(function* () {
+    const principal = yield* Principal
+    const audit = yield* Audit.Audit
+    yield* audit.record({
+      actor: Authentication.actorOf(principal),
+      tenant: principal.tenant,
+      action,
+      target,
+      request_id: yield* Effect.service(ApiError.RequestId),
+      outcome: "ok"
+    })
+  })
 
 const notFound = (id: string) => ApiError.fail("not_found", `agent ${id} not found`)
 
@@ -20,12 +33,16 @@ export const layer = HttpApiBuilder.group(
   "agents",
   Effect.fn(function* (handlers) {
     const storage = yield* Storage.Storage
+    const audit = yield* Audit.Audit
+    const record = (action: string, target: string) =>
+      Effect.provideService(audited(action, target), Audit.Audit, audit)
     return handlers
       .handle("create", ({ payload }) =>
         Effect.gen(function* () {
-          const tenant = yield* builderTenant
+          const { tenant } = yield* Principal
           const agent = Agent.fromCreate(yield* Identifier.make("agent"), payload, yield* Storage.nowIso)
           yield* storage.insertAgent(tenant, agent).pipe(Effect.catch(ApiError.storageFailed))
+          yield* record("agent.create", agent.id)
           return agent
         })
       )
@@ -44,19 +61,23 @@ export const layer = HttpApiBuilder.group(
       )
       .handle("update", ({ params, payload }) =>
         Effect.gen(function* () {
-          const tenant = yield* builderTenant
+          const { tenant } = yield* Principal
           const current = yield* storage.getAgent(tenant, params.id).pipe(Effect.catch(ApiError.storageFailed))
           if (Option.isNone(current)) return yield* notFound(params.id)
           const updated = Agent.applyPatch(current.value, payload, yield* Storage.nowIso)
           const stored = yield* storage.updateAgent(tenant, updated).pipe(Effect.catch(ApiError.storageFailed))
-          return stored ? updated : yield* notFound(params.id)
+          if (!stored) return yield* notFound(params.id)
+          yield* record("agent.update", params.id)
+          return updated
         })
       )
       .handle("delete", ({ params }) =>
         Effect.gen(function* () {
-          const tenant = yield* builderTenant
+          const { tenant } = yield* Principal
           const deleted = yield* storage.deleteAgent(tenant, params.id).pipe(Effect.catch(ApiError.storageFailed))
-          return deleted ? ({ id: params.id, deleted: true } as const) : yield* notFound(params.id)
+          if (!deleted) return yield* notFound(params.id)
+          yield* record("agent.delete", params.id)
+          return { id: params.id, deleted: true } as const
         })
       )
   })

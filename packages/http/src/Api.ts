@@ -32,23 +32,31 @@ import * as ChatCompletions from "./ChatCompletions.ts"
 export class Principal extends Context.Service<
   Principal,
   {
+    /** How the caller authenticated: an API key or a JWT. */
+    readonly kind: "key" | "jwt"
     readonly tenant: string
+    /** The key's id for a key, the token's `sub` for a JWT. */
     readonly subject: string
     readonly role: Storage.Role
-    /** The principal's own rate limit (its API key's), replacing `rate_limit`'s per-principal one. */
-    readonly rateLimit?: RateLimiter.Limit | null | undefined
+    /** The API key's id; null for a JWT. */
+    readonly keyId: string | null
+    /** The model, route or experiment names the caller may ask for; null: any. */
+    readonly models: ReadonlyArray<string> | null
+    /** The caller's own rate limit; null: the configured one (`rate_limit`). */
+    readonly rateLimit: RateLimiter.Limit | null
   }
 >()("@polyagent/http/Principal") {}
 
 /**
- * Bearer authentication with an API key (JWT comes later). A key that cannot be looked up
- * because storage is unreachable answers 503 `unavailable`, never 401.
+ * Bearer authentication with an API key or a JWT, and the route's role (`Authorization.ts`). A
+ * key that cannot be looked up because storage is unreachable answers 503 `unavailable`, never
+ * 401; a caller whose role is below the route's answers 403.
  */
 export class Authentication extends HttpApiMiddleware.Service<Authentication, { provides: Principal }>()(
   "@polyagent/http/Authentication",
   {
     security: { bearer: HttpApiSecurity.bearer },
-    error: [ApiError.Unauthenticated, ApiError.RateLimited, ApiError.Unavailable]
+    error: [ApiError.Unauthenticated, ApiError.RateLimited, ApiError.Unavailable, ApiError.Forbidden]
   }
 ) {}
 
@@ -230,16 +238,34 @@ export class AgentsGroup extends HttpApiGroup.make("agents")
 
 const Tenant = Schema.String.check(Schema.isPattern(/^[A-Za-z0-9_-]{1,64}$/))
 
+/** A key's own rate limit on the wire. */
+export const KeyRateLimit = Schema.Struct({
+  requests_per_minute: Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 1_000_000 })),
+  burst: Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 1_000_000 }))
+})
+
 /** An API key as listed: never its secret or hash. */
 export const ApiKey = Schema.Struct({
   id: Schema.String,
   name: Schema.String,
   role: Storage.Role,
   tenant: Schema.String,
+  /** `pa_` and the key's first 8 characters, to tell keys apart; null for keys made before prefixes were kept. */
+  prefix: Schema.NullOr(Schema.String),
   created_at: Schema.String,
+  /** When the key stops working; null: never. */
+  expires_at: Schema.NullOr(Schema.String),
+  /** When the key was last used (to the minute); null: never. */
+  last_used_at: Schema.NullOr(Schema.String),
+  /** The model, route or experiment names the key may ask for; null: any. */
+  models: Schema.NullOr(Schema.Array(Schema.String)),
+  /** The key's own rate limit; null: the configured `rate_limit`. */
+  rate_limit: Schema.NullOr(KeyRateLimit),
   /** The key's own monthly budget in USD; null: the configured default for keys (`budgets.keys`). */
   budget_usd: Schema.NullOr(Schema.Number)
 })
+
+const ModelName = Schema.String.check(Schema.isNonEmpty(), Schema.isMaxLength(200))
 
 export class KeysGroup extends HttpApiGroup.make("keys")
   .add(
@@ -249,13 +275,22 @@ export class KeysGroup extends HttpApiGroup.make("keys")
         tenant: Schema.optional(Tenant),
         name: Schema.optional(Schema.String.check(Schema.isMaxLength(200))),
         /** The key's monthly budget in USD (UTC months), instead of `budgets.keys.monthly_usd`. */
-        budget_usd: Schema.optional(Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0)))
+        budget_usd: Schema.optional(Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0))),
+        /** The key stops working this many days after it is created (or at `expires_at`; not both). */
+        expires_in_days: Schema.optional(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 36_500 }))),
+        /** When the key stops working: an ISO 8601 time with a zone, in the future. */
+        expires_at: Schema.optional(Schema.String),
+        /** The model, route or experiment names the key may ask for (others answer 403); absent: any. */
+        models: Schema.optional(Schema.Array(ModelName).check(Schema.isMinLength(1), Schema.isMaxLength(100))),
+        /** The key's own rate limit, instead of the configured `rate_limit`. */
+        rate_limit: Schema.optional(KeyRateLimit)
       }),
       // The key itself is shown in this answer only.
       success: Schema.Struct({ ...ApiKey.fields, key: Schema.String }).pipe(HttpApiSchema.status(201)),
-      error: [ApiError.Forbidden, ApiError.Internal]
+      error: [ApiError.InvalidRequest, ApiError.Forbidden, ApiError.Internal]
     }),
     HttpApiEndpoint.get("list", "/v1/keys", {
+      query: { tenant: Schema.optional(Tenant) },
       success: Schema.Struct({ data: Schema.Array(ApiKey) }),
       error: [ApiError.Forbidden, ApiError.Internal]
     }),
@@ -337,6 +372,35 @@ export class ExperimentsGroup extends HttpApiGroup.make("experiments")
   )
   .middleware(Authentication) {}
 
+/** One entry of `GET /v1/audit`. */
+export const AuditEntry = Schema.Struct({
+  time: Schema.String,
+  actor: Schema.String,
+  tenant: Schema.String,
+  action: Schema.String,
+  target: Schema.String,
+  request_id: Schema.NullOr(Schema.String),
+  outcome: Schema.String
+})
+
+export class AuditGroup extends HttpApiGroup.make("audit")
+  .add(
+    HttpApiEndpoint.get("list", "/v1/audit", {
+      query: { limit: Schema.optional(Schema.String), tenant: Schema.optional(Tenant) },
+      success: Schema.Struct({ data: Schema.Array(AuditEntry) }),
+      error: [ApiError.InvalidRequest, ApiError.Forbidden, ApiError.Internal]
+    })
+  )
+  .middleware(Authentication)
+  .annotateMerge(
+    OpenApi.annotations({
+      description:
+        "The tenant's audit log, newest first: key creation, use (sampled), revocation, agent changes, refusals " +
+        "(403). Admin only; `limit` from 1 to 1000 (100 by default); the operator (an admin of tenant `default`) " +
+        "may read another tenant's with `tenant`."
+    })
+  ) {}
+
 /** `GET /v1/health`. */
 export const Health = Schema.Struct({
   status: Schema.Literals(["ok", "degraded", "down"]),
@@ -360,6 +424,7 @@ export class SystemGroup extends HttpApiGroup.make("system").add(
 export class Api extends HttpApi.make("polyagent")
   .add(ChatGroup, SessionsGroup, AgentsGroup, KeysGroup, UsageGroup, ModelsGroup, OpenAiGroup, SystemGroup)
   .add(ChatGroup, SessionsGroup, AgentsGroup, KeysGroup, ModelsGroup, ExperimentsGroup, OpenAiGroup, SystemGroup)
+  .add(AuditGroup)
   .middleware(RequestErrors)
   .annotateMerge(
     OpenApi.annotations({

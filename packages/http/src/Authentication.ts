@@ -1,30 +1,40 @@
 /**
- * API-key authentication: a bearer token `pa_…` is hashed and looked up in storage; only
- * hashes are ever stored. A key found stays trusted for {@link keyCacheTtl}, so a request
- * costs no storage lookup; revoking a key through this server forgets it at once (another
- * node of a cluster notices within the TTL). At start-up the bootstrap admin key of tenant
- * `default` is ensured: `POLYAGENT_ADMIN_KEY` when set, otherwise a new key printed once
- * when the tenant has none yet.
+ * Authentication: a bearer token is an API key (`pa_…`, hashed and looked up in storage; only
+ * hashes are ever stored) or a JWT (`Jwt.ts`). A key found stays trusted for {@link keyCacheTtl}
+ * (never past its expiry), so a request costs no storage lookup; revoking a key through this
+ * server forgets it at once (another node of a cluster notices within the TTL). The middleware
+ * then checks the route's role (`Authorization.ts`) and notes the key's use (`KeyUsage.ts`).
+ * Every failure answers the same 401; why is logged at debug with the request id, never the token.
+ * At start-up the bootstrap admin key of tenant `default` is ensured: `POLYAGENT_ADMIN_KEY` when
+ * set, otherwise a new key printed once when the tenant has none yet.
  */
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
+import * as DateTime from "effect/DateTime"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
-import { type Budgets, Identifier, Storage } from "@polyagent/runtime"
+import { Audit, type Budgets, Identifier, type RateLimiter, Storage } from "@polyagent/runtime"
 import * as HttpServerRequest from "effect/http/HttpServerRequest"
 import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import { createHash } from "node:crypto"
 import { Authentication, Principal } from "./Api.ts"
 import * as ApiError from "./ApiError.ts"
+import * as Authorization from "./Authorization.ts"
 import * as Edge from "./Edge.ts"
+import { JwtVerifier } from "./Jwt.ts"
+import { KeyUsage } from "./KeyUsage.ts"
 import * as RateLimit from "./RateLimit.ts"
 import * as RequestLog from "./RequestLog.ts"
 
-/** The tenant of the bootstrap admin key. */
+/** The tenant of the bootstrap admin key: its admins are the operator (../shared/API.md). */
 export const DEFAULT_TENANT = "default"
+
+/** Whether `principal` is the operator: an admin of tenant `default`, who may act on other tenants. */
+export const isOperator = (principal: Principal["Service"]): boolean =>
+  principal.role === "admin" && principal.tenant === DEFAULT_TENANT
 
 /** The stored form of a key: SHA-256, enough for 130-bit random keys (no password stretching needed). */
 export const hashKey = (key: string): string => createHash("sha256").update(key).digest("hex")
@@ -32,28 +42,35 @@ export const hashKey = (key: string): string => createHash("sha256").update(key)
 /** A new API key: `pa_` and 40 base62 characters. */
 export const newKey = Effect.sync(() => `pa_${Identifier.randomBase62(40)}`)
 
-/** The caller, when its role includes `role`; `action` says what needs it (for the 403's message). */
-export const requireRole = (
-  role: Storage.Role,
-  action: string
-): Effect.Effect<Principal["Service"], ApiError.Forbidden, Principal> =>
-  Effect.gen(function* () {
-    const principal = yield* Principal
-    if (Storage.roleRank[principal.role] < Storage.roleRank[role]) {
-      return yield* ApiError.fail("forbidden", `${action} needs the ${role} role`)
-    }
-    return principal
-  })
+/** What a key shows of itself in listings: `pa_` and its next 8 characters. */
+export const prefixOf = (key: string): string => key.slice(0, 11)
 
 /**
- * Who pays for the calls of `principal`: its tenant, and its API key (a principal's `subject` is
- * the id of the key it authenticated with).
+ * Who pays for the calls of `principal`: its tenant, and its API key (for a JWT, `jwt:<sub>`,
+ * to which `budgets.keys` applies as to a key).
  *
  * When to use: for `Budgets.reserve` and the ledger, around every model call of a request.
  */
 export const payerOf = (principal: Principal["Service"]): Budgets.Payer => ({
   tenant: principal.tenant,
-  keyId: principal.subject
+  keyId: Authorization.actorOf(principal)
+})
+
+/** Who the audit log names as having acted: the key's id, or `jwt:<sub>`. */
+export const actorOf = Authorization.actorOf
+
+/** The caller a stored key stands for. */
+export const principalOfKey = (record: Storage.ApiKeyRecord): Principal["Service"] => ({
+  kind: "key",
+  tenant: record.tenant,
+  subject: record.id,
+  role: record.role,
+  keyId: record.id,
+  models: record.models,
+  rateLimit:
+    record.rate_limit_rpm === null || record.rate_limit_burst === null
+      ? null
+      : { requestsPerMinute: record.rate_limit_rpm, burst: record.rate_limit_burst }
 })
 
 /** How long a key found in storage is trusted without asking again. */
@@ -61,12 +78,24 @@ export const keyCacheTtl = Duration.seconds(10)
 /** At most this many keys are remembered; the oldest is forgotten first. */
 const keyCacheSize = 10_000
 
+/** Epoch milliseconds of a stored ISO time; `Infinity` for none (never). */
+const millisOf = (iso: string | null): number =>
+  iso === null
+    ? Number.POSITIVE_INFINITY
+    : Option.match(DateTime.make(iso), {
+        onNone: () => 0,
+        onSome: DateTime.toEpochMillis
+      })
+
+/** Why a key does not authenticate, for the debug log. */
+export type KeyRejection = "unknown or revoked key" | "expired key"
+
 /** The callers of the API keys recently verified, by key hash. */
 export class KeyCache extends Context.Service<
   KeyCache,
   {
-    /** The caller of the key with this hash; none for an unknown or revoked key. */
-    readonly lookup: (hash: string) => Effect.Effect<Option.Option<Principal["Service"]>, Storage.StorageError>
+    /** The caller of the key with this hash, or why there is none (unknown, revoked, expired). */
+    readonly lookup: (hash: string) => Effect.Effect<Principal["Service"] | KeyRejection, Storage.StorageError>
     /** The caller of a key found less than {@link keyCacheTtl} before `now` (epoch ms), without asking storage. */
     readonly cached: (hash: string, now: number) => Principal["Service"] | undefined
     /** Forgets the key `id` (it was revoked). */
@@ -93,48 +122,86 @@ export const layerKeyCache = Layer.effect(
         Effect.gen(function* () {
           const now = yield* Clock.currentTimeMillis
           const principal = cached(hash, now)
-          if (principal !== undefined) return Option.some(principal)
+          if (principal !== undefined) return principal
           const found = yield* storage.findApiKeyByHash(hash)
-          if (Option.isNone(found)) return Option.none()
-          const { id, tenant, role } = found.value
-          const verified = { tenant, subject: id, role }
+          if (Option.isNone(found)) return "unknown or revoked key"
+          const expiresAt = millisOf(found.value.expires_at)
+          if (expiresAt <= now) return "expired key"
+          const verified = principalOfKey(found.value)
           if (known.size >= keyCacheSize) known.delete(known.keys().next().value ?? "")
-          known.set(hash, { principal: verified, until: now + ttl })
-          return Option.some(verified)
+          // Trusted until the TTL ends, or the key expires if that comes first.
+          known.set(hash, { principal: verified, until: Math.min(now + ttl, expiresAt) })
+          return verified
         }),
       forget: (id) => {
-        for (const [hash, { principal }] of known) if (principal.subject === id) known.delete(hash)
+        for (const [hash, { principal }] of known) if (principal.keyId === id) known.delete(hash)
       }
     })
   })
 )
 
+/** The one answer to a token that does not authenticate, whatever the reason. */
+export const unauthenticatedMessage = "a valid API key or token is required: Authorization: Bearer <token>"
+
+/** The generic 401; why is logged at debug with the request id (never the token). */
+const rejected = (reason: string): Effect.Effect<never, ApiError.Unauthenticated | ApiError.Unavailable> =>
+  Effect.flatMap(Effect.service(ApiError.RequestId), (requestId) =>
+    Effect.logDebug("authentication failed").pipe(
+      Effect.annotateLogs({ reason, request_id: requestId }),
+      Effect.andThen(ApiError.fail("unauthenticated", unauthenticatedMessage))
+    )
+  )
+
 /**
- * The middleware that turns a bearer token into a {@link Principal}, then takes its request's
- * rate-limit tokens (`RateLimit.ts`): its headers go on the response, a refusal answers 429 or 503.
+ * The caller of a bearer token: an API key or a JWT. Fails with the generic 401 (the reason is
+ * logged at debug), or 503 when the key cannot be looked up because storage is down.
  */
+export const authenticate = Effect.fn("Authentication.authenticate")(function* (token: string) {
+  const keys = yield* KeyCache
+  const jwt = yield* JwtVerifier
+  if (token.startsWith("pa_")) {
+    const found = yield* keys.lookup(hashKey(token)).pipe(
+      // A key that cannot be looked up is no bad key: 503, never 401.
+      Effect.catchTag("StorageError", (error) =>
+        Effect.logError("authentication lookup failed", error).pipe(
+          Effect.andThen(ApiError.fail("unavailable", "authentication is unavailable; try again shortly"))
+        )
+      )
+    )
+    return typeof found === "string" ? yield* rejected(found) : found
+  }
+  return yield* jwt
+    .verify(token)
+    .pipe(
+      Effect.catchTag("JwtRejected", (error) =>
+        error.unavailable === true
+          ? Effect.logWarning("JWT keys are unavailable").pipe(
+              Effect.annotateLogs({ reason: error.reason }),
+              Effect.andThen(ApiError.fail("unavailable", "authentication is unavailable; try again shortly"))
+            )
+          : rejected(`jwt: ${error.reason}`)
+      )
+    )
+})
+
+/** The middleware that turns a bearer token into a {@link Principal} allowed on the route. */
 export const layer = Layer.effect(
   Authentication,
   Effect.gen(function* () {
-    const keys = yield* KeyCache
+    const services = yield* Effect.context<KeyCache | JwtVerifier | KeyUsage | Audit.Audit>()
+    const usage = yield* KeyUsage
     const limits = yield* RateLimit.RateLimits
-    const unauthenticated = ApiError.fail("unauthenticated", "a valid API key is required: Authorization: Bearer pa_…")
     return Authentication.of({
-      bearer: (httpEffect, { credential, endpoint }) =>
+      bearer: (httpEffect, { credential, endpoint, group }) =>
         Effect.gen(function* () {
-          const token = Redacted.value(credential)
-          if (!token.startsWith("pa_")) return yield* unauthenticated
-          const found = yield* keys.lookup(hashKey(token)).pipe(
-            // A key that cannot be looked up is no bad key: 503, never 401.
-            Effect.catchTag("StorageError", (error) =>
-              Effect.logError("authentication lookup failed", error).pipe(
-                Effect.andThen(ApiError.fail("unavailable", "authentication is unavailable; try again shortly"))
-              )
-            )
-          )
-          if (Option.isNone(found)) return yield* unauthenticated
-          yield* RequestLog.recordCaller(found.value)
-          const outcome = yield* limits.check(found.value, RateLimit.routeClassOf(endpoint.method, endpoint.path))
+          const principal = yield* authenticate(Redacted.value(credential)).pipe(Effect.provide(services))
+          yield* RequestLog.recordCaller({ tenant: principal.tenant, subject: actorOf(principal) })
+          const route = `${group.identifier}.${endpoint.identifier}`
+          if (!Authorization.permits(principal, route)) {
+            return yield* Authorization.refuse(principal, route).pipe(Effect.provide(services))
+          }
+          yield* usage.used(principal, yield* ApiError.RequestId)
+          const outcome = yield* limits.check(principal, RateLimit.routeClassOf(endpoint.method, endpoint.path))
           // On Node's response, so that answers the handlers write themselves (relays) carry them too.
           const request = yield* HttpServerRequest.HttpServerRequest
           Edge.setNodeHeaders(NodeHttpServerRequest.toServerResponse(request), outcome.headers)
@@ -142,7 +209,7 @@ export const layer = Layer.effect(
             yield* RequestLog.recordRetryAfter(outcome.refusal.retryAfterSeconds)
             return yield* ApiError.fail(outcome.refusal.type, outcome.refusal.message)
           }
-          return yield* Effect.provideService(httpEffect, Principal, found.value)
+          return yield* Effect.provideService(httpEffect, Principal, principal)
         })
     })
   })
@@ -171,7 +238,13 @@ export const bootstrapAdminKey = Effect.fn("Authentication.bootstrapAdminKey")(f
           role: "admin",
           key_hash: hashKey(key),
           created_at: now,
-          budget_usd: null
+          budget_usd: null,
+          prefix: prefixOf(key),
+          expires_at: null,
+          last_used_at: null,
+          models: null,
+          rate_limit_rpm: null,
+          rate_limit_burst: null
         })
       )
     })

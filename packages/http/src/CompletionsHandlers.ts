@@ -111,7 +111,8 @@ export const layer = HttpApiBuilder.group(
         const caller: ModelRouter.Caller = {
           payer: Authentication.payerOf(principal),
           requestId: yield* ApiError.RequestId,
-          sessionId: null
+          sessionId: null,
+          models: principal.models
         }
         if (read.parsed.request.model.startsWith(ChatCompletions.agentPrefix)) return yield* agentTurn(read, caller)
         // The server is `node:http`'s (see `FastLane.ts`), so the response is HTTP/1's; the answer

@@ -8,9 +8,6 @@ import * as HttpApiBuilder from "effect/http-api/HttpApiBuilder"
 import { Experiments } from "@polyagent/runtime"
 import { Api, Principal } from "./Api.ts"
 import * as ApiError from "./ApiError.ts"
-import * as Authentication from "./Authentication.ts"
-
-const builder = Authentication.requireRole("builder", "reading experiment results")
 
 export const layer = HttpApiBuilder.group(
   Api,
@@ -32,7 +29,7 @@ export const layer = HttpApiBuilder.group(
       )
       .handle("results", ({ params }) =>
         Effect.gen(function* () {
-          const { tenant } = yield* builder
+          const { tenant } = yield* Principal
           return yield* experiments.results(tenant, params.id).pipe(
             Effect.catchTags({
               ExperimentNotFound: (error) => ApiError.fail("not_found", error.message),

@@ -9,8 +9,10 @@
  * The lane takes a request only when it is that common case, and hands everything else to the
  * full stack unchanged, which answers it exactly as it would without the lane. Before the body
  * is read it needs: the route, a JSON `Content-Type`, a `Content-Length` within the body limit,
- * and a bearer key verified within `Authentication.keyCacheTtl` (the first request of a key, or
- * a bad one, goes to the stack, which verifies it and answers 401s). After reading it needs: JSON
+ * and a bearer key verified within `Authentication.keyCacheTtl`, or a JWT verified within
+ * `Jwt.verifiedTtl` (the first request of a token, or a bad one, goes to the stack, which
+ * verifies it and answers 401s), whose role the route allows (`Authorization.permits`; else the
+ * stack answers the 403 and audits it). After reading it needs: JSON
  * that passes the request schema, naming no agent. A request that fails these is replayed to the
  * stack with the body it sent, so 400s and agents are the stack's.
  *
@@ -25,10 +27,13 @@ import type { ModelRouter } from "@polyagent/runtime"
 import type { IncomingMessage } from "node:http"
 import { Readable } from "node:stream"
 import * as Authentication from "./Authentication.ts"
+import * as Authorization from "./Authorization.ts"
 import * as ChatCompletions from "./ChatCompletions.ts"
 import type * as Cors from "./Cors.ts"
 import * as Edge from "./Edge.ts"
 import * as JsonBody from "./JsonBody.ts"
+import { JwtVerifier } from "./Jwt.ts"
+import { KeyUsage } from "./KeyUsage.ts"
 import { type Lane, Listener } from "./Listener.ts"
 import { Readiness } from "./Readiness.ts"
 import * as ModelCompletion from "./ModelCompletion.ts"
@@ -37,6 +42,7 @@ import * as RelayResponse from "./RelayResponse.ts"
 import * as RequestLog from "./RequestLog.ts"
 
 const PATH = "/v1/chat/completions"
+const ROUTE = "openai.completions"
 const BEARER = "Bearer "
 
 /** What the lane needs to know of the server's settings. */
@@ -52,6 +58,8 @@ export const layer = (options: Options) =>
     Effect.gen(function* () {
       const keys = yield* Authentication.KeyCache
       const limits = yield* RateLimit.RateLimits
+      const jwt = yield* JwtVerifier
+      const usage = yield* KeyUsage
       const readiness = yield* Readiness
       // The relay's Effects run with the server's services (its logger, above all).
       const context = yield* Effect.context<ModelRouter.ModelRouter>()
@@ -68,9 +76,12 @@ export const layer = (options: Options) =>
         if (!(length <= options.bodyLimit) || !(headers["content-type"] ?? "").includes("json")) return false
         const authorization = headers.authorization
         if (authorization === undefined || !authorization.startsWith(BEARER)) return false
-        const key = authorization.slice(BEARER.length)
-        const caller = keys.cached(Authentication.hashKey(key), Date.now())
-        if (caller === undefined) return false
+        const token = authorization.slice(BEARER.length)
+        const now = Date.now()
+        const caller = token.startsWith("pa_")
+          ? keys.cached(Authentication.hashKey(token), now)
+          : jwt.cached(token, now)
+        if (caller === undefined || !Authorization.permits(caller, ROUTE)) return false
         const startedAt = clock.monotonicTimeNanosUnsafe()
         const logLine = (status: number, requestId: string, facts: RequestLog.Facts) =>
           RequestLog.write({
@@ -97,20 +108,23 @@ export const layer = (options: Options) =>
             }
             const requestId = Edge.requestIdOf(headers["x-request-id"])
             response.setHeader("x-request-id", requestId)
-            const facts = new RequestLog.Facts(caller.tenant, caller.subject)
+            const facts = new RequestLog.Facts(caller.tenant, Authentication.actorOf(caller))
             // Rate limits as the stack takes them after authentication: once, with the same headers.
-            const answer = Effect.flatMap(limits.check(caller, "chat"), (outcome) => {
-              Edge.setNodeHeaders(response, outcome.headers)
-              if (outcome.refusal !== undefined) {
-                return Effect.succeed(RelayResponse.refuse(response, outcome.refusal, requestId))
-              }
-              return ModelCompletion.serve(response, {
-                parsed: parsed.success,
-                bodyLength: body.byteLength,
-                caller: { payer: Authentication.payerOf(caller), requestId, sessionId: null },
-                stickyKey: parsed.success.request.user ?? caller.subject
+            const answer = Effect.andThen(
+              usage.used(caller, requestId),
+              Effect.flatMap(limits.check(caller, "chat"), (outcome) => {
+                Edge.setNodeHeaders(response, outcome.headers)
+                if (outcome.refusal !== undefined) {
+                  return Effect.succeed(RelayResponse.refuse(response, outcome.refusal, requestId))
+                }
+                return ModelCompletion.serve(response, {
+                  parsed: parsed.success,
+                  bodyLength: body.byteLength,
+                  caller: { payer: Authentication.payerOf(caller), requestId, sessionId: null, models: caller.models },
+                  stickyKey: parsed.success.request.user ?? caller.subject
+                })
               })
-            }).pipe(Effect.provideService(RequestLog.CurrentFacts, facts))
+            ).pipe(Effect.provideService(RequestLog.CurrentFacts, facts))
             const fiber = run(Effect.onExit(answer, (exit) => logLine(RequestLog.statusOfExit(exit), requestId, facts)))
             // A client that goes away interrupts the call, which aborts the upstream request.
             response.once("close", () => {
@@ -118,7 +132,7 @@ export const layer = (options: Options) =>
             })
           },
           () => {
-            const facts = new RequestLog.Facts(caller.tenant, caller.subject)
+            const facts = new RequestLog.Facts(caller.tenant, Authentication.actorOf(caller))
             run(logLine(RequestLog.clientClosed, Edge.requestIdOf(headers["x-request-id"]), facts))
           }
         )

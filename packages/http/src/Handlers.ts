@@ -13,17 +13,20 @@ import * as Stream from "effect/Stream"
 import type * as ClusterErrors from "effect/cluster/ClusterError"
 import * as HttpApiBuilder from "effect/http-api/HttpApiBuilder"
 import {
+  type Audit,
   type Budgets,
   type Experiments,
   Identifier,
   ModelCatalog,
   ModelHealth,
+  type ModelRouter,
   Session,
   SessionProtocol,
   Storage
 } from "@polyagent/runtime"
 import { Api, type ChatEvent, type ChatHeaders, type ChatRequest, HealthDown, healthDown, Principal } from "./Api.ts"
 import * as AgentsHandlers from "./AgentsHandlers.ts"
+import * as AuditHandlers from "./AuditHandlers.ts"
 import * as ApiError from "./ApiError.ts"
 import * as Authentication from "./Authentication.ts"
 import * as ExperimentsHandlers from "./ExperimentsHandlers.ts"
@@ -137,7 +140,8 @@ const ChatHandlers = HttpApiBuilder.group(
         // Without the client's key, a key of this request's own: the cluster sends a turn again when
         // the process running it died, and the session must answer it from storage if it was stored.
         idempotency_key: headers["idempotency-key"] ?? (yield* Identifier.make("turn")),
-        key_id: Authentication.payerOf(principal).keyId
+        key_id: Authentication.payerOf(principal).keyId,
+        models: principal.models
       }
       return { sessionId, client, input }
     })
@@ -252,6 +256,20 @@ const ExperimentsRoutes: Layer.Layer<
   Experiments.Experiments | Layer.Services<typeof ExperimentsHandlers.layer>
 > = ExperimentsHandlers.layer
 
+/** `/v1/keys`, on storage, the audit log and the router (which checks the names a key may ask for). */
+const KeysRoutes: Layer.Layer<
+  Layer.Success<typeof KeysHandlers.layer>,
+  never,
+  ModelRouter.ModelRouter | Layer.Services<typeof KeysHandlers.layer>
+> = KeysHandlers.layer
+
+/** `/v1/audit`, on the runtime's audit log. */
+const AuditRoutes: Layer.Layer<
+  Layer.Success<typeof AuditHandlers.layer>,
+  never,
+  Audit.Audit | Layer.Services<typeof AuditHandlers.layer>
+> = AuditHandlers.layer
+
 /** `/v1/usage`, on the ledger (and the budgets' writer, flushed before a report). */
 const UsageRoutes: Layer.Layer<
   Layer.Success<typeof UsageHandlers.layer>,
@@ -264,9 +282,10 @@ export const layer = Layer.mergeAll(
   ChatHandlers,
   SessionsHandlers,
   AgentsHandlers.layer,
-  KeysHandlers.layer,
+  KeysRoutes,
   UsageRoutes,
   ModelsHandlers,
   ExperimentsRoutes,
+  AuditRoutes,
   SystemHandlers
 )

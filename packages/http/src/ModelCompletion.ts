@@ -195,7 +195,8 @@ export const serve = (
         needs: needsOf(request, promptTokens),
         text: () => StatelessTurn.lastUserText(ChatCompletions.toPrompt(request.messages.slice(-1))),
         stickyKey,
-        tenant: caller.payer.tenant
+        tenant: caller.payer.tenant,
+        allowed: caller.models
       })
     )
     if (Result.isFailure(planned)) return yield* RelayResponse.fail(response, planned.failure, requestId)

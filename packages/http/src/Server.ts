@@ -46,6 +46,8 @@ import * as CompletionsHandlers from "./CompletionsHandlers.ts"
 import * as Edge from "./Edge.ts"
 import * as FastLane from "./FastLane.ts"
 import * as Handlers from "./Handlers.ts"
+import * as Jwt from "./Jwt.ts"
+import * as KeyUsage from "./KeyUsage.ts"
 import { Listener } from "./Listener.ts"
 import * as RateLimit from "./RateLimit.ts"
 import { Readiness } from "./Readiness.ts"
@@ -82,6 +84,8 @@ const application = (config: AppConfig.AppConfigValue, options: Options) => {
   const db = database(config)
   const storage = Storage.layerSql.pipe(Layer.provide(db))
   const budgets = Budgets.layer(config.budgets).pipe(Layer.provide(db))
+  // Durable, written in the background, flushed when the server stops cleanly.
+  const audit = Audit.layer.pipe(Layer.provide(db))
   const experiments = Experiments.layer(Experiments.fromConfig(config.routing.experiments)).pipe(Layer.provide(db))
   const cluster = Cluster.layer(config, options.workerIndex).pipe(Layer.provide(db))
   // Health shared through Redis when configured, else PostgreSQL, else kept in this process.
@@ -131,7 +135,15 @@ const application = (config: AppConfig.AppConfigValue, options: Options) => {
   const stack = HttpRouter.serve(routes, { disableLogger: true, disableListenLog: true })
   const http = (
     config.server.fastLane ? Layer.mergeAll(stack, FastLane.layer({ bodyLimit: config.server.bodyLimit, cors })) : stack
-  ).pipe(Layer.provide([Authentication.layerKeyCache, Readiness.layer, RateLimit.layerConfig(config)]))
+  ).pipe(
+    Layer.provide([
+      Authentication.layerKeyCache,
+      Readiness.layer,
+      RateLimit.layerConfig(config),
+      Jwt.layer(config.security.jwt),
+      KeyUsage.layer(config.audit.sampleKeyUse)
+    ])
+  )
   const summary = StartupSummary.layer(config).pipe(Layer.provideMerge(http))
   // Turns a crash interrupted between their tool calls and their answer finish in the background.
   const recovery = Layer.effectDiscard(Effect.forkScoped(SessionRecovery.resumeUnfinished))
@@ -139,9 +151,7 @@ const application = (config: AppConfig.AppConfigValue, options: Options) => {
     Layer.provide(bootstrap),
     Layer.provide(sessions),
     Layer.provideMerge(routing),
-    Layer.provideMerge(
-      Layer.mergeAll(db, storage, budgets, experiments, models, cluster, tools, settings, Audit.layerMemory())
-    )
+    Layer.provideMerge(Layer.mergeAll(db, storage, budgets, experiments, models, cluster, tools, settings, audit))
   )
 }
 

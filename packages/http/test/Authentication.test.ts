@@ -23,7 +23,7 @@ const storage = Storage.layerSql.pipe(
   )
 )
 
-const keyOf = (id: string, key: string) =>
+const keyOf = (id: string, key: string, expiresAt: string | null = null) =>
   new Storage.ApiKeyRecord({
     id,
     tenant: "acme",
@@ -31,7 +31,13 @@ const keyOf = (id: string, key: string) =>
     role: "user",
     key_hash: Authentication.hashKey(key),
     created_at: "2026-11-25T00:00:00.000Z",
-    budget_usd: null
+    budget_usd: null,
+    prefix: key.slice(0, 11),
+    expires_at: expiresAt,
+    last_used_at: null,
+    models: null,
+    rate_limit_rpm: null,
+    rate_limit_burst: null
   })
 
 describe("Authentication.KeyCache", () => {
@@ -44,20 +50,50 @@ describe("Authentication.KeyCache", () => {
         yield* store.insertApiKey(keyOf("key_b", "pa_b"))
 
         const found = yield* keys.lookup(Authentication.hashKey("pa_a"))
-        assert.deepStrictEqual(found, Option.some({ tenant: "acme", subject: "key_a", role: "user" as const }))
-        assert.isTrue(Option.isNone(yield* keys.lookup(Authentication.hashKey("pa_unknown"))))
+        assert.deepStrictEqual(found, {
+          kind: "key",
+          tenant: "acme",
+          subject: "key_a",
+          role: "user",
+          keyId: "key_a",
+          models: null,
+          rateLimit: null
+        })
+        assert.strictEqual(yield* keys.lookup(Authentication.hashKey("pa_unknown")), "unknown or revoked key")
 
         // Revoked in storage only, as another node would: still trusted until the entry expires.
-        assert.isTrue(yield* store.revokeApiKey("acme", "key_a", "2026-11-25T00:00:01.000Z"))
-        assert.isTrue(Option.isSome(yield* keys.lookup(Authentication.hashKey("pa_a"))))
+        assert.deepStrictEqual(
+          yield* store.revokeApiKey("acme", "key_a", "2026-11-25T00:00:01.000Z"),
+          Option.some("acme")
+        )
+        assert.strictEqual(typeof (yield* keys.lookup(Authentication.hashKey("pa_a"))), "object")
         yield* TestClock.adjust(Authentication.keyCacheTtl)
-        assert.isTrue(Option.isNone(yield* keys.lookup(Authentication.hashKey("pa_a"))))
+        assert.strictEqual(yield* keys.lookup(Authentication.hashKey("pa_a")), "unknown or revoked key")
 
         // Revoked through this server: forgotten at once.
-        assert.isTrue(Option.isSome(yield* keys.lookup(Authentication.hashKey("pa_b"))))
+        assert.strictEqual(typeof (yield* keys.lookup(Authentication.hashKey("pa_b"))), "object")
         yield* store.revokeApiKey("acme", "key_b", "2026-11-25T00:00:02.000Z")
         keys.forget("key_b")
-        assert.isTrue(Option.isNone(yield* keys.lookup(Authentication.hashKey("pa_b"))))
+        assert.strictEqual(yield* keys.lookup(Authentication.hashKey("pa_b")), "unknown or revoked key")
+      })
+    )
+  })
+})
+
+describe("Authentication.KeyCache expiry", () => {
+  it.layer(Layer.provideMerge(Authentication.layerKeyCache, storage))((it) => {
+    it.effect("trusts a key until it expires, not past it, even within the cache's TTL", () =>
+      Effect.gen(function* () {
+        const store = yield* Storage.Storage
+        const keys = yield* Authentication.KeyCache
+        // The TestClock starts at the epoch: this key expires 5 s later.
+        yield* store.insertApiKey(keyOf("key_e", "pa_e", "1970-01-01T00:00:05.000Z"))
+        const hash = Authentication.hashKey("pa_e")
+        assert.strictEqual(typeof (yield* keys.lookup(hash)), "object")
+        assert.isDefined(keys.cached(hash, 4_999))
+        assert.isUndefined(keys.cached(hash, 5_000))
+        yield* TestClock.adjust("5 seconds")
+        assert.strictEqual(yield* keys.lookup(hash), "expired key")
       })
     )
   })

@@ -6,13 +6,15 @@
  */
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { LocalModel } from "@polyagent/providers"
-import { ModelCatalog, ModelRouter } from "@polyagent/runtime"
+import { AppConfig, ModelCatalog, ModelRouter } from "@polyagent/runtime"
 import { Array as Arr, Context, Deferred, Effect, Exit, Layer, Logger, References, Scope, Stream } from "effect"
 import type { Server } from "node:http"
 import type { AddressInfo } from "node:net"
 import * as Authentication from "../src/Authentication.ts"
 import * as Cors from "../src/Cors.ts"
 import * as FastLane from "../src/FastLane.ts"
+import * as Jwt from "../src/Jwt.ts"
+import * as KeyUsage from "../src/KeyUsage.ts"
 import { Listener } from "../src/Listener.ts"
 import * as RateLimit from "../src/RateLimit.ts"
 import { Readiness } from "../src/Readiness.ts"
@@ -62,7 +64,9 @@ const keys = Layer.succeed(
   Authentication.KeyCache,
   Authentication.KeyCache.of({
     cached: (hash) =>
-      hash === Authentication.hashKey(verifiedKey) ? { tenant: "t", subject: "key_1", role: "user" } : undefined,
+      hash === Authentication.hashKey(verifiedKey)
+        ? { kind: "key", tenant: "t", subject: "key_1", role: "user", keyId: "key_1", models: null, rateLimit: null }
+        : undefined,
     lookup: () => Effect.die("not used by the lane"),
     forget: () => {}
   })
@@ -114,6 +118,8 @@ describe("FastLane", () => {
             keys,
             readiness,
             RateLimit.layerUnlimited,
+            Jwt.layer(Effect.runSync(AppConfig.make()).security.jwt).pipe(Layer.orDie),
+            Layer.succeed(KeyUsage.KeyUsage, KeyUsage.KeyUsage.of({ used: () => Effect.void })),
             Logger.layer([capture])
           ])
         ),

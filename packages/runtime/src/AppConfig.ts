@@ -30,10 +30,12 @@ import { DurationSetting } from "./internal/durationSetting.ts"
 import { Routing, routingDefaults } from "./internal/routingConfig.ts"
 import { Resilience, resilienceDefaults } from "./internal/resilienceConfig.ts"
 import { Cors, RateLimit, rateLimitDefaults } from "./internal/edgeConfig.ts"
+import { Audit as AuditSettings, auditDefaults, Security, securityDefaults } from "./internal/securityConfig.ts"
 
 export { DurationSetting } from "./internal/durationSetting.ts"
 export { autoKeys, RouteEntry, RouteStrategy } from "./internal/routingConfig.ts"
 export { type RouteClass, routeClasses } from "./internal/edgeConfig.ts"
+export { JwtAlgorithm, maxClockSkew } from "./internal/securityConfig.ts"
 
 const intAtLeast = (minimum: number, maximum = Number.MAX_SAFE_INTEGER) => {
   const expected =
@@ -158,14 +160,8 @@ export const AppConfigSchema = Schema.Struct({
     maxResident: PositiveInt,
     contextStrategy: Schema.Literals(["drop_oldest", "summarise"])
   }).pipe(Schema.encodeKeys({ maxIdle: "max_idle", maxResident: "max_resident", contextStrategy: "context_strategy" })),
-  security: Schema.Struct({
-    adminKey: Secret(
-      Schema.String.check(
-        Schema.isPattern(/^pa_\S{21,}$/, { expected: 'a key starting with "pa_", at least 24 characters, no spaces' })
-      )
-    ),
-    jwtSecret: Secret(NonEmpty)
-  }).pipe(Schema.encodeKeys({ adminKey: "admin_key", jwtSecret: "jwt_secret" })),
+  security: Security,
+  audit: AuditSettings,
   rateLimit: RateLimit,
   cors: Cors,
   models: Schema.Struct({
@@ -240,7 +236,8 @@ export const defaults: AppConfigInput = {
   storage: { data_dir: "./.polyagent", postgres_url: null },
   redis_url: null,
   sessions: { max_idle: "1m", max_resident: 10_000, context_strategy: "drop_oldest" },
-  security: { admin_key: null, jwt_secret: null },
+  security: securityDefaults,
+  audit: auditDefaults,
   rate_limit: rateLimitDefaults,
   cors: { origins: [] },
   routing: routingDefaults,
@@ -278,7 +275,11 @@ export const envSettings: ReadonlyArray<EnvSetting> = [
   { name: "POSTGRES_URL", path: ["storage", "postgres_url"], secret: true },
   { name: "REDIS_URL", path: ["redis_url"], secret: true },
   { name: "POLYAGENT_ADMIN_KEY", path: ["security", "admin_key"], secret: true },
-  { name: "JWT_SECRET", path: ["security", "jwt_secret"], secret: true },
+  { name: "JWT_SECRET", path: ["security", "jwt", "secret"], secret: true },
+  { name: "JWT_PUBLIC_KEY", path: ["security", "jwt", "public_key"] },
+  { name: "JWT_JWKS_URL", path: ["security", "jwt", "jwks_url"] },
+  { name: "JWT_ISSUER", path: ["security", "jwt", "issuer"] },
+  { name: "JWT_AUDIENCE", path: ["security", "jwt", "audience"] },
   { name: "LOG_LEVEL", path: ["log", "level"] },
   { name: "LOG_FORMAT", path: ["log", "format"] },
   ...["openai", "anthropic", "openrouter", "glm"].flatMap((provider) => [

@@ -62,6 +62,12 @@ export interface RouteRequest {
   readonly stickyKey: string
   /** The tenant whose policy (`routing.tenants`) applies. */
   readonly tenant: string
+  /**
+   * The names the caller's API key may ask for (its `models`); absent or null: any. The models a
+   * listed name stands for (a route's candidates, an experiment's arms, what `auto` chose) may
+   * answer; other models — fallbacks included — may not.
+   */
+  readonly allowed?: ReadonlyArray<string> | null | undefined
 }
 
 /** The models a request may be answered by, best first, and why. */
@@ -86,12 +92,17 @@ export class NoCapableModel extends Schema.TaggedError<NoCapableModel>()("NoCapa
   }
 }
 
-/** The tenant's policy (`routing.tenants`) allows none of the models the request's name stands for. */
+/**
+ * The tenant's policy (`routing.tenants`), or the caller's API key (its `models`), allows none of
+ * the models the request's name stands for.
+ */
 export class ModelNotAllowed extends Schema.TaggedError<ModelNotAllowed>()("ModelNotAllowed", {
-  model: Schema.String
+  model: Schema.String,
+  /** Whose list refused it; absent: the tenant's. */
+  by: Schema.optionalKey(Schema.Literals(["tenant", "key"]))
 }) {
   override get message(): string {
-    return `model ${this.model} is not allowed for this tenant`
+    return `model ${this.model} is not allowed for this ${this.by === "key" ? "API key" : "tenant"}`
   }
 }
 
@@ -100,6 +111,8 @@ export interface Caller {
   readonly payer: Budgets.Payer
   readonly requestId: string
   readonly sessionId: string | null
+  /** The names the caller's API key may ask for ({@link RouteRequest.allowed}); absent or null: any. */
+  readonly models?: ReadonlyArray<string> | null | undefined
 }
 
 /** A request being run: where its calls report their cost, and what they reported. */
@@ -133,6 +146,8 @@ export class ModelRouter extends Context.Service<
   ModelRouter,
   {
     readonly plan: (request: RouteRequest) => Effect.Effect<Plan, ModelNotFound | NoCapableModel | ModelNotAllowed>
+    /** Whether a request's `model` may name `name`: an enabled model, a route, an experiment or `auto`. */
+    readonly knows: (name: string) => boolean
     readonly run: <A, E, R>(
       caller: Caller,
       plan: Plan,
@@ -224,8 +239,29 @@ export const make = Effect.fnUntraced(function* (options: Options) {
       ? Effect.succeed(TaskType.detect(text))
       : TaskType.classify(classifier.languageModel, text, { timeout: options.routing.classifier.timeout })
 
+  /** The ids of the models a name stands for: itself, a route's candidates. */
+  const modelsOf = (name: string): ReadonlyArray<string> => {
+    const target = table.lookup(name)
+    if (target === undefined || target._tag === "Experiment") return []
+    return target._tag === "Model" ? [target.model.info.id] : target.candidates.map(({ model }) => model.info.id)
+  }
+
+  /**
+   * The models an API key's list lets answer a request whose name resolved through `names` (the
+   * requested one, what `auto` chose, an experiment's arm); null when the key lists none.
+   */
+  const keyAllowance = (
+    list: ReadonlyArray<string> | null | undefined,
+    names: ReadonlyArray<string>
+  ): ReadonlySet<string> | null =>
+    list === null || list === undefined ? null : new Set([...list, ...names].flatMap(modelsOf))
+
   const plan = Effect.fnUntraced(function* (request: RouteRequest) {
     const requested = request.model ?? request.preferred ?? defaultModel
+    // A key that lists names may ask for those alone.
+    if (request.allowed !== undefined && request.allowed !== null && !request.allowed.includes(requested)) {
+      return yield* new ModelNotAllowed({ model: requested, by: "key" })
+    }
     let name = requested
     let taskType: TaskType.TaskType | null = null
     if (name === RoutingTable.autoName) {
@@ -265,10 +301,17 @@ export const make = Effect.fnUntraced(function* (options: Options) {
       )
     }
     const policy = allowed.get(request.tenant)
+    const keyModels = keyAllowance(request.allowed, [requested, name, ...(experiment === null ? [] : [experiment.arm])])
     const withFallbacks = [
       ...new Set([...ranked, ...ranked.flatMap((model) => table.fallbacks(model.info.id))])
-    ].filter((model) => policy === undefined || policy.has(model.info.id))
-    if (withFallbacks.length === 0) return yield* new ModelNotAllowed({ model: requested })
+    ].filter(
+      (model) =>
+        (policy === undefined || policy.has(model.info.id)) && (keyModels === null || keyModels.has(model.info.id))
+    )
+    if (withFallbacks.length === 0) {
+      const by = keyModels !== null && policy === undefined ? "key" : "tenant"
+      return yield* new ModelNotAllowed({ model: requested, by })
+    }
     const fit = capable(withFallbacks, request.needs)
     if (Result.isFailure(fit)) return yield* new NoCapableModel({ model: requested, missing: fit.failure })
     const [first, ...rest] = fit.success
@@ -328,6 +371,7 @@ export const make = Effect.fnUntraced(function* (options: Options) {
 
   return ModelRouter.of({
     plan,
+    knows: (name) => name === RoutingTable.autoName || table.lookup(name) !== undefined,
     run: (caller, plan, use, maxOutputTokens) =>
       Effect.acquireUseRelease(
         begin(caller, plan, maxOutputTokens),

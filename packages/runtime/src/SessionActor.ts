@@ -142,7 +142,8 @@ export const layer = (options: {
             reserveTokens: agent?.parameters.max_tokens ?? 0,
             text: () => input.message,
             stickyKey: sessionId,
-            tenant
+            tenant,
+            allowed: input.models ?? null
           })
         )
         // The conversation must fit every model the turn may fail over to.
@@ -207,8 +208,9 @@ export const layer = (options: {
       })
 
       /** Who pays for a turn and what it serves. */
-      const callerOf = (input: Pick<TurnInput, "key_id" | "request_id">): Caller => ({
+      const callerOf = (input: Pick<TurnInput, "key_id" | "request_id" | "models">): Caller => ({
         payer: { tenant, keyId: input.key_id },
+        models: input.models ?? null,
         requestId: input.request_id,
         sessionId
       })
@@ -376,7 +378,9 @@ export const layer = (options: {
             reserveTokens: 0,
             text: () => "",
             stickyKey: sessionId,
-            tenant
+            tenant,
+            // The model that was already answering the turn: its key allowed it.
+            allowed: null
           })
         )
         yield* loop({

@@ -44,7 +44,9 @@ export const TurnInput = Schema.Struct({
    */
   idempotency_key: Schema.NullOr(Schema.String),
   /** The API key the turn is made with, whose budgets it spends (null: the tenant's only). */
-  key_id: Schema.NullOr(Schema.String)
+  key_id: Schema.NullOr(Schema.String),
+  /** The names that key may ask for (`ModelRouter.RouteRequest.allowed`); absent or null: any. */
+  models: Schema.optionalKey(Schema.NullOr(Schema.Array(Schema.String)))
 })
 export type TurnInput = typeof TurnInput.Type
 

@@ -77,7 +77,8 @@ export const run = Effect.fnUntraced(function* (input: Input) {
       reserveTokens: callOptions.maxTokens ?? 0,
       text: () => lastUserText(input.messages),
       stickyKey: input.userId ?? input.caller.requestId,
-      tenant
+      tenant,
+      allowed: input.caller.models ?? null
     })
   )
   return yield* router.run(

@@ -59,8 +59,23 @@ export class ApiKeyRecord extends Schema.Class<ApiKeyRecord>("@polyagent/runtime
   key_hash: Schema.String,
   created_at: Schema.String,
   /** The key's monthly budget in USD (`Budgets`); null: the configured default for keys. */
-  budget_usd: Schema.NullOr(Schema.Finite)
+  budget_usd: Schema.NullOr(Schema.Finite),
+  /** What the key shows of itself: `pa_` and its first 8 characters (null for keys made before it was kept). */
+  prefix: Schema.NullOr(Schema.String),
+  /** When the key stops authenticating (ISO 8601); null: never. */
+  expires_at: Schema.NullOr(Schema.String),
+  /** When the key was last used, to the minute or so (written at most once a minute); null: never. */
+  last_used_at: Schema.NullOr(Schema.String),
+  /** The model, route or experiment names a request made with the key may ask for; null: any. */
+  models: Schema.NullOr(Schema.fromJsonString(Schema.Array(Schema.String))),
+  /** The key's own rate limit: requests a minute and burst (both or neither); null: the configured one. */
+  rate_limit_rpm: Schema.NullOr(Schema.Int),
+  rate_limit_burst: Schema.NullOr(Schema.Int)
 }) {}
+
+/** The columns of {@link ApiKeyRecord}, as every key query selects them. */
+const keyColumns =
+  "id, tenant, name, role, key_hash, created_at, budget_usd, prefix, expires_at, last_used_at, models, rate_limit_rpm, rate_limit_burst"
 
 /** A fact an agent remembers about one of its users. */
 export class MemoryFact extends Schema.Class<MemoryFact>("@polyagent/runtime/MemoryFact")({
@@ -129,10 +144,19 @@ export class Storage extends Context.Service<
     readonly insertApiKey: (key: ApiKeyRecord) => Effect.Effect<boolean, StorageError>
     readonly findApiKeyByHash: (hash: string) => Effect.Effect<Option.Option<ApiKeyRecord>, StorageError>
     readonly countApiKeys: (tenant: string) => Effect.Effect<number, StorageError>
-    /** The tenant's keys that are not revoked, oldest first. */
+    /** The tenant's keys that are not revoked (expired ones included), oldest first. */
     readonly listApiKeys: (tenant: string) => Effect.Effect<ReadonlyArray<ApiKeyRecord>, StorageError>
-    /** Revokes the key: it authenticates no more. Answers whether a live key was revoked. */
-    readonly revokeApiKey: (tenant: string, id: string, now: string) => Effect.Effect<boolean, StorageError>
+    /**
+     * Revokes the key `id` of `tenant` (of any tenant when `null`: the operator's): it authenticates
+     * no more. Answers the tenant of the live key revoked; none when there was no such key.
+     */
+    readonly revokeApiKey: (
+      tenant: string | null,
+      id: string,
+      now: string
+    ) => Effect.Effect<Option.Option<string>, StorageError>
+    /** Records that the keys `ids` were used at `at` (ISO 8601). */
+    readonly touchApiKeys: (ids: ReadonlyArray<string>, at: string) => Effect.Effect<void, StorageError>
     readonly insertAgent: (tenant: string, agent: Agent) => Effect.Effect<void, StorageError>
     readonly getAgent: (tenant: string, id: string) => Effect.Effect<Option.Option<Agent>, StorageError>
     /** The tenant's agents, newest first. */
@@ -162,6 +186,8 @@ export class Storage extends Context.Service<
 
 const decodeFactRows = Schema.decodeUnknownEffect(Schema.Array(MemoryFact))
 const decodeKeyRows = Schema.decodeUnknownEffect(Schema.Array(ApiKeyRecord))
+const encodeKey = Schema.encodeEffect(ApiKeyRecord)
+const RevokedRows = Schema.decodeUnknownEffect(Schema.Array(Schema.Struct({ tenant: Schema.String })))
 
 const isUniqueViolation = (error: SqlError | Schema.SchemaError): boolean =>
   error._tag === "SqlError" && error.reason._tag === "UniqueViolation"
@@ -275,29 +301,39 @@ export const make = Effect.gen(function* () {
       )
     },
     insertApiKey: (key) =>
-      query`INSERT INTO api_keys ${insert([{ ...key }])} ON CONFLICT (key_hash) DO NOTHING RETURNING id`.pipe(
+      Effect.flatMap(
+        encodeKey(key),
+        (row) => query`INSERT INTO api_keys ${insert([{ ...row }])} ON CONFLICT (key_hash) DO NOTHING RETURNING id`
+      ).pipe(
         Effect.map((rows) => rows.length === 1),
         failWith("insertApiKey")
       ),
     findApiKeyByHash: (hash) =>
-      query`SELECT id, tenant, name, role, key_hash, created_at, budget_usd FROM api_keys
-            WHERE key_hash = ${hash} AND revoked_at IS NULL`.pipe(
+      query`SELECT ${sql.literal(keyColumns)} FROM api_keys WHERE key_hash = ${hash} AND revoked_at IS NULL`.pipe(
         Effect.flatMap(decodeKeyRows),
         Effect.map((rows) => Option.fromNullishOr(rows[0])),
         failWith("findApiKeyByHash")
       ),
     listApiKeys: (tenant) =>
-      query`SELECT id, tenant, name, role, key_hash, created_at, budget_usd FROM api_keys
+      query`SELECT ${sql.literal(keyColumns)} FROM api_keys
             WHERE tenant = ${tenant} AND revoked_at IS NULL ORDER BY created_at, id`.pipe(
         Effect.flatMap(decodeKeyRows),
         failWith("listApiKeys")
       ),
     revokeApiKey: (tenant, id, now) =>
-      query`UPDATE api_keys SET revoked_at = ${now}
-            WHERE tenant = ${tenant} AND id = ${id} AND revoked_at IS NULL RETURNING id`.pipe(
-        Effect.map((rows) => rows.length === 1),
+      (tenant === null
+        ? query`UPDATE api_keys SET revoked_at = ${now} WHERE id = ${id} AND revoked_at IS NULL RETURNING tenant`
+        : query`UPDATE api_keys SET revoked_at = ${now}
+                WHERE tenant = ${tenant} AND id = ${id} AND revoked_at IS NULL RETURNING tenant`
+      ).pipe(
+        Effect.flatMap(RevokedRows),
+        Effect.map((rows) => Option.map(Option.fromNullishOr(rows[0]), (row) => row.tenant)),
         failWith("revokeApiKey")
       ),
+    touchApiKeys: (ids, at) =>
+      Effect.forEach(ids, (id) => query`UPDATE api_keys SET last_used_at = ${at} WHERE id = ${id}`, {
+        discard: true
+      }).pipe(sql.withTransaction, failWith("touchApiKeys")),
     countApiKeys: (tenant) =>
       query`SELECT CAST(COUNT(*) AS INTEGER) AS n FROM api_keys WHERE tenant = ${tenant} AND revoked_at IS NULL`.pipe(
         Effect.flatMap(CountRows),

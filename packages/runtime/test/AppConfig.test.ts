@@ -371,7 +371,7 @@ describe("AppConfig", () => {
         POSTGRES_URL: "postgres://u:hunter2pg@db/x",
         REDIS_URL: "redis://:hunter2redis@cache:6379",
         POLYAGENT_ADMIN_KEY: "pa_hunter2hunter2hunter2admin",
-        JWT_SECRET: "hunter2jwt",
+        JWT_SECRET: "hunter2jwt-hunter2jwt-hunter2jwt-0",
         ANTHROPIC_API_KEY: "sk-ant-hunter2"
       }
       const config = yield* loadIn(undefined, values)
@@ -379,7 +379,7 @@ describe("AppConfig", () => {
       for (const text of printed) {
         for (const value of Object.values(values)) assert.notInclude(text, value)
       }
-      assert.deepStrictEqual(secret(config.security.jwtSecret), Option.some("hunter2jwt"))
+      assert.deepStrictEqual(secret(config.security.jwt.secret), Option.some("hunter2jwt-hunter2jwt-hunter2jwt-0"))
     }).pipe(Effect.scoped)
   )
 

@@ -52,7 +52,13 @@ const key = (id: string, budget_usd?: number) =>
     role: "user",
     key_hash: `hash_${id}`,
     created_at: "2026-01-01T00:00:00.000Z",
-    budget_usd: budget_usd ?? null
+    budget_usd: budget_usd ?? null,
+    prefix: null,
+    expires_at: null,
+    last_used_at: null,
+    models: null,
+    rate_limit_rpm: null,
+    rate_limit_burst: null
   })
 
 describe.each(databases("test_budgets"))("Budgets on %s", (_name, database) => {
@@ -192,7 +198,13 @@ describe.each(databases("test_budgets"))("Budgets on %s", (_name, database) => {
             role: "user",
             key_hash: "hash_free",
             created_at: "2026-01-01T00:00:00.000Z",
-            budget_usd: null
+            budget_usd: null,
+            prefix: null,
+            expires_at: null,
+            last_used_at: null,
+            models: null,
+            rate_limit_rpm: null,
+            rate_limit_burst: null
           })
         )
         const budgets = yield* Budgets.make({ ...noLimits, tenants: { other: { dailyUsd: 1 } } })

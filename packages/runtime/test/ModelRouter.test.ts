@@ -257,6 +257,38 @@ describe("ModelRouter", () => {
     })
   )
 
+  it.effect("an API key's models: the names it may ask for, and the models those stand for (no other fallback)", () =>
+    Effect.gen(function* () {
+      const layer = routerLayer([dear, mid, cheap], {
+        routing: routing({ ...route("cost"), fallbacks: { dear: ["cheap"] } })
+      })
+      const plan = (model: string, allowed: ReadonlyArray<string> | null) =>
+        Effect.flatMap(ModelRouter.ModelRouter, (router) =>
+          router.plan({ model, needs: noNeeds, text: () => "", stickyKey: "s", tenant: "t", allowed })
+        ).pipe(Effect.provide(layer))
+      // A listed route: its candidates answer.
+      assert.deepStrictEqual(
+        (yield* plan("r", ["r"])).candidates.map((m) => m.info.id),
+        ["cheap", "mid", "dear"]
+      )
+      // A listed model: it answers, its fallback to an unlisted model does not.
+      assert.deepStrictEqual(
+        (yield* plan("dear", ["dear"])).candidates.map((m) => m.info.id),
+        ["dear"]
+      )
+      assert.deepStrictEqual(
+        (yield* plan("dear", null)).candidates.map((m) => m.info.id),
+        ["dear", "cheap"]
+      )
+      // An unlisted name, even one that does not exist, is refused before anything else.
+      for (const name of ["cheap", "r", "ghost"]) {
+        const refused = yield* Effect.flip(plan(name, ["dear"]))
+        assert.strictEqual(refused._tag, "ModelNotAllowed")
+        assert.include(refused.message, "not allowed for this API key")
+      }
+    })
+  )
+
   it.effect("a configuration naming an unknown model or a route with a model's name stops start-up", () =>
     Effect.gen(function* () {
       const unknown = yield* Effect.flip(

@@ -275,7 +275,13 @@ describe.each(databases("test_storage"))("Storage on %s", (_name, database) => {
             role: "user",
             key_hash: `hash-text-${i}`,
             created_at: "2026-01-01T00:00:00.000Z",
-            budget_usd: null
+            budget_usd: null,
+            prefix: null,
+            expires_at: null,
+            last_used_at: null,
+            models: null,
+            rate_limit_rpm: null,
+            rate_limit_burst: null
           })
           yield* storage.insertApiKey(key)
           assert.deepStrictEqual(yield* storage.listApiKeys(text), [key], `key name ${i}`)
@@ -361,7 +367,13 @@ describe.each(databases("test_storage"))("Storage on %s", (_name, database) => {
           role: "builder",
           key_hash: "a".repeat(64),
           created_at: "2026-01-01T00:00:00.000Z",
-          budget_usd: null
+          budget_usd: null,
+          prefix: null,
+          expires_at: null,
+          last_used_at: null,
+          models: null,
+          rate_limit_rpm: null,
+          rate_limit_burst: null
         })
         assert.strictEqual(yield* storage.countApiKeys("acme"), 0)
         assert.isTrue(yield* storage.insertApiKey(key))
@@ -371,9 +383,34 @@ describe.each(databases("test_storage"))("Storage on %s", (_name, database) => {
         // The same key again (two processes bootstrapping one admin key) stores nothing.
         assert.isFalse(yield* storage.insertApiKey(new ApiKeyRecord({ ...key, id: "key_2" })))
         assert.deepStrictEqual(yield* storage.listApiKeys("acme"), [key])
-        assert.isFalse(yield* storage.revokeApiKey("other", "key_1", "2026-01-02T00:00:00.000Z"))
-        assert.isTrue(yield* storage.revokeApiKey("acme", "key_1", "2026-01-02T00:00:00.000Z"))
-        assert.isFalse(yield* storage.revokeApiKey("acme", "key_1", "2026-01-03T00:00:00.000Z"))
+        // What a key carries since migration 11 round-trips: expiry, use, models, rate limit.
+        const full = new ApiKeyRecord({
+          ...key,
+          id: "key_3",
+          key_hash: "c".repeat(64),
+          prefix: "pa_abcdefgh",
+          expires_at: "2027-01-01T00:00:00.000Z",
+          models: ["gpt-4o-mini", "fast"],
+          rate_limit_rpm: 30,
+          rate_limit_burst: 10
+        })
+        assert.isTrue(yield* storage.insertApiKey(full))
+        yield* storage.touchApiKeys(["key_3"], "2026-01-01T12:00:00.000Z")
+        assert.deepStrictEqual(
+          yield* storage.findApiKeyByHash("c".repeat(64)),
+          Option.some(new ApiKeyRecord({ ...full, last_used_at: "2026-01-01T12:00:00.000Z" }))
+        )
+        // The operator's revocation (no tenant) finds a key of any tenant and answers its tenant.
+        assert.deepStrictEqual(
+          yield* storage.revokeApiKey(null, "key_3", "2026-01-02T00:00:00.000Z"),
+          Option.some("acme")
+        )
+        assert.isTrue(Option.isNone(yield* storage.revokeApiKey("other", "key_1", "2026-01-02T00:00:00.000Z")))
+        assert.deepStrictEqual(
+          yield* storage.revokeApiKey("acme", "key_1", "2026-01-02T00:00:00.000Z"),
+          Option.some("acme")
+        )
+        assert.isTrue(Option.isNone(yield* storage.revokeApiKey("acme", "key_1", "2026-01-03T00:00:00.000Z")))
         assert.isTrue(Option.isNone(yield* storage.findApiKeyByHash("a".repeat(64))))
         assert.deepStrictEqual(yield* storage.listApiKeys("acme"), [])
         assert.strictEqual(yield* storage.countApiKeys("acme"), 0)

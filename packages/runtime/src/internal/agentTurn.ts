@@ -94,6 +94,8 @@ export const routeOf = (options: {
   readonly text: () => string
   readonly stickyKey: string
   readonly tenant: string
+  /** The names the caller's API key may ask for; null: any. */
+  readonly allowed: ReadonlyArray<string> | null
 }): RouteRequest => ({
   model: options.model ?? undefined,
   preferred: options.agent?.model,
@@ -105,7 +107,8 @@ export const routeOf = (options: {
   },
   text: options.text,
   stickyKey: options.stickyKey,
-  tenant: options.tenant
+  tenant: options.tenant,
+  allowed: options.allowed
 })
 
 /** What an agent brings to one turn. */

@@ -177,5 +177,29 @@ export const migrations = {
       updated_at BIGINT NOT NULL,
       record TEXT NOT NULL
     )`
+  }),
+  "11_key_fields_and_audit": Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    // What a key shows of itself (`pa_` and its first 8 characters), when it stops working, when it
+    // was last used (written at most once a minute), the names it may ask for (a JSON array; null:
+    // any), and its own rate limit (null: the configured one).
+    yield* sql`ALTER TABLE api_keys ADD COLUMN prefix TEXT`
+    yield* sql`ALTER TABLE api_keys ADD COLUMN expires_at TEXT`
+    yield* sql`ALTER TABLE api_keys ADD COLUMN last_used_at TEXT`
+    yield* sql`ALTER TABLE api_keys ADD COLUMN models TEXT`
+    yield* sql`ALTER TABLE api_keys ADD COLUMN rate_limit_rpm INTEGER`
+    yield* sql`ALTER TABLE api_keys ADD COLUMN rate_limit_burst INTEGER`
+    // The audit log: `seq` orders the entries of one millisecond (epoch ms × 1000 + a counter).
+    yield* sql`CREATE TABLE audit_log (
+      tenant TEXT NOT NULL,
+      seq BIGINT NOT NULL,
+      time TEXT NOT NULL,
+      actor TEXT NOT NULL,
+      action TEXT NOT NULL,
+      target TEXT NOT NULL,
+      request_id TEXT,
+      outcome TEXT NOT NULL
+    )`
+    yield* sql`CREATE INDEX audit_log_tenant ON audit_log (tenant, seq)`
   })
 }
