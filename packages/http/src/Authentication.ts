@@ -16,7 +16,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
-import { Audit, type Budgets, Identifier, type RateLimiter, Storage } from "@polyagent/runtime"
+import { Audit, type Budgets, Identifier, Storage } from "@polyagent/runtime"
 import * as HttpServerRequest from "effect/http/HttpServerRequest"
 import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import { createHash } from "node:crypto"
@@ -156,33 +156,36 @@ const rejected = (reason: string): Effect.Effect<never, ApiError.Unauthenticated
  * The caller of a bearer token: an API key or a JWT. Fails with the generic 401 (the reason is
  * logged at debug), or 503 when the key cannot be looked up because storage is down.
  */
-export const authenticate = Effect.fn("Authentication.authenticate")(function* (token: string) {
-  const keys = yield* KeyCache
-  const jwt = yield* JwtVerifier
-  if (token.startsWith("pa_")) {
-    const found = yield* keys.lookup(hashKey(token)).pipe(
-      // A key that cannot be looked up is no bad key: 503, never 401.
-      Effect.catchTag("StorageError", (error) =>
-        Effect.logError("authentication lookup failed", error).pipe(
-          Effect.andThen(ApiError.fail("unavailable", "authentication is unavailable; try again shortly"))
+export const authenticate: (
+  token: string
+) => Effect.Effect<Principal["Service"], ApiError.Unauthenticated | ApiError.Unavailable, KeyCache | JwtVerifier> =
+  Effect.fn("Authentication.authenticate")(function* (token: string) {
+    const keys = yield* KeyCache
+    const jwt = yield* JwtVerifier
+    if (token.startsWith("pa_")) {
+      const found = yield* keys.lookup(hashKey(token)).pipe(
+        // A key that cannot be looked up is no bad key: 503, never 401.
+        Effect.catchTag("StorageError", (error) =>
+          Effect.logError("authentication lookup failed", error).pipe(
+            Effect.andThen(ApiError.fail("unavailable", "authentication is unavailable; try again shortly"))
+          )
         )
       )
-    )
-    return typeof found === "string" ? yield* rejected(found) : found
-  }
-  return yield* jwt
-    .verify(token)
-    .pipe(
-      Effect.catchTag("JwtRejected", (error) =>
-        error.unavailable === true
-          ? Effect.logWarning("JWT keys are unavailable").pipe(
-              Effect.annotateLogs({ reason: error.reason }),
-              Effect.andThen(ApiError.fail("unavailable", "authentication is unavailable; try again shortly"))
-            )
-          : rejected(`jwt: ${error.reason}`)
+      return typeof found === "string" ? yield* rejected(found) : found
+    }
+    return yield* jwt
+      .verify(token)
+      .pipe(
+        Effect.catchTag("JwtRejected", (error) =>
+          error.unavailable === true
+            ? Effect.logWarning("JWT keys are unavailable").pipe(
+                Effect.annotateLogs({ reason: error.reason }),
+                Effect.andThen(ApiError.fail("unavailable", "authentication is unavailable; try again shortly"))
+              )
+            : rejected(`jwt: ${error.reason}`)
+        )
       )
-    )
-})
+  })
 
 /** The middleware that turns a bearer token into a {@link Principal} allowed on the route. */
 export const layer = Layer.effect(
