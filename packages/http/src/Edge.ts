@@ -68,6 +68,7 @@ const routes: ReadonlyArray<Route> = (() => {
   HttpApi.reflect(Api, { onGroup: () => {}, onEndpoint: ({ endpoint }) => add(endpoint.method, endpoint.path) })
   add("GET", "/openapi.json")
   add("GET", "/docs")
+  add("GET", "/metrics")
   return found
 })()
 

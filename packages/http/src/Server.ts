@@ -49,6 +49,7 @@ import * as Handlers from "./Handlers.ts"
 import * as Jwt from "./Jwt.ts"
 import * as KeyUsage from "./KeyUsage.ts"
 import { Listener } from "./Listener.ts"
+import * as Metrics from "./Metrics.ts"
 import * as RateLimit from "./RateLimit.ts"
 import { Readiness } from "./Readiness.ts"
 import * as StartupSummary from "./StartupSummary.ts"
@@ -129,6 +130,7 @@ const application = (config: AppConfig.AppConfigValue, options: Options) => {
   const routes = Layer.mergeAll(
     api,
     ApiDocs.layer({ path: "/docs" }),
+    Metrics.layer({ public: config.metrics.public }),
     Edge.layer({ bodyLimit: config.server.bodyLimit, cors })
   )
   // The stack attaches last: until then the listener answers 503.

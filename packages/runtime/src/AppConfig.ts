@@ -203,7 +203,9 @@ export const AppConfigSchema = Schema.Struct({
     openrouter: ProviderSettings,
     glm: ProviderSettings
   }),
-  log: Schema.Struct({ level: LogLevel, format: Schema.Literals(["text", "json"]) })
+  log: Schema.Struct({ level: LogLevel, format: Schema.Literals(["text", "json"]) }),
+  /** `GET /metrics`: Prometheus text; it needs a bearer token unless `public`. */
+  metrics: Schema.Struct({ public: Schema.Boolean })
 }).pipe(Schema.encodeKeys({ redisUrl: "redis_url", rateLimit: "rate_limit" }))
 
 /** The loaded configuration, as services read it. */
@@ -252,7 +254,8 @@ export const defaults: AppConfigInput = {
     openrouter: { api_key: null, base_url: null, ...upstreamDefaults },
     glm: { api_key: null, base_url: null, ...upstreamDefaults }
   },
-  log: { level: "info", format: "text" }
+  log: { level: "info", format: "text" },
+  metrics: { public: false }
 }
 
 export { ConfigError } from "./internal/configSources.ts"
