@@ -29,6 +29,7 @@ import {
 import { DurationSetting } from "./internal/durationSetting.ts"
 import { Routing, routingDefaults } from "./internal/routingConfig.ts"
 import { Resilience, resilienceDefaults } from "./internal/resilienceConfig.ts"
+import * as SecretsConfig from "./internal/secretsConfig.ts"
 
 export { DurationSetting } from "./internal/durationSetting.ts"
 export { autoKeys, RouteEntry, RouteStrategy } from "./internal/routingConfig.ts"
@@ -121,9 +122,16 @@ export const AppConfigSchema = Schema.Struct({
     requestTimeout: DurationSetting,
     bodyLimit: PositiveInt,
     shutdownGrace: DurationSetting,
-    workers: intAtLeast(1, 256)
+    workers: intAtLeast(1, 256),
+    /** Proxies whose `X-Forwarded-For` names the client (addresses or CIDR ranges); none by default. */
+    trustedProxies: SecretsConfig.IpList
   }).pipe(
-    Schema.encodeKeys({ requestTimeout: "request_timeout", bodyLimit: "body_limit", shutdownGrace: "shutdown_grace" })
+    Schema.encodeKeys({
+      requestTimeout: "request_timeout",
+      bodyLimit: "body_limit",
+      shutdownGrace: "shutdown_grace",
+      trustedProxies: "trusted_proxies"
+    })
   ),
   /** Where this process is reached as a runner of the cluster (PostgreSQL only); `null` = the default. */
   cluster: Schema.Struct({
@@ -146,8 +154,11 @@ export const AppConfigSchema = Schema.Struct({
         Schema.isPattern(/^pa_\S{21,}$/, { expected: 'a key starting with "pa_", at least 24 characters, no spaces' })
       )
     ),
-    jwtSecret: Secret(NonEmpty)
-  }).pipe(Schema.encodeKeys({ adminKey: "admin_key", jwtSecret: "jwt_secret" })),
+    jwtSecret: Secret(NonEmpty),
+    ...SecretsConfig.securityFields
+  }).pipe(Schema.encodeKeys({ adminKey: "admin_key", jwtSecret: "jwt_secret", ...SecretsConfig.securityKeys })),
+  /** What personal data is masked, and where (`Redaction`). */
+  redaction: SecretsConfig.Redaction,
   rateLimit: Schema.Struct({ enabled: Schema.Boolean, requestsPerMinute: PositiveInt, burst: PositiveInt }).pipe(
     Schema.encodeKeys({ requestsPerMinute: "requests_per_minute" })
   ),
@@ -213,13 +224,15 @@ export const defaults: AppConfigInput = {
     request_timeout: "60s",
     body_limit: 1_048_576,
     shutdown_grace: "10s",
-    workers: 1
+    workers: 1,
+    trusted_proxies: SecretsConfig.defaults.trustedProxies
   },
   cluster: { runner_host: null, runner_port: null, listen_host: null },
   storage: { data_dir: "./.polyagent", postgres_url: null },
   redis_url: null,
   sessions: { max_idle: "1m", max_resident: 10_000, context_strategy: "drop_oldest" },
-  security: { admin_key: null, jwt_secret: null },
+  security: { admin_key: null, jwt_secret: null, ...SecretsConfig.defaults.security },
+  redaction: SecretsConfig.defaults.redaction,
   rate_limit: { enabled: false, requests_per_minute: 600, burst: 60 },
   routing: routingDefaults,
   plugins: [],
@@ -257,6 +270,7 @@ export const envSettings: ReadonlyArray<EnvSetting> = [
   { name: "REDIS_URL", path: ["redis_url"], secret: true },
   { name: "POLYAGENT_ADMIN_KEY", path: ["security", "admin_key"], secret: true },
   { name: "JWT_SECRET", path: ["security", "jwt_secret"], secret: true },
+  { name: "POLYAGENT_SECRET_KEYS", path: ["security", "secret_keys"], secret: true },
   { name: "LOG_LEVEL", path: ["log", "level"] },
   { name: "LOG_FORMAT", path: ["log", "format"] },
   ...["openai", "anthropic", "openrouter", "glm"].flatMap((provider) => [
@@ -271,7 +285,8 @@ const isUserKey = (path: ReadonlyArray<PropertyKey>, i: number) =>
   (i === 2 &&
     ((path[0] === "models" && path[1] === "catalog") ||
       path[0] === "routing" ||
-      (path[0] === "budgets" && path[1] === "tenants"))) ||
+      (path[0] === "budgets" && path[1] === "tenants") ||
+      (path[0] === "security" && path[1] === "tenants"))) ||
   (i === 4 && path[0] === "routing" && path[1] === "experiments" && path[3] === "arms")
 
 // Issue paths mix YAML keys and camelCase field names; users only know the YAML ones.
