@@ -14,9 +14,12 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import { type Budgets, Identifier, Storage } from "@polyagent/runtime"
+import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
+import * as HttpServerRequest from "effect/http/HttpServerRequest"
 import { createHash } from "node:crypto"
 import { Authentication, Principal } from "./Api.ts"
 import * as ApiError from "./ApiError.ts"
+import * as RequestGuards from "./RequestGuards.ts"
 import * as RequestLog from "./RequestLog.ts"
 
 /** The tenant of the bootstrap admin key. */
@@ -107,6 +110,7 @@ export const layer = Layer.effect(
   Authentication,
   Effect.gen(function* () {
     const keys = yield* KeyCache
+    const guards = yield* RequestGuards.RequestGuards
     const unauthenticated = ApiError.fail("unauthenticated", "a valid API key is required: Authorization: Bearer pa_…")
     return Authentication.of({
       bearer: (httpEffect, { credential }) =>
@@ -123,11 +127,31 @@ export const layer = Layer.effect(
           )
           if (Option.isNone(found)) return yield* unauthenticated
           yield* RequestLog.recordCaller(found.value)
+          yield* guardsOf(guards, found.value)
           return yield* Effect.provideService(httpEffect, Principal, found.value)
         })
     })
   })
 )
+
+/**
+ * The request guards (IP allow-lists, signatures) of the current request of `caller`, as the fast
+ * lane runs them: the raw body is read (and kept for the payload's decoding) only for a key that
+ * signs its requests.
+ */
+const guardsOf = (guards: RequestGuards.RequestGuards["Service"], caller: Principal["Service"]) =>
+  Effect.gen(function* () {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    const socket = NodeHttpServerRequest.toIncomingMessage(request).socket
+    yield* guards.check({
+      tenant: caller.tenant,
+      keyId: caller.subject,
+      headers: request.headers,
+      remoteAddress: socket?.remoteAddress,
+      // A body over the limit is a defect the edge answers with 413, as for the handlers' reads.
+      body: Effect.map(Effect.orDie(request.arrayBuffer), (bytes) => new Uint8Array(bytes))
+    })
+  })
 
 /**
  * Ensures the bootstrap admin key exists. With `configured`, that key is stored (hashed)

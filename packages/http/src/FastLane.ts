@@ -30,7 +30,10 @@ import * as Edge from "./Edge.ts"
 import { type Lane, Listener } from "./Listener.ts"
 import { Readiness } from "./Readiness.ts"
 import * as ModelCompletion from "./ModelCompletion.ts"
+import * as RelayResponse from "./RelayResponse.ts"
+import * as RequestGuards from "./RequestGuards.ts"
 import * as RequestLog from "./RequestLog.ts"
+import * as ApiError from "./ApiError.ts"
 
 const PATH = "/v1/chat/completions"
 const BEARER = "Bearer "
@@ -45,6 +48,7 @@ export const layer = (options: Options) =>
   Layer.effectDiscard(
     Effect.gen(function* () {
       const keys = yield* Authentication.KeyCache
+      const guards = yield* RequestGuards.RequestGuards
       const readiness = yield* Readiness
       // The relay's Effects run with the server's services (its logger, above all).
       const context = yield* Effect.context<ModelRouter.ModelRouter>()
@@ -85,12 +89,27 @@ export const layer = (options: Options) =>
             const requestId = Edge.requestIdOf(headers["x-request-id"])
             response.setHeader("x-request-id", requestId)
             const facts = new RequestLog.Facts(caller.tenant, caller.subject)
-            const answer = ModelCompletion.serve(response, {
+            // The stack's checks of a verified key (IP allow-lists, signature), on the raw body.
+            const guarded = guards.check({
+              tenant: caller.tenant,
+              keyId: caller.subject,
+              headers,
+              remoteAddress: request.socket.remoteAddress,
+              body: Effect.succeed(body)
+            })
+            const served = ModelCompletion.serve(response, {
               parsed: parsed.success,
               bodyLength: body.byteLength,
               caller: { payer: Authentication.payerOf(caller), requestId, sessionId: null },
               stickyKey: parsed.success.request.user ?? caller.subject
-            }).pipe(Effect.provideService(RequestLog.CurrentFacts, facts))
+            })
+            const answer = Effect.matchEffect(guarded, {
+              onFailure: (refusal) => Effect.sync(() => RelayResponse.refuse(response, refusal)),
+              onSuccess: () => served
+            }).pipe(
+              Effect.provideService(RequestLog.CurrentFacts, facts),
+              Effect.provideService(ApiError.RequestId, requestId)
+            )
             const fiber = run(Effect.onExit(answer, (exit) => logLine(RequestLog.statusOfExit(exit), requestId, facts)))
             // A client that goes away interrupts the call, which aborts the upstream request.
             response.once("close", () => {

@@ -13,13 +13,16 @@ import * as Stream from "effect/Stream"
 import type * as ClusterErrors from "effect/cluster/ClusterError"
 import * as HttpApiBuilder from "effect/http-api/HttpApiBuilder"
 import {
+  type Audit,
   type Experiments,
   Identifier,
+  type KeyGuards,
   ModelCatalog,
   ModelHealth,
   Session,
   SessionProtocol,
-  Storage
+  Storage,
+  type TenantProviderKeys
 } from "@polyagent/runtime"
 import { Api, type ChatEvent, type ChatHeaders, type ChatRequest, HealthDown, healthDown, Principal } from "./Api.ts"
 import * as AgentsHandlers from "./AgentsHandlers.ts"
@@ -29,6 +32,7 @@ import * as ExperimentsHandlers from "./ExperimentsHandlers.ts"
 import * as KeysHandlers from "./KeysHandlers.ts"
 import { Readiness } from "./Readiness.ts"
 import * as RequestLog from "./RequestLog.ts"
+import * as TenantProvidersHandlers from "./TenantProvidersHandlers.ts"
 import * as UsageHandlers from "./UsageHandlers.ts"
 
 /** What a call to a session entity can fail with besides the turn's own errors. */
@@ -251,12 +255,16 @@ const ExperimentsRoutes: Layer.Layer<
   Experiments.Experiments | Layer.Services<typeof ExperimentsHandlers.layer>
 > = ExperimentsHandlers.layer
 
+/** The security services the handlers read: the audit log, the keys' guards, tenants' provider keys. */
+export type SecurityServices = Audit.Audit | KeyGuards.KeyGuards | TenantProviderKeys.TenantProviderKeys
+
 /** All handlers but the OpenAI-compatible route's (`CompletionsHandlers.ts`). */
 export const layer = Layer.mergeAll(
   ChatHandlers,
   SessionsHandlers,
   AgentsHandlers.layer,
   KeysHandlers.layer,
+  TenantProvidersHandlers.layer,
   UsageHandlers.layer,
   ModelsHandlers,
   ExperimentsRoutes,

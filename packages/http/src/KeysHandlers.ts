@@ -5,8 +5,9 @@
  * monthly budget (`budget_usd`), which `Budgets` applies instead of the default for keys.
  */
 import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
 import * as HttpApiBuilder from "effect/http-api/HttpApiBuilder"
-import { Identifier, Storage } from "@polyagent/runtime"
+import { Identifier, KeyGuards, Storage } from "@polyagent/runtime"
 import { Api } from "./Api.ts"
 import * as ApiError from "./ApiError.ts"
 import * as Authentication from "./Authentication.ts"
@@ -28,6 +29,7 @@ export const layer = HttpApiBuilder.group(
   Effect.fn(function* (handlers) {
     const storage = yield* Storage.Storage
     const keys = yield* Authentication.KeyCache
+    const guards = yield* KeyGuards.KeyGuards
     return handlers
       .handle("create", ({ payload }) =>
         Effect.gen(function* () {
@@ -52,8 +54,26 @@ export const layer = HttpApiBuilder.group(
             created_at: yield* Storage.nowIso,
             budget_usd: payload.budget_usd ?? null
           })
+          // The guards first: a key whose signing secret cannot be stored is not created at all.
+          const signingSecret = payload.signed === true ? `pas_${Identifier.randomBase62(43)}` : undefined
+          yield* guards
+            .create(record.id, tenant, {
+              signingSecret: signingSecret === undefined ? undefined : Redacted.make(signingSecret),
+              allowedIps: payload.allowed_ips
+            })
+            .pipe(
+              Effect.catchTags({
+                StorageError: ApiError.storageFailed,
+                SecretBoxError: (error) => ApiError.fail("unavailable", error.message)
+              })
+            )
           yield* storage.insertApiKey(record).pipe(Effect.catch(ApiError.storageFailed))
-          return { ...listed(record), key }
+          return {
+            ...listed(record),
+            key,
+            ...(signingSecret === undefined ? {} : { signing_secret: signingSecret }),
+            ...(payload.allowed_ips === undefined ? {} : { allowed_ips: payload.allowed_ips })
+          }
         })
       )
       .handle("list", () =>
@@ -71,6 +91,7 @@ export const layer = HttpApiBuilder.group(
             .pipe(Effect.catch(ApiError.storageFailed))
           if (!revoked) return yield* ApiError.fail("not_found", `key ${params.id} not found`)
           keys.forget(params.id)
+          guards.forget(params.id)
           return { id: params.id, deleted: true } as const
         })
       )

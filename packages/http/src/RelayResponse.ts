@@ -84,6 +84,10 @@ export const fail = (
     answer(response, ApiError.statusOf[type], ApiError.envelope(type, message, requestId), retryAfterSeconds)
   )
 
+/** Answers an envelope error of the edge (a refused request) before anything was written; answers its status. */
+export const refuse = (response: ServerResponse, error: ApiError.ApiError): number =>
+  answer(response, ApiError.statusOf[error.error.type], { error: error.error })
+
 /** A failed call's answer: the envelope of a turn's error, or a logged 500 for anything else. */
 const failed = (
   response: ServerResponse,

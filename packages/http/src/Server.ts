@@ -29,13 +29,17 @@ import {
   Database,
   Experiments,
   type ModelCatalog,
+  KeyGuards,
   ModelHealth,
   ModelRouter,
   RetryBudget,
+  SecretBox,
+  SeenSignatures,
   SessionActor,
   SessionProtocol,
   SessionRecovery,
-  Storage
+  Storage,
+  TenantProviderKeys
 } from "@polyagent/runtime"
 import { Api } from "./Api.ts"
 import * as ApiDocs from "./ApiDocs.ts"
@@ -47,6 +51,7 @@ import * as FastLane from "./FastLane.ts"
 import * as Handlers from "./Handlers.ts"
 import { Listener } from "./Listener.ts"
 import { Readiness } from "./Readiness.ts"
+import * as RequestGuards from "./RequestGuards.ts"
 import * as StartupSummary from "./StartupSummary.ts"
 
 /** Options for tests and embedders. */
@@ -75,10 +80,48 @@ export const database = (config: AppConfig.AppConfigValue) =>
     ? Database.layerPg({ url: config.storage.postgresUrl.value })
     : Database.layerSqlite(config.storage.dataDir)
 
+/**
+ * The secrets at rest (`SecretBox`: the configured keys, else the data directory's key file on
+ * embedded storage), the stores sealed with them, and the stores re-sealed under the current key
+ * once they are open (after a key rotation).
+ */
+const secrets = (config: AppConfig.AppConfigValue, db: ReturnType<typeof database>) => {
+  const box = SecretBox.layer({
+    configured: config.security.secretKeys,
+    dataDir: config.storage.postgresUrl._tag === "Some" ? undefined : config.storage.dataDir
+  })
+  const stores = Layer.mergeAll(TenantProviderKeys.layer, KeyGuards.layer)
+  const rotation = Layer.effectDiscard(
+    Effect.all([TenantProviderKeys.rotate, KeyGuards.rotate]).pipe(
+      Effect.flatMap(([providers, guards]) => {
+        const resealed = providers.resealed + guards.resealed
+        const unreadable = providers.unreadable + guards.unreadable
+        if (resealed === 0 && unreadable === 0) return Effect.void
+        const line = unreadable > 0 ? Effect.logWarning("secrets re-sealed") : Effect.logInfo("secrets re-sealed")
+        return Effect.annotateLogs(line, { resealed, unreadable })
+      }),
+      // A database that fails here fails elsewhere too; the rotation waits for the next start.
+      Effect.catch((error) => Effect.logWarning("secrets could not be re-sealed", error))
+    )
+  )
+  return Layer.merge(stores, rotation).pipe(Layer.provideMerge(box), Layer.provide(db))
+}
+
+/** Signatures seen within the replay window: shared through Redis when configured. */
+const seenSignatures = (config: AppConfig.AppConfigValue) =>
+  config.redisUrl._tag === "Some"
+    ? SeenSignatures.layerRedis({ url: config.redisUrl.value, prefix: "polyagent:signatures:" })
+    : SeenSignatures.layerMemory()
+
 /** Everything that runs on the database, serving on the {@link Listener} once built. */
 const application = (config: AppConfig.AppConfigValue, options: Options) => {
   const db = database(config)
   const storage = Storage.layerSql.pipe(Layer.provide(db))
+  const sealed = secrets(config, db)
+  const audit = Audit.layerMemory()
+  const guards = RequestGuards.layer({ security: config.security, trustedProxies: config.server.trustedProxies }).pipe(
+    Layer.provide([sealed, seenSignatures(config), audit])
+  )
   const budgets = Budgets.layer(config.budgets).pipe(Layer.provide(db))
   const experiments = Experiments.layer(Experiments.fromConfig(config.routing.experiments)).pipe(Layer.provide(db))
   const cluster = Cluster.layer(config, options.workerIndex).pipe(Layer.provide(db))
@@ -105,7 +148,8 @@ const application = (config: AppConfig.AppConfigValue, options: Options) => {
       AppConfig.AppConfig.layerFrom(config),
       health,
       RetryBudget.layerFrom(RetryBudget.settingsOf(config)),
-      experiments
+      experiments,
+      sealed
     ])
   )
   const bootstrap = Layer.effectDiscard(
@@ -128,7 +172,7 @@ const application = (config: AppConfig.AppConfigValue, options: Options) => {
   const http = Layer.mergeAll(
     HttpRouter.serve(routes, { disableLogger: true, disableListenLog: true }),
     FastLane.layer({ bodyLimit: config.server.bodyLimit })
-  ).pipe(Layer.provide([Authentication.layerKeyCache, Readiness.layer]))
+  ).pipe(Layer.provide([Authentication.layerKeyCache, Readiness.layer, guards]))
   const summary = StartupSummary.layer(config).pipe(Layer.provideMerge(http))
   // Turns a crash interrupted between their tool calls and their answer finish in the background.
   const recovery = Layer.effectDiscard(Effect.forkScoped(SessionRecovery.resumeUnfinished))
@@ -137,7 +181,7 @@ const application = (config: AppConfig.AppConfigValue, options: Options) => {
     Layer.provide(sessions),
     Layer.provideMerge(routing),
     Layer.provideMerge(
-      Layer.mergeAll(db, storage, budgets, experiments, models, cluster, tools, settings, Audit.layerMemory())
+      Layer.mergeAll(db, storage, budgets, experiments, models, cluster, tools, settings, audit, sealed, guards)
     )
   )
 }

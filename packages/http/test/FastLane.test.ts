@@ -12,6 +12,7 @@ import type { Server } from "node:http"
 import type { AddressInfo } from "node:net"
 import * as Authentication from "../src/Authentication.ts"
 import * as FastLane from "../src/FastLane.ts"
+import * as RequestGuards from "../src/RequestGuards.ts"
 import { Listener } from "../src/Listener.ts"
 import { Readiness } from "../src/Readiness.ts"
 
@@ -111,6 +112,7 @@ describe("FastLane", () => {
             ),
             keys,
             readiness,
+            RequestGuards.layerNone,
             Logger.layer([capture])
           ])
         ),

@@ -153,17 +153,17 @@ export const SensitiveKeys = (schemas: ReadonlyArray<Schema.Top> = []): Readonly
 /**
  * `value` as it may be logged: strings masked by {@link redactText}, the values of `keys` replaced
  * by {@link hidden} at any depth (plain objects and arrays are copied; other objects are left to the
- * formatter, which hides `Redacted` values itself).
+ * formatter, which hides `Redacted` values itself). Without `maskText`, only the sensitive keys.
  */
-export const redactValue = (value: unknown, keys: ReadonlySet<string>, depth = 0): unknown => {
-  if (typeof value === "string") return redactText(value)
+export const redactValue = (value: unknown, keys: ReadonlySet<string>, maskText = true, depth = 0): unknown => {
+  if (typeof value === "string") return maskText ? redactText(value) : value
   if (typeof value !== "object" || value === null || depth > 8) return value
-  if (Array.isArray(value)) return value.map((item) => redactValue(item, keys, depth + 1))
+  if (Array.isArray(value)) return value.map((item) => redactValue(item, keys, maskText, depth + 1))
   const prototype = Object.getPrototypeOf(value)
   if (prototype !== Object.prototype && prototype !== null) return value
   const copy: Record<string, unknown> = {}
   for (const [key, item] of Object.entries(value)) {
-    copy[key] = keys.has(key) ? hidden : redactValue(item, keys, depth + 1)
+    copy[key] = keys.has(key) ? hidden : redactValue(item, keys, maskText, depth + 1)
   }
   return copy
 }
