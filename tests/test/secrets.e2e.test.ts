@@ -404,3 +404,40 @@ describe("tenants' provider keys (PostgreSQL)", () => {
     }
   })
 })
+
+describe("PostgreSQL without a secret key", () => {
+  let schema: PgSchema
+  let gateway: Gateway
+
+  beforeAll(async () => {
+    schema = await createPgSchema()
+    gateway = await Gateway.start({ postgresUrl: schema.url })
+  })
+
+  afterAll(async () => {
+    await gateway?.dispose()
+    await schema?.drop()
+  })
+
+  it("starts, and refuses only what would store a secret, saying what to set", async () => {
+    const put = await gateway.request(
+      "PUT",
+      "/v1/tenants/acme/providers/openai",
+      JSON.stringify({ api_key: "sk-x-123" }),
+      {
+        headers: { "content-type": "application/json" }
+      }
+    )
+    assert.strictEqual(put.status, 503, put.text)
+    assert.include(decode(ErrorEnvelope, put.json).error.message, "POLYAGENT_SECRET_KEYS")
+    const signedKey = await gateway.post("/v1/keys", { role: "user", signed: true })
+    assert.strictEqual(signedKey.status, 503, signedKey.text)
+    assert.include(decode(ErrorEnvelope, signedKey.json).error.message, "POLYAGENT_SECRET_KEYS")
+    const walled = await gateway.post("/v1/keys", { role: "user", allowed_ips: ["127.0.0.1"] })
+    assert.strictEqual(walled.status, 201, walled.text)
+    assert.strictEqual(
+      (await makeClient(gateway.url, decode(CreatedKey, walled.json).key).get("/v1/models")).status,
+      200
+    )
+  })
+})
