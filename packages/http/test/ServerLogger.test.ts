@@ -3,7 +3,10 @@
  * annotations where an operator's tools look for them, and the level filters.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Effect, Layer, Redacted } from "effect"
+import { Redaction } from "@polyagent/runtime"
+import { Cause, Effect, Layer, Redacted, type Schema } from "effect"
+import { HttpApi } from "effect/http-api"
+import { Api } from "../src/Api.ts"
 import { TestConsole } from "effect/testing"
 import * as ServerLogger from "../src/ServerLogger.ts"
 
@@ -166,4 +169,22 @@ describe("ServerLogger", () => {
       assert.notInclude(lines[0] ?? "", "sk-canary")
     })
   )
+})
+
+describe("ServerLogger and the API's sensitive fields", () => {
+  it("hides every field the API marks sensitive", () => {
+    const schemas: Array<Schema.Top> = []
+    HttpApi.reflect(Api, {
+      onGroup: () => {},
+      onEndpoint: ({ endpoint }) => {
+        for (const { schemas: payloads } of endpoint.payload.values()) {
+          if (Array.isArray(payloads)) schemas.push(...payloads)
+        }
+        schemas.push(...endpoint.success)
+      }
+    })
+    const tagged = Redaction.sensitiveKeysOf(schemas)
+    assert.includeMembers([...tagged], ["api_key", "key", "signing_secret"])
+    for (const key of tagged) assert.isTrue(ServerLogger.defaultMasking.sensitiveKeys.has(key), key)
+  })
 })

@@ -99,9 +99,11 @@ export const sensitiveAnnotation = "@polyagent/runtime/Redaction/sensitive"
 export const sensitive = <S extends Schema.Top>(schema: S): S["Rebuild"] =>
   schema.annotate({ [sensitiveAnnotation]: true })
 
+/** Whether `ast` is marked: on itself, on one of its checks (a refined schema keeps them there), or on a member of an optional's union. */
 const isSensitive = (ast: SchemaAST.AST): boolean => {
-  const annotations = ast.annotations
-  return annotations !== undefined && annotations[sensitiveAnnotation] === true
+  if (ast.annotations?.[sensitiveAnnotation] === true) return true
+  if (ast.checks?.some((check) => check.annotations?.[sensitiveAnnotation] === true) === true) return true
+  return SchemaAST.isUnion(ast) && ast.types.some(isSensitive)
 }
 
 /**
@@ -133,6 +135,7 @@ export const sensitiveKeysOf = (schemas: ReadonlyArray<Schema.Top>): ReadonlySet
 /** Field names whose values are never logged, whatever schema they come from. */
 export const baseSensitiveKeys: ReadonlyArray<string> = [
   "api_key",
+  "key",
   "apiKey",
   "signing_secret",
   "signingSecret",
