@@ -45,6 +45,9 @@ const nowSeconds = () => String(Math.floor(Date.now() / 1000))
 const completion = (content: string, model = "local") =>
   JSON.stringify({ model, messages: [{ role: "user", content }] })
 
+/** The Authorization header of the last request `fake` received. */
+const lastAuthorization = (fake: FakeUpstream.FakeUpstream) => fake.received.at(-1)?.headers["authorization"]
+
 /** Every answer of a run, to search error bodies for canaries. */
 const answers: Array<Answer> = []
 const kept = (answer: Answer) => {
@@ -261,8 +264,6 @@ describe("tenants' provider keys (PostgreSQL)", () => {
     assert.strictEqual(answer.status, 201, answer.text)
     return decode(CreatedKey, answer.json).key
   }
-
-  const lastAuthorization = (fake: FakeUpstream.FakeUpstream) => fake.received.at(-1)?.headers["authorization"]
 
   it("stores a tenant's key sealed, never answers it, and uses it for that tenant's calls only", async () => {
     const put = keep(
