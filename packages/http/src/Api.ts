@@ -25,6 +25,7 @@ import {
   Storage,
   Usage
 } from "@polyagent/runtime"
+import type { RateLimiter } from "@polyagent/runtime"
 import { ToolExecutor } from "@polyagent/tools"
 import * as ApiError from "./ApiError.ts"
 import * as ChatCompletions from "./ChatCompletions.ts"
@@ -32,7 +33,13 @@ import * as ChatCompletions from "./ChatCompletions.ts"
 /** Who is calling: resolved from the bearer token by {@link Authentication}. */
 export class Principal extends Context.Service<
   Principal,
-  { readonly tenant: string; readonly subject: string; readonly role: Storage.Role }
+  {
+    readonly tenant: string
+    readonly subject: string
+    readonly role: Storage.Role
+    /** The principal's own rate limit (its API key's), replacing `rate_limit`'s per-principal one. */
+    readonly rateLimit?: RateLimiter.Limit | null | undefined
+  }
 >()("@polyagent/http/Principal") {}
 
 /**
@@ -43,7 +50,7 @@ export class Authentication extends HttpApiMiddleware.Service<Authentication, { 
   "@polyagent/http/Authentication",
   {
     security: { bearer: HttpApiSecurity.bearer },
-    error: [ApiError.Unauthenticated, ApiError.Forbidden, ApiError.Unavailable]
+    error: [ApiError.Unauthenticated, ApiError.Forbidden, ApiError.RateLimited, ApiError.Unavailable]
   }
 ) {}
 

@@ -14,11 +14,13 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import { type Budgets, Identifier, Storage } from "@polyagent/runtime"
-import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import * as HttpServerRequest from "effect/http/HttpServerRequest"
+import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import { createHash } from "node:crypto"
 import { Authentication, Principal } from "./Api.ts"
 import * as ApiError from "./ApiError.ts"
+import * as Edge from "./Edge.ts"
+import * as RateLimit from "./RateLimit.ts"
 import * as RequestGuards from "./RequestGuards.ts"
 import * as RequestLog from "./RequestLog.ts"
 
@@ -32,7 +34,10 @@ export const hashKey = (key: string): string => createHash("sha256").update(key)
 export const newKey = Effect.sync(() => `pa_${Identifier.randomBase62(40)}`)
 
 /** The caller, when its role includes `role`; `action` says what needs it (for the 403's message). */
-export const requireRole = (role: Storage.Role, action: string) =>
+export const requireRole = (
+  role: Storage.Role,
+  action: string
+): Effect.Effect<Principal["Service"], ApiError.Forbidden, Principal> =>
   Effect.gen(function* () {
     const principal = yield* Principal
     if (Storage.roleRank[principal.role] < Storage.roleRank[role]) {
@@ -105,15 +110,19 @@ export const layerKeyCache = Layer.effect(
   })
 )
 
-/** The middleware that turns a bearer token into a {@link Principal}. */
+/**
+ * The middleware that turns a bearer token into a {@link Principal}, then takes its request's
+ * rate-limit tokens (`RateLimit.ts`): its headers go on the response, a refusal answers 429 or 503.
+ */
 export const layer = Layer.effect(
   Authentication,
   Effect.gen(function* () {
     const keys = yield* KeyCache
     const guards = yield* RequestGuards.RequestGuards
+    const limits = yield* RateLimit.RateLimits
     const unauthenticated = ApiError.fail("unauthenticated", "a valid API key is required: Authorization: Bearer pa_…")
     return Authentication.of({
-      bearer: (httpEffect, { credential }) =>
+      bearer: (httpEffect, { credential, endpoint }) =>
         Effect.gen(function* () {
           const token = Redacted.value(credential)
           if (!token.startsWith("pa_")) return yield* unauthenticated
@@ -127,6 +136,14 @@ export const layer = Layer.effect(
           )
           if (Option.isNone(found)) return yield* unauthenticated
           yield* RequestLog.recordCaller(found.value)
+          const outcome = yield* limits.check(found.value, RateLimit.routeClassOf(endpoint.method, endpoint.path))
+          // On Node's response, so that answers the handlers write themselves (relays) carry them too.
+          const request = yield* HttpServerRequest.HttpServerRequest
+          Edge.setNodeHeaders(NodeHttpServerRequest.toServerResponse(request), outcome.headers)
+          if (outcome.refusal !== undefined) {
+            yield* RequestLog.recordRetryAfter(outcome.refusal.retryAfterSeconds)
+            return yield* ApiError.fail(outcome.refusal.type, outcome.refusal.message)
+          }
           yield* guardsOf(guards, found.value)
           return yield* Effect.provideService(httpEffect, Principal, found.value)
         })

@@ -26,6 +26,8 @@ import { Identifier } from "@polyagent/runtime"
 import { Api, RequestErrors } from "./Api.ts"
 import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import * as ApiError from "./ApiError.ts"
+import * as Cors from "./Cors.ts"
+import * as JsonBody from "./JsonBody.ts"
 import { Readiness } from "./Readiness.ts"
 import * as RequestLog from "./RequestLog.ts"
 
@@ -37,6 +39,17 @@ export const modelHeader = "x-polyagent-model"
 /** The request's id: the client's `X-Request-Id` when it is a sane one, else a new one. */
 export const requestIdOf = (incoming: string | ReadonlyArray<string> | undefined): string =>
   typeof incoming === "string" && REQUEST_ID.test(incoming) ? incoming : Identifier.makeUnsafe("req")
+
+/**
+ * Sets `headers` on Node's response (the stack's and the lane's alike) before its head is written:
+ * Node merges them into the head of whatever answer is written, by the stack or by hand.
+ */
+export const setNodeHeaders = (
+  response: { readonly setHeader: (name: string, value: string) => unknown },
+  headers: Readonly<Record<string, string>>
+): void => {
+  for (const name in headers) response.setHeader(name, headers[name] ?? "")
+}
 
 interface Route {
   readonly method: string
@@ -119,6 +132,9 @@ const fromCause = (cause: Cause.Cause<unknown>, request: HttpServerRequest.HttpS
       )
     }
     if (reason._tag === "RequestParseError") {
+      if (reason.cause instanceof JsonBody.InvalidBody) {
+        return Effect.succeed(respond("invalid_request", reason.cause.message, requestId))
+      }
       return Effect.succeed(
         reason.reason === "BodyTooLarge"
           ? respond("payload_too_large", "the request body is over the limit", requestId)
@@ -136,8 +152,24 @@ const fromCause = (cause: Cause.Cause<unknown>, request: HttpServerRequest.HttpS
 const withoutStorage = new Set(["/v1/health", "/openapi.json", "/docs"])
 const needsStorage = (url: string): boolean => !withoutStorage.has(url.split("?", 1)[0] ?? "")
 
+/** What the edge needs to know of the server's settings. */
+export interface Options {
+  readonly bodyLimit: number
+  /** `cors.origins`'s policy. */
+  readonly cors: Cors.Policy
+}
+
+/** The answer of a CORS preflight: 204 with the CORS headers, or 403 for an origin not allowed. */
+const preflight = (policy: Cors.Policy, request: HttpServerRequest.HttpServerRequest, requestId: string) => {
+  const origin = request.headers["origin"] ?? ""
+  const headers = policy.preflightHeaders(origin, request.headers["access-control-request-headers"])
+  return headers === undefined
+    ? respond("forbidden", `origin ${origin.slice(0, 128)} is not allowed (cors.origins)`, requestId)
+    : HttpServerResponse.empty({ status: 204, headers })
+}
+
 /** The edge as a global router middleware: it sees every request, matched or not. */
-export const layer = (options: { readonly bodyLimit: number }) =>
+export const layer = (options: Options) =>
   HttpRouter.middleware(
     Effect.map(
       Effect.service(Readiness),
@@ -166,7 +198,17 @@ export const layer = (options: { readonly bodyLimit: number }) =>
                 })
               )
             let response: HttpServerResponse.HttpServerResponse
-            if (!readiness.isUp() && needsStorage(request.url)) {
+            const cors = options.cors
+            if (cors.enabled) {
+              const corsHeaders = cors.actualHeaders(headers["origin"])
+              // On Node's response, so that answers the handlers write themselves (relays) carry them too.
+              if (corsHeaders !== undefined) {
+                setNodeHeaders(NodeHttpServerRequest.toServerResponse(request), corsHeaders)
+              }
+            }
+            if (cors.enabled && Cors.isPreflight(request.method, headers)) {
+              response = preflight(cors, request, requestId)
+            } else if (!readiness.isUp() && needsStorage(request.url)) {
               response = respond("unavailable", "storage is unavailable; try again shortly", requestId)
             } else if (declared > options.bodyLimit) {
               response = respond(
@@ -176,6 +218,8 @@ export const layer = (options: { readonly bodyLimit: number }) =>
               )
             } else {
               response = yield* app.pipe(
+                // JSON bodies are checked (UTF-8, depth, surrogates) before anything parses them.
+                Effect.provideService(HttpServerRequest.HttpServerRequest, JsonBody.checkedRequest(request)),
                 Effect.provideService(ApiError.RequestId, requestId),
                 Effect.provideService(HttpIncomingMessage.MaxBodySize, ByteSize.bytes(options.bodyLimit)),
                 Effect.provideService(RequestLog.CurrentFacts, facts),

@@ -26,10 +26,13 @@ import type { IncomingMessage } from "node:http"
 import { Readable } from "node:stream"
 import * as Authentication from "./Authentication.ts"
 import * as ChatCompletions from "./ChatCompletions.ts"
+import type * as Cors from "./Cors.ts"
 import * as Edge from "./Edge.ts"
+import * as JsonBody from "./JsonBody.ts"
 import { type Lane, Listener } from "./Listener.ts"
 import { Readiness } from "./Readiness.ts"
 import * as ModelCompletion from "./ModelCompletion.ts"
+import * as RateLimit from "./RateLimit.ts"
 import * as RelayResponse from "./RelayResponse.ts"
 import * as RequestGuards from "./RequestGuards.ts"
 import * as RequestLog from "./RequestLog.ts"
@@ -41,6 +44,8 @@ const BEARER = "Bearer "
 /** What the lane needs to know of the server's settings. */
 export interface Options {
   readonly bodyLimit: number
+  /** `cors.origins`'s policy: the lane adds the same CORS headers as the stack. */
+  readonly cors: Cors.Policy
 }
 
 /** The lane, in front of the stack on the server's {@link Listener} for as long as the layer lives. */
@@ -49,6 +54,7 @@ export const layer = (options: Options) =>
     Effect.gen(function* () {
       const keys = yield* Authentication.KeyCache
       const guards = yield* RequestGuards.RequestGuards
+      const limits = yield* RateLimit.RateLimits
       const readiness = yield* Readiness
       // The relay's Effects run with the server's services (its logger, above all).
       const context = yield* Effect.context<ModelRouter.ModelRouter>()
@@ -56,7 +62,8 @@ export const layer = (options: Options) =>
       const clock = yield* Clock.Clock
 
       const lane: Lane = (request, response, next) => {
-        if (request.method !== "POST" || request.url !== PATH) return false
+        // HTTP/2 requests (over TLS) are the stack's.
+        if (request.method !== "POST" || request.url !== PATH || request.httpVersionMajor !== 1) return false
         // While storage is down the stack answers what needs it (503), the lane included.
         if (!readiness.isUp()) return false
         const headers = request.headers
@@ -78,10 +85,15 @@ export const layer = (options: Options) =>
             requestId,
             facts
           })
+        if (options.cors.enabled) {
+          const corsHeaders = options.cors.actualHeaders(headers.origin)
+          if (corsHeaders !== undefined) Edge.setNodeHeaders(response, corsHeaders)
+        }
         readBody(
           request,
           (body) => {
-            const parsed = ChatCompletions.parseRequest(body.toString("utf8"))
+            // The stack's checks of a JSON body (UTF-8, depth, surrogates), then its schema.
+            const parsed = Result.flatMap(JsonBody.decode(body), ChatCompletions.parseRequest)
             // Bad bodies (400s) and agents are the stack's.
             if (Result.isFailure(parsed) || parsed.success.request.model.startsWith(ChatCompletions.agentPrefix)) {
               return next(replay(request, body))
@@ -89,7 +101,8 @@ export const layer = (options: Options) =>
             const requestId = Edge.requestIdOf(headers["x-request-id"])
             response.setHeader("x-request-id", requestId)
             const facts = new RequestLog.Facts(caller.tenant, caller.subject)
-            // The stack's checks of a verified key (IP allow-lists, signature), on the raw body.
+            // The stack's checks of a verified key, in its order: the rate limits, then the request
+            // guards (IP allow-lists, signature) on the raw body.
             const guarded = guards.check({
               tenant: caller.tenant,
               keyId: caller.subject,
@@ -103,9 +116,15 @@ export const layer = (options: Options) =>
               caller: { payer: Authentication.payerOf(caller), requestId, sessionId: null },
               stickyKey: parsed.success.request.user ?? caller.subject
             })
-            const answer = Effect.matchEffect(guarded, {
-              onFailure: (refusal) => Effect.sync(() => RelayResponse.refuse(response, refusal)),
-              onSuccess: () => served
+            const answer = Effect.flatMap(limits.check(caller, "chat"), (outcome) => {
+              Edge.setNodeHeaders(response, outcome.headers)
+              if (outcome.refusal !== undefined) {
+                return Effect.succeed(RelayResponse.refuse(response, outcome.refusal, requestId))
+              }
+              return Effect.matchEffect(guarded, {
+                onFailure: (refusal) => Effect.sync(() => RelayResponse.refuseWith(response, refusal)),
+                onSuccess: () => served
+              })
             }).pipe(
               Effect.provideService(RequestLog.CurrentFacts, facts),
               Effect.provideService(ApiError.RequestId, requestId)

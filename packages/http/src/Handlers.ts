@@ -14,6 +14,7 @@ import type * as ClusterErrors from "effect/cluster/ClusterError"
 import * as HttpApiBuilder from "effect/http-api/HttpApiBuilder"
 import {
   type Audit,
+  type Budgets,
   type Experiments,
   Identifier,
   type KeyGuards,
@@ -258,6 +259,13 @@ const ExperimentsRoutes: Layer.Layer<
 /** The security services the handlers read: the audit log, the keys' guards, tenants' provider keys. */
 export type SecurityServices = Audit.Audit | KeyGuards.KeyGuards | TenantProviderKeys.TenantProviderKeys
 
+/** `/v1/usage`, on the ledger (and the budgets' writer, flushed before a report). */
+const UsageRoutes: Layer.Layer<
+  Layer.Success<typeof UsageHandlers.layer>,
+  never,
+  Budgets.Budgets | Layer.Services<typeof UsageHandlers.layer>
+> = UsageHandlers.layer
+
 /** All handlers but the OpenAI-compatible route's (`CompletionsHandlers.ts`). */
 export const layer = Layer.mergeAll(
   ChatHandlers,
@@ -265,7 +273,7 @@ export const layer = Layer.mergeAll(
   AgentsHandlers.layer,
   KeysHandlers.layer,
   TenantProvidersHandlers.layer,
-  UsageHandlers.layer,
+  UsageRoutes,
   ModelsHandlers,
   ExperimentsRoutes,
   SystemHandlers

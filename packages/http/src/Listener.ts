@@ -11,7 +11,9 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { EventEmitter } from "node:events"
-import { type IncomingMessage, Server, type ServerResponse } from "node:http"
+import { type IncomingMessage, STATUS_CODES, Server, type ServerResponse } from "node:http"
+import type { Duplex } from "node:stream"
+import { Identifier } from "@polyagent/runtime"
 import { healthDown } from "./Api.ts"
 import * as ApiError from "./ApiError.ts"
 import * as Edge from "./Edge.ts"
@@ -48,6 +50,31 @@ const notReady = (request: IncomingMessage, response: ServerResponse, stopping: 
   return requestId
 }
 
+/** Limits on what clients send, enforced by Node before a request reaches the server. */
+export interface Limits {
+  /** Largest request head in bytes; larger ones are answered 431. */
+  readonly maxHeaderSize: number
+  /** A request's head must arrive within this many ms (else 408). */
+  readonly headersTimeoutMs: number
+  /** A whole request, head and body, must arrive within this many ms (else 408). */
+  readonly receiveTimeoutMs: number
+}
+
+/** Node's own limits (16 KB heads), with timeouts that stop slow clients within seconds. */
+export const defaultLimits: Limits = { maxHeaderSize: 16_384, headersTimeoutMs: 10_000, receiveTimeoutMs: 30_000 }
+
+/** The answer to a request Node could not parse or did not receive in time, and its log status. */
+const clientErrorAnswer = (code: string | undefined): { readonly status: number; readonly message: string } => {
+  switch (code) {
+    case "HPE_HEADER_OVERFLOW":
+      return { status: 431, message: "the request's headers are too large" }
+    case "ERR_HTTP_REQUEST_TIMEOUT":
+      return { status: 408, message: "the request did not arrive in time" }
+    default:
+      return { status: 400, message: "the request is not valid HTTP/1.1" }
+  }
+}
+
 /**
  * A `node:http` server whose `request` events go to its {@link Lane} first, then to its
  * listeners (the Effect HTTP stack), and are answered 503 while it has none.
@@ -61,9 +88,45 @@ export class LaneServer extends Server {
   /** The answers being written, to tell them to close their connection when the server stops. */
   private readonly inFlight = new Set<ServerResponse>()
 
-  constructor(run: (effect: Effect.Effect<void>) => void) {
-    super()
+  constructor(run: (effect: Effect.Effect<void>) => void, limits: Limits = defaultLimits) {
+    super({
+      maxHeaderSize: limits.maxHeaderSize,
+      // Node refuses a head timeout above the whole request's.
+      headersTimeout: Math.min(limits.headersTimeoutMs, limits.receiveTimeoutMs),
+      requestTimeout: limits.receiveTimeoutMs,
+      // How often Node looks for requests past their timeouts (its default, 30 s, would let them linger).
+      connectionsCheckingInterval: Math.max(100, Math.min(1000, limits.headersTimeoutMs / 2))
+    })
     this.run = run
+    this.on("clientError", (error: NodeJS.ErrnoException, socket: Duplex) => this.clientError(error, socket))
+  }
+
+  /**
+   * A request Node refused before it became one (a head too large, a slow client, bad HTTP):
+   * answered with the envelope and a new request id — written raw, since there is no response
+   * object — and logged, instead of Node's bare answer or a reset socket.
+   */
+  private clientError(error: NodeJS.ErrnoException, socket: Duplex): void {
+    if (error.code === "ECONNRESET" || !socket.writable) {
+      socket.destroy()
+      return
+    }
+    const { status, message } = clientErrorAnswer(error.code)
+    const requestId = Identifier.makeUnsafe("req")
+    const body = JSON.stringify(ApiError.envelope("invalid_request", message, requestId))
+    socket.end(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ""}\r\n` +
+        "content-type: application/json\r\n" +
+        `content-length: ${Buffer.byteLength(body)}\r\n` +
+        `x-request-id: ${requestId}\r\n` +
+        "connection: close\r\n\r\n" +
+        body
+    )
+    this.run(
+      Effect.flatMap(Clock.monotonicTimeNanos, (now) =>
+        RequestLog.write({ method: "-", route: "-", status, startedAt: now, endedAt: now, requestId, facts: undefined })
+      )
+    )
   }
 
   /**
@@ -119,14 +182,16 @@ export class LaneServer extends Server {
  * the layers that serve on it once storage is ready (the stack, the fast lane).
  */
 export class Listener extends Context.Service<Listener, LaneServer>()("@polyagent/http/Listener") {
-  /** A new server; its own answers are logged with the logger of the context it is built in. */
-  static readonly layer: Layer.Layer<Listener> = Layer.effect(
-    Listener,
-    Effect.map(Effect.context<never>(), (context) => {
-      const run = Effect.runForkWith(context)
-      return new LaneServer((effect) => {
-        run(effect)
+  /** A new server with `limits`; its own answers are logged with the logger of the context it is built in. */
+  static layer(limits: Limits = defaultLimits): Layer.Layer<Listener> {
+    return Layer.effect(
+      Listener,
+      Effect.map(Effect.context<never>(), (context) => {
+        const run = Effect.runForkWith(context)
+        return new LaneServer((effect) => {
+          run(effect)
+        }, limits)
       })
-    })
-  )
+    )
+  }
 }

@@ -193,7 +193,7 @@ export const serve = (
       router.plan({
         model: request.model,
         needs: needsOf(request, promptTokens),
-        text: StatelessTurn.lastUserText(ChatCompletions.toPrompt(request.messages.slice(-1))),
+        text: () => StatelessTurn.lastUserText(ChatCompletions.toPrompt(request.messages.slice(-1))),
         stickyKey,
         tenant: caller.payer.tenant
       })

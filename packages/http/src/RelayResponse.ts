@@ -84,8 +84,17 @@ export const fail = (
     answer(response, ApiError.statusOf[type], ApiError.envelope(type, message, requestId), retryAfterSeconds)
   )
 
-/** Answers an envelope error of the edge (a refused request) before anything was written; answers its status. */
-export const refuse = (response: ServerResponse, error: ApiError.ApiError): number =>
+/** Answers `answer` (a refusal of the edge's, such as a rate limit) before anything was written; answers its status. */
+export const refuse = (response: ServerResponse, refusal: ApiError.Answer, requestId: string): number =>
+  answer(
+    response,
+    ApiError.statusOf[refusal.type],
+    ApiError.envelope(refusal.type, refusal.message, requestId),
+    refusal.retryAfterSeconds
+  )
+
+/** Answers an envelope error of the edge (a request guard's refusal) before anything was written; answers its status. */
+export const refuseWith = (response: ServerResponse, error: ApiError.ApiError): number =>
   answer(response, ApiError.statusOf[error.error.type], { error: error.error })
 
 /** A failed call's answer: the envelope of a turn's error, or a logged 500 for anything else. */
@@ -115,10 +124,13 @@ const answer = (response: ServerResponse, status: number, body: object, retryAft
     response.destroy()
     return response.statusCode
   }
+  const text = JSON.stringify(body)
+  // With its length, as the stack sends its envelopes (not chunked).
   response.writeHead(status, {
     "content-type": "application/json",
+    "content-length": Buffer.byteLength(text),
     ...(retryAfterSeconds === undefined ? {} : { "retry-after": String(retryAfterSeconds) })
   })
-  response.end(JSON.stringify(body))
+  response.end(text)
   return status
 }

@@ -13,11 +13,16 @@
  *
  * What only the inner layers learn (who called, which model answered) they record in the request's
  * {@link Facts}, which the edge provides as {@link CurrentFacts}.
+ *
+ * The same place counts the request for `/metrics`: {@link requestsTotal} by method, route and
+ * status, and {@link requestDuration} by method and route (no tenant, key or id: a series per
+ * route, never per caller).
  */
 import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Metric from "effect/Metric"
 
 /** Who called and which model answered: what the stack learns while serving a request; one per request. */
 export class Facts {
@@ -93,7 +98,42 @@ export interface Entry {
   readonly expected?: boolean
 }
 
-/** Writes the line of `entry`. */
+/** Requests answered, by `method`, `route` (as logged) and `status`. */
+export const requestsTotal = Metric.counter("polyagent_http_requests_total", {
+  description: "HTTP requests answered, by method, route and status (499: the client went away)",
+  incremental: true
+})
+
+/** How long requests took, to the end of their answer, by `method` and `route`. */
+export const requestDuration = Metric.histogram("polyagent_http_request_duration_seconds", {
+  description: "Time from a request's arrival to the end of its answer (a stream's end), by method and route",
+  boundaries: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
+})
+
+// The series of each method, route and status, made once: a request adds to them without allocating.
+const series = new Map<
+  string,
+  { readonly count: Metric.Metric<number, unknown>; readonly duration: Metric.Metric<number, unknown> }
+>()
+/** Unknown routes are logged by path; past this many series they are counted under one route. */
+const maxSeries = 1_000
+
+const seriesOf = (method: string, route: string, status: number) => {
+  // Past the cap, new routes are counted as one.
+  const counted = series.size < maxSeries || series.has(`${method} ${route} ${status}`) ? route : "(other)"
+  const key = `${method} ${counted} ${status}`
+  let found = series.get(key)
+  if (found === undefined) {
+    found = {
+      count: Metric.withAttributes(requestsTotal, { method, route: counted, status: String(status) }),
+      duration: Metric.withAttributes(requestDuration, { method, route: counted })
+    }
+    series.set(key, found)
+  }
+  return found
+}
+
+/** Writes the line of `entry`, and counts it. */
 export const write = (entry: Entry): Effect.Effect<void> => {
   const fields: Record<string, string | number> = {
     method: entry.method,
@@ -110,5 +150,10 @@ export const write = (entry: Entry): Effect.Effect<void> => {
     if (facts.model !== undefined) fields["model"] = facts.model
   }
   const warn = entry.status >= 500 && entry.expected !== true
-  return Effect.annotateLogs(warn ? Effect.logWarning("request") : Effect.logInfo("request"), fields)
+  const { count, duration } = seriesOf(entry.method, entry.route, entry.status)
+  return Effect.contextWith((context: Context.Context<never>) => {
+    count.updateUnsafe(1, context)
+    duration.updateUnsafe(Number(entry.endedAt - entry.startedAt) / 1e9, context)
+    return Effect.annotateLogs(warn ? Effect.logWarning("request") : Effect.logInfo("request"), fields)
+  })
 }

@@ -45,11 +45,13 @@ import { Api } from "./Api.ts"
 import * as ApiDocs from "./ApiDocs.ts"
 import * as Authentication from "./Authentication.ts"
 import * as Cluster from "./Cluster.ts"
+import * as Cors from "./Cors.ts"
 import * as CompletionsHandlers from "./CompletionsHandlers.ts"
 import * as Edge from "./Edge.ts"
 import * as FastLane from "./FastLane.ts"
 import * as Handlers from "./Handlers.ts"
 import { Listener } from "./Listener.ts"
+import * as RateLimit from "./RateLimit.ts"
 import { Readiness } from "./Readiness.ts"
 import * as RequestGuards from "./RequestGuards.ts"
 import * as StartupSummary from "./StartupSummary.ts"
@@ -159,6 +161,7 @@ const application = (config: AppConfig.AppConfigValue, options: Options) => {
       create: (options.workerIndex ?? 0) === 0
     })
   )
+  const cors = Cors.make(config.cors.origins)
   const api = HttpApiBuilder.layer(Api, { openapiPath: "/openapi.json" }).pipe(
     Layer.provide([Handlers.layer, CompletionsHandlers.layer]),
     Layer.provide([Authentication.layer, Edge.layerRequestErrors])
@@ -166,13 +169,13 @@ const application = (config: AppConfig.AppConfigValue, options: Options) => {
   const routes = Layer.mergeAll(
     api,
     ApiDocs.layer({ path: "/docs" }),
-    Edge.layer({ bodyLimit: config.server.bodyLimit })
+    Edge.layer({ bodyLimit: config.server.bodyLimit, cors })
   )
   // The stack attaches last: until then the listener answers 503.
-  const http = Layer.mergeAll(
-    HttpRouter.serve(routes, { disableLogger: true, disableListenLog: true }),
-    FastLane.layer({ bodyLimit: config.server.bodyLimit })
-  ).pipe(Layer.provide([Authentication.layerKeyCache, Readiness.layer, guards]))
+  const stack = HttpRouter.serve(routes, { disableLogger: true, disableListenLog: true })
+  const http = (
+    config.server.fastLane ? Layer.mergeAll(stack, FastLane.layer({ bodyLimit: config.server.bodyLimit, cors })) : stack
+  ).pipe(Layer.provide([Authentication.layerKeyCache, Readiness.layer, RateLimit.layerConfig(config), guards]))
   const summary = StartupSummary.layer(config).pipe(Layer.provideMerge(http))
   // Turns a crash interrupted between their tool calls and their answer finish in the background.
   const recovery = Layer.effectDiscard(Effect.forkScoped(SessionRecovery.resumeUnfinished))
@@ -236,6 +239,14 @@ export const layer = (config: AppConfig.AppConfigValue, options: Options = {}) =
         gracefulShutdownTimeout: Duration.toMillis(config.server.shutdownGrace)
       })
     })
-  ).pipe(Layer.provideMerge(Listener.layer))
+  ).pipe(
+    Layer.provideMerge(
+      Listener.layer({
+        maxHeaderSize: config.server.maxHeaderSize,
+        headersTimeoutMs: Duration.toMillis(config.server.headersTimeout),
+        receiveTimeoutMs: Duration.toMillis(config.server.receiveTimeout)
+      })
+    )
+  )
   return untilReachable(application(config, options)).pipe(Layer.provideMerge(listener))
 }

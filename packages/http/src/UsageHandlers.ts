@@ -11,7 +11,7 @@ import * as Option from "effect/Option"
 import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
 import * as HttpApiBuilder from "effect/http-api/HttpApiBuilder"
-import { Ledger } from "@polyagent/runtime"
+import { Budgets, Ledger } from "@polyagent/runtime"
 import { Api, Principal } from "./Api.ts"
 import * as ApiError from "./ApiError.ts"
 import * as Authentication from "./Authentication.ts"
@@ -58,12 +58,15 @@ export const layer = HttpApiBuilder.group(
   "usage",
   Effect.fn(function* (handlers) {
     const ledger = yield* Ledger.Ledger
+    const budgets = yield* Budgets.Budgets
     return handlers.handle("report", ({ query }) =>
       Effect.gen(function* () {
         const principal = yield* Principal
         const parsed = parseQuery(query)
         if (Result.isFailure(parsed)) return yield* ApiError.fail("invalid_request", parsed.failure)
         const { groupBy, from, to } = parsed.success
+        // This process's own recent charges are in the report (those of other processes follow soon).
+        yield* budgets.flush
         const admin = principal.role === "admin"
         const operator = admin && principal.tenant === Authentication.DEFAULT_TENANT && groupBy === "tenant"
         const groups = yield* ledger

@@ -11,9 +11,11 @@ import { Array as Arr, Context, Deferred, Effect, Exit, Layer, Logger, Reference
 import type { Server } from "node:http"
 import type { AddressInfo } from "node:net"
 import * as Authentication from "../src/Authentication.ts"
+import * as Cors from "../src/Cors.ts"
 import * as FastLane from "../src/FastLane.ts"
 import * as RequestGuards from "../src/RequestGuards.ts"
 import { Listener } from "../src/Listener.ts"
+import * as RateLimit from "../src/RateLimit.ts"
 import { Readiness } from "../src/Readiness.ts"
 
 const verifiedKey = "pa_verified"
@@ -102,8 +104,8 @@ describe("FastLane", () => {
   beforeAll(async () => {
     const context = await Effect.runPromise(
       Layer.buildWithScope(
-        FastLane.layer({ bodyLimit: 1000 }).pipe(
-          Layer.provideMerge(Listener.layer),
+        FastLane.layer({ bodyLimit: 1000, cors: Cors.make([]) }).pipe(
+          Layer.provideMerge(Listener.layer()),
           Layer.provide([
             // One call per request: these tests are about the lane, not retries.
             ModelRouter.layerTest({ retry: { ...ModelRouter.defaultRetry, maxAttempts: 1 } }).pipe(
@@ -113,6 +115,7 @@ describe("FastLane", () => {
             keys,
             readiness,
             RequestGuards.layerNone,
+            RateLimit.layerUnlimited,
             Logger.layer([capture])
           ])
         ),

@@ -22,12 +22,19 @@ import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import type * as Exit from "effect/Exit"
+import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
 import * as Stream from "effect/Stream"
 import type * as AiError from "effect/ai/AiError"
 import { ModelCatalog, type ModelHealth, RequestId, TenantProviderKeys } from "@polyagent/runtime"
 import type { Calls } from "./Provider.ts"
+
+/** Failed upstream calls, by `provider`, `model` and `reason` (counted where they are logged). */
+export const failuresTotal = Metric.counter("polyagent_upstream_failures_total", {
+  description: "Failed calls to model providers, by provider, model and reason (rate_limited, timeout, network, …)",
+  incremental: true
+})
 
 /** Longest `detail` logged. */
 const maxDetail = 200
@@ -69,7 +76,15 @@ export const failed = (
   const detail = detailOf(error.reason)
   if (detail !== undefined) fields["detail"] = detail
   if (requestId !== "") fields["request_id"] = requestId
-  return Effect.annotateLogs(Effect.logWarning("upstream call failed"), fields)
+  const counted = Metric.withAttributes(failuresTotal, {
+    provider: info.provider,
+    model: info.id,
+    reason: modelError.reason
+  })
+  return Effect.andThen(
+    Metric.update(counted, 1),
+    Effect.annotateLogs(Effect.logWarning("upstream call failed"), fields)
+  )
 }
 
 const failedNow = (info: ModelCatalog.ModelInfo, method: string) => (error: AiError.AiError) =>

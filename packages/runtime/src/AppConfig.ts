@@ -29,10 +29,12 @@ import {
 import { DurationSetting } from "./internal/durationSetting.ts"
 import { Routing, routingDefaults } from "./internal/routingConfig.ts"
 import { Resilience, resilienceDefaults } from "./internal/resilienceConfig.ts"
+import { Cors, RateLimit, rateLimitDefaults } from "./internal/edgeConfig.ts"
 import * as SecretsConfig from "./internal/secretsConfig.ts"
 
 export { DurationSetting } from "./internal/durationSetting.ts"
 export { autoKeys, RouteEntry, RouteStrategy } from "./internal/routingConfig.ts"
+export { type RouteClass, routeClasses } from "./internal/edgeConfig.ts"
 
 const intAtLeast = (minimum: number, maximum = Number.MAX_SAFE_INTEGER) => {
   const expected =
@@ -123,6 +125,14 @@ export const AppConfigSchema = Schema.Struct({
     bodyLimit: PositiveInt,
     shutdownGrace: DurationSetting,
     workers: intAtLeast(1, 256),
+    /** Largest request head (request line and headers) in bytes; larger ones are answered 431. */
+    maxHeaderSize: intAtLeast(1024, 1_048_576),
+    /** A request's head must arrive within this (slow clients answered 408). */
+    headersTimeout: DurationSetting,
+    /** A whole request, head and body, must arrive within this (slow clients answered 408). */
+    receiveTimeout: DurationSetting,
+    /** Serves plain `POST /v1/chat/completions` beneath the HTTP stack (see `FastLane.ts`); `false` for the stack only. */
+    fastLane: Schema.Boolean,
     /** Proxies whose `X-Forwarded-For` names the client (addresses or CIDR ranges); none by default. */
     trustedProxies: SecretsConfig.IpList
   }).pipe(
@@ -130,6 +140,10 @@ export const AppConfigSchema = Schema.Struct({
       requestTimeout: "request_timeout",
       bodyLimit: "body_limit",
       shutdownGrace: "shutdown_grace",
+      maxHeaderSize: "max_header_size",
+      headersTimeout: "headers_timeout",
+      receiveTimeout: "receive_timeout",
+      fastLane: "fast_lane",
       trustedProxies: "trusted_proxies"
     })
   ),
@@ -159,9 +173,8 @@ export const AppConfigSchema = Schema.Struct({
   }).pipe(Schema.encodeKeys({ adminKey: "admin_key", jwtSecret: "jwt_secret", ...SecretsConfig.securityKeys })),
   /** What personal data is masked, and where (`Redaction`). */
   redaction: SecretsConfig.Redaction,
-  rateLimit: Schema.Struct({ enabled: Schema.Boolean, requestsPerMinute: PositiveInt, burst: PositiveInt }).pipe(
-    Schema.encodeKeys({ requestsPerMinute: "requests_per_minute" })
-  ),
+  rateLimit: RateLimit,
+  cors: Cors,
   models: Schema.Struct({
     default: NonEmpty,
     local: Schema.Struct({ chunkDelay: DurationSetting }).pipe(Schema.encodeKeys({ chunkDelay: "chunk_delay" })),
@@ -225,6 +238,10 @@ export const defaults: AppConfigInput = {
     body_limit: 1_048_576,
     shutdown_grace: "10s",
     workers: 1,
+    max_header_size: 16_384,
+    headers_timeout: "10s",
+    receive_timeout: "30s",
+    fast_lane: true,
     trusted_proxies: SecretsConfig.defaults.trustedProxies
   },
   cluster: { runner_host: null, runner_port: null, listen_host: null },
@@ -233,7 +250,8 @@ export const defaults: AppConfigInput = {
   sessions: { max_idle: "1m", max_resident: 10_000, context_strategy: "drop_oldest" },
   security: { admin_key: null, jwt_secret: null, ...SecretsConfig.defaults.security },
   redaction: SecretsConfig.defaults.redaction,
-  rate_limit: { enabled: false, requests_per_minute: 600, burst: 60 },
+  rate_limit: rateLimitDefaults,
+  cors: { origins: [] },
   routing: routingDefaults,
   plugins: [],
   budgets: { tenants: {}, keys: { daily_usd: null, monthly_usd: null } },

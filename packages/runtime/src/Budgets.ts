@@ -14,13 +14,17 @@
 import * as Arr from "effect/Array"
 import * as Cache from "effect/Cache"
 import * as Context from "effect/Context"
-import * as DateTime from "effect/DateTime"
+import * as Clock from "effect/Clock"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as Queue from "effect/Queue"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
 import * as SqlClient from "effect/sql/SqlClient"
 import type { AppConfigValue } from "./AppConfig.ts"
 import { isUnreachable } from "./Database.ts"
@@ -80,12 +84,6 @@ export interface Reservation {
   readonly holds: ReadonlyArray<BudgetSql.Hold>
 }
 
-/**
- * Whether the call holds budget reserved until it settles: the payer's next call may then depend
- * on its settling. A call that holds none (no limit applies) may be settled in the background.
- */
-export const holdsBudget = (reservation: Reservation): boolean => reservation.holds.length > 0
-
 /** Admission and charging of model calls. */
 export class Budgets extends Context.Service<
   Budgets,
@@ -96,8 +94,14 @@ export class Budgets extends Context.Service<
      * across processes.
      */
     readonly reserve: (payer: Payer, estimateUsd: number) => Effect.Effect<Reservation, BudgetExceeded | StorageError>
-    /** Writes the charges to the ledger and releases the reservation; never fails (a failure is logged). */
+    /**
+     * Writes the charges to the ledger and releases the reservation; never fails (a failure is
+     * logged). A reservation that holds no budget (no limit applies) is written in the background,
+     * with others, and `settle` returns at once: nothing the payer does next depends on it.
+     */
     readonly settle: (reservation: Reservation, charges: ReadonlyArray<Charge>) => Effect.Effect<void>
+    /** Waits until every charge settled before is in the ledger (for tests and reports that must see them). */
+    readonly flush: Effect.Effect<void>
   }
 >()("@polyagent/runtime/Budgets") {
   /** Unlimited budgets in memory ({@link layerMemory}), for tests of callers. */
@@ -162,8 +166,100 @@ export const make = Effect.fn("Budgets.make")(function* (budgets: AppConfigValue
  * {@link make}. No ledger is kept, and keys have no budget of their own (`budget_usd` is stored
  * with keys): for tests of callers, and a single process that keeps no accounts.
  */
-export const makeMemory = (budgets: AppConfigValue["budgets"]): Effect.Effect<Budgets["Service"]> =>
+export const makeMemory = (budgets: AppConfigValue["budgets"]): Effect.Effect<Budgets["Service"], never, Scope.Scope> =>
   makeWith(BudgetSql.memory(), budgets)
+
+/** Tokens charged, by `model`, `provider` and `type` (`prompt`, `completion`). */
+export const tokensTotal = Metric.counter("polyagent_tokens_total", {
+  description: "Tokens charged for model calls, by model, provider and type (prompt, completion)",
+  incremental: true
+})
+
+/** What calls cost, by `model` and `provider`, in USD. */
+export const costTotal = Metric.counter("polyagent_cost_usd_total", {
+  description: "Cost of model calls in USD at the catalogue's prices, by model and provider",
+  incremental: true
+})
+
+// The series of each model, made once.
+const modelSeries = new Map<
+  string,
+  {
+    readonly prompt: Metric.Metric<number, unknown>
+    readonly completion: Metric.Metric<number, unknown>
+    readonly cost: Metric.Metric<number, unknown>
+  }
+>()
+
+/** Counts `charge` in {@link tokensTotal} and {@link costTotal}. */
+const count = (charge: Charge) => {
+  const key = `${charge.provider}/${charge.model}`
+  let found = modelSeries.get(key)
+  if (found === undefined) {
+    const model = { model: charge.model, provider: charge.provider }
+    found = {
+      prompt: Metric.withAttributes(tokensTotal, { ...model, type: "prompt" }),
+      completion: Metric.withAttributes(tokensTotal, { ...model, type: "completion" }),
+      cost: Metric.withAttributes(costTotal, model)
+    }
+    modelSeries.set(key, found)
+  }
+  const context = Context.empty()
+  found.prompt.updateUnsafe(charge.usage.prompt_tokens, context)
+  found.completion.updateUnsafe(charge.usage.completion_tokens, context)
+  found.cost.updateUnsafe(charge.cost_usd, context)
+}
+
+/** The most unbudgeted charges written together. */
+const settleBatch = 128
+
+/** A row of the ledger (`usage_ledger`). */
+type LedgerRow = {
+  readonly tenant: string
+  readonly key_id: string | null
+  readonly model: string
+  readonly provider: string
+  readonly day: string
+  readonly prompt_tokens: number
+  readonly completion_tokens: number
+  readonly cached_tokens: number
+  readonly reasoning_tokens: number
+  readonly cost_usd: number
+  readonly request_id: string
+  readonly session_id: string | null
+  readonly created_at: string
+}
+
+/** The ledger rows of a call's charges. */
+const ledgerRows = (reservation: Reservation, charges: ReadonlyArray<Charge>, createdAt: string): Array<LedgerRow> =>
+  charges.map((charge) => ({
+    tenant: reservation.payer.tenant,
+    key_id: reservation.payer.keyId,
+    model: charge.model,
+    provider: charge.provider,
+    day: reservation.day,
+    prompt_tokens: charge.usage.prompt_tokens,
+    completion_tokens: charge.usage.completion_tokens,
+    cached_tokens: Usage.cachedTokens(charge.usage),
+    reasoning_tokens: Usage.reasoningTokens(charge.usage),
+    cost_usd: charge.cost_usd,
+    request_id: charge.request_id,
+    session_id: charge.session_id,
+    created_at: createdAt
+  }))
+
+/** What waits for the background writer: a call's ledger rows, or a flush waiting for those before it. */
+type Unbudgeted = { readonly rows: ReadonlyArray<LedgerRow> } | { readonly latch: Deferred.Deferred<void> }
+
+const msPerDay = 86_400_000
+let lastDay = { number: Number.NaN, text: "" }
+
+/** The UTC day (`YYYY-MM-DD`) of `now` (epoch ms); the text is made once a day. */
+const utcDay = (now: number): string => {
+  const number = Math.floor(now / msPerDay)
+  if (number !== lastDay.number) lastDay = { number, text: new Date(number * msPerDay).toISOString().slice(0, 10) }
+  return lastDay.text
+}
 
 const makeWith = Effect.fnUntraced(function* (store: BudgetSql.Store, budgets: AppConfigValue["budgets"]) {
   const keyBudgets = yield* Cache.makeWith(
@@ -190,7 +286,7 @@ const makeWith = Effect.fnUntraced(function* (store: BudgetSql.Store, budgets: A
 
   const reserve = (payer: Payer, estimateUsd: number): Effect.Effect<Reservation, BudgetExceeded | StorageError> =>
     Effect.gen(function* () {
-      const day = DateTime.formatIso(yield* DateTime.now).slice(0, 10)
+      const day = utcDay(yield* Clock.currentTimeMillis)
       const keyBudget = payer.keyId === null ? null : yield* Cache.get(keyBudgets, payer.keyId)
       const holds = holdsOf(payer, day, keyBudget)
       const amount = Math.max(0, estimateUsd)
@@ -204,49 +300,73 @@ const makeWith = Effect.fnUntraced(function* (store: BudgetSql.Store, budgets: A
       return { payer, day, estimateUsd: amount, holds }
     })
 
-  const settle = (reservation: Reservation, charges: ReadonlyArray<Charge>): Effect.Effect<void> =>
-    Effect.gen(function* () {
-      if (charges.length === 0 && reservation.holds.length === 0) return
-      const createdAt = DateTime.formatIso(yield* DateTime.now)
-      const { payer, day } = reservation
-      let spentUsd = 0
-      const rows = charges.map((charge) => {
-        spentUsd += charge.cost_usd
-        return {
-          tenant: payer.tenant,
-          key_id: payer.keyId,
-          model: charge.model,
-          provider: charge.provider,
-          day,
-          prompt_tokens: charge.usage.prompt_tokens,
-          completion_tokens: charge.usage.completion_tokens,
-          cached_tokens: Usage.cachedTokens(charge.usage),
-          reasoning_tokens: Usage.reasoningTokens(charge.usage),
-          cost_usd: charge.cost_usd,
-          request_id: charge.request_id,
-          session_id: charge.session_id,
-          created_at: createdAt
-        }
-      })
-      const settlement = BudgetSql.Settlement({
-        rows,
-        holds: reservation.holds,
-        reservedUsd: reservation.estimateUsd,
-        spentUsd
-      })
-      yield* store.settle(settlement).pipe(
-        within(operationTimeout),
-        Effect.retry(settleRetries),
-        Effect.catchCause((cause) =>
-          Effect.logError(
-            "usage could not be charged: the ledger misses it and its reservation stays held",
-            cause
-          ).pipe(Effect.annotateLogs({ tenant: payer.tenant, charges: charges.length, cost_usd: spentUsd }))
+  /** Writes `settlement`, trying again a few times; a failure is logged, never returned. */
+  const write = (settlement: BudgetSql.Settlement, tenants: ReadonlyArray<string>) =>
+    store.settle(settlement).pipe(
+      within(operationTimeout),
+      Effect.retry(settleRetries),
+      Effect.catchCause((cause) =>
+        Effect.logError("usage could not be charged: the ledger misses it and its reservation stays held", cause).pipe(
+          Effect.annotateLogs({ tenants, charges: settlement.rows.length, cost_usd: settlement.spentUsd })
         )
       )
+    )
+
+  // Charges that hold no budget wait for nobody: one fiber writes them in batches (one settlement
+  // each), and what is left when the layer closes. A flush is a latch in the same queue: it opens
+  // once every batch before it is written.
+  const unbudgeted = yield* Queue.unbounded<Unbudgeted>()
+  const writeUnbudgeted = (batch: ReadonlyArray<Unbudgeted>) => {
+    const rows = batch.flatMap((item) => ("rows" in item ? item.rows : []))
+    const spentUsd = rows.reduce((sum, row) => sum + row.cost_usd, 0)
+    const written = Arr.isReadonlyArrayNonEmpty(rows)
+      ? write(BudgetSql.Settlement({ rows, holds: [], reservedUsd: 0, spentUsd }), [
+          ...new Set(rows.map((row) => row.tenant))
+        ])
+      : Effect.void
+    return Effect.andThen(
+      written,
+      Effect.forEach(batch, (item) => ("latch" in item ? Deferred.succeed(item.latch, undefined) : Effect.void), {
+        discard: true
+      })
+    )
+  }
+  yield* Effect.addFinalizer(() => Effect.flatMap(Queue.clear(unbudgeted), writeUnbudgeted))
+  yield* Effect.forkScoped(
+    Effect.forever(
+      Effect.flatMap(Queue.takeBetween(unbudgeted, 1, settleBatch), (batch) =>
+        Effect.uninterruptible(writeUnbudgeted(batch))
+      )
+    )
+  )
+  const flush = Effect.gen(function* () {
+    const latch = yield* Deferred.make<void>()
+    Queue.offerUnsafe(unbudgeted, { latch })
+    yield* Deferred.await(latch)
+  })
+
+  const settle = (reservation: Reservation, charges: ReadonlyArray<Charge>): Effect.Effect<void> =>
+    Effect.suspend(() => {
+      if (charges.length === 0 && reservation.holds.length === 0) return Effect.void
+      return Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        const rows = ledgerRows(reservation, charges, new Date(now).toISOString())
+        for (const charge of charges) count(charge)
+        if (reservation.holds.length === 0) {
+          Queue.offerUnsafe(unbudgeted, { rows })
+          return Effect.void
+        }
+        const spentUsd = rows.reduce((sum, row) => sum + row.cost_usd, 0)
+        const settlement = BudgetSql.Settlement({
+          rows,
+          holds: reservation.holds,
+          reservedUsd: reservation.estimateUsd,
+          spentUsd
+        })
+        return write(settlement, [reservation.payer.tenant])
+      })
     })
 
-  return Budgets.of({ reserve, settle })
+  return Budgets.of({ reserve, settle, flush })
 })
 
 /** No limits at all: every call is admitted. */

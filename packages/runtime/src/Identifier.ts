@@ -9,14 +9,17 @@ const ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz
 
 /** A random base62 string of `length` characters (rejection sampling keeps it unbiased). */
 export const randomBase62 = (length: number): string => {
-  let out = ""
-  while (out.length < length) {
+  const out = length <= scratch.length ? scratch : Buffer.allocUnsafe(length)
+  for (let i = 0; i < length; ) {
     const byte = randomByte()
     // 248 = 4 * 62: bytes above it would favour the first characters.
-    if (byte < 248) out += ALPHABET[byte % 62]
+    if (byte < 248) out[i++] = ALPHABET.charCodeAt(byte % 62)
   }
-  return out
+  // One string, rather than one per character appended.
+  return out.toString("latin1", 0, length)
 }
+
+const scratch = Buffer.alloc(64)
 
 // Random bytes are drawn from the system a pool at a time: one call per id costs more than the id.
 const pool = Buffer.alloc(4096)

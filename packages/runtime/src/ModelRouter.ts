@@ -20,7 +20,6 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
-import * as Queue from "effect/Queue"
 import * as Random from "effect/Random"
 import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
@@ -58,8 +57,8 @@ export interface RouteRequest {
   /** The agent's model, when the request runs an agent. */
   readonly preferred?: string | null | undefined
   readonly needs: Needs
-  /** The user's text, for `auto`'s task type. */
-  readonly text: string
+  /** The user's text, for `auto`'s task type: asked only when the request is routed by it. */
+  readonly text: () => string
   /** Who the request is for (a session id): an experiment gives the same key the same arm. */
   readonly stickyKey: string
   /** The tenant whose policy (`routing.tenants`) applies. */
@@ -182,12 +181,6 @@ const capable = (models: ReadonlyArray<Model>, needs: Needs): Result.Result<Arra
   return Result.succeed(fitting.length > 0 ? fitting : withVision)
 }
 
-/** The most background charges settled together. */
-const settleBatch = 128
-
-const settleAll = (batch: ReadonlyArray<Effect.Effect<void>>) =>
-  Effect.all(batch, { concurrency: "unbounded", discard: true })
-
 /** The most the plan's request may cost: its dearest candidate's estimate. */
 const estimateOf = (plan: Plan, maxOutputTokens: number | undefined) =>
   Math.max(...plan.candidates.map((model) => Budgets.estimate(model.info, plan.needs.promptTokens, maxOutputTokens)))
@@ -215,15 +208,6 @@ export const make = Effect.fnUntraced(function* (options: Options) {
   const deps: Failover.Deps = { health, retryBudget, retry: options.retry }
   // Experiment outcomes are written in the background, in the router's scope.
   const scope = yield* Scope.Scope
-  // Charges of calls that hold no budget wait for nobody: one fiber settles them in batches (one
-  // transaction each), and what is left when the server stops.
-  const unbudgeted = yield* Queue.unbounded<Effect.Effect<void>>()
-  yield* Effect.addFinalizer(() => Effect.flatMap(Queue.clear(unbudgeted), settleAll))
-  yield* Effect.forkScoped(
-    Effect.forever(
-      Effect.flatMap(Queue.takeBetween(unbudgeted, 1, settleBatch), (batch) => Effect.uninterruptible(settleAll(batch)))
-    )
-  )
   const ticks = new Map<string, number>()
   const allowed = new Map(
     Object.entries(options.routing.tenants).map(([tenant, policy]) => [tenant, new Set(policy.models)])
@@ -247,7 +231,7 @@ export const make = Effect.fnUntraced(function* (options: Options) {
     let name = requested
     let taskType: TaskType.TaskType | null = null
     if (name === RoutingTable.autoName) {
-      taskType = yield* detect(request.text)
+      taskType = yield* detect(request.text())
       name = table.auto(taskType)
     }
     let target = table.lookup(name)
@@ -328,9 +312,7 @@ export const make = Effect.fnUntraced(function* (options: Options) {
     exit: Exit.Exit<unknown, unknown>
   ) =>
     Effect.gen(function* () {
-      const settle = budgets.settle(started.reservation, started.turn.charges)
-      if (Budgets.holdsBudget(started.reservation)) yield* settle
-      else Queue.offerUnsafe(unbudgeted, settle)
+      yield* budgets.settle(started.reservation, started.turn.charges)
       if (plan.experiment === null) return
       const now = yield* Clock.currentTimeMillis
       yield* Effect.forkIn(

@@ -140,7 +140,7 @@ export const layer = (options: {
             setup,
             promptTokens: Tokens.countMessages(system) + Tokens.countStored(conversation),
             reserveTokens: agent?.parameters.max_tokens ?? 0,
-            text: input.message,
+            text: () => input.message,
             stickyKey: sessionId,
             tenant
           })
@@ -374,7 +374,7 @@ export const layer = (options: {
             setup,
             promptTokens: Tokens.countMessages(prompt),
             reserveTokens: 0,
-            text: "",
+            text: () => "",
             stickyKey: sessionId,
             tenant
           })

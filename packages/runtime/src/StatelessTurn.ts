@@ -75,7 +75,7 @@ export const run = Effect.fnUntraced(function* (input: Input) {
       setup,
       promptTokens: Tokens.countMessages(prompt),
       reserveTokens: callOptions.maxTokens ?? 0,
-      text: lastUserText(input.messages),
+      text: () => lastUserText(input.messages),
       stickyKey: input.userId ?? input.caller.requestId,
       tenant
     })

@@ -50,7 +50,15 @@ describe("AppConfig", () => {
       assert.strictEqual(Duration.toMillis(config.sessions.maxIdle), 60_000)
       assert.strictEqual(config.sessions.maxResident, 10_000)
       assert.isTrue(Option.isNone(config.security.adminKey))
-      assert.deepStrictEqual(config.rateLimit, { enabled: false, requestsPerMinute: 600, burst: 60 })
+      assert.deepStrictEqual(config.rateLimit, {
+        enabled: false,
+        requestsPerMinute: 600,
+        burst: 60,
+        tenant: null,
+        routes: {},
+        onRedisError: "open",
+        redisPrefix: "polyagent:ratelimit:"
+      })
       assert.strictEqual(config.models.default, "local")
       assert.strictEqual(Duration.toMillis(config.models.local.chunkDelay), 0)
       assert.deepStrictEqual(config.models.catalog, {})
@@ -90,7 +98,15 @@ describe("AppConfig", () => {
       assert.strictEqual(config.server.host, "127.0.0.1")
       assert.strictEqual(Duration.toMillis(config.server.requestTimeout), 120_000)
       assert.strictEqual(Duration.toMillis(config.sessions.maxIdle), 500)
-      assert.deepStrictEqual(config.rateLimit, { enabled: true, requestsPerMinute: 600, burst: 60 })
+      assert.deepStrictEqual(config.rateLimit, {
+        enabled: true,
+        requestsPerMinute: 600,
+        burst: 60,
+        tenant: null,
+        routes: {},
+        onRedisError: "open",
+        redisPrefix: "polyagent:ratelimit:"
+      })
       assert.strictEqual(Duration.toMillis(config.models.local.chunkDelay), 25)
       assert.deepStrictEqual(config.models.catalog["my-model"], {
         provider: "openai",

@@ -133,11 +133,14 @@ describe.each(databases("test_budgets"))("Budgets on %s", (_name, database) => {
         yield* TestClock.adjust(Duration.millis(day - (now % day) + Duration.toMillis(Duration.hours(8))))
         const first = new Date(yield* Clock.currentTimeMillis).toISOString().slice(0, 10)
         yield* settle("key_r1", [charge(0.5, "q1")])
+        // No budget applies: the charges are written in the background, before the clock moves on.
+        yield* budgets.flush
         yield* TestClock.adjust(Duration.days(1))
         const second = new Date(yield* Clock.currentTimeMillis).toISOString().slice(0, 10)
         // A failover: two models answered one request.
         yield* settle("key_r1", [{ ...charge(0.25, "q2"), model: "m2" }, charge(0.125, "q2")])
         yield* settle(null, [charge(1, "q3", Usage.make(7, 3))])
+        yield* budgets.flush
         const report = (groupBy: Ledger.GroupBy, range: { from?: string; to?: string } = {}) =>
           Effect.map(
             ledger.report({ groupBy, tenant: "report", keyId: null, from: range.from ?? null, to: range.to ?? null }),
@@ -205,6 +208,7 @@ describe.each(databases("test_budgets"))("Budgets on %s", (_name, database) => {
         // The ledger still gets the charge.
         const reservation = yield* budgets.reserve(keyed, 1)
         yield* budgets.settle(reservation, [charge(0.42, "free-1", Usage.make(10, 5, { cached: 4, reasoning: 2 }))])
+        yield* budgets.flush
         const rows = yield* sql<{ cached_tokens: unknown; reasoning_tokens: unknown; day: string }>`
         SELECT cached_tokens, reasoning_tokens, day FROM usage_ledger WHERE request_id = 'free-1'`
         assert.deepStrictEqual(

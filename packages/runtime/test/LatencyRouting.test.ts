@@ -61,7 +61,7 @@ describe("latency routing over ModelHealth", () => {
       )
       const truth: Record<string, number> = { a: 20, b: 21 }
       const send = Effect.gen(function* () {
-        const plan = yield* router.plan({ model: "r", needs, text: "hi", stickyKey: "s", tenant: "t" })
+        const plan = yield* router.plan({ model: "r", needs, text: () => "hi", stickyKey: "s", tenant: "t" })
         const picked = plan.candidates[0]?.info.id ?? "none"
         health.record(picked, { ok: true, latencyMs: truth[picked] ?? 0 })
         return picked

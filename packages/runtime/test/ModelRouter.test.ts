@@ -120,7 +120,7 @@ const caller: ModelRouter.Caller = { payer: { tenant: "t", keyId: null }, reques
 const ask = (model: string | undefined, needs: ModelRouter.Needs = noNeeds) =>
   Effect.gen(function* () {
     const router = yield* ModelRouter.ModelRouter
-    const plan = yield* router.plan({ model, needs, text: "hello", stickyKey: "s", tenant: "t" })
+    const plan = yield* router.plan({ model, needs, text: () => "hello", stickyKey: "s", tenant: "t" })
     return yield* router.run(caller, plan, (turn) =>
       router.call(
         turn,
@@ -134,7 +134,7 @@ const ask = (model: string | undefined, needs: ModelRouter.Needs = noNeeds) =>
 
 const candidatesOf = (model: string, needs: ModelRouter.Needs = noNeeds) =>
   Effect.flatMap(ModelRouter.ModelRouter, (router) =>
-    Effect.map(router.plan({ model, needs, text: "", stickyKey: "s", tenant: "t" }), (plan) =>
+    Effect.map(router.plan({ model, needs, text: () => "", stickyKey: "s", tenant: "t" }), (plan) =>
       plan.candidates.map((m) => m.info.id)
     )
   )
@@ -219,13 +219,19 @@ describe("ModelRouter", () => {
         Array.from({ length: 10_000 }, (_, i) => `sess_${i}`),
         (stickyKey) =>
           Effect.map(
-            router.plan({ model: "exp", needs: noNeeds, text: "", stickyKey, tenant: "t" }),
+            router.plan({ model: "exp", needs: noNeeds, text: () => "", stickyKey, tenant: "t" }),
             (plan) => plan.experiment?.arm
           )
       )
       const share = arms.filter((arm) => arm === "dear").length / arms.length
       assert.isTrue(Math.abs(share - 0.7) <= 0.02, `dear in ${share} of sessions`)
-      const again = yield* router.plan({ model: "exp", needs: noNeeds, text: "", stickyKey: "sess_42", tenant: "t" })
+      const again = yield* router.plan({
+        model: "exp",
+        needs: noNeeds,
+        text: () => "",
+        stickyKey: "sess_42",
+        tenant: "t"
+      })
       assert.strictEqual(again.experiment?.arm, arms[42])
       assert.strictEqual(again.candidates[0].info.id, arms[42])
     })
@@ -238,7 +244,7 @@ describe("ModelRouter", () => {
       })
       const plan = (model: string, tenant: string) =>
         Effect.flatMap(ModelRouter.ModelRouter, (router) =>
-          router.plan({ model, needs: noNeeds, text: "", stickyKey: "s", tenant })
+          router.plan({ model, needs: noNeeds, text: () => "", stickyKey: "s", tenant })
         ).pipe(Effect.provide(layer))
       assert.deepStrictEqual(
         (yield* plan("r", "acme")).candidates.map((m) => m.info.id),
@@ -393,7 +399,13 @@ describe("ModelRouter", () => {
       const events: Array<string> = []
       const outcome = yield* Effect.gen(function* () {
         const router = yield* ModelRouter.ModelRouter
-        const plan = yield* router.plan({ model: "first", needs: noNeeds, text: "count", stickyKey: "s", tenant: "t" })
+        const plan = yield* router.plan({
+          model: "first",
+          needs: noNeeds,
+          text: () => "count",
+          stickyKey: "s",
+          tenant: "t"
+        })
         return yield* router.run(caller, plan, (turn) =>
           Effect.map(
             ToolLoop.run({

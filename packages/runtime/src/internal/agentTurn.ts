@@ -91,7 +91,7 @@ export const routeOf = (options: {
   /** Room for the answer, in tokens. */
   readonly reserveTokens: number
   /** The user's text, for `auto`. */
-  readonly text: string
+  readonly text: () => string
   readonly stickyKey: string
   readonly tenant: string
 }): RouteRequest => ({

@@ -1,15 +1,15 @@
 /**
  * Shared health in Redis (ioredis): two hashes under a key prefix. `<prefix>windows` maps
  * `<process> <model>` to `{at, summary}`; `<prefix>breakers` maps a model to its newest breaker
- * record, written by a script that keeps a newer record already there. The client fails
- * commands at once while disconnected (no offline queue) and reconnects by itself, so a Redis
- * outage costs a failed sync, never a blocked caller.
+ * record, written by a script that keeps a newer record already there. The connection
+ * (`redisConnection.ts`) fails commands at once while disconnected, so a Redis outage costs a
+ * failed sync, never a blocked caller.
  */
 import * as Effect from "effect/Effect"
-import * as Redacted from "effect/Redacted"
+import type * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
-import { Redis } from "ioredis"
 import type { BreakerRecord } from "./circuitBreaker.ts"
+import * as RedisConnection from "./redisConnection.ts"
 import * as Shared from "./sharedHealth.ts"
 
 // Keeps the stored record when its updatedAt is newer than the one offered.
@@ -36,32 +36,7 @@ export const make = (options: {
   readonly prefix: string
 }): Effect.Effect<Shared.SharedStore, never, Scope.Scope> =>
   Effect.gen(function* () {
-    const client = yield* Effect.acquireRelease(
-      Effect.sync(() => {
-        const redis = new Redis(Redacted.value(options.url), {
-          lazyConnect: false,
-          enableOfflineQueue: false,
-          maxRetriesPerRequest: 1,
-          connectTimeout: commandTimeoutMs,
-          commandTimeout: commandTimeoutMs,
-          retryStrategy: (times) => Math.min(times * 200, 2000)
-        })
-        // Failures surface as failed commands, counted and logged by the sync loop.
-        redis.on("error", () => undefined)
-        return redis
-      }),
-      (redis) => Effect.sync(() => redis.disconnect())
-    )
-    // Commands fail while disconnected: wait for the first connection (or its failure) first.
-    yield* Effect.callback<void>((resume) => {
-      const settled = () => resume(Effect.void)
-      client.once("ready", settled)
-      client.once("error", settled)
-      return Effect.sync(() => {
-        client.off("ready", settled)
-        client.off("error", settled)
-      })
-    }).pipe(Effect.timeoutOption(commandTimeoutMs))
+    const client = yield* RedisConnection.connect({ url: options.url, commandTimeoutMs })
     const windowsKey = `${options.prefix}windows`
     const breakersKey = `${options.prefix}breakers`
 
