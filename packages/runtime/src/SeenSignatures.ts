@@ -8,9 +8,9 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Redacted from "effect/Redacted"
+import type * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
-import { Redis } from "ioredis"
+import * as RedisConnection from "./internal/redisConnection.ts"
 
 /** The store of seen signatures could not be asked (Redis down): the request cannot be served safely. */
 export class SeenSignaturesUnavailable extends Schema.TaggedError<SeenSignaturesUnavailable>()(
@@ -75,22 +75,7 @@ export const layerRedis = (options: {
   Layer.effect(
     SeenSignatures,
     Effect.gen(function* () {
-      const client = yield* Effect.acquireRelease(
-        Effect.sync(() => {
-          const redis = new Redis(Redacted.value(options.url), {
-            lazyConnect: false,
-            enableOfflineQueue: false,
-            maxRetriesPerRequest: 1,
-            connectTimeout: commandTimeoutMs,
-            commandTimeout: commandTimeoutMs,
-            retryStrategy: (times) => Math.min(times * 200, 2000)
-          })
-          // Failures surface as failed commands.
-          redis.on("error", () => undefined)
-          return redis
-        }),
-        (redis) => Effect.promise(() => redis.quit().catch(() => "OK"))
-      )
+      const client = yield* RedisConnection.connect({ url: options.url, commandTimeoutMs })
       return SeenSignatures.of({
         firstSeen: (signature, ttl) =>
           Effect.tryPromise({
