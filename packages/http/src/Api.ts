@@ -15,9 +15,11 @@ import * as OpenApi from "effect/http-api/OpenApi"
 import {
   Agent as AgentModule,
   Experiments,
+  IpAllowList,
   Message,
   ModelCatalog,
   ModelHealth,
+  Redaction,
   Session,
   SessionProtocol,
   Storage,
@@ -56,7 +58,7 @@ export class Authentication extends HttpApiMiddleware.Service<Authentication, { 
   "@polyagent/http/Authentication",
   {
     security: { bearer: HttpApiSecurity.bearer },
-    error: [ApiError.Unauthenticated, ApiError.RateLimited, ApiError.Unavailable, ApiError.Forbidden]
+    error: [ApiError.Unauthenticated, ApiError.Forbidden, ApiError.RateLimited, ApiError.Unavailable]
   }
 ) {}
 
@@ -267,27 +269,52 @@ export const ApiKey = Schema.Struct({
 
 const ModelName = Schema.String.check(Schema.isNonEmpty(), Schema.isMaxLength(200))
 
+/** Addresses and CIDR ranges, IPv4 or IPv6, at most 100. */
+export const AllowedIps = Schema.Array(Schema.String.check(Schema.isMaxLength(64))).check(
+  Schema.isMaxLength(100),
+  Schema.makeFilter((entries) => {
+    const invalid = IpAllowList.invalidEntries(entries)
+    return invalid.length === 0
+      ? undefined
+      : `expected IP addresses or CIDR ranges; cannot read ${JSON.stringify(invalid)}`
+  })
+)
+
+/** The body of `POST /v1/keys`. */
+export const KeyCreate = Schema.Struct({
+  role: Storage.Role,
+  tenant: Schema.optional(Tenant),
+  name: Schema.optional(Schema.String.check(Schema.isMaxLength(200))),
+  /** The key's monthly budget in USD (UTC months), instead of `budgets.keys.monthly_usd`. */
+  budget_usd: Schema.optional(Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0))),
+  /** The key stops working this many days after it is created (or at `expires_at`; not both). */
+  expires_in_days: Schema.optional(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 36_500 }))),
+  /** When the key stops working: an ISO 8601 time with a zone, in the future. */
+  expires_at: Schema.optional(Schema.String),
+  /** The model, route or experiment names the key may ask for (others answer 403); absent: any. */
+  models: Schema.optional(Schema.Array(ModelName).check(Schema.isMinLength(1), Schema.isMaxLength(100))),
+  /** The key's own rate limit, instead of the configured `rate_limit`. */
+  rate_limit: Schema.optional(KeyRateLimit),
+  /** The key's requests must be signed with the `signing_secret` of the answer (see the README). */
+  signed: Schema.optional(Schema.Boolean),
+  /** Where the key may be used from; absent: anywhere (within the tenant's own list). */
+  allowed_ips: Schema.optional(AllowedIps)
+})
+
+/** The answer of `POST /v1/keys`: the key, and its signing secret, are shown in this answer only. */
+export const KeyCreated = Schema.Struct({
+  ...ApiKey.fields,
+  key: Redaction.sensitive(Schema.String),
+  signing_secret: Schema.optional(Redaction.sensitive(Schema.String)),
+  allowed_ips: Schema.optional(Schema.Array(Schema.String))
+})
+
 export class KeysGroup extends HttpApiGroup.make("keys")
   .add(
     HttpApiEndpoint.post("create", "/v1/keys", {
-      payload: Schema.Struct({
-        role: Storage.Role,
-        tenant: Schema.optional(Tenant),
-        name: Schema.optional(Schema.String.check(Schema.isMaxLength(200))),
-        /** The key's monthly budget in USD (UTC months), instead of `budgets.keys.monthly_usd`. */
-        budget_usd: Schema.optional(Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0))),
-        /** The key stops working this many days after it is created (or at `expires_at`; not both). */
-        expires_in_days: Schema.optional(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 36_500 }))),
-        /** When the key stops working: an ISO 8601 time with a zone, in the future. */
-        expires_at: Schema.optional(Schema.String),
-        /** The model, route or experiment names the key may ask for (others answer 403); absent: any. */
-        models: Schema.optional(Schema.Array(ModelName).check(Schema.isMinLength(1), Schema.isMaxLength(100))),
-        /** The key's own rate limit, instead of the configured `rate_limit`. */
-        rate_limit: Schema.optional(KeyRateLimit)
-      }),
-      // The key itself is shown in this answer only.
-      success: Schema.Struct({ ...ApiKey.fields, key: Schema.String }).pipe(HttpApiSchema.status(201)),
-      error: [ApiError.InvalidRequest, ApiError.Forbidden, ApiError.Internal]
+      payload: KeyCreate,
+      success: KeyCreated.pipe(HttpApiSchema.status(201)),
+      error: [ApiError.InvalidRequest, ApiError.Forbidden, ApiError.Internal, ApiError.Unavailable]
     }),
     HttpApiEndpoint.get("list", "/v1/keys", {
       query: { tenant: Schema.optional(Tenant) },
@@ -301,6 +328,60 @@ export class KeysGroup extends HttpApiGroup.make("keys")
     })
   )
   .middleware(Authentication) {}
+
+/** The providers a tenant may bring its own key for. */
+export const ProviderName = Schema.Literals(["openai", "anthropic", "openrouter", "glm"])
+
+/** The body of `PUT /v1/tenants/{tenant}/providers/{provider}`. */
+export const ProviderKeyPut = Schema.Struct({
+  api_key: Redaction.sensitive(
+    Schema.String.check(
+      Schema.isMinLength(1),
+      Schema.isMaxLength(4096),
+      Schema.isPattern(/^\S+$/, { expected: "a key without spaces" })
+    )
+  ),
+  /** The provider's server for this tenant's calls; only the operator (an admin of `default`) sets it. */
+  base_url: Schema.optional(Schema.String.check(Schema.isPattern(/^https?:\/\/\S+$/, { expected: "an http(s) URL" })))
+})
+
+/** A tenant's provider as answered: never its key. */
+export const ProviderKeyEntry = Schema.Struct({
+  tenant: Schema.String,
+  provider: Schema.String,
+  configured: Schema.Literal(true),
+  base_url: Schema.NullOr(Schema.String),
+  updated_at: Schema.String
+})
+
+export class TenantProvidersGroup extends HttpApiGroup.make("tenantProviders")
+  .add(
+    HttpApiEndpoint.put("put", "/v1/tenants/:tenant/providers/:provider", {
+      params: { tenant: Tenant, provider: ProviderName },
+      payload: ProviderKeyPut,
+      success: ProviderKeyEntry,
+      error: [ApiError.Forbidden, ApiError.NotFound, ApiError.Internal, ApiError.Unavailable]
+    }),
+    HttpApiEndpoint.get("list", "/v1/tenants/:tenant/providers", {
+      params: { tenant: Tenant },
+      success: Schema.Struct({ data: Schema.Array(ProviderKeyEntry) }),
+      error: [ApiError.Forbidden, ApiError.NotFound, ApiError.Internal, ApiError.Unavailable]
+    }),
+    HttpApiEndpoint.delete("delete", "/v1/tenants/:tenant/providers/:provider", {
+      params: { tenant: Tenant, provider: ProviderName },
+      success: Schema.Struct({ tenant: Schema.String, provider: Schema.String, deleted: Schema.Literal(true) }),
+      error: [ApiError.Forbidden, ApiError.NotFound, ApiError.Internal, ApiError.Unavailable]
+    })
+  )
+  .middleware(Authentication)
+  .annotateMerge(
+    OpenApi.annotations({
+      description:
+        "A tenant's own provider keys (bring your own key): the tenant's calls to that provider use it instead of " +
+        "the server's. Admins of the tenant, or the operator (an admin of `default`); the key is never returned. " +
+        "Another tenant's answers 404."
+    })
+  ) {}
 
 /** One group of `GET /v1/usage`: the group's value under the name of what was grouped by, and its sums. */
 export const UsageEntry = Schema.Struct({
@@ -425,6 +506,7 @@ export class Api extends HttpApi.make("polyagent")
   .add(ChatGroup, SessionsGroup, AgentsGroup, KeysGroup, UsageGroup, ModelsGroup, OpenAiGroup, SystemGroup)
   .add(ChatGroup, SessionsGroup, AgentsGroup, KeysGroup, ModelsGroup, ExperimentsGroup, OpenAiGroup, SystemGroup)
   .add(AuditGroup)
+  .add(TenantProvidersGroup)
   .middleware(RequestErrors)
   .annotateMerge(
     OpenApi.annotations({

@@ -27,6 +27,7 @@ import * as Edge from "./Edge.ts"
 import { JwtVerifier } from "./Jwt.ts"
 import { KeyUsage } from "./KeyUsage.ts"
 import * as RateLimit from "./RateLimit.ts"
+import * as RequestGuards from "./RequestGuards.ts"
 import * as RequestLog from "./RequestLog.ts"
 
 /** The tenant of the bootstrap admin key: its admins are the operator (../shared/API.md). */
@@ -193,6 +194,7 @@ export const layer = Layer.effect(
   Effect.gen(function* () {
     const services = yield* Effect.context<KeyCache | JwtVerifier | KeyUsage | Audit.Audit>()
     const usage = yield* KeyUsage
+    const guards = yield* RequestGuards.RequestGuards
     const limits = yield* RateLimit.RateLimits
     return Authentication.of({
       bearer: (httpEffect, { credential, endpoint, group }) =>
@@ -212,11 +214,31 @@ export const layer = Layer.effect(
             yield* RequestLog.recordRetryAfter(outcome.refusal.retryAfterSeconds)
             return yield* ApiError.fail(outcome.refusal.type, outcome.refusal.message)
           }
+          yield* guardsOf(guards, principal)
           return yield* Effect.provideService(httpEffect, Principal, principal)
         })
     })
   })
 )
+
+/**
+ * The request guards (IP allow-lists, signatures) of the current request of `caller`, as the fast
+ * lane runs them: the raw body is read (and kept for the payload's decoding) only for a key that
+ * signs its requests.
+ */
+const guardsOf = (guards: RequestGuards.RequestGuards["Service"], caller: Principal["Service"]) =>
+  Effect.gen(function* () {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    const socket = NodeHttpServerRequest.toIncomingMessage(request).socket
+    yield* guards.check({
+      tenant: caller.tenant,
+      keyId: actorOf(caller),
+      headers: request.headers,
+      remoteAddress: socket?.remoteAddress,
+      // A body over the limit is a defect the edge answers with 413, as for the handlers' reads.
+      body: Effect.map(Effect.orDie(request.arrayBuffer), (bytes) => new Uint8Array(bytes))
+    })
+  })
 
 /**
  * Ensures the bootstrap admin key exists. With `configured`, that key is stored (hashed)

@@ -34,10 +34,13 @@ export const routeRoles: Readonly<Record<string, Storage.Role>> = {
   "usage.report": "user",
   "experiments.feedback": "user",
   "experiments.results": "builder",
-  // Keys and the audit log are the admins'.
+  // Keys, tenants' provider keys and the audit log are the admins'.
   "keys.create": "admin",
   "keys.list": "admin",
   "keys.revoke": "admin",
+  "tenantProviders.put": "admin",
+  "tenantProviders.list": "admin",
+  "tenantProviders.delete": "admin",
   "audit.list": "admin"
 }
 

@@ -39,7 +39,9 @@ import { Readiness } from "./Readiness.ts"
 import * as ModelCompletion from "./ModelCompletion.ts"
 import * as RateLimit from "./RateLimit.ts"
 import * as RelayResponse from "./RelayResponse.ts"
+import * as RequestGuards from "./RequestGuards.ts"
 import * as RequestLog from "./RequestLog.ts"
+import * as ApiError from "./ApiError.ts"
 
 const PATH = "/v1/chat/completions"
 const ROUTE = "openai.completions"
@@ -57,6 +59,7 @@ export const layer = (options: Options) =>
   Layer.effectDiscard(
     Effect.gen(function* () {
       const keys = yield* Authentication.KeyCache
+      const guards = yield* RequestGuards.RequestGuards
       const limits = yield* RateLimit.RateLimits
       const jwt = yield* JwtVerifier
       const usage = yield* KeyUsage
@@ -109,22 +112,35 @@ export const layer = (options: Options) =>
             const requestId = Edge.requestIdOf(headers["x-request-id"])
             response.setHeader("x-request-id", requestId)
             const facts = new RequestLog.Facts(caller.tenant, Authentication.actorOf(caller))
-            // Rate limits as the stack takes them after authentication: once, with the same headers.
-            const answer = Effect.andThen(
-              usage.used(caller, requestId),
-              Effect.flatMap(limits.check(caller, "chat"), (outcome) => {
-                Edge.setNodeHeaders(response, outcome.headers)
-                if (outcome.refusal !== undefined) {
-                  return Effect.succeed(RelayResponse.refuse(response, outcome.refusal, requestId))
-                }
-                return ModelCompletion.serve(response, {
-                  parsed: parsed.success,
-                  bodyLength: body.byteLength,
-                  caller: { payer: Authentication.payerOf(caller), requestId, sessionId: null, models: caller.models },
-                  stickyKey: parsed.success.request.user ?? caller.subject
-                })
+            // The stack's checks of a verified caller, in its order: the rate limits, then the request
+            // guards (IP allow-lists, signature) on the raw body.
+            const guarded = guards.check({
+              tenant: caller.tenant,
+              keyId: Authentication.actorOf(caller),
+              headers,
+              remoteAddress: request.socket.remoteAddress,
+              body: Effect.succeed(body)
+            })
+            const served = ModelCompletion.serve(response, {
+              parsed: parsed.success,
+              bodyLength: body.byteLength,
+              caller: { payer: Authentication.payerOf(caller), requestId, sessionId: null, models: caller.models },
+              stickyKey: parsed.success.request.user ?? caller.subject
+            })
+            const checked = Effect.flatMap(limits.check(caller, "chat"), (outcome) => {
+              Edge.setNodeHeaders(response, outcome.headers)
+              if (outcome.refusal !== undefined) {
+                return Effect.succeed(RelayResponse.refuse(response, outcome.refusal, requestId))
+              }
+              return Effect.matchEffect(guarded, {
+                onFailure: (refusal) => Effect.sync(() => RelayResponse.refuseWith(response, refusal)),
+                onSuccess: () => served
               })
-            ).pipe(Effect.provideService(RequestLog.CurrentFacts, facts))
+            })
+            const answer = Effect.andThen(usage.used(caller, requestId), checked).pipe(
+              Effect.provideService(RequestLog.CurrentFacts, facts),
+              Effect.provideService(ApiError.RequestId, requestId)
+            )
             const fiber = run(Effect.onExit(answer, (exit) => logLine(RequestLog.statusOfExit(exit), requestId, facts)))
             // A client that goes away interrupts the call, which aborts the upstream request.
             response.once("close", () => {

@@ -17,12 +17,14 @@ import {
   type Budgets,
   type Experiments,
   Identifier,
+  type KeyGuards,
   ModelCatalog,
   ModelHealth,
   type ModelRouter,
   Session,
   SessionProtocol,
-  Storage
+  Storage,
+  type TenantProviderKeys
 } from "@polyagent/runtime"
 import { Api, type ChatEvent, type ChatHeaders, type ChatRequest, HealthDown, healthDown, Principal } from "./Api.ts"
 import * as AgentsHandlers from "./AgentsHandlers.ts"
@@ -33,6 +35,7 @@ import * as ExperimentsHandlers from "./ExperimentsHandlers.ts"
 import * as KeysHandlers from "./KeysHandlers.ts"
 import { Readiness } from "./Readiness.ts"
 import * as RequestLog from "./RequestLog.ts"
+import * as TenantProvidersHandlers from "./TenantProvidersHandlers.ts"
 import * as UsageHandlers from "./UsageHandlers.ts"
 
 /** What a call to a session entity can fail with besides the turn's own errors. */
@@ -270,6 +273,9 @@ const AuditRoutes: Layer.Layer<
   Audit.Audit | Layer.Services<typeof AuditHandlers.layer>
 > = AuditHandlers.layer
 
+/** The security services the handlers read: the audit log, the keys' guards, tenants' provider keys. */
+export type SecurityServices = Audit.Audit | KeyGuards.KeyGuards | TenantProviderKeys.TenantProviderKeys
+
 /** `/v1/usage`, on the ledger (and the budgets' writer, flushed before a report). */
 const UsageRoutes: Layer.Layer<
   Layer.Success<typeof UsageHandlers.layer>,
@@ -283,6 +289,7 @@ export const layer = Layer.mergeAll(
   SessionsHandlers,
   AgentsHandlers.layer,
   KeysRoutes,
+  TenantProvidersHandlers.layer,
   UsageRoutes,
   ModelsHandlers,
   ExperimentsRoutes,

@@ -11,8 +11,9 @@
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
 import * as HttpApiBuilder from "effect/http-api/HttpApiBuilder"
-import { Audit, Identifier, ModelRouter, Storage } from "@polyagent/runtime"
+import { Audit, Identifier, KeyGuards, ModelRouter, Storage } from "@polyagent/runtime"
 import { Api, Principal } from "./Api.ts"
 import * as ApiError from "./ApiError.ts"
 import * as Authentication from "./Authentication.ts"
@@ -98,6 +99,8 @@ export const layer = HttpApiBuilder.group(
         return tenant
       })
 
+    const guards = yield* KeyGuards.KeyGuards
+
     return handlers
       .handle("create", ({ payload }) =>
         Effect.gen(function* () {
@@ -132,9 +135,27 @@ export const layer = HttpApiBuilder.group(
             rate_limit_rpm: rateLimit?.requests_per_minute ?? null,
             rate_limit_burst: rateLimit?.burst ?? null
           })
+          // The guards first: a key whose signing secret cannot be stored is not created at all.
+          const signingSecret = payload.signed === true ? `pas_${Identifier.randomBase62(43)}` : undefined
+          yield* guards
+            .create(created.id, tenant, {
+              signingSecret: signingSecret === undefined ? undefined : Redacted.make(signingSecret),
+              allowedIps: payload.allowed_ips
+            })
+            .pipe(
+              Effect.catchTags({
+                StorageError: ApiError.storageFailed,
+                SecretBoxError: (error) => ApiError.fail("unavailable", error.message)
+              })
+            )
           yield* storage.insertApiKey(created).pipe(Effect.catch(ApiError.storageFailed))
           yield* record("key.create", tenant, created.id, "ok")
-          return { ...listed(created), key }
+          return {
+            ...listed(created),
+            key,
+            ...(signingSecret === undefined ? {} : { signing_secret: signingSecret }),
+            ...(payload.allowed_ips === undefined ? {} : { allowed_ips: payload.allowed_ips })
+          }
         })
       )
       .handle("list", ({ query }) =>
@@ -155,6 +176,7 @@ export const layer = HttpApiBuilder.group(
           if (Option.isNone(revoked)) return yield* ApiError.fail("not_found", `key ${params.id} not found`)
           keys.forget(params.id)
           yield* record("key.revoke", revoked.value, params.id, "ok")
+          guards.forget(params.id)
           return { id: params.id, deleted: true } as const
         })
       )

@@ -93,6 +93,10 @@ export const refuse = (response: ServerResponse, refusal: ApiError.Answer, reque
     refusal.retryAfterSeconds
   )
 
+/** Answers an envelope error of the edge (a request guard's refusal) before anything was written; answers its status. */
+export const refuseWith = (response: ServerResponse, error: ApiError.ApiError): number =>
+  answer(response, ApiError.statusOf[error.error.type], { error: error.error })
+
 /** A failed call's answer: the envelope of a turn's error, or a logged 500 for anything else. */
 const failed = (
   response: ServerResponse,

@@ -29,13 +29,17 @@ import {
   Database,
   Experiments,
   type ModelCatalog,
+  KeyGuards,
   ModelHealth,
   ModelRouter,
   RetryBudget,
+  SecretBox,
+  SeenSignatures,
   SessionActor,
   SessionProtocol,
   SessionRecovery,
-  Storage
+  Storage,
+  TenantProviderKeys
 } from "@polyagent/runtime"
 import { Api } from "./Api.ts"
 import * as ApiDocs from "./ApiDocs.ts"
@@ -52,6 +56,7 @@ import { Listener } from "./Listener.ts"
 import * as Metrics from "./Metrics.ts"
 import * as RateLimit from "./RateLimit.ts"
 import { Readiness } from "./Readiness.ts"
+import * as RequestGuards from "./RequestGuards.ts"
 import * as StartupSummary from "./StartupSummary.ts"
 
 /** Options for tests and embedders. */
@@ -80,6 +85,39 @@ export const database = (config: AppConfig.AppConfigValue) =>
     ? Database.layerPg({ url: config.storage.postgresUrl.value })
     : Database.layerSqlite(config.storage.dataDir)
 
+/**
+ * The secrets at rest (`SecretBox`: the configured keys, else the data directory's key file on
+ * embedded storage), the stores sealed with them, and the stores re-sealed under the current key
+ * once they are open (after a key rotation).
+ */
+const secrets = (config: AppConfig.AppConfigValue, db: ReturnType<typeof database>) => {
+  const box = SecretBox.layer({
+    configured: config.security.secretKeys,
+    dataDir: config.storage.postgresUrl._tag === "Some" ? undefined : config.storage.dataDir
+  })
+  const stores = Layer.mergeAll(TenantProviderKeys.layer, KeyGuards.layer)
+  const rotation = Layer.effectDiscard(
+    Effect.all([TenantProviderKeys.rotate, KeyGuards.rotate]).pipe(
+      Effect.flatMap(([providers, guards]) => {
+        const resealed = providers.resealed + guards.resealed
+        const unreadable = providers.unreadable + guards.unreadable
+        if (resealed === 0 && unreadable === 0) return Effect.void
+        const line = unreadable > 0 ? Effect.logWarning("secrets re-sealed") : Effect.logInfo("secrets re-sealed")
+        return Effect.annotateLogs(line, { resealed, unreadable })
+      }),
+      // A database that fails here fails elsewhere too; the rotation waits for the next start.
+      Effect.catch((error) => Effect.logWarning("secrets could not be re-sealed", error))
+    )
+  )
+  return Layer.merge(stores, rotation).pipe(Layer.provideMerge(box), Layer.provide(db))
+}
+
+/** Signatures seen within the replay window: shared through Redis when configured. */
+const seenSignatures = (config: AppConfig.AppConfigValue) =>
+  config.redisUrl._tag === "Some"
+    ? SeenSignatures.layerRedis({ url: config.redisUrl.value, prefix: "polyagent:signatures:" })
+    : SeenSignatures.layerMemory()
+
 /** Everything that runs on the database, serving on the {@link Listener} once built. */
 const application = (config: AppConfig.AppConfigValue, options: Options) => {
   const db = database(config)
@@ -87,6 +125,10 @@ const application = (config: AppConfig.AppConfigValue, options: Options) => {
   const budgets = Budgets.layer(config.budgets).pipe(Layer.provide(db))
   // Durable, written in the background, flushed when the server stops cleanly.
   const audit = Audit.layer.pipe(Layer.provide(db))
+  const sealed = secrets(config, db)
+  const guards = RequestGuards.layer({ security: config.security, trustedProxies: config.server.trustedProxies }).pipe(
+    Layer.provide([sealed, seenSignatures(config), audit])
+  )
   const experiments = Experiments.layer(Experiments.fromConfig(config.routing.experiments)).pipe(Layer.provide(db))
   const cluster = Cluster.layer(config, options.workerIndex).pipe(Layer.provide(db))
   // Health shared through Redis when configured, else PostgreSQL, else kept in this process.
@@ -112,7 +154,8 @@ const application = (config: AppConfig.AppConfigValue, options: Options) => {
       AppConfig.AppConfig.layerFrom(config),
       health,
       RetryBudget.layerFrom(RetryBudget.settingsOf(config)),
-      experiments
+      experiments,
+      sealed
     ])
   )
   const bootstrap = Layer.effectDiscard(
@@ -143,7 +186,8 @@ const application = (config: AppConfig.AppConfigValue, options: Options) => {
       Readiness.layer,
       RateLimit.layerConfig(config),
       Jwt.layer(config.security.jwt),
-      KeyUsage.layer(config.audit.sampleKeyUse)
+      KeyUsage.layer(config.audit.sampleKeyUse),
+      guards
     ])
   )
   const summary = StartupSummary.layer(config).pipe(Layer.provideMerge(http))
@@ -153,7 +197,9 @@ const application = (config: AppConfig.AppConfigValue, options: Options) => {
     Layer.provide(bootstrap),
     Layer.provide(sessions),
     Layer.provideMerge(routing),
-    Layer.provideMerge(Layer.mergeAll(db, storage, budgets, experiments, models, cluster, tools, settings, audit))
+    Layer.provideMerge(
+      Layer.mergeAll(db, storage, budgets, experiments, models, cluster, tools, settings, audit, sealed, guards)
+    )
   )
 }
 

@@ -13,6 +13,11 @@
  *
  * A failure's cause goes into a `cause` field (Effect's pretty rendering, on one line). Log spans
  * and fiber ids are left out.
+ *
+ * Redaction (`Redaction.ts`): the message, every annotation and the cause are masked for personal
+ * data (e-mails, phones, national ids, cards) unless `redaction.logs` is false; an annotation, or a
+ * field of a logged object at any depth, named like a sensitive field (`api_key`, `signing_secret`,
+ * `password`, …) is always written as `[redacted]`.
  */
 import * as Arr from "effect/Array"
 import * as Cause from "effect/Cause"
@@ -21,10 +26,29 @@ import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import type * as LogLevel from "effect/LogLevel"
 import * as References from "effect/References"
-import type { AppConfig } from "@polyagent/runtime"
+import { type AppConfig, Redaction } from "@polyagent/runtime"
 
 /** The `log` section of the configuration. */
 export type Settings = AppConfig.AppConfigValue["log"]
+
+/** What a line masks: personal data in text (unless turned off) and the values of sensitive fields. */
+export interface Masking {
+  readonly text: boolean
+  readonly sensitiveKeys: ReadonlySet<string>
+}
+
+/** Personal data masked, and the fields every schema of the server marks sensitive. */
+export const defaultMasking: Masking = { text: true, sensitiveKeys: Redaction.SensitiveKeys() }
+
+const maskText = (masking: Masking, text: string): string => (masking.text ? Redaction.redactText(text) : text)
+
+/** An annotation's value as it may be written. */
+const maskValue = (masking: Masking, key: string, value: unknown): unknown => {
+  if (masking.sensitiveKeys.has(key)) return Redaction.hidden
+  if (typeof value === "string") return maskText(masking, value)
+  if (typeof value !== "object" || value === null) return value
+  return Redaction.redactValue(value, masking.sensitiveKeys, masking.text)
+}
 
 const minimumLevel: Record<Settings["level"], LogLevel.LogLevel> = {
   debug: "Debug",
@@ -80,38 +104,46 @@ const control = /\p{Cc}/u
 
 const textKey = (key: string): string => key.replace(/[^\w.-]/g, "_")
 
-/** One line of the `text` format. */
-export const formatText = Logger.make<unknown, string>(({ cause, date, fiber, logLevel, message }) => {
-  const text = messageText(message)
-  let line = `${date.toISOString()} ${levelName[logLevel].toUpperCase()} ${control.test(text) ? JSON.stringify(text) : text}`
-  const annotations = fiber.getRef(References.CurrentLogAnnotations)
-  for (const key in annotations) line += ` ${textKey(key)}=${textValue(annotations[key])}`
-  if (cause.reasons.length > 0) line += ` cause=${JSON.stringify(Cause.pretty(cause))}`
-  return line
-})
+/** One line of the `text` format, masked by `masking`. */
+export const makeFormatText = (masking: Masking) =>
+  Logger.make<unknown, string>(({ cause, date, fiber, logLevel, message }) => {
+    const text = maskText(masking, messageText(message))
+    let line = `${date.toISOString()} ${levelName[logLevel].toUpperCase()} ${control.test(text) ? JSON.stringify(text) : text}`
+    const annotations = fiber.getRef(References.CurrentLogAnnotations)
+    for (const key in annotations) line += ` ${textKey(key)}=${textValue(maskValue(masking, key, annotations[key]))}`
+    if (cause.reasons.length > 0) line += ` cause=${JSON.stringify(maskText(masking, Cause.pretty(cause)))}`
+    return line
+  })
+
+/** One line of the `text` format, with {@link defaultMasking}. */
+export const formatText = makeFormatText(defaultMasking)
 
 const reserved = new Set(["timestamp", "level", "message", "cause"])
 
-/** One line of the `json` format. */
-export const formatJson = Logger.make<unknown, string>(({ cause, date, fiber, logLevel, message }) => {
-  const entry: Record<string, unknown> = {
-    timestamp: date.toISOString(),
-    level: levelName[logLevel],
-    message: messageText(message)
-  }
-  // Plain values (every field of a request line) take the fast path; anything else goes through
-  // Effect's formatter, which survives cycles and bigints and redacts `Redacted` values.
-  let plain = true
-  const annotations = fiber.getRef(References.CurrentLogAnnotations)
-  for (const key in annotations) {
-    if (reserved.has(key)) continue
-    const value = annotations[key]
-    if (plain && !isPrimitive(value) && !(Array.isArray(value) && value.every(isPrimitive))) plain = false
-    entry[key] = value
-  }
-  if (cause.reasons.length > 0) entry["cause"] = Cause.pretty(cause)
-  return plain ? JSON.stringify(entry) : Formatter.formatJson(entry)
-})
+/** One line of the `json` format, masked by `masking`. */
+export const makeFormatJson = (masking: Masking) =>
+  Logger.make<unknown, string>(({ cause, date, fiber, logLevel, message }) => {
+    const entry: Record<string, unknown> = {
+      timestamp: date.toISOString(),
+      level: levelName[logLevel],
+      message: maskText(masking, messageText(message))
+    }
+    // Plain values (every field of a request line) take the fast path; anything else goes through
+    // Effect's formatter, which survives cycles and bigints and redacts `Redacted` values.
+    let plain = true
+    const annotations = fiber.getRef(References.CurrentLogAnnotations)
+    for (const key in annotations) {
+      if (reserved.has(key)) continue
+      const value = maskValue(masking, key, annotations[key])
+      if (plain && !isPrimitive(value) && !(Array.isArray(value) && value.every(isPrimitive))) plain = false
+      entry[key] = value
+    }
+    if (cause.reasons.length > 0) entry["cause"] = maskText(masking, Cause.pretty(cause))
+    return plain ? JSON.stringify(entry) : Formatter.formatJson(entry)
+  })
+
+/** One line of the `json` format, with {@link defaultMasking}. */
+export const formatJson = makeFormatJson(defaultMasking)
 
 /**
  * The server's logger and minimum level, from the `log` settings: replaces Effect's default
@@ -120,8 +152,15 @@ export const formatJson = Logger.make<unknown, string>(({ cause, date, fiber, lo
  * Gotchas: provide it around the whole program (`bin.ts` does), not inside `Server.layer`, so the
  * start-up summary and the shutdown lines use it too.
  */
-export const layer = (settings: Settings): Layer.Layer<never> =>
-  Layer.mergeAll(
-    Logger.layer([Logger.withConsoleLog(settings.format === "json" ? formatJson : formatText)]),
+export const layer = (
+  settings: Settings,
+  redaction: { readonly logs: boolean } = { logs: true }
+): Layer.Layer<never> => {
+  const masking: Masking = { ...defaultMasking, text: redaction.logs }
+  return Layer.mergeAll(
+    Logger.layer([
+      Logger.withConsoleLog(settings.format === "json" ? makeFormatJson(masking) : makeFormatText(masking))
+    ]),
     Layer.succeed(References.MinimumLogLevel, minimumLevel[settings.level])
   )
+}

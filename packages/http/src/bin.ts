@@ -112,7 +112,7 @@ const serve = (config: AppConfig.AppConfigValue) =>
       return yield* runWorkers(config).pipe(Effect.onInterrupt(() => stopped))
     }
     return yield* runServer(config, index).pipe(Effect.onInterrupt(() => stopped))
-  }).pipe(Effect.scoped, Effect.provide(ServerLogger.layer(config.log)))
+  }).pipe(Effect.scoped, Effect.provide(ServerLogger.layer(config.log, config.redaction)))
 
 const main = Effect.flatMap(AppConfig.load(), serve).pipe(
   // Every other typed failure has a message written for the operator (no SQL, no secret).

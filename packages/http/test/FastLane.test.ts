@@ -15,6 +15,7 @@ import * as Cors from "../src/Cors.ts"
 import * as FastLane from "../src/FastLane.ts"
 import * as Jwt from "../src/Jwt.ts"
 import * as KeyUsage from "../src/KeyUsage.ts"
+import * as RequestGuards from "../src/RequestGuards.ts"
 import { Listener } from "../src/Listener.ts"
 import * as RateLimit from "../src/RateLimit.ts"
 import { Readiness } from "../src/Readiness.ts"
@@ -117,6 +118,7 @@ describe("FastLane", () => {
             ),
             keys,
             readiness,
+            RequestGuards.layerNone,
             RateLimit.layerUnlimited,
             Jwt.layer(Effect.runSync(AppConfig.make()).security.jwt).pipe(Layer.orDie),
             Layer.succeed(KeyUsage.KeyUsage, KeyUsage.KeyUsage.of({ used: () => Effect.void })),

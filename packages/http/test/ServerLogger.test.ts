@@ -3,7 +3,10 @@
  * annotations where an operator's tools look for them, and the level filters.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Effect, Layer, Redacted } from "effect"
+import { Redaction } from "@polyagent/runtime"
+import { Cause, Effect, Layer, Redacted, type Schema } from "effect"
+import { HttpApi } from "effect/http-api"
+import { Api } from "../src/Api.ts"
 import { TestConsole } from "effect/testing"
 import * as ServerLogger from "../src/ServerLogger.ts"
 
@@ -120,4 +123,68 @@ describe("ServerLogger", () => {
       ])
     })
   )
+
+  it.effect("masks personal data in messages, annotations and causes, and hides sensitive fields at any depth", () =>
+    Effect.gen(function* () {
+      const program = Effect.logWarning(
+        "mail from ops@example.com",
+        new Error("card 4111 1111 1111 1111 refused")
+      ).pipe(
+        Effect.annotateLogs({
+          phone: "13800138000",
+          api_key: "sk-canary-annotation",
+          payload: { nested: { signing_secret: "pas_canary", note: "id 11010519491231002X" }, count: 3 }
+        })
+      )
+      for (const format of ["text", "json"] as const) {
+        const [line = ""] = yield* logged({ level: "info", format }, program)
+        for (const secret of [
+          "ops@example.com",
+          "4111 1111",
+          "13800138000",
+          "sk-canary",
+          "pas_canary",
+          "11010519491231002X"
+        ]) {
+          assert.notInclude(line, secret, `${format}: ${line}`)
+        }
+        for (const marker of ["[email]", "[card]", "[phone]", "[redacted]", "[id]"])
+          assert.include(line, marker, format)
+      }
+    })
+  )
+
+  it.effect("with redaction.logs false, keeps personal data but still hides sensitive fields", () =>
+    Effect.gen(function* () {
+      const lines = yield* Effect.gen(function* () {
+        const before = (yield* TestConsole.logLines).length
+        yield* Effect.logInfo("mail ops@example.com").pipe(Effect.annotateLogs({ api_key: "sk-canary" }))
+        return (yield* TestConsole.logLines).slice(before).map(String)
+      }).pipe(
+        Effect.provide(
+          Layer.merge(ServerLogger.layer({ level: "info", format: "text" }, { logs: false }), TestConsole.layer)
+        )
+      )
+      assert.include(lines[0] ?? "", "ops@example.com")
+      assert.notInclude(lines[0] ?? "", "sk-canary")
+    })
+  )
+})
+
+describe("ServerLogger and the API's sensitive fields", () => {
+  it("hides every field the API marks sensitive", () => {
+    const schemas: Array<Schema.Top> = []
+    HttpApi.reflect(Api, {
+      onGroup: () => {},
+      onEndpoint: ({ endpoint }) => {
+        for (const { schemas: payloads } of endpoint.payload.values()) {
+          if (Array.isArray(payloads)) schemas.push(...payloads)
+        }
+        schemas.push(...endpoint.success)
+      }
+    })
+    const tagged = Redaction.sensitiveKeysOf(schemas)
+    assert.includeMembers([...tagged], ["api_key", "key", "signing_secret"])
+    for (const key of tagged) assert.isTrue(ServerLogger.defaultMasking.sensitiveKeys.has(key), key)
+  })
 })

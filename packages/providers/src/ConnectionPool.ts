@@ -14,7 +14,7 @@
 import { AppConfig } from "@polyagent/runtime"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
-import { type Dispatcher, fetch, Pool } from "undici"
+import { Agent, type Dispatcher, fetch, Pool } from "undici"
 
 /** How a provider's pool connects. */
 export interface Settings {
@@ -64,6 +64,27 @@ export const make = (url: URL, timeoutMs: number, settings: Settings): Effect.Ef
   return Effect.acquireRelease(
     Effect.sync(() => new Pool(url.origin, options)),
     (pool) => Effect.promise(() => pool.destroy())
+  )
+}
+
+/**
+ * A keep-alive agent to any origin, with the timeouts of {@link make}, that lives as long as the
+ * scope: for the calls of tenants that bring their own base URL (`TenantProviderKeys`). It makes
+ * no connection until used.
+ */
+export const makeAgent = (timeoutMs: number): Effect.Effect<Agent, never, Scope.Scope> => {
+  const timeout = Number.isFinite(timeoutMs) ? Math.max(1, Math.ceil(timeoutMs)) : 0
+  return Effect.acquireRelease(
+    Effect.sync(
+      () =>
+        new Agent({
+          connections: defaults.maxConnections,
+          connectTimeout: timeout === 0 ? connectTimeoutMs : Math.min(timeout, connectTimeoutMs),
+          headersTimeout: timeout,
+          bodyTimeout: timeout
+        })
+    ),
+    (agent) => Effect.promise(() => agent.destroy())
   )
 }
 

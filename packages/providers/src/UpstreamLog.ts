@@ -27,7 +27,7 @@ import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
 import * as Stream from "effect/Stream"
 import type * as AiError from "effect/ai/AiError"
-import { ModelCatalog, type ModelHealth, RequestId } from "@polyagent/runtime"
+import { ModelCatalog, type ModelHealth, RequestId, TenantProviderKeys } from "@polyagent/runtime"
 import type { Calls } from "./Provider.ts"
 
 /** Failed upstream calls, by `provider`, `model` and `reason` (counted where they are logged). */
@@ -96,8 +96,11 @@ type Health = ModelHealth.ModelHealth["Service"]
 const recordExit =
   (health: Health, info: ModelCatalog.ModelInfo, startedAt: number, firstAt: () => number | undefined) =>
   (exit: Exit.Exit<unknown, AiError.AiError>) =>
-    Effect.map(Clock.currentTimeMillis, (now) => {
+    Effect.map(Effect.all([Clock.currentTimeMillis, TenantProviderKeys.currentFor(info.provider)]), ([now, own]) => {
       if (exit._tag === "Failure" && Cause.hasInterruptsOnly(exit.cause)) return
+      // A call made with a tenant's own key (and maybe its own server) says nothing of the
+      // server's: its failures do not count against the model's health.
+      if (exit._tag === "Failure" && own !== undefined) return
       const first = firstAt()
       const outcome: ModelHealth.CallOutcome = {
         ok: exit._tag === "Success",

@@ -31,6 +31,7 @@ import { Routing, routingDefaults } from "./internal/routingConfig.ts"
 import { Resilience, resilienceDefaults } from "./internal/resilienceConfig.ts"
 import { Cors, RateLimit, rateLimitDefaults } from "./internal/edgeConfig.ts"
 import { Audit as AuditSettings, auditDefaults, Security, securityDefaults } from "./internal/securityConfig.ts"
+import * as SecretsConfig from "./internal/secretsConfig.ts"
 
 export { DurationSetting } from "./internal/durationSetting.ts"
 export { autoKeys, RouteEntry, RouteStrategy } from "./internal/routingConfig.ts"
@@ -133,7 +134,9 @@ export const AppConfigSchema = Schema.Struct({
     /** A whole request, head and body, must arrive within this (slow clients answered 408). */
     receiveTimeout: DurationSetting,
     /** Serves plain `POST /v1/chat/completions` beneath the HTTP stack (see `FastLane.ts`); `false` for the stack only. */
-    fastLane: Schema.Boolean
+    fastLane: Schema.Boolean,
+    /** Proxies whose `X-Forwarded-For` names the client (addresses or CIDR ranges); none by default. */
+    trustedProxies: SecretsConfig.IpList
   }).pipe(
     Schema.encodeKeys({
       requestTimeout: "request_timeout",
@@ -142,7 +145,8 @@ export const AppConfigSchema = Schema.Struct({
       maxHeaderSize: "max_header_size",
       headersTimeout: "headers_timeout",
       receiveTimeout: "receive_timeout",
-      fastLane: "fast_lane"
+      fastLane: "fast_lane",
+      trustedProxies: "trusted_proxies"
     })
   ),
   /** Where this process is reached as a runner of the cluster (PostgreSQL only); `null` = the default. */
@@ -162,6 +166,8 @@ export const AppConfigSchema = Schema.Struct({
   }).pipe(Schema.encodeKeys({ maxIdle: "max_idle", maxResident: "max_resident", contextStrategy: "context_strategy" })),
   security: Security,
   audit: AuditSettings,
+  /** What personal data is masked, and where (`Redaction`). */
+  redaction: SecretsConfig.Redaction,
   rateLimit: RateLimit,
   cors: Cors,
   models: Schema.Struct({
@@ -232,7 +238,8 @@ export const defaults: AppConfigInput = {
     max_header_size: 16_384,
     headers_timeout: "10s",
     receive_timeout: "30s",
-    fast_lane: true
+    fast_lane: true,
+    trusted_proxies: SecretsConfig.defaults.trustedProxies
   },
   cluster: { runner_host: null, runner_port: null, listen_host: null },
   storage: { data_dir: "./.polyagent", postgres_url: null },
@@ -240,6 +247,7 @@ export const defaults: AppConfigInput = {
   sessions: { max_idle: "1m", max_resident: 10_000, context_strategy: "drop_oldest" },
   security: securityDefaults,
   audit: auditDefaults,
+  redaction: SecretsConfig.defaults.redaction,
   rate_limit: rateLimitDefaults,
   cors: { origins: [] },
   routing: routingDefaults,
@@ -283,6 +291,7 @@ export const envSettings: ReadonlyArray<EnvSetting> = [
   { name: "JWT_JWKS_URL", path: ["security", "jwt", "jwks_url"] },
   { name: "JWT_ISSUER", path: ["security", "jwt", "issuer"] },
   { name: "JWT_AUDIENCE", path: ["security", "jwt", "audience"] },
+  { name: "POLYAGENT_SECRET_KEYS", path: ["security", "secret_keys"], secret: true },
   { name: "LOG_LEVEL", path: ["log", "level"] },
   { name: "LOG_FORMAT", path: ["log", "format"] },
   ...["openai", "anthropic", "openrouter", "glm"].flatMap((provider) => [
@@ -297,7 +306,8 @@ const isUserKey = (path: ReadonlyArray<PropertyKey>, i: number) =>
   (i === 2 &&
     ((path[0] === "models" && path[1] === "catalog") ||
       path[0] === "routing" ||
-      (path[0] === "budgets" && path[1] === "tenants"))) ||
+      (path[0] === "budgets" && path[1] === "tenants") ||
+      (path[0] === "security" && path[1] === "tenants"))) ||
   (i === 4 && path[0] === "routing" && path[1] === "experiments" && path[3] === "arms")
 
 // Issue paths mix YAML keys and camelCase field names; users only know the YAML ones.

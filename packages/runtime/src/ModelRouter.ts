@@ -36,6 +36,7 @@ import * as ModelHealth from "./ModelHealth.ts"
 import * as RetryBudget from "./RetryBudget.ts"
 import type { StorageError } from "./Storage.ts"
 import * as TaskType from "./TaskType.ts"
+import * as TenantProviderKeys from "./TenantProviderKeys.ts"
 import * as Usage from "./Usage.ts"
 
 /** What a request needs of a model. */
@@ -206,6 +207,7 @@ export const make = Effect.fnUntraced(function* (options: Options) {
   const retryBudget = yield* RetryBudget.RetryBudget
   const budgets = yield* Budgets.Budgets
   const experiments = yield* Experiments.Experiments
+  const tenantKeys = yield* TenantProviderKeys.TenantProviderKeys
   const defaultModel = options.defaultModel ?? (yield* Effect.orDie(catalog.resolve(undefined))).info.id
   const built = RoutingTable.make(options.routing, catalog, defaultModel)
   if (Result.isFailure(built)) return yield* built.failure
@@ -321,6 +323,8 @@ export const make = Effect.fnUntraced(function* (options: Options) {
 
   const begin = (caller: Caller, plan: Plan, maxOutputTokens: number | undefined) =>
     Effect.gen(function* () {
+      // The tenant's own provider keys, for every call of the request (read before any budget is held).
+      const credentials = yield* tenantKeys.credentials(caller.payer.tenant)
       const reservation = yield* budgets.reserve(caller.payer, estimateOf(plan, maxOutputTokens))
       const startedAt = yield* Clock.currentTimeMillis
       const models: Array<string> = []
@@ -341,7 +345,7 @@ export const make = Effect.fnUntraced(function* (options: Options) {
           })
         }
       }
-      return { reservation, startedAt, turn }
+      return { reservation, startedAt, turn, credentials }
     })
 
   const end = (
@@ -375,7 +379,8 @@ export const make = Effect.fnUntraced(function* (options: Options) {
     run: (caller, plan, use, maxOutputTokens) =>
       Effect.acquireUseRelease(
         begin(caller, plan, maxOutputTokens),
-        (started) => use(started.turn),
+        (started) =>
+          Effect.provideService(use(started.turn), TenantProviderKeys.CurrentCredentials, started.credentials),
         (started, exit) => end(caller, plan, started, exit)
       ),
     runStream: (caller, plan, use, maxOutputTokens) =>
@@ -384,7 +389,8 @@ export const make = Effect.fnUntraced(function* (options: Options) {
           Effect.acquireRelease(begin(caller, plan, maxOutputTokens), (started, exit) =>
             end(caller, plan, started, exit)
           ),
-          (started) => use(started.turn)
+          (started) =>
+            Stream.provideService(use(started.turn), TenantProviderKeys.CurrentCredentials, started.credentials)
         )
       ),
     call: (turn, plan, attempt, usageOf) => Failover.call(deps, plan.candidates, turn, attempt, usageOf),
@@ -409,6 +415,7 @@ export const layer: Layer.Layer<
   | RetryBudget.RetryBudget
   | Budgets.Budgets
   | Experiments.Experiments
+  | TenantProviderKeys.TenantProviderKeys
 > = Layer.effect(
   ModelRouter,
   Effect.gen(function* () {
@@ -438,6 +445,7 @@ export const layerTest = (options: Partial<Options> = {}): Layer.Layer<ModelRout
       ModelHealth.layerMemory,
       RetryBudget.layerMemory,
       Budgets.Budgets.layerMemory,
-      Experiments.Experiments.layerMemory
+      Experiments.Experiments.layerMemory,
+      TenantProviderKeys.layerNone
     ])
   )

@@ -12,6 +12,7 @@ import * as Experiments from "../src/Experiments.ts"
 import * as ModelCatalog from "../src/ModelCatalog.ts"
 import * as ModelHealth from "../src/ModelHealth.ts"
 import * as ModelRouter from "../src/ModelRouter.ts"
+import * as TenantProviderKeys from "../src/TenantProviderKeys.ts"
 import * as RetryBudget from "../src/RetryBudget.ts"
 import * as Usage from "../src/Usage.ts"
 
@@ -54,7 +55,8 @@ describe("latency routing over ModelHealth", () => {
           Layer.succeed(ModelHealth.ModelHealth, health),
           RetryBudget.layerMemory,
           Budgets.Budgets.layerMemory,
-          Experiments.Experiments.layerMemory
+          Experiments.Experiments.layerMemory,
+          TenantProviderKeys.layerNone
         ])
       )
       const truth: Record<string, number> = { a: 20, b: 21 }

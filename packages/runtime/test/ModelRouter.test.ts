@@ -8,6 +8,7 @@ import * as Experiments from "../src/Experiments.ts"
 import * as ModelCatalog from "../src/ModelCatalog.ts"
 import * as ModelHealth from "../src/ModelHealth.ts"
 import * as ModelRouter from "../src/ModelRouter.ts"
+import * as TenantProviderKeys from "../src/TenantProviderKeys.ts"
 import * as RetryBudget from "../src/RetryBudget.ts"
 import * as ToolLoop from "../src/ToolLoop.ts"
 import * as Usage from "../src/Usage.ts"
@@ -108,7 +109,8 @@ const routerLayer = (
       options.health ?? fakeHealth(),
       options.retryBudget ?? RetryBudget.layerMemory,
       Budgets.Budgets.layerMemory,
-      Experiments.Experiments.layerMemory
+      Experiments.Experiments.layerMemory,
+      TenantProviderKeys.layerNone
     ])
   )
 

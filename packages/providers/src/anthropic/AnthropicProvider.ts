@@ -9,7 +9,7 @@
  */
 import Anthropic, { APIError } from "@anthropic-ai/sdk"
 import type { MessageCreateParamsBase } from "@anthropic-ai/sdk/resources/messages"
-import { CallOptions, RequestId } from "@polyagent/runtime"
+import { CallOptions, RequestId, TenantProviderKeys } from "@polyagent/runtime"
 import * as Clock from "effect/Clock"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
@@ -53,19 +53,36 @@ export const make = (settings: Settings): Effect.Effect<Provider, never, Scope.S
             Config.timeoutMillis(settings.timeout),
             settings.pool ?? ConnectionPool.defaults
           )
-    const client = new Anthropic({
-      apiKey: Redacted.value(settings.apiKey),
-      baseURL: baseUrl,
-      timeout: Config.timeoutMillis(settings.timeout),
-      maxRetries: 0,
-      defaultHeaders: { "anthropic-version": Config.apiVersion },
-      // Explicit, so the SDK neither logs (its debug log prints request headers and bodies) nor
-      // traces on its own: effect/ai's spans already cover each call.
-      logLevel: "off",
-      openTelemetry: false,
-      ...ConnectionPool.sdkFetch(pool)
-    })
-    const context: CallContext = { client, settings, messages: { method: "POST", url: `${baseUrl}/v1/messages` } }
+    const clientOf = (url: string, withPool: boolean) =>
+      new Anthropic({
+        apiKey: Redacted.value(settings.apiKey),
+        baseURL: url,
+        timeout: Config.timeoutMillis(settings.timeout),
+        maxRetries: 0,
+        defaultHeaders: { "anthropic-version": Config.apiVersion },
+        // Explicit, so the SDK neither logs (its debug log prints request headers and bodies) nor
+        // traces on its own: effect/ai's spans already cover each call.
+        logLevel: "off",
+        openTelemetry: false,
+        ...(withPool ? ConnectionPool.sdkFetch(pool) : {})
+      })
+    const client = clientOf(baseUrl, true)
+    // Clients of tenants' own base URLs (`TenantProviderKeys`), over the global dispatcher.
+    const tenantClients = new Map<string, Anthropic>()
+    const clientFor = (url: string) => {
+      const found = tenantClients.get(url)
+      if (found !== undefined) return found
+      if (tenantClients.size >= 100) tenantClients.delete(tenantClients.keys().next().value ?? "")
+      const made = clientOf(url.replace(/\/+$/u, ""), false)
+      tenantClients.set(url, made)
+      return made
+    }
+    const context: CallContext = {
+      client,
+      clientFor,
+      settings,
+      messages: { method: "POST", url: `${baseUrl}/v1/messages` }
+    }
     return {
       name: Config.providerName,
       calls: (modelId) => calls(context, modelId),
@@ -78,6 +95,8 @@ export const make = (settings: Settings): Effect.Effect<Provider, never, Scope.S
 
 interface CallContext {
   readonly client: Anthropic
+  /** The client of a tenant's own base URL. */
+  readonly clientFor: (baseUrl: string) => Anthropic
   readonly settings: Settings
   readonly messages: RequestInfo
 }
@@ -94,9 +113,9 @@ const generateText = Effect.fn("AnthropicProvider.generateText")(function* (
   options: LanguageModel.ProviderOptions
 ) {
   const body = yield* requestBody(modelId, options, "generateText")
-  const headers = yield* requestHeaders
+  const { client, headers } = yield* target(context)
   const message = yield* call(context.messages, "generateText", (signal) =>
-    context.client.messages.create({ ...body, stream: false }, { headers, signal })
+    client.messages.create({ ...body, stream: false }, { headers, signal })
   ).pipe(withTimeout(context, "generateText"))
   const timestamp = DateTime.formatIso(yield* DateTime.now)
   return yield* Effect.mapError(Effect.fromResult(convertResponse(message, timestamp)), (reason) =>
@@ -112,14 +131,14 @@ const streamText = (
   Stream.unwrap(
     Effect.gen(function* () {
       const body = yield* requestBody(modelId, options, "streamText")
-      const headers = yield* requestHeaders
+      const { client, headers } = yield* target(context)
       // Aborted when the stream's scope closes: on interruption, on failure, and after the end.
       const controller = yield* Effect.acquireRelease(
         Effect.sync(() => new AbortController()),
         (controller) => Effect.sync(() => controller.abort())
       )
       const events = yield* call(context.messages, "streamText", () =>
-        context.client.messages.create({ ...body, stream: true }, { headers, signal: controller.signal })
+        client.messages.create({ ...body, stream: true }, { headers, signal: controller.signal })
       ).pipe(withTimeout(context, "streamText"))
       const now = yield* Clock.currentTimeMillis
       const state = AnthropicStream.initial({
@@ -200,6 +219,23 @@ const outputSchema = (schema: Schema.Top): Result.Result<JsonSchema.JsonSchema, 
 const requestHeaders: Effect.Effect<Record<string, string>> = Effect.map(RequestId.RequestId, (requestId) =>
   requestId.length > 0 ? { "X-Request-Id": requestId } : {}
 )
+
+/**
+ * Where this call goes: the provider's client and key, or, when the current tenant has its own
+ * key for Anthropic (`TenantProviderKeys.CurrentCredentials`), that key (and base URL).
+ */
+const target = (
+  context: CallContext
+): Effect.Effect<{ readonly client: Anthropic; readonly headers: Record<string, string> }> =>
+  Effect.gen(function* () {
+    const headers = yield* requestHeaders
+    const credential = yield* TenantProviderKeys.currentFor(Config.providerName)
+    if (credential === undefined) return { client: context.client, headers }
+    return {
+      client: credential.baseUrl === null ? context.client : context.clientFor(credential.baseUrl),
+      headers: { ...headers, "X-Api-Key": Redacted.value(credential.apiKey) }
+    }
+  })
 
 // Runs one SDK call with an abort signal; a failure becomes an `AiError` of `method`.
 const call = <A>(

@@ -13,7 +13,7 @@
  * client's Chat Completions body, over a connection pool of the provider that lives as long as the
  * scope `make` runs in.
  */
-import { CallOptions, RequestId } from "@polyagent/runtime"
+import { CallOptions, RequestId, TenantProviderKeys } from "@polyagent/runtime"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -73,32 +73,46 @@ export const make = (settings: ClientSettings, options?: Options): Effect.Effect
     // A base URL that does not parse has no pool and no relay: the SDK reports it on each call.
     const pool =
       url === null ? undefined : yield* ConnectionPool.make(url, timeoutMs, settings.pool ?? ConnectionPool.defaults)
-    const client = new OpenAI({
-      // A function keeps the key out of the client's fields; without a key the header is removed.
-      apiKey: key === "" ? "unused" : () => Promise.resolve(key),
-      baseURL: baseUrl,
-      organization: null,
-      project: null,
-      adminAPIKey: null,
-      webhookSecret: null,
-      maxRetries: 0,
-      timeout: timeoutMs,
-      logLevel: "off",
-      defaultHeaders: key === "" ? { ...config.headers, Authorization: null } : config.headers,
-      ...ConnectionPool.sdkFetch(pool)
-    })
+    const clientOf = (url: string, withPool: boolean) =>
+      new OpenAI({
+        // A function keeps the key out of the client's fields; without a key the header is removed.
+        apiKey: key === "" ? "unused" : () => Promise.resolve(key),
+        baseURL: url,
+        organization: null,
+        project: null,
+        adminAPIKey: null,
+        webhookSecret: null,
+        maxRetries: 0,
+        timeout: timeoutMs,
+        logLevel: "off",
+        defaultHeaders: key === "" ? { ...config.headers, Authorization: null } : config.headers,
+        ...(withPool ? ConnectionPool.sdkFetch(pool) : {})
+      })
+    const client = clientOf(baseUrl, true)
+    // Clients of tenants' own base URLs (`TenantProviderKeys`), over the global dispatcher.
+    const tenantClients = new Map<string, OpenAI>()
     const upstream: Upstream = {
       client,
+      clientFor: (url) => {
+        const found = tenantClients.get(url)
+        if (found !== undefined) return found
+        if (tenantClients.size >= 100) tenantClients.delete(tenantClients.keys().next().value ?? "")
+        const made = clientOf(url.replace(/\/+$/, ""), false)
+        tenantClients.set(url, made)
+        return made
+      },
       config,
       settings,
       timeoutMs,
       chatUrl: publicUrl(`${baseUrl}/chat/completions`),
       secret: key
     }
+    // Tenants' own base URLs (`TenantProviderKeys`) are reached through one agent of any origin.
+    const tenantAgent = yield* ConnectionPool.makeAgent(timeoutMs)
     const relay =
       url === null || pool === undefined
         ? undefined
-        : Relay.make({ config, baseUrl: url, apiKey: key, timeoutMs }, pool)
+        : Relay.make({ config, baseUrl: url, apiKey: key, timeoutMs }, pool, tenantAgent)
     return {
       name: config.name,
       calls: (modelId) => ({
@@ -113,6 +127,8 @@ export const make = (settings: ClientSettings, options?: Options): Effect.Effect
 
 interface Upstream {
   readonly client: OpenAI
+  /** The client of a tenant's own base URL. */
+  readonly clientFor: (baseUrl: string) => OpenAI
   readonly config: Config
   readonly settings: ClientSettings
   readonly timeoutMs: number
@@ -127,9 +143,9 @@ const generateText = (
 ): Effect.Effect<Array<Response.PartEncoded>, AiError.AiError, IdGenerator.IdGenerator> =>
   Effect.gen(function* () {
     const body = yield* prepare(upstream, "generateText", modelId, request)
-    const headers = yield* requestHeaders
+    const { client, headers } = yield* target(upstream)
     const raw = yield* call(upstream, "generateText", "request", (signal) =>
-      upstream.client.chat.completions.create({ ...body, stream: false }, { signal, headers })
+      client.chat.completions.create({ ...body, stream: false }, { signal, headers })
     )
     const completion = yield* decode(upstream, "generateText", ChatCompletion, raw)
     const fallback = yield* fallbackCallIds
@@ -144,14 +160,14 @@ const streamText = (
   Stream.unwrap(
     Effect.gen(function* () {
       const body = yield* prepare(upstream, "streamText", modelId, request)
-      const headers = yield* requestHeaders
+      const { client, headers } = yield* target(upstream)
       // Aborted when the stream's scope closes: consumer done, interrupted, failed or timed out.
       const controller = yield* Effect.acquireRelease(
         Effect.sync(() => new AbortController()),
         (controller) => Effect.sync(() => controller.abort())
       )
       const chunks = yield* call(upstream, "streamText", "request", (signal) =>
-        upstream.client.chat.completions.create(
+        client.chat.completions.create(
           {
             ...body,
             stream: true,
@@ -224,6 +240,23 @@ const requestHeaders: Effect.Effect<Record<string, string>> = Effect.gen(functio
   return id === "" ? {} : { "X-Request-Id": id }
 })
 
+/**
+ * Where this call goes: the provider's client and key, or, when the current tenant has its own
+ * key for this provider (`TenantProviderKeys.CurrentCredentials`), that key (and base URL).
+ */
+const target = (
+  upstream: Upstream
+): Effect.Effect<{ readonly client: OpenAI; readonly headers: Record<string, string> }> =>
+  Effect.gen(function* () {
+    const headers = yield* requestHeaders
+    const credential = yield* TenantProviderKeys.currentFor(upstream.config.name)
+    if (credential === undefined) return { client: upstream.client, headers }
+    return {
+      client: credential.baseUrl === null ? upstream.client : upstream.clientFor(credential.baseUrl),
+      headers: { ...headers, Authorization: `Bearer ${Redacted.value(credential.apiKey)}` }
+    }
+  })
+
 // Ids for tool calls the server left unnamed: one generated prefix per answer, numbered.
 const fallbackCallIds: Effect.Effect<(n: number) => string, never, IdGenerator.IdGenerator> = Effect.gen(function* () {
   const generator = yield* IdGenerator.IdGenerator
@@ -248,19 +281,23 @@ const failWith = (
   phase: "request" | "stream",
   error: unknown
 ): Effect.Effect<never, AiError.AiError> =>
-  Effect.flatMap(Clock.currentTimeMillis, (now) => {
-    const aiError = mapError(error, context(upstream, method, now), phase)
-    // The upstream's own words stay in the server log, without the key.
-    return Effect.logDebug("upstream error text").pipe(
-      Effect.annotateLogs({
-        provider: upstream.config.name,
-        method,
-        reason: aiError.reason._tag,
-        upstream: scrub(error instanceof Error ? error.message : String(error), upstream.secret)
-      }),
-      Effect.andThen(Effect.fail(aiError))
-    )
-  })
+  Effect.flatMap(
+    Effect.all([Clock.currentTimeMillis, TenantProviderKeys.currentFor(upstream.config.name)]),
+    ([now, credential]) => {
+      const aiError = mapError(error, context(upstream, method, now), phase)
+      const text = scrub(error instanceof Error ? error.message : String(error), upstream.secret)
+      // The upstream's own words stay in the server log, without the server's key or the tenant's.
+      return Effect.logDebug("upstream error text").pipe(
+        Effect.annotateLogs({
+          provider: upstream.config.name,
+          method,
+          reason: aiError.reason._tag,
+          upstream: credential === undefined ? text : scrub(text, Redacted.value(credential.apiKey))
+        }),
+        Effect.andThen(Effect.fail(aiError))
+      )
+    }
+  )
 
 const decode = <S extends Schema.Decoder<unknown>>(
   upstream: Upstream,

@@ -10,7 +10,8 @@
  * and goes through `mapError`, and undici's transport errors become the SDK's connection errors or
  * a timeout, so statuses, vendor codes, `Retry-After` and "no upstream text in an error" hold alike.
  */
-import { type ModelCatalog, Usage } from "@polyagent/runtime"
+import { type ModelCatalog, TenantProviderKeys, Usage } from "@polyagent/runtime"
+import * as Redacted from "effect/Redacted"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
@@ -143,14 +144,46 @@ export type Relays = (modelId: string) => ModelCatalog.Relay<AiError.AiError>
  * count. undici checks these timeouts about twice a second: one fires up to a second late, and a
  * gap shorter than about half a second never trips it, whatever the timeout.
  */
-export const make = (target: Target, pool: Dispatcher): Relays =>
-  relays(pool, target, `${target.baseUrl.pathname.replace(/\/+$/, "")}/chat/completions`, target.baseUrl.origin)
+export const make = (target: Target, pool: Dispatcher, tenantDispatcher: Dispatcher = pool): Relays =>
+  relays(pool, tenantDispatcher, target, chatPath(target.baseUrl), target.baseUrl.origin)
 
-const relays = (pool: Dispatcher, target: Target, path: string, origin: string): Relays => {
+const chatPath = (baseUrl: URL) => `${baseUrl.pathname.replace(/\/+$/, "")}/chat/completions`
+
+/** Where one call goes and with which key. */
+interface Route {
+  readonly dispatcher: Dispatcher
+  readonly origin: string
+  readonly path: string
+  readonly headers: Record<string, string>
+  /** The key sent, scrubbed from logged upstream text. */
+  readonly secret: string
+}
+
+const relays = (
+  pool: Dispatcher,
+  tenantDispatcher: Dispatcher,
+  target: Target,
+  path: string,
+  origin: string
+): Relays => {
   const { config, apiKey } = target
   const headers: Record<string, string> = { "content-type": "application/json" }
   if (apiKey !== "") headers["authorization"] = `Bearer ${apiKey}`
   for (const [name, value] of Object.entries(config.headers)) headers[name.toLowerCase()] = value
+  const serverRoute: Route = { dispatcher: pool, origin, path, headers, secret: apiKey }
+  /**
+   * The server's route, or, when the current tenant has its own key for this provider
+   * (`TenantProviderKeys.CurrentCredentials`), its key, and its base URL over `tenantDispatcher`.
+   */
+  const routeOf = Effect.map(TenantProviderKeys.currentFor(config.name), (credential): Route => {
+    if (credential === undefined) return serverRoute
+    const secret = Redacted.value(credential.apiKey)
+    const withKey = { ...headers, authorization: `Bearer ${secret}` }
+    const url = credential.baseUrl === null ? undefined : URL.parse(credential.baseUrl)
+    return url === undefined || url === null
+      ? { ...serverRoute, headers: withKey, secret }
+      : { dispatcher: tenantDispatcher, origin: url.origin, path: chatPath(url), headers: withKey, secret }
+  })
   const context = (method: string): Omit<ErrorContext, "now"> => ({
     provider: config.name,
     method,
@@ -162,17 +195,30 @@ const relays = (pool: Dispatcher, target: Target, path: string, origin: string):
   const streaming = context("stream")
 
   return (modelId) => {
-    const options = (body: ModelCatalog.RelayBody, requestId: string, stream: boolean) => ({
-      origin,
-      path,
+    const options = (route: Route, body: ModelCatalog.RelayBody, requestId: string, stream: boolean) => ({
+      origin: route.origin,
+      path: route.path,
       method: "POST" as const,
-      headers: requestId === "" ? headers : { ...headers, "x-request-id": requestId },
+      headers: requestId === "" ? route.headers : { ...route.headers, "x-request-id": requestId },
       body: JSON.stringify(upstreamBody(body, modelId, config.quirks, stream))
     })
-    const send = (body: ModelCatalog.RelayBody, requestId: string, stream: boolean, signal: AbortSignal) =>
-      pool.request({ ...options(body, requestId, stream), signal })
+    const send = (
+      route: Route,
+      body: ModelCatalog.RelayBody,
+      requestId: string,
+      stream: boolean,
+      signal: AbortSignal
+    ) => route.dispatcher.request({ ...options(route, body, requestId, stream), signal })
 
     const complete = (
+      body: ModelCatalog.RelayBody,
+      requestId: string,
+      meter: ModelCatalog.Meter
+    ): Effect.Effect<Uint8Array, AiError.AiError> =>
+      Effect.flatMap(routeOf, (route) => completeOn(route, body, requestId, meter))
+
+    const completeOn = (
+      route: Route,
       body: ModelCatalog.RelayBody,
       requestId: string,
       meter: ModelCatalog.Meter
@@ -183,7 +229,7 @@ const relays = (pool: Dispatcher, target: Target, path: string, origin: string):
       return Effect.tryPromise({
         // The signal is aborted if the Effect is interrupted, while waiting for headers or body alike.
         try: (signal) =>
-          collect(pool, options(body, requestId, false), signal, errorBodyLimit).then(
+          collect(route.dispatcher, options(route, body, requestId, false), signal, errorBodyLimit).then(
             (answer) => {
               began = isSuccess(answer.status)
               return readAnswer(answer)
@@ -202,7 +248,7 @@ const relays = (pool: Dispatcher, target: Target, path: string, origin: string):
           used = reported === undefined ? [Usage.make(promptTokensOf(body), 0), true] : [reported, false]
           return Effect.succeed(answer.bytes)
         }),
-        Effect.catch((failed) => failWith(completing, failed, apiKey)),
+        Effect.catch((failed) => failWith(completing, failed, route.secret)),
         Effect.onExit(() =>
           Effect.sync(() => {
             // An answer whose body broke off: its prompt was read upstream.
@@ -214,6 +260,14 @@ const relays = (pool: Dispatcher, target: Target, path: string, origin: string):
     }
 
     const stream = (
+      body: ModelCatalog.RelayBody,
+      requestId: string,
+      meter: ModelCatalog.Meter
+    ): Stream.Stream<Uint8Array, AiError.AiError> =>
+      Stream.unwrap(Effect.map(routeOf, (route) => streamOn(route, body, requestId, meter)))
+
+    const streamOn = (
+      route: Route,
       body: ModelCatalog.RelayBody,
       requestId: string,
       meter: ModelCatalog.Meter
@@ -233,7 +287,7 @@ const relays = (pool: Dispatcher, target: Target, path: string, origin: string):
             })
           )
           const response = yield* Effect.tryPromise({
-            try: () => send(body, requestId, true, controller.signal),
+            try: () => send(route, body, requestId, true, controller.signal),
             catch: (error) => failure(error, "request")
           })
           answer = response.body
@@ -244,7 +298,7 @@ const relays = (pool: Dispatcher, target: Target, path: string, origin: string):
           }
           return bytesOf(response.body, metered)
         })
-      ).pipe(Stream.catch((failed) => Stream.fromEffect(failWith(streaming, failed, apiKey))))
+      ).pipe(Stream.catch((failed) => Stream.fromEffect(failWith(streaming, failed, route.secret))))
 
     return { complete, stream }
   }

@@ -201,5 +201,26 @@ export const migrations = {
       outcome TEXT NOT NULL
     )`
     yield* sql`CREATE INDEX audit_log_tenant ON audit_log (tenant, seq)`
+  }),
+  "12_secrets_and_key_guards": Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    // What guards an API key beyond its hash (KeyGuards): its signing secret, sealed by SecretBox,
+    // and the addresses it may be used from (a JSON array). A key without a row has no guard.
+    yield* sql`CREATE TABLE key_guards (
+      key_id TEXT PRIMARY KEY,
+      tenant TEXT NOT NULL,
+      signing_secret TEXT,
+      allowed_ips TEXT,
+      created_at TEXT NOT NULL
+    )`
+    // A tenant's own provider keys (TenantProviderKeys), sealed by SecretBox.
+    yield* sql`CREATE TABLE tenant_provider_keys (
+      tenant TEXT NOT NULL,
+      provider TEXT NOT NULL,
+      api_key TEXT NOT NULL,
+      base_url TEXT,
+      updated_at TEXT NOT NULL,
+      PRIMARY KEY (tenant, provider)
+    )`
   })
 }

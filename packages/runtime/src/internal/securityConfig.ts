@@ -8,6 +8,7 @@
 import * as Duration from "effect/Duration"
 import * as Schema from "effect/Schema"
 import { DurationSetting } from "./durationSetting.ts"
+import * as SecretsConfig from "./secretsConfig.ts"
 
 const Secret = <S extends Schema.Codec<string>>(value: S) => Schema.OptionFromNullOr(Schema.RedactedFromValue(value))
 const HttpUrl = Schema.String.check(Schema.isPattern(/^https?:\/\/\S+$/, { expected: "an http(s) URL" }))
@@ -50,8 +51,9 @@ export const Security = Schema.Struct({
       Schema.isPattern(/^pa_\S{21,}$/, { expected: 'a key starting with "pa_", at least 24 characters, no spaces' })
     )
   ),
-  jwt: Jwt
-}).pipe(Schema.encodeKeys({ adminKey: "admin_key" }))
+  jwt: Jwt,
+  ...SecretsConfig.securityFields
+}).pipe(Schema.encodeKeys({ adminKey: "admin_key", ...SecretsConfig.securityKeys }))
 
 /** `audit`: what the audit log records besides every admin action. */
 export const Audit = Schema.Struct({
@@ -72,6 +74,7 @@ export const securityDefaults: typeof Security.Encoded = {
     audience: null,
     algorithms: [],
     clock_skew: "30s"
-  }
+  },
+  ...SecretsConfig.defaults.security
 }
 export const auditDefaults: typeof Audit.Encoded = { sample_key_use: 0.01 }
