@@ -32,6 +32,7 @@ import {
   ModelHealth,
   ModelRouter,
   RetryBudget,
+  Safety,
   SessionActor,
   SessionProtocol,
   SessionRecovery,
@@ -130,11 +131,14 @@ const application = (config: AppConfig.AppConfigValue, options: Options) => {
     FastLane.layer({ bodyLimit: config.server.bodyLimit })
   ).pipe(Layer.provide([Authentication.layerKeyCache, Readiness.layer]))
   const summary = StartupSummary.layer(config).pipe(Layer.provideMerge(http))
+  // The safety policies: their model checks go through the router, their decisions to the audit log.
+  const safety = Safety.layer(config.safety)
   // Turns a crash interrupted between their tool calls and their answer finish in the background.
   const recovery = Layer.effectDiscard(Effect.forkScoped(SessionRecovery.resumeUnfinished))
   return Layer.mergeAll(summary, recovery).pipe(
     Layer.provide(bootstrap),
     Layer.provide(sessions),
+    Layer.provideMerge(safety),
     Layer.provideMerge(routing),
     Layer.provideMerge(
       Layer.mergeAll(db, storage, budgets, experiments, models, cluster, tools, settings, Audit.layerMemory())

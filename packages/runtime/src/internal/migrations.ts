@@ -177,5 +177,10 @@ export const migrations = {
       updated_at BIGINT NOT NULL,
       record TEXT NOT NULL
     )`
+  }),
+  "13_safety_policies": Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    // An agent's safety policy (JSON, see Agent.AgentSafety): how it tightens its tenant's.
+    yield* sql`ALTER TABLE agents ADD COLUMN safety TEXT`
   })
 }
