@@ -32,6 +32,8 @@ const split = (name: string): InjectionSplit => {
 const dev = split("injection.dev.json")
 const heldOut = split("injection.heldout.json")
 
+const chinese = (texts: ReadonlyArray<string>) => texts.filter((text) => /[\u4e00-\u9fff]/.test(text)).length
+
 const rates = ({ injection, benign }: InjectionSplit) => ({
   detected: injection.filter((text) => Injection.detect(text) !== undefined).length / injection.length,
   falsePositives: benign.filter((text) => Injection.detect(text) !== undefined).length / benign.length,
@@ -45,7 +47,6 @@ describe("prompt-injection heuristics", () => {
     const benign = [...dev.benign, ...heldOut.benign]
     assert.isAtLeast(injections.length, 100)
     assert.isAtLeast(benign.length, 200)
-    const chinese = (texts: ReadonlyArray<string>) => texts.filter((text) => /[\u4e00-\u9fff]/.test(text)).length
     assert.isAtLeast(chinese(injections), 30)
     assert.isAtLeast(chinese(benign), 60)
   })
@@ -89,9 +90,10 @@ describe("medical check", () => {
     return list.filter((c): c is MedicalCase => typeof c === "object" && c !== null && "text" in c && "expect" in c)
   }
 
+  const outcome = (text: string) => Medical.classify(text, drugs)?.action ?? "allow"
+
   describe.each(["en", "zh"] as const)("%s", (language) => {
     const list = byLanguage(language)
-    const outcome = (text: string) => Medical.classify(text, drugs)?.action ?? "allow"
 
     it("has at least 40 cases covering every outcome", () => {
       assert.isAtLeast(list.length, 40)
