@@ -8,6 +8,7 @@
  * When no policy is on, `ModelCompletion` does not call this module at all.
  */
 import * as Effect from "effect/Effect"
+import * as Predicate from "effect/Predicate"
 import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
@@ -108,7 +109,7 @@ export const guardStream = (
     let header: ChatCompletions.Header | undefined
     const read = (event: string): Piece => {
       const eventBytes = encoder.encode(event)
-      const text = ChatCompletions.streamText([eventBytes])
+      const text = textOf(event)
       if (text !== "" && header === undefined) header = headerOf(event)
       answer += text
       return { bytes: eventBytes, text }
@@ -124,10 +125,12 @@ export const guardStream = (
     const pieces = Stream.mapEffect(bytes, (chunk) => {
       buffer += decoder.decode(chunk, { stream: true })
       const events: Array<string> = []
-      for (let end = buffer.indexOf("\n\n"); end !== -1; end = buffer.indexOf("\n\n")) {
-        events.push(buffer.slice(0, end + 2))
-        buffer = buffer.slice(end + 2)
+      let start = 0
+      for (let end = buffer.indexOf("\n\n"); end !== -1; end = buffer.indexOf("\n\n", start)) {
+        events.push(buffer.slice(start, end + 2))
+        start = end + 2
       }
+      buffer = buffer.slice(start)
       return pushAll(events)
     })
     const finish = Effect.gen(function* () {
@@ -146,6 +149,24 @@ export const guardStream = (
     })
     return Stream.concat(Stream.flattenIterable(pieces), Stream.flattenIterable(Stream.fromEffect(finish)))
   })
+
+/** The answer's text an SSE event carries: its `data:` chunks' `choices[].delta.content`. */
+const textOf = (event: string): string => {
+  let text = ""
+  for (const line of event.split("\n")) {
+    if (!line.startsWith("data:") || line.includes("[DONE]")) continue
+    const json = Result.try((): unknown => JSON.parse(line.slice(5)))
+    if (Result.isFailure(json)) continue
+    const choices: unknown = Predicate.hasProperty(json.success, "choices") ? json.success.choices : undefined
+    if (!Array.isArray(choices)) continue
+    for (const choice of choices) {
+      const delta: unknown = Predicate.hasProperty(choice, "delta") ? choice.delta : undefined
+      const content: unknown = Predicate.hasProperty(delta, "content") ? delta.content : undefined
+      if (typeof content === "string") text += content
+    }
+  }
+  return text
+}
 
 const fallbackHeader: ChatCompletions.Header = { id: "chatcmpl-safety", created: 0, model: "safety" }
 

@@ -125,18 +125,20 @@ describe("Safety", () => {
       const policy = safety.policy("acme")
       const guard = safety.guard<string>(policy, subject)
       const released: Array<string> = []
-      const pieces = "For pain, take 10 tablets of 500 mg paracetamol every 4 hours.".split(/(?<= )/)
+      const text = `${"Rest and drink plenty of fluids; most back pain gets better within a few weeks. ".repeat(3)}For pain, take 10 tablets of 500 mg paracetamol every 4 hours.`
+      const pieces = text.split(/(?<= )/)
       const stopped = yield* Effect.flip(
-        Effect.forEach(pieces, (piece) => Effect.map(guard.push(piece, piece), (items) => released.push(...items)))
+        Effect.andThen(
+          Effect.forEach(pieces, (piece) => Effect.map(guard.push(piece, piece), (items) => released.push(...items))),
+          guard.end(text)
+        )
       )
       assert.deepStrictEqual(
         { action: stopped.action, category: stopped.category, stage: stopped.stage },
-        {
-          action: "refuse",
-          category: "medical_dosage",
-          stage: "output"
-        }
+        { action: "refuse", category: "medical_dosage", stage: "output" }
       )
+      // The safe text before the window went out; nothing of the dose did.
+      assert.include(released.join(""), "Rest and drink")
       assert.notInclude(released.join(""), "500 mg")
       const canary = yield* safety.canary
       const leak = safety.guard<string>(policy, subject, canary)

@@ -16,6 +16,8 @@ export interface Drug {
   readonly name: string
   readonly aliases: ReadonlyArray<string>
   readonly maxDailyMg: number
+  /** Any of its names: Latin ones as whole words, Chinese ones anywhere. */
+  readonly pattern: RegExp
 }
 
 /**
@@ -84,7 +86,13 @@ export const table = (maxDailyDoses: Readonly<Record<string, string>>): Readonly
   Object.entries(maxDailyDoses).flatMap(([name, dose]) => {
     const maxDailyMg = parseDose(dose)
     const key = name.toLowerCase()
-    return maxDailyMg === undefined ? [] : [{ name: key, aliases: [key, ...(knownAliases[key] ?? [])], maxDailyMg }]
+    if (maxDailyMg === undefined) return []
+    const aliases = [key, ...(knownAliases[key] ?? [])]
+    const alternatives = aliases.map((alias) => {
+      const escaped = alias.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")
+      return /^[a-z ]+$/.test(alias) ? `\\b${escaped}\\b` : escaped
+    })
+    return [{ name: key, aliases, maxDailyMg, pattern: new RegExp(alternatives.join("|")) }]
   })
 
 /** A stated dose over its drug's maximum. */
@@ -183,11 +191,6 @@ const frequencyOf = (sentence: string): number => {
   return 1
 }
 
-const mentions = (sentence: string, drug: Drug): boolean =>
-  drug.aliases.some((alias) =>
-    /^[a-z ]+$/.test(alias) ? new RegExp(`\\b${alias}\\b`).test(sentence) : sentence.includes(alias)
-  )
-
 /** The daily dose `sentence` states, in mg: its largest dose times its frequency, or its largest daily amount. */
 const dailyOf = (sentence: string): number => {
   let perDose = 0
@@ -210,10 +213,11 @@ const dailyOf = (sentence: string): number => {
  * written (normalisation is the caller's: lower case, NFKC).
  */
 export const check = (text: string, drugs: ReadonlyArray<Drug>): Overdose | undefined => {
-  if (drugs.length === 0) return undefined
+  // A dose is a number: text without digits states none.
+  if (drugs.length === 0 || !/\d/.test(text)) return undefined
   let previous: Drug | undefined
   for (const sentence of text.split(sentenceBreak)) {
-    const drug = drugs.find((candidate) => mentions(sentence, candidate)) ?? previous
+    const drug = drugs.find((candidate) => candidate.pattern.test(sentence)) ?? previous
     previous = drug
     if (drug === undefined || !/\d/.test(sentence)) continue
     const dailyMg = dailyOf(sentence)

@@ -5,10 +5,14 @@
  * stops the stream while the span that failed it is still held: the client never receives it.
  * At the end the rest is checked once more, as a whole answer, and released.
  *
- * The window is counted in estimated tokens (`estimateTokens`), which over-count `o200k_base`
- * for English and Chinese, so a window of `n` estimated tokens holds at most `n` real ones plus
- * the newest piece. A span longer than the window may be partly released before it is complete;
- * detectors look for spans shorter than that (a dose, a canary, a phrase).
+ * The check runs when something is due to leave (the text held passed the window), and then
+ * releases down to three quarters of the window, so it runs about once per quarter window rather
+ * than once per piece. The window is counted in estimated tokens (`estimateTokens`), which
+ * over-count `o200k_base` for English and Chinese, so a window of `n` estimated tokens holds at
+ * most `n` real ones plus the newest piece. A span is always stopped before any of it is released
+ * when it is at most three quarters of the window long (36 tokens with the default 48); a longer
+ * span may be partly released before it is complete. Detectors look for spans shorter than that
+ * (a dose, a canary, a phrase).
  */
 
 /** Why a check stopped the output. */
@@ -39,7 +43,7 @@ export const estimateTokens = (text: string): number => {
 }
 
 /** The text before the held pieces that a check still reads: enough for a sentence's context. */
-const contextChars = 600
+const contextChars = 400
 
 /** A hold-back window over pieces of type `A`. */
 export class HoldBack<A> {
@@ -64,13 +68,14 @@ export class HoldBack<A> {
     this.held.push({ item, text, tokens })
     this.heldTokens += tokens
     this.heldText += text
-    if (text !== "") {
-      const verdict = this.check(this.released + this.heldText, false)
-      if (verdict !== undefined) return this.stop(verdict)
-    }
+    // Nothing leaves yet: nothing to check yet.
+    if (this.heldTokens <= this.windowTokens || this.held.length === 1) return { _tag: "Release", items: [] }
+    const verdict = this.check(this.released + this.heldText, false)
+    if (verdict !== undefined) return this.stop(verdict)
     const items: Array<A> = []
+    const keep = Math.floor((this.windowTokens * 3) / 4)
     // The newest piece stays held: it was checked only with what precedes it.
-    while (this.held.length > 1 && this.heldTokens > this.windowTokens) {
+    while (this.held.length > 1 && this.heldTokens > keep) {
       const first = this.held.shift()
       if (first === undefined) break
       this.heldTokens -= first.tokens
