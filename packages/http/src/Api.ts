@@ -20,6 +20,7 @@ import {
   ModelCatalog,
   ModelHealth,
   Redaction,
+  Safety,
   Session,
   SessionProtocol,
   Storage,
@@ -113,6 +114,7 @@ export const ChatEvent = Schema.Union([
   event("tool_call", Message.ToolCallRecord),
   event("tool_result", ToolExecutor.ToolResult),
   event("failover", Schema.Struct({ from: Schema.String, to: Schema.String })),
+  event("safety", Safety.Decision),
   event("usage", Usage.Usage),
   event("done", SessionProtocol.TurnResult),
   event("error", ErrorEnvelope)
@@ -189,8 +191,14 @@ export class ModelsGroup extends HttpApiGroup.make("models")
   )
   .middleware(Authentication) {}
 
-/** An event of a streamed completion: `data:` lines of JSON chunks, then `[DONE]`; `error` on failure. */
-export const CompletionEvent = Schema.Struct({ event: Schema.Literals(["message", "error"]), data: Schema.String })
+/**
+ * An event of a streamed completion: `data:` lines of JSON chunks, then `[DONE]`; `safety`
+ * `{action, category}` when a safety policy decided; `error` on failure.
+ */
+export const CompletionEvent = Schema.Struct({
+  event: Schema.Literals(["message", "safety", "error"]),
+  data: Schema.String
+})
 export type CompletionEvent = typeof CompletionEvent.Type
 
 export class OpenAiGroup extends HttpApiGroup.make("openai")

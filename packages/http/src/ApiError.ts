@@ -231,6 +231,8 @@ export const ofTurnError = (error: SessionProtocol.TurnError): Effect.Effect<Ans
       return Effect.succeed({ type: "conflict", message: error.message })
     case "ContextTooLong":
     case "NoCapableModel":
+    // A safety policy stopped the request or its answer: the same type on every route (README, Safety).
+    case "SafetyStop":
       return Effect.succeed({ type: "invalid_request", message: error.message })
     case "BudgetExceeded":
       return Effect.succeed({ type: "budget_exceeded", message: error.message })

@@ -16,7 +16,14 @@ import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import * as HttpApiBuilder from "effect/http-api/HttpApiBuilder"
 import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import type { ServerResponse } from "node:http"
-import { Identifier, type ModelRouter, SessionProtocol, StatelessTurn, type Storage } from "@polyagent/runtime"
+import {
+  Identifier,
+  type ModelRouter,
+  type Safety,
+  type SessionProtocol,
+  StatelessTurn,
+  type Storage
+} from "@polyagent/runtime"
 import { Api, type CompletionEvent, Principal } from "./Api.ts"
 import * as ApiError from "./ApiError.ts"
 import * as Authentication from "./Authentication.ts"
@@ -40,22 +47,37 @@ const readRequest = (request: HttpServerRequest.HttpServerRequest) =>
 
 const message = (data: string): CompletionEvent => ({ event: "message", data })
 
-/** An agent's streamed turn as OpenAI's chunks; its tool calls stay on the server. */
+/** The `safety` event of a stream: `{action, category}`. */
+const safetyEvent = (decision: Safety.Decision): CompletionEvent => ({
+  event: "safety",
+  data: JSON.stringify({ action: decision.action, category: decision.category })
+})
+
+/**
+ * An agent's streamed turn as OpenAI's chunks; its tool calls stay on the server. A safety
+ * decision is a `safety` event; a turn a safety policy stopped ends with it, then `error`.
+ */
 const streamAgentTurn = (
-  run: (delta: (content: string) => Effect.Effect<void>) => Effect.Effect<unknown, SessionProtocol.TurnError>,
+  run: (
+    delta: (content: string) => Effect.Effect<void>,
+    decided: (decision: Safety.Decision) => Effect.Effect<void>
+  ) => Effect.Effect<unknown, SessionProtocol.TurnError>,
   header: ChatCompletions.Header
 ): Stream.Stream<CompletionEvent> =>
   Stream.callback<CompletionEvent>((queue) =>
-    run((content) => Effect.asVoid(Queue.offer(queue, message(ChatCompletions.chunk(header, { content }))))).pipe(
+    run(
+      (content) => Effect.asVoid(Queue.offer(queue, message(ChatCompletions.chunk(header, { content })))),
+      (decision) => Effect.asVoid(Queue.offer(queue, safetyEvent(decision)))
+    ).pipe(
       Effect.andThen(
         Queue.offerAll(queue, [message(ChatCompletions.chunk(header, {}, "stop")), message(ChatCompletions.done)])
       ),
       Effect.catch((error) =>
         Effect.flatMap(Effect.all([ApiError.ofTurnError(error), Effect.service(ApiError.RequestId)]), ([answer, id]) =>
-          Queue.offer(queue, {
-            event: "error",
-            data: JSON.stringify(ApiError.envelope(answer.type, answer.message, id))
-          })
+          Queue.offerAll(queue, [
+            ...(error._tag === "SafetyStop" ? [safetyEvent(error)] : []),
+            { event: "error", data: JSON.stringify(ApiError.envelope(answer.type, answer.message, id)) }
+          ])
         )
       ),
       Effect.andThen(Queue.end(queue))
@@ -88,19 +110,26 @@ export const layer = HttpApiBuilder.group(
         // An agent's answers carry the id the client asked for.
         model: request.model
       }
-      const input = (delta?: (content: string) => Effect.Effect<void>): StatelessTurn.Input => ({
+      const input = (
+        delta?: (content: string) => Effect.Effect<void>,
+        decided?: (decision: Safety.Decision) => Effect.Effect<void>
+      ): StatelessTurn.Input => ({
         caller,
         agentId,
         messages: ChatCompletions.toPrompt(request.messages),
         callOptions: ModelCompletion.callOptionsOf(request),
         userId: request.user ?? null,
-        delta
+        delta,
+        decided
       })
       if (request.stream === true) {
-        return streamAgentTurn((delta) => StatelessTurn.run(input(delta)).pipe(Effect.provide(context)), header)
+        return streamAgentTurn(
+          (delta, decided) => StatelessTurn.run(input(delta, decided)).pipe(Effect.provide(context)),
+          header
+        )
       }
       const outcome = yield* StatelessTurn.run(input()).pipe(Effect.provide(context), Effect.catch(ApiError.failTurn))
-      yield* RequestLog.recordModel(outcome.model.info.id)
+      yield* RequestLog.recordModel(outcome.model)
       return ChatCompletions.completion(header, outcome.text, [], "stop", outcome.usage)
     })
 

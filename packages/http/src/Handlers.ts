@@ -9,6 +9,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Pull from "effect/Pull"
+import * as Result from "effect/Result"
 import * as Stream from "effect/Stream"
 import type * as ClusterErrors from "effect/cluster/ClusterError"
 import * as HttpApiBuilder from "effect/http-api/HttpApiBuilder"
@@ -21,6 +22,7 @@ import {
   ModelCatalog,
   ModelHealth,
   type ModelRouter,
+  Safety,
   Session,
   SessionProtocol,
   Storage,
@@ -75,6 +77,18 @@ const toApiError = (error: SessionProtocol.TurnError | ClusterError): Effect.Eff
   }
 }
 
+/**
+ * The events that end a failed stream: the `error` event, after a `safety` event when a safety
+ * policy stopped the turn.
+ */
+const endEvents = (cause: Cause.Cause<SessionProtocol.TurnError | ClusterError>) =>
+  Effect.map(errorEvent(cause), (error): ReadonlyArray<ChatEvent> => {
+    const failure = Cause.findErrorOption(cause)
+    if (Option.isNone(failure) || failure.value._tag !== "SafetyStop") return [error]
+    const { action, category } = failure.value
+    return [{ event: "safety", data: { action, category } }, error]
+  })
+
 /** The `error` event that ends a failed stream. */
 const errorEvent = (cause: Cause.Cause<SessionProtocol.TurnError | ClusterError>) =>
   Effect.gen(function* () {
@@ -90,6 +104,9 @@ const errorEvent = (cause: Cause.Cause<SessionProtocol.TurnError | ClusterError>
     return { event: "error", data: error } satisfies ChatEvent
   })
 
+/** The first events of a streamed turn, or the safety policy's stop before it started. */
+type Started = Result.Result<ReadonlyArray<SessionProtocol.TurnEvent>, Safety.SafetyStop>
+
 const sessionNotFound = (id: string) => ApiError.fail("not_found", `session ${id} not found`)
 
 /** What a turn in flight fails with once storage is seen down: it could not be stored. */
@@ -102,6 +119,8 @@ const chatEvents = (turnEvent: SessionProtocol.TurnEvent, sessionId: string): Ar
       return [{ event: "session", data: { session_id: sessionId } }]
     case "Failover":
       return [{ event: "failover", data: { from: turnEvent.from, to: turnEvent.to } }]
+    case "Safety":
+      return [{ event: "safety", data: turnEvent.decision }]
     case "Delta":
       return [{ event: "delta", data: { content: turnEvent.content } }]
     case "ToolCall":
@@ -179,13 +198,18 @@ const ChatHandlers = HttpApiBuilder.group(
           )
           const first = yield* pull.pipe(
             Pull.catchDone(() => Effect.succeed<ReadonlyArray<SessionProtocol.TurnEvent>>([])),
-            Effect.catch(toApiError)
+            Effect.map((events): Started => Result.succeed(events)),
+            // A request a safety policy stopped is told in events, as a stopped answer is (README).
+            Effect.catch((error) =>
+              error._tag === "SafetyStop" ? Effect.succeed<Started>(Result.fail(error)) : toApiError(error)
+            )
           )
-          return Stream.concat(Stream.fromIterable(first), Stream.fromPull(Effect.succeed(pull))).pipe(
+          if (Result.isFailure(first)) return Stream.fromIterableEffect(endEvents(Cause.fail(first.failure)))
+          return Stream.concat(Stream.fromIterable(first.success), Stream.fromPull(Effect.succeed(pull))).pipe(
             // Chunk by chunk: the events that arrived together are encoded and written together.
             Stream.mapArray((turnEvents) => Arr.flatMap(turnEvents, (turnEvent) => chatEvents(turnEvent, sessionId))),
             // A client that goes away interrupts this stream itself, which ends it without this.
-            Stream.catchCause((cause) => Stream.fromEffect(errorEvent(cause)))
+            Stream.catchCause((cause) => Stream.fromIterableEffect(endEvents(cause)))
           )
         })
       )

@@ -9,15 +9,17 @@
  */
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import * as Result from "effect/Result"
 import * as Stream from "effect/Stream"
 import type * as AiError from "effect/ai/AiError"
 import type * as LanguageModel from "effect/ai/LanguageModel"
 import type * as Response from "effect/ai/Response"
 import type * as Toolkit from "effect/ai/Toolkit"
-import { CallOptions, Identifier, ModelCatalog, ModelRouter, StatelessTurn, Usage } from "@polyagent/runtime"
+import { CallOptions, Identifier, ModelCatalog, ModelRouter, Safety, StatelessTurn, Usage } from "@polyagent/runtime"
 import type { ServerResponse } from "node:http"
 import * as ChatCompletions from "./ChatCompletions.ts"
+import * as CompletionSafety from "./CompletionSafety.ts"
 import { modelHeader } from "./Edge.ts"
 import * as RelayResponse from "./RelayResponse.ts"
 import * as RequestLog from "./RequestLog.ts"
@@ -188,6 +190,43 @@ export const serve = (
     const { body, request } = options.parsed
     const { caller, stickyKey } = options
     const { requestId } = caller
+    const created = Math.floor((yield* Clock.currentTimeMillis) / 1000)
+    const id = `chatcmpl-${Identifier.randomBase62(24)}`
+    const streamed = request.stream === true
+
+    // Safety: off (the default), this is one flag read and nothing else.
+    const safety = yield* Effect.serviceOption(Safety.Safety)
+    const policy = Option.isSome(safety) ? safety.value.policy(caller.payer.tenant) : undefined
+    let screening: Safety.Screening | undefined
+    if (Option.isSome(safety) && policy !== undefined && policy.input) {
+      const subject: Safety.Subject = { caller, target: requestId }
+      const text = StatelessTurn.lastUserText(ChatCompletions.toPrompt(request.messages))
+      const screened = yield* Effect.result(safety.value.screen(policy, text, subject))
+      if (Result.isFailure(screened)) {
+        // Streamed: the `safety` event then `error`; else the envelope with status 400.
+        return yield* streamed
+          ? RelayResponse.stream(response, Stream.fail(screened.failure), requestId)
+          : RelayResponse.fail(response, screened.failure, requestId)
+      }
+      screening = screened.success
+      const replyText = screening.reply
+      if (replyText !== undefined) {
+        yield* RequestLog.recordModel("safety")
+        response.setHeader(modelHeader, "safety")
+        const header = { id, created, model: request.model }
+        const answer = CompletionSafety.reply(header, screening.decision, replyText, streamed)
+        return yield* answer instanceof Uint8Array
+          ? RelayResponse.complete(response, Effect.succeed(answer), requestId)
+          : RelayResponse.stream(response, answer, requestId)
+      }
+    }
+    /** The output check of this completion's answer, when the policy has one. */
+    const guard = <A>() =>
+      Option.isSome(safety) && policy !== undefined && policy.output
+        ? safety.value.guard<A>(policy, { caller, target: requestId })
+        : undefined
+    const disclaimer = screening?.disclaimer
+
     const promptTokens = Math.ceil(options.bodyLength / bytesPerToken)
     const planned = yield* Effect.result(
       router.plan({
@@ -203,8 +242,6 @@ export const serve = (
     const plan = planned.success
     const callOptions = callOptionsOf(request)
     const includeUsage = request.stream_options?.include_usage === true
-    const created = Math.floor((yield* Clock.currentTimeMillis) / 1000)
-    const id = `chatcmpl-${Identifier.randomBase62(24)}`
     /** The header names the model whose bytes come first (a stream's headers go out with them). */
     const answering = (model: ModelCatalog.Model) =>
       Effect.map(RequestLog.recordModel(model.info.id), () => {
@@ -246,7 +283,15 @@ export const serve = (
           ),
         callOptions.maxTokens
       )
-      return yield* RelayResponse.complete(response, answer, requestId)
+      const checked = guard<never>()
+      return yield* RelayResponse.complete(
+        response,
+        // A disclaimer comes with the medical check, which is an output check: `checked` is set.
+        checked === undefined
+          ? answer
+          : Effect.flatMap(answer, (bytes) => CompletionSafety.checkCompletion(bytes, checked, disclaimer)),
+        requestId
+      )
     }
 
     // The body's own messages (unknown fields kept), then the continuation of a broken-off answer.
@@ -294,5 +339,10 @@ export const serve = (
           .pipe(Stream.filter((part): part is Uint8Array => part instanceof Uint8Array)),
       callOptions.maxTokens
     )
-    return yield* RelayResponse.stream(response, answer, requestId)
+    const checked = guard<CompletionSafety.Piece>()
+    return yield* RelayResponse.stream(
+      response,
+      checked === undefined ? answer : CompletionSafety.guardStream(answer, checked, screening?.decision, disclaimer),
+      requestId
+    )
   })

@@ -3,7 +3,8 @@
  * failure before the answer began is the envelope with its HTTP status (`ApiError.ofTurnError`: a
  * rate limit with `Retry-After`, a spent budget 402), as OpenAI answers a failed streamed request
  * too; a stream that fails once its first bytes went out ends with an `error` event in the
- * envelope. Interrupting the Effect (a client that went away) writes nothing. Both answer the HTTP
+ * envelope (after a `safety` event when a safety policy stopped it, which is told in events even
+ * before the first byte). Interrupting the Effect (a client that went away) writes nothing. Both answer the HTTP
  * status they wrote, for the request's log line.
  */
 import * as Cause from "effect/Cause"
@@ -53,9 +54,19 @@ export const stream = (
         }),
       onFailure: (cause) => {
         const error = Cause.findErrorOption(cause)
-        if (!response.headersSent || error._tag === "None") return failed(response, cause, requestId)
+        // A stream a safety policy stopped, even before its first byte, ends with `safety` then `error`.
+        const stopped = error._tag === "Some" && error.value._tag === "SafetyStop" ? error.value : undefined
+        if (stopped === undefined && (!response.headersSent || error._tag === "None")) {
+          return failed(response, cause, requestId)
+        }
+        if (error._tag === "None") return failed(response, cause, requestId)
         return Effect.map(ApiError.ofTurnError(error.value), (answer) => {
-          response.end(errorEvent(answer, requestId))
+          start()
+          const safety =
+            stopped === undefined
+              ? ""
+              : `\n\nevent: safety\ndata: ${JSON.stringify({ action: stopped.action, category: stopped.category })}`
+          response.end(safety + errorEvent(answer, requestId))
           return response.statusCode
         })
       }

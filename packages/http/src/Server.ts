@@ -35,6 +35,7 @@ import {
   RetryBudget,
   SecretBox,
   SeenSignatures,
+  Safety,
   SessionActor,
   SessionProtocol,
   SessionRecovery,
@@ -191,11 +192,14 @@ const application = (config: AppConfig.AppConfigValue, options: Options) => {
     ])
   )
   const summary = StartupSummary.layer(config).pipe(Layer.provideMerge(http))
+  // The safety policies: their model checks go through the router, their decisions to the audit log.
+  const safety = Safety.layer(config.safety)
   // Turns a crash interrupted between their tool calls and their answer finish in the background.
   const recovery = Layer.effectDiscard(Effect.forkScoped(SessionRecovery.resumeUnfinished))
   return Layer.mergeAll(summary, recovery).pipe(
     Layer.provide(bootstrap),
     Layer.provide(sessions),
+    Layer.provideMerge(safety),
     Layer.provideMerge(routing),
     Layer.provideMerge(
       Layer.mergeAll(db, storage, budgets, experiments, models, cluster, tools, settings, audit, sealed, guards)

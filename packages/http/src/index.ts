@@ -5,4 +5,5 @@
 export * as Api from "./Api.ts"
 export * as ApiError from "./ApiError.ts"
 export * as Authentication from "./Authentication.ts"
+export * as CompletionSafety from "./CompletionSafety.ts"
 export * as Server from "./Server.ts"

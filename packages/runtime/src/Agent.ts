@@ -3,6 +3,7 @@
  * tools and sampling parameters — that sessions run with. Agents belong to one tenant.
  */
 import * as Schema from "effect/Schema"
+import { CategoryCode } from "./internal/safetyConfig.ts"
 
 /** What an agent does: plain chat, chat with tools, or a workflow. */
 export const AgentType = Schema.Literals(["chat", "tool_calling", "workflow"])
@@ -19,6 +20,21 @@ export type Parameters = typeof Parameters.Type
 /** What an agent remembers about its users across sessions. */
 export const MemorySettings = Schema.Struct({ enabled: Schema.Boolean })
 
+/**
+ * An agent's safety policy: it can only tighten its tenant's (see `Safety.ts`). `true` switches a
+ * check on for the agent's turns whatever the tenant's policy; categories are blocked in addition
+ * to the tenant's. There is no `false`: an agent cannot switch off a check its tenant runs.
+ */
+export const AgentSafety = Schema.Struct({
+  /** The medical check (disclaim, escalate, refuse, dosage) on this agent's turns. */
+  medical: Schema.optionalKey(Schema.Literal(true)),
+  /** Prompt-injection detection and the canary in this agent's system prompt. */
+  injection: Schema.optionalKey(Schema.Literal(true)),
+  /** Llama Guard 3 categories (`S1`–`S14`) blocked on this agent's turns besides the tenant's. */
+  blocked_categories: Schema.optionalKey(Schema.Array(CategoryCode))
+})
+export type AgentSafety = typeof AgentSafety.Type
+
 const Name = Schema.String.check(Schema.isNonEmpty(), Schema.isMaxLength(200))
 const SystemPrompt = Schema.String.check(Schema.isMaxLength(100_000))
 const ToolName = Schema.String.check(Schema.isPattern(/^[A-Za-z0-9_-]{1,64}$/))
@@ -32,7 +48,8 @@ export const AgentCreate = Schema.Struct({
   tools_enabled: Schema.optional(Schema.Boolean),
   tools: Schema.optional(Schema.Array(ToolName)),
   parameters: Schema.optional(Parameters),
-  memory: Schema.optional(MemorySettings)
+  memory: Schema.optional(MemorySettings),
+  safety: Schema.optional(AgentSafety)
 })
 export type AgentCreate = typeof AgentCreate.Type
 
@@ -45,7 +62,8 @@ export const AgentPatch = Schema.Struct({
   tools_enabled: Schema.optional(Schema.Boolean),
   tools: Schema.optional(Schema.Array(ToolName)),
   parameters: Schema.optional(Parameters),
-  memory: Schema.optional(MemorySettings)
+  memory: Schema.optional(MemorySettings),
+  safety: Schema.optional(AgentSafety)
 })
 export type AgentPatch = typeof AgentPatch.Type
 
@@ -60,6 +78,8 @@ export class Agent extends Schema.Class<Agent>("@polyagent/runtime/Agent")({
   tools: Schema.Array(Schema.String),
   parameters: Parameters,
   memory: MemorySettings,
+  /** How the agent tightens its tenant's safety policy; `{}` for not at all. */
+  safety: AgentSafety,
   created_at: Schema.String,
   updated_at: Schema.String
 }) {}
@@ -85,6 +105,7 @@ export const fromCreate = (id: string, request: AgentCreate, now: string): Agent
     tools: request.tools ?? [],
     parameters: request.parameters ?? {},
     memory: request.memory ?? { enabled: false },
+    safety: request.safety ?? {},
     created_at: now,
     updated_at: now
   })

@@ -32,6 +32,7 @@ import { Resilience, resilienceDefaults } from "./internal/resilienceConfig.ts"
 import { Cors, RateLimit, rateLimitDefaults } from "./internal/edgeConfig.ts"
 import { Audit as AuditSettings, auditDefaults, Security, securityDefaults } from "./internal/securityConfig.ts"
 import * as SecretsConfig from "./internal/secretsConfig.ts"
+import { SafetySection, safetyDefaults } from "./internal/safetyConfig.ts"
 
 export { DurationSetting } from "./internal/durationSetting.ts"
 export { autoKeys, RouteEntry, RouteStrategy } from "./internal/routingConfig.ts"
@@ -179,6 +180,8 @@ export const AppConfigSchema = Schema.Struct({
   }).pipe(Schema.encodeKeys({ healthCheckInterval: "health_check_interval" })),
   resilience: Resilience,
   routing: Routing,
+  /** Safety policies (`Safety`): input and output checks, the medical check, tenants' overrides. */
+  safety: SafetySection,
   plugins: Schema.Array(NonEmpty),
   /** Spending limits (`Budgets`): per tenant, and a default for every API key; days and months in UTC. */
   budgets: Schema.Struct({
@@ -251,6 +254,7 @@ export const defaults: AppConfigInput = {
   rate_limit: rateLimitDefaults,
   cors: { origins: [] },
   routing: routingDefaults,
+  safety: safetyDefaults,
   plugins: [],
   budgets: { tenants: {}, keys: { daily_usd: null, monthly_usd: null } },
   tools: { max_steps: 8, timeout: "30s", concurrency: 8, max_result_bytes: 65_536, network: { allow_hosts: [] } },
@@ -307,7 +311,9 @@ const isUserKey = (path: ReadonlyArray<PropertyKey>, i: number) =>
     ((path[0] === "models" && path[1] === "catalog") ||
       path[0] === "routing" ||
       (path[0] === "budgets" && path[1] === "tenants") ||
-      (path[0] === "security" && path[1] === "tenants"))) ||
+      (path[0] === "security" && path[1] === "tenants") ||
+      (path[0] === "safety" && path[1] === "tenants"))) ||
+  (i === 3 && path[0] === "safety" && path[1] === "medical" && path[2] === "max_daily_doses") ||
   (i === 4 && path[0] === "routing" && path[1] === "experiments" && path[3] === "arms")
 
 // Issue paths mix YAML keys and camelCase field names; users only know the YAML ones.

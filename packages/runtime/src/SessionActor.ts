@@ -31,6 +31,7 @@ import * as ContextWindow from "./ContextWindow.ts"
 import * as AgentTurn from "./internal/agentTurn.ts"
 import { newMessage, traced } from "./internal/turnParts.ts"
 import * as Entity from "effect/cluster/Entity"
+import * as Safety from "./Safety.ts"
 import type { Message } from "./Message.ts"
 import type { Model } from "./ModelCatalog.ts"
 import { type Caller, ModelRouter, type Plan } from "./ModelRouter.ts"
@@ -67,7 +68,12 @@ interface Turn {
   readonly unstored: ReadonlyArray<Message>
   /** What the first store of the turn also writes: the new session's row, the idempotency key. */
   readonly firstWrite: AppendOptions
+  /** The safety policy's checks of the turn, when any runs. */
+  readonly safety: AgentTurn.TurnSafety | undefined
 }
+
+/** The model and provider an answer of a safety policy (an escalation, a refusal) is stored with. */
+const safetyAnswer = { model: "safety", provider: "polyagent" } as const
 
 /** The fields of an assistant message `model` wrote. */
 const answeredBy = (model: Model) =>
@@ -88,6 +94,7 @@ export const layer = (options: {
       // Tools run only where plugins are loaded; without them agents answer without tools.
       const registry = yield* Effect.serviceOption(ToolRegistry.ToolRegistry)
       const executor = yield* Effect.serviceOption(ToolExecutor.ToolExecutor)
+      const safety = yield* Effect.serviceOption(Safety.Safety)
 
       // undefined until loaded; loaded lazily so a storage failure answers the caller.
       let history: Array<Message> | undefined
@@ -130,8 +137,24 @@ export const layer = (options: {
           if (agentId !== null) agent = yield* findAgent(agentId)
         }
         const user = yield* newMessage({ role: "user", content: input.message, pinned: input.pin })
+        const firstWrite: AppendOptions = {
+          create: exists ? undefined : { agentId: input.agent_id, createdAt: user.created_at },
+          idempotencyKey:
+            input.idempotency_key === null ? undefined : { messageId: user.id, key: input.idempotency_key }
+        }
+        // Before any model is called: a stopped request fails here, an emergency is answered here.
+        const turnSafety = yield* AgentTurn.screen({
+          safety,
+          agent,
+          text: input.message,
+          caller: callerOf(input),
+          target: sessionId
+        })
+        if (turnSafety?.screening.reply !== undefined) {
+          return { _tag: "Reply", user, firstWrite, screening: turnSafety.screening } as const
+        }
         const setup = yield* AgentTurn.setup({ storage, registry, tenant, agent, userId: input.user_id })
-        const { system } = setup
+        const system = AgentTurn.guardedSystem(setup.system, turnSafety)
         const conversation = [...past, user]
         const plan = yield* router.plan(
           AgentTurn.routeOf({
@@ -159,11 +182,6 @@ export const layer = (options: {
               ? { _tag: "summarise", model: plan.candidates[0].languageModel }
               : { _tag: "drop_oldest" }
         })
-        const firstWrite: AppendOptions = {
-          create: exists ? undefined : { agentId: input.agent_id, createdAt: user.created_at },
-          idempotencyKey:
-            input.idempotency_key === null ? undefined : { messageId: user.id, key: input.idempotency_key }
-        }
         return {
           _tag: "Run",
           turn: {
@@ -175,7 +193,8 @@ export const layer = (options: {
             builtins: setup.builtins,
             requestId: input.request_id,
             unstored: [user],
-            firstWrite
+            firstWrite,
+            safety: turnSafety
           } satisfies Turn
         } as const
       }, traced("SessionActor.prepare"))
@@ -290,6 +309,16 @@ export const layer = (options: {
         // The model answering now, for the events of a streamed turn.
         let answering = turn.plan.candidates[0].info.id
         const tell = (event: TurnEvent) => (emit === undefined ? Effect.void : emit(event, answering))
+        const guard = turn.safety?.guard
+        const tellDeltas = (contents: ReadonlyArray<string>) =>
+          Effect.forEach(contents, (content) => tell({ _tag: "Delta", content }), { discard: true })
+        // Streamed text passes the output check's hold-back window before it is told.
+        const delta =
+          emit === undefined
+            ? undefined
+            : guard === undefined
+              ? (content: string) => tell({ _tag: "Delta", content })
+              : (content: string) => Effect.flatMap(guard.push(content, content), tellDeltas)
         const { outcome, models } = yield* router.run(
           turn.caller,
           turn.plan,
@@ -303,6 +332,8 @@ export const layer = (options: {
               hooks: {
                 asked: (content, calls, model) =>
                   Effect.gen(function* () {
+                    // The step's text is checked whole, and what it held back told, before the calls.
+                    if (guard !== undefined) yield* Effect.flatMap(guard.end(content), tellDeltas)
                     // The calls are recorded before they run, so a restart knows what was asked.
                     const asking = yield* newMessage({ ...answeredBy(model), content, tool_calls: calls })
                     yield* store([...unstored, asking], firstWrite)
@@ -314,13 +345,21 @@ export const layer = (options: {
                 answering: (model) => {
                   answering = model.info.id
                 },
-                delta: emit === undefined ? undefined : (content) => tell({ _tag: "Delta", content }),
+                delta,
                 failover: (from, to) => tell({ _tag: "Failover", from, to })
               }
             }).pipe(Effect.map((outcome) => ({ outcome, models: [...routed.models] }))),
           turn.callOptions.maxTokens
         )
-        const { model, text, usage, costUsd } = outcome
+        const { model, usage, costUsd } = outcome
+        if (guard !== undefined) yield* Effect.flatMap(guard.end(outcome.text), tellDeltas)
+        const screening = turn.safety?.screening
+        const disclaimer = screening?.disclaimer
+        if (screening !== undefined && disclaimer !== undefined) {
+          yield* tell({ _tag: "Safety", decision: screening.decision })
+          yield* tell({ _tag: "Delta", content: disclaimer })
+        }
+        const text = outcome.text + (disclaimer ?? "")
         const answer = yield* newMessage({
           ...answeredBy(model),
           content: text,
@@ -337,9 +376,43 @@ export const layer = (options: {
           provider: model.info.provider,
           tool_calls: outcome.results,
           usage,
-          cost_usd: costUsd
+          cost_usd: costUsd,
+          ...(disclaimer === undefined || screening === undefined ? {} : { safety: screening.decision })
         })
       }, traced("SessionActor.loop"))
+
+      /** A turn a safety policy answered itself (an escalation, a refusal): stored, and told as one delta. */
+      const answerBySafety = Effect.fnUntraced(function* (
+        prepared: {
+          readonly user: Message
+          readonly firstWrite: AppendOptions
+          readonly screening: Safety.Screening
+        },
+        emit?: Emit
+      ) {
+        const content = prepared.screening.reply ?? ""
+        const answer = yield* newMessage({
+          role: "assistant",
+          ...safetyAnswer,
+          content,
+          usage: Usage.make(0, 0),
+          cost_usd: 0
+        })
+        yield* store([prepared.user, answer], prepared.firstWrite)
+        if (emit !== undefined) {
+          yield* emit({ _tag: "Safety", decision: prepared.screening.decision }, safetyAnswer.model)
+          yield* emit({ _tag: "Delta", content }, safetyAnswer.model)
+        }
+        return new TurnResult({
+          session_id: sessionId,
+          message: { role: "assistant", content },
+          ...safetyAnswer,
+          tool_calls: [],
+          usage: Usage.make(0, 0),
+          cost_usd: 0,
+          safety: prepared.screening.decision
+        })
+      }, traced("SessionActor.answerBySafety"))
 
       const runTurn = (input: TurnInput, emit?: Emit) =>
         Effect.flatMap(prepare(input), (prepared) => {
@@ -349,6 +422,13 @@ export const layer = (options: {
             return emit === undefined
               ? Effect.succeed(result)
               : Effect.as(emit({ _tag: "Delta", content: result.message.content }, result.model), result)
+          }
+          if (prepared._tag === "Reply") {
+            return answerBySafety(prepared, emit).pipe(
+              Effect.onExit((exit) =>
+                Exit.isSuccess(exit) ? Effect.void : createAfterFailure(prepared.firstWrite.create)
+              )
+            )
           }
           const { turn } = prepared
           return loop(turn, emit).pipe(
@@ -368,7 +448,10 @@ export const layer = (options: {
         // The user is not known any more: nothing is recalled, and `remember` refuses.
         const setup = yield* AgentTurn.setup({ storage, registry, tenant, agent, userId: null })
         if (pending.length > 0) yield* ToolLoop.runCalls(executor, pending, storeResult, setup.builtins)
-        const prompt = [...setup.system, ...toPrompt(history ?? past)]
+        // Whose turn it was is not stored: the tenant pays.
+        const caller = callerOf({ key_id: null, request_id: "resume" })
+        const turnSafety = yield* AgentTurn.screen({ safety, agent, text: null, caller, target: sessionId })
+        const prompt = [...AgentTurn.guardedSystem(setup.system, turnSafety), ...toPrompt(history ?? past)]
         const plan = yield* router.plan(
           AgentTurn.routeOf({
             model: asking.model,
@@ -385,15 +468,15 @@ export const layer = (options: {
         )
         yield* loop({
           plan,
-          // Whose turn it was is not stored: the tenant pays.
-          caller: callerOf({ key_id: null, request_id: "resume" }),
+          caller,
           prompt,
           callOptions: setup.callOptions,
           toolkit: setup.toolkit,
           builtins: setup.builtins,
           requestId: "resume",
           unstored: [],
-          firstWrite: {}
+          firstWrite: {},
+          safety: turnSafety
         })
         return true
       }, traced("SessionActor.resume"))

@@ -22,6 +22,7 @@ import { ModelError, ModelNotFound } from "./ModelCatalog.ts"
 import { ModelNotAllowed, NoCapableModel } from "./ModelRouter.ts"
 import { IdempotencyConflict, SessionAgentConflict, SessionNotFound } from "./Session.ts"
 import { AgentNotFound } from "./Agent.ts"
+import { Decision, SafetyStop } from "./Safety.ts"
 import { StorageError } from "./Storage.ts"
 import * as Usage from "./Usage.ts"
 
@@ -58,7 +59,9 @@ export class TurnResult extends Schema.Class<TurnResult>("@polyagent/runtime/Tur
   provider: Schema.String,
   tool_calls: Schema.Array(ToolExecutor.ToolResult),
   usage: Usage.Usage,
-  cost_usd: Schema.Finite
+  cost_usd: Schema.Finite,
+  /** The safety decision on the turn, when a policy took one (`disclaim`, `escalate`, `refuse`). */
+  safety: Schema.optionalKey(Decision)
 }) {}
 
 /**
@@ -76,6 +79,8 @@ export const TurnEvent = Schema.Union([
   Schema.TaggedStruct("ToolResult", { result: ToolExecutor.ToolResult }),
   /** The answer broke off on model `from` and goes on with model `to`. */
   Schema.TaggedStruct("Failover", { from: Schema.String, to: Schema.String }),
+  /** A safety policy decided (`disclaim`, `escalate`, `refuse`): the SSE `safety` event. */
+  Schema.TaggedStruct("Safety", { decision: Decision }),
   Schema.TaggedStruct("Done", { result: TurnResult })
 ])
 export type TurnEvent = typeof TurnEvent.Type
@@ -102,7 +107,8 @@ export const TurnError = Schema.Union([
   BudgetExceeded,
   ModelError,
   StorageError,
-  TurnTimeout
+  TurnTimeout,
+  SafetyStop
 ])
 export type TurnError = typeof TurnError.Type
 

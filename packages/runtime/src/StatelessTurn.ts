@@ -13,10 +13,12 @@ import { AgentNotFound } from "./Agent.ts"
 import type { CallOptions } from "./CallOptions.ts"
 import * as AgentTurn from "./internal/agentTurn.ts"
 import { ModelRouter, type Caller } from "./ModelRouter.ts"
+import * as Safety from "./Safety.ts"
 import { SessionSettings } from "./SessionProtocol.ts"
 import { Storage } from "./Storage.ts"
 import * as Tokens from "./Tokens.ts"
 import * as ToolLoop from "./ToolLoop.ts"
+import * as Usage from "./Usage.ts"
 
 /** What a stateless turn needs of the server (tools and the executor are used when present). */
 export type Services = ModelRouter | Storage | SessionSettings
@@ -33,11 +35,19 @@ export interface Input {
   readonly userId: string | null
   /** Text as it streams; without it each step is one non-streamed model call. */
   readonly delta?: ((content: string) => Effect.Effect<void>) | undefined
+  /** A safety policy decided (`disclaim`, `escalate`, `refuse`), before the text it concerns. */
+  readonly decided?: ((decision: Safety.Decision) => Effect.Effect<void>) | undefined
 }
 
 /** The answer of a stateless turn, and the models that gave it. */
-export interface Outcome extends ToolLoop.Outcome {
+export interface Outcome {
+  readonly text: string
+  /** The model that answered last; `safety` when a safety policy answered itself. */
+  readonly model: string
+  readonly usage: Usage.Usage
   readonly models: ReadonlyArray<string>
+  /** The safety policy's decision, when it took one that did not stop the turn. */
+  readonly safety: Safety.Decision | undefined
 }
 
 /** Whether the agent `agentId` of the caller's tenant offers tools of its own (client tools then cannot be sent). */
@@ -55,12 +65,33 @@ export const run = Effect.fnUntraced(function* (input: Input) {
   const settings = yield* SessionSettings
   const registry = yield* Effect.serviceOption(ToolRegistry.ToolRegistry)
   const executor = yield* Effect.serviceOption(ToolExecutor.ToolExecutor)
+  const safety = yield* Effect.serviceOption(Safety.Safety)
   const { tenant } = input.caller.payer
   const found = yield* storage.getAgent(tenant, input.agentId)
   if (Option.isNone(found)) return yield* new AgentNotFound({ agent_id: input.agentId })
   const agent = found.value
+  const turnSafety = yield* AgentTurn.screen({
+    safety,
+    agent,
+    text: lastUserText(input.messages),
+    caller: input.caller,
+    target: input.caller.requestId
+  })
+  const screening = turnSafety?.screening
+  const decided = input.decided ?? (() => Effect.void)
+  if (screening?.reply !== undefined) {
+    yield* decided(screening.decision)
+    if (input.delta !== undefined) yield* input.delta(screening.reply)
+    return {
+      text: screening.reply,
+      model: "safety",
+      usage: Usage.make(0, 0),
+      models: [],
+      safety: screening.decision
+    } satisfies Outcome
+  }
   const setup = yield* AgentTurn.setup({ storage, registry, tenant, agent, userId: input.userId })
-  const prompt = [...setup.system, ...input.messages]
+  const prompt = [...AgentTurn.guardedSystem(setup.system, turnSafety), ...input.messages]
   const own = input.callOptions
   const callOptions: CallOptions = {
     ...own,
@@ -81,7 +112,16 @@ export const run = Effect.fnUntraced(function* (input: Input) {
       allowed: input.caller.models ?? null
     })
   )
-  return yield* router.run(
+  const guard = turnSafety?.guard
+  const tell = input.delta
+  const tellAll = (contents: ReadonlyArray<string>) =>
+    tell === undefined ? Effect.void : Effect.forEach(contents, tell, { discard: true })
+  // Streamed text passes the output check's hold-back window before it is told.
+  const delta =
+    tell === undefined || guard === undefined
+      ? tell
+      : (content: string) => Effect.flatMap(guard.push(content, content), tellAll)
+  const outcome = yield* router.run(
     input.caller,
     plan,
     (turn) =>
@@ -96,10 +136,27 @@ export const run = Effect.fnUntraced(function* (input: Input) {
         requestId: input.caller.requestId,
         maxSteps: settings.maxToolSteps,
         executor,
-        hooks: { asked: () => Effect.void, answered: () => Effect.void, delta: input.delta }
-      }).pipe(Effect.map((outcome): Outcome => ({ ...outcome, models: [...turn.models] }))),
+        hooks: {
+          asked: (text) => (guard === undefined ? Effect.void : Effect.flatMap(guard.end(text), tellAll)),
+          answered: () => Effect.void,
+          delta
+        }
+      }).pipe(Effect.map((outcome) => ({ ...outcome, models: [...turn.models] }))),
     callOptions.maxTokens
   )
+  if (guard !== undefined) yield* Effect.flatMap(guard.end(outcome.text), tellAll)
+  const disclaimer = screening?.disclaimer
+  if (screening !== undefined && disclaimer !== undefined) {
+    yield* decided(screening.decision)
+    if (tell !== undefined) yield* tell(disclaimer)
+  }
+  return {
+    text: outcome.text + (disclaimer ?? ""),
+    model: outcome.model.info.id,
+    usage: outcome.usage,
+    models: outcome.models,
+    safety: disclaimer === undefined ? undefined : screening?.decision
+  } satisfies Outcome
 })
 
 /** The text of the conversation's last user message, for `auto` routing. */

@@ -358,7 +358,7 @@ export const make = Effect.gen(function* () {
       return query`UPDATE agents SET name = ${row.name}, agent_type = ${row.agent_type},
                    system_prompt = ${row.system_prompt}, model = ${row.model}, tools_enabled = ${row.tools_enabled},
                    tools = ${row.tools}, parameters = ${row.parameters}, memory = ${row.memory},
-                   updated_at = ${row.updated_at}
+                   safety = ${row.safety}, updated_at = ${row.updated_at}
                    WHERE tenant = ${tenant} AND id = ${agent.id} RETURNING id`.pipe(
         Effect.map((rows) => rows.length === 1),
         failWith("updateAgent")

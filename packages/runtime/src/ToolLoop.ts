@@ -57,8 +57,8 @@ export interface Hooks<E> {
   readonly asked: (text: string, calls: ReadonlyArray<ToolCallRecord>, model: Model) => Effect.Effect<void, E>
   /** One call finished; called before the model sees the result. */
   readonly answered: (result: ToolExecutor.ToolResult) => Effect.Effect<void, E>
-  /** Text as it streams; without it each step is one non-streamed model call. */
-  readonly delta?: ((content: string) => Effect.Effect<void>) | undefined
+  /** Text as it streams (an output check may stop it); without it each step is one non-streamed model call. */
+  readonly delta?: ((content: string) => Effect.Effect<void, E>) | undefined
   /** A model is called (each step, each failover): the answer's pieces from now on are its. */
   readonly answering?: ((model: Model) => void) | undefined
   /** A streamed answer broke off on model `from` and goes on with `to`. */
@@ -170,7 +170,7 @@ const streamed = <E>(
   options: Options<E>,
   prompt: ReadonlyArray<Prompt.MessageEncoded>,
   offered: Toolkit,
-  delta: (content: string) => Effect.Effect<void>
+  delta: (content: string) => Effect.Effect<void, E>
 ) => {
   const { router, plan, turn } = options
   let answering: Model | undefined

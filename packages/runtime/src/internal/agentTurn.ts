@@ -11,7 +11,8 @@ import type { ToolExecutor, ToolRegistry } from "@polyagent/tools"
 import type { Agent } from "../Agent.ts"
 import type { CallOptions as CallOptionsValue } from "../CallOptions.ts"
 import * as Identifier from "../Identifier.ts"
-import type { RouteRequest } from "../ModelRouter.ts"
+import type { Caller, RouteRequest } from "../ModelRouter.ts"
+import * as Safety from "../Safety.ts"
 import { MemoryFact, nowIso, type Storage, type StorageError } from "../Storage.ts"
 import * as ToolLoop from "../ToolLoop.ts"
 
@@ -80,6 +81,56 @@ export const remember =
         Effect.catch(() => Effect.succeed(toolError(call, "failed", "the fact could not be stored")))
       )
     })
+
+/** The safety policy's part in one turn. */
+export interface TurnSafety {
+  /** What the input check decided (`allow` for a resumed turn, which has no new message). */
+  readonly screening: Safety.Screening
+  /** The canary placed in the agent's system prompt, if any: an answer that repeats it stops. */
+  readonly canary: string | undefined
+  /** The output check of the turn's answer; undefined when none runs. */
+  readonly guard: Safety.Guard<string> | undefined
+}
+
+const unscreened: Safety.Screening = {
+  decision: { action: "allow", category: "none" },
+  reply: undefined,
+  disclaimer: undefined
+}
+
+/**
+ * The safety checks of an agent's (or a plain chat's) turn, the one place every turn runs them:
+ * the tenant's policy tightened by the agent's, the input check of the user's `text` (`null` for a
+ * resumed turn), the canary for the agent's system prompt, the output guard. Undefined when the
+ * server has no safety service or the policy checks nothing: the turn then does no work for it.
+ */
+export const screen = (options: {
+  readonly safety: Option.Option<Safety.Safety["Service"]>
+  readonly agent: Agent | undefined
+  readonly text: string | null
+  readonly caller: Caller
+  /** What an audit entry names: the session, else the request. */
+  readonly target: string
+}): Effect.Effect<TurnSafety | undefined, Safety.SafetyStop> => {
+  if (Option.isNone(options.safety)) return Effect.undefined
+  const safety = options.safety.value
+  const policy = safety.policy(options.caller.payer.tenant, options.agent?.safety)
+  const hasSystem = (options.agent?.system_prompt ?? "") !== ""
+  if (!policy.input && !policy.output && !(policy.canary && hasSystem)) return Effect.undefined
+  const subject: Safety.Subject = { caller: options.caller, target: options.target }
+  return Effect.gen(function* () {
+    const screening = options.text === null ? unscreened : yield* safety.screen(policy, options.text, subject)
+    const canary = policy.canary && hasSystem ? yield* safety.canary : undefined
+    const guard = policy.output || canary !== undefined ? safety.guard<string>(policy, subject, canary) : undefined
+    return { screening, canary, guard }
+  })
+}
+
+/** The system prompt of a turn with its canary, if it has one. */
+export const guardedSystem = (
+  system: Array<Prompt.MessageEncoded>,
+  safety: TurnSafety | undefined
+): Array<Prompt.MessageEncoded> => (safety?.canary === undefined ? system : Safety.withCanary(system, safety.canary))
 
 /** What the router is asked for a turn of `agent` (none: a plain chat) prepared by `setup`. */
 export const routeOf = (options: {

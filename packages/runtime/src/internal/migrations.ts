@@ -222,5 +222,10 @@ export const migrations = {
       updated_at TEXT NOT NULL,
       PRIMARY KEY (tenant, provider)
     )`
+  }),
+  "13_safety_policies": Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    // An agent's safety policy (JSON, see Agent.AgentSafety): how it tightens its tenant's.
+    yield* sql`ALTER TABLE agents ADD COLUMN safety TEXT`
   })
 }

@@ -5,7 +5,7 @@
  */
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
-import { Agent, AgentType, MemorySettings, Parameters } from "../Agent.ts"
+import { Agent, AgentSafety, AgentType, MemorySettings, Parameters } from "../Agent.ts"
 import { Message, ToolCallRecord } from "../Message.ts"
 import { SessionInfo } from "../Session.ts"
 import { TaskType } from "../TaskType.ts"
@@ -109,6 +109,7 @@ export const agentRow = (tenant: string, agent: Agent) => ({
   tools: JSON.stringify(agent.tools),
   parameters: JSON.stringify(agent.parameters),
   memory: JSON.stringify(agent.memory),
+  safety: JSON.stringify(agent.safety),
   created_at: agent.created_at,
   updated_at: agent.updated_at
 })
@@ -123,10 +124,14 @@ export const AgentRow = Schema.Struct({
   tools: Schema.fromJsonString(Schema.Array(Schema.String)),
   parameters: Schema.fromJsonString(Parameters),
   memory: Schema.fromJsonString(MemorySettings),
+  // Agents stored before migration 13 have none: they do not tighten their tenant's policy.
+  safety: Schema.NullOr(Schema.fromJsonString(AgentSafety)),
   created_at: Schema.String,
   updated_at: Schema.String
 })
 export const decodeAgentRows = (rows: unknown) =>
   Schema.decodeUnknownEffect(Schema.Array(AgentRow))(rows).pipe(
-    Effect.map((decoded) => decoded.map((row) => new Agent({ ...row, tools_enabled: row.tools_enabled !== 0 })))
+    Effect.map((decoded) =>
+      decoded.map((row) => new Agent({ ...row, tools_enabled: row.tools_enabled !== 0, safety: row.safety ?? {} }))
+    )
   )

@@ -278,16 +278,16 @@ export const continuation = (
  * A streamed step, collected: text deltas go out as they come, a failover is told, tool calls
  * are collected. The step's usage is what its calls charged (see ModelRouter), not summed here.
  */
-export const collectStep = <E>(
+export const collectStep = <E, E2 = never>(
   parts: Stream.Stream<Response.AnyPart | { readonly _tag: "Failover"; readonly from: string; readonly to: string }, E>,
-  onDelta: (delta: string) => Effect.Effect<void>,
+  onDelta: (delta: string) => Effect.Effect<void, E2>,
   onFailover: (from: string, to: string) => Effect.Effect<void>
-): Effect.Effect<Step, E> => {
+): Effect.Effect<Step, E | E2> => {
   let text = ""
   const calls: Array<ToolCallRecord> = []
   let usage = Usage.make(0, 0)
   return Effect.map(
-    Stream.runForEach(parts, (part) => {
+    Stream.runForEach(parts, (part): Effect.Effect<void, E2> => {
       if ("_tag" in part) return onFailover(part.from, part.to)
       switch (part.type) {
         case "text-delta":
