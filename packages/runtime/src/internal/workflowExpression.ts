@@ -126,6 +126,8 @@ const isBinaryOp = (value: string): value is BinaryOp => Object.hasOwn(binaryPow
 const describe = (token: Token): string =>
   token.kind === "end" ? "the end" : `"${token.kind === "string" ? token.value : String(token.value)}"`
 
+const isOp = (token: Token, value: string) => token.kind === "op" && token.value === value
+
 /** Parses `source`; throws {@link ExpressionError} (callers use {@link parse}). */
 const parseOrThrow = (source: string): Expr => {
   if (source.length > maxLength) throw new ExpressionError({ reason: `longer than ${maxLength} characters` })
@@ -137,7 +139,6 @@ const parseOrThrow = (source: string): Expr => {
     position++
     return token
   }
-  const isOp = (token: Token, value: string) => token.kind === "op" && token.value === value
   const expectOp = (value: string) => {
     const token = next()
     if (!isOp(token, value))
