@@ -20,7 +20,9 @@ import {
   ModelHealth,
   Session,
   SessionProtocol,
-  Storage
+  Storage,
+  type WorkflowRuns,
+  type WorkflowStorage
 } from "@polyagent/runtime"
 import { Api, type ChatEvent, type ChatHeaders, type ChatRequest, HealthDown, healthDown, Principal } from "./Api.ts"
 import * as AgentsHandlers from "./AgentsHandlers.ts"
@@ -31,6 +33,7 @@ import * as KeysHandlers from "./KeysHandlers.ts"
 import { Readiness } from "./Readiness.ts"
 import * as RequestLog from "./RequestLog.ts"
 import * as UsageHandlers from "./UsageHandlers.ts"
+import * as WorkflowsHandlers from "./WorkflowsHandlers.ts"
 
 /** What a call to a session entity can fail with besides the turn's own errors. */
 type ClusterError =
@@ -259,6 +262,13 @@ const UsageRoutes: Layer.Layer<
   Budgets.Budgets | Layer.Services<typeof UsageHandlers.layer>
 > = UsageHandlers.layer
 
+/** `/v1/workflows`, on the runtime's workflow runs and their tables. */
+const WorkflowsRoutes: Layer.Layer<
+  Layer.Success<typeof WorkflowsHandlers.layer>,
+  never,
+  WorkflowRuns.WorkflowRuns | WorkflowStorage.WorkflowStorage | Layer.Services<typeof WorkflowsHandlers.layer>
+> = WorkflowsHandlers.layer
+
 /** All handlers but the OpenAI-compatible route's (`CompletionsHandlers.ts`). */
 export const layer = Layer.mergeAll(
   ChatHandlers,
@@ -268,5 +278,6 @@ export const layer = Layer.mergeAll(
   UsageRoutes,
   ModelsHandlers,
   ExperimentsRoutes,
-  SystemHandlers
+  SystemHandlers,
+  WorkflowsRoutes
 )

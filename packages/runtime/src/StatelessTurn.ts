@@ -9,7 +9,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type * as Prompt from "effect/ai/Prompt"
 import { ToolExecutor, ToolRegistry } from "@polyagent/tools"
-import { AgentNotFound } from "./Agent.ts"
+import { type Agent, AgentNotFound } from "./Agent.ts"
 import type { CallOptions } from "./CallOptions.ts"
 import * as AgentTurn from "./internal/agentTurn.ts"
 import { ModelRouter, type Caller } from "./ModelRouter.ts"
@@ -24,7 +24,10 @@ export type Services = ModelRouter | Storage | SessionSettings
 /** A stateless turn of an agent. */
 export interface Input {
   readonly caller: Caller
-  readonly agentId: string
+  /** The agent whose turn it is; `null`: a plain model turn (a workflow's `model` step). */
+  readonly agentId: string | null
+  /** The model (or route) the turn asks for; the agent's, else the default, when absent. */
+  readonly model?: string | undefined
   /** The conversation as the client sent it, without the agent's system prompt. */
   readonly messages: ReadonlyArray<Prompt.MessageEncoded>
   /** The client's sampling settings; the agent's apply where the client sets none. */
@@ -56,9 +59,12 @@ export const run = Effect.fnUntraced(function* (input: Input) {
   const registry = yield* Effect.serviceOption(ToolRegistry.ToolRegistry)
   const executor = yield* Effect.serviceOption(ToolExecutor.ToolExecutor)
   const { tenant } = input.caller.payer
-  const found = yield* storage.getAgent(tenant, input.agentId)
-  if (Option.isNone(found)) return yield* new AgentNotFound({ agent_id: input.agentId })
-  const agent = found.value
+  let agent: Agent | undefined
+  if (input.agentId !== null) {
+    const found = yield* storage.getAgent(tenant, input.agentId)
+    if (Option.isNone(found)) return yield* new AgentNotFound({ agent_id: input.agentId })
+    agent = found.value
+  }
   const setup = yield* AgentTurn.setup({ storage, registry, tenant, agent, userId: input.userId })
   const prompt = [...setup.system, ...input.messages]
   const own = input.callOptions
@@ -70,7 +76,7 @@ export const run = Effect.fnUntraced(function* (input: Input) {
   }
   const plan = yield* router.plan(
     AgentTurn.routeOf({
-      model: null,
+      model: input.model ?? null,
       agent,
       setup,
       promptTokens: Tokens.countMessages(prompt),
