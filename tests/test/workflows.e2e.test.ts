@@ -315,7 +315,8 @@ const countedFlow = (file: string) => ({
   ]
 })
 
-const killAfterEachStep = (database: "embedded" | "postgres") => async () => {
+/** Runs the workflow once whole, then once per step killed right after it; answers how many kills the runs survived. */
+const killAfterEachStep = async (database: "embedded" | "postgres"): Promise<number> => {
   let schema: PgSchema | undefined
   if (database === "postgres") schema = await createPgSchema()
   const gateway = await Gateway.start({
@@ -355,6 +356,7 @@ const killAfterEachStep = (database: "embedded" | "postgres") => async () => {
     const ticks = (await readFile(file, "utf8")).split("\n").filter((line) => line !== "")
     const expected = [0, 1, 2, 3, 4, 5].flatMap((n) => [`t1-${n}`, `t2-${n}`])
     assert.deepStrictEqual([...ticks].sort(), [...expected].sort(), "each tool step ran exactly once per run")
+    return names.length
   } finally {
     await gateway.dispose()
     await schema?.drop()
@@ -362,6 +364,10 @@ const killAfterEachStep = (database: "embedded" | "postgres") => async () => {
 }
 
 describe("workflow runs killed with SIGKILL after each step", () => {
-  it("finish on the embedded database with every step run once", killAfterEachStep("embedded"), 240_000)
-  it("finish on PostgreSQL with every step run once", killAfterEachStep("postgres"), 300_000)
+  it("finish on the embedded database with every step run once", async () => {
+    assert.strictEqual(await killAfterEachStep("embedded"), 5)
+  }, 240_000)
+  it("finish on PostgreSQL with every step run once", async () => {
+    assert.strictEqual(await killAfterEachStep("postgres"), 5)
+  }, 300_000)
 })
