@@ -39,9 +39,9 @@ export const typeChecks = () => {
   )
   WorkflowBuilder.make("t")
     .addStep("a", WorkflowBuilder.model({ prompt: "hi" }))
-    // @ts-expect-error: a model step's output is a string, which has no "complexity"
     .addStep(
       "b",
+      // @ts-expect-error: a model step's output is a string, which has no "complexity"
       WorkflowBuilder.transform((ctx) => ctx.steps.a.complexity)
     )
   WorkflowBuilder.make("t")
