@@ -41,7 +41,18 @@ export const routeRoles: Readonly<Record<string, Storage.Role>> = {
   "tenantProviders.put": "admin",
   "tenantProviders.list": "admin",
   "tenantProviders.delete": "admin",
-  "audit.list": "admin"
+  "audit.list": "admin",
+  // Workflows: changing definitions and deciding runs is for builders; runs are the tenant's.
+  "workflows.create": "builder",
+  "workflows.list": "user",
+  "workflows.get": "user",
+  "workflows.delete": "builder",
+  "workflows.start": "user",
+  "workflows.run": "user",
+  "workflows.events": "user",
+  "workflows.approve": "builder",
+  "workflows.reject": "builder",
+  "workflows.cancel": "builder"
 }
 
 /**

@@ -26,7 +26,9 @@ import {
   Session,
   SessionProtocol,
   Storage,
-  type TenantProviderKeys
+  type TenantProviderKeys,
+  type WorkflowRuns,
+  type WorkflowStorage
 } from "@polyagent/runtime"
 import { Api, type ChatEvent, type ChatHeaders, type ChatRequest, HealthDown, healthDown, Principal } from "./Api.ts"
 import * as AgentsHandlers from "./AgentsHandlers.ts"
@@ -39,6 +41,7 @@ import { Readiness } from "./Readiness.ts"
 import * as RequestLog from "./RequestLog.ts"
 import * as TenantProvidersHandlers from "./TenantProvidersHandlers.ts"
 import * as UsageHandlers from "./UsageHandlers.ts"
+import * as WorkflowsHandlers from "./WorkflowsHandlers.ts"
 
 /** What a call to a session entity can fail with besides the turn's own errors. */
 type ClusterError =
@@ -307,6 +310,13 @@ const UsageRoutes: Layer.Layer<
   Budgets.Budgets | Layer.Services<typeof UsageHandlers.layer>
 > = UsageHandlers.layer
 
+/** `/v1/workflows`, on the runtime's workflow runs and their tables. */
+const WorkflowsRoutes: Layer.Layer<
+  Layer.Success<typeof WorkflowsHandlers.layer>,
+  never,
+  WorkflowRuns.WorkflowRuns | WorkflowStorage.WorkflowStorage | Layer.Services<typeof WorkflowsHandlers.layer>
+> = WorkflowsHandlers.layer
+
 /** All handlers but the OpenAI-compatible route's (`CompletionsHandlers.ts`). */
 export const layer = Layer.mergeAll(
   ChatHandlers,
@@ -318,5 +328,6 @@ export const layer = Layer.mergeAll(
   ModelsHandlers,
   ExperimentsRoutes,
   AuditRoutes,
-  SystemHandlers
+  SystemHandlers,
+  WorkflowsRoutes
 )

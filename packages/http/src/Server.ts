@@ -40,8 +40,11 @@ import {
   SessionProtocol,
   SessionRecovery,
   Storage,
-  TenantProviderKeys
+  TenantProviderKeys,
+  WorkflowRuns,
+  WorkflowStorage
 } from "@polyagent/runtime"
+import * as ClusterWorkflowEngine from "effect/cluster/ClusterWorkflowEngine"
 import { Api } from "./Api.ts"
 import * as ApiDocs from "./ApiDocs.ts"
 import * as Authentication from "./Authentication.ts"
@@ -149,6 +152,12 @@ const application = (config: AppConfig.AppConfigValue, options: Options) => {
     contextStrategy: config.sessions.contextStrategy
   })
   const sessions = SessionActor.layer({ maxIdleTime: config.sessions.maxIdle })
+  // Workflow runs: durable executions on the cluster's engine, their state in the workflow tables.
+  const workflowStorage = WorkflowStorage.layer.pipe(Layer.provide(db))
+  const workflows = WorkflowRuns.layer().pipe(
+    Layer.provide(ClusterWorkflowEngine.layer),
+    Layer.provideMerge(workflowStorage)
+  )
   // The router and the catalogue share one ModelHealth (the same layer value, built once).
   const routing = ModelRouter.layer.pipe(
     Layer.provide([
@@ -199,6 +208,7 @@ const application = (config: AppConfig.AppConfigValue, options: Options) => {
   return Layer.mergeAll(summary, recovery).pipe(
     Layer.provide(bootstrap),
     Layer.provide(sessions),
+    Layer.provide(workflows),
     Layer.provideMerge(safety),
     Layer.provideMerge(routing),
     Layer.provideMerge(

@@ -9,7 +9,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type * as Prompt from "effect/ai/Prompt"
 import { ToolExecutor, ToolRegistry } from "@polyagent/tools"
-import { AgentNotFound } from "./Agent.ts"
+import { type Agent, AgentNotFound } from "./Agent.ts"
 import type { CallOptions } from "./CallOptions.ts"
 import * as AgentTurn from "./internal/agentTurn.ts"
 import { ModelRouter, type Caller } from "./ModelRouter.ts"
@@ -26,7 +26,10 @@ export type Services = ModelRouter | Storage | SessionSettings
 /** A stateless turn of an agent. */
 export interface Input {
   readonly caller: Caller
-  readonly agentId: string
+  /** The agent whose turn it is; `null`: a plain model turn (a workflow's `model` step). */
+  readonly agentId: string | null
+  /** The model (or route) the turn asks for; the agent's, else the default, when absent. */
+  readonly model?: string | undefined
   /** The conversation as the client sent it, without the agent's system prompt. */
   readonly messages: ReadonlyArray<Prompt.MessageEncoded>
   /** The client's sampling settings; the agent's apply where the client sets none. */
@@ -45,6 +48,8 @@ export interface Outcome {
   /** The model that answered last; `safety` when a safety policy answered itself. */
   readonly model: string
   readonly usage: Usage.Usage
+  /** What the turn's model calls cost (`Usage.cost` at each model's prices). */
+  readonly costUsd: number
   readonly models: ReadonlyArray<string>
   /** The safety policy's decision, when it took one that did not stop the turn. */
   readonly safety: Safety.Decision | undefined
@@ -67,9 +72,12 @@ export const run = Effect.fnUntraced(function* (input: Input) {
   const executor = yield* Effect.serviceOption(ToolExecutor.ToolExecutor)
   const safety = yield* Effect.serviceOption(Safety.Safety)
   const { tenant } = input.caller.payer
-  const found = yield* storage.getAgent(tenant, input.agentId)
-  if (Option.isNone(found)) return yield* new AgentNotFound({ agent_id: input.agentId })
-  const agent = found.value
+  let agent: Agent | undefined
+  if (input.agentId !== null) {
+    const found = yield* storage.getAgent(tenant, input.agentId)
+    if (Option.isNone(found)) return yield* new AgentNotFound({ agent_id: input.agentId })
+    agent = found.value
+  }
   const turnSafety = yield* AgentTurn.screen({
     safety,
     agent,
@@ -86,6 +94,7 @@ export const run = Effect.fnUntraced(function* (input: Input) {
       text: screening.reply,
       model: "safety",
       usage: Usage.make(0, 0),
+      costUsd: 0,
       models: [],
       safety: screening.decision
     } satisfies Outcome
@@ -101,7 +110,7 @@ export const run = Effect.fnUntraced(function* (input: Input) {
   }
   const plan = yield* router.plan(
     AgentTurn.routeOf({
-      model: null,
+      model: input.model ?? null,
       agent,
       setup,
       promptTokens: Tokens.countMessages(prompt),
@@ -154,6 +163,7 @@ export const run = Effect.fnUntraced(function* (input: Input) {
     text: outcome.text + (disclaimer ?? ""),
     model: outcome.model.info.id,
     usage: outcome.usage,
+    costUsd: outcome.costUsd,
     models: outcome.models,
     safety: disclaimer === undefined ? undefined : screening?.decision
   } satisfies Outcome

@@ -227,5 +227,59 @@ export const migrations = {
     const sql = yield* SqlClient.SqlClient
     // An agent's safety policy (JSON, see Agent.AgentSafety): how it tightens its tenant's.
     yield* sql`ALTER TABLE agents ADD COLUMN safety TEXT`
+  }),
+  "14_workflows": Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    // Every version of every workflow definition: a run reads the version it started with.
+    yield* sql`CREATE TABLE workflow_definitions (
+      tenant TEXT NOT NULL,
+      id TEXT NOT NULL,
+      version INTEGER NOT NULL,
+      name TEXT NOT NULL,
+      definition TEXT NOT NULL,
+      created_at TEXT NOT NULL,
+      deleted INTEGER NOT NULL DEFAULT 0,
+      PRIMARY KEY (tenant, id, version)
+    )`
+    yield* sql`CREATE INDEX workflow_definitions_name ON workflow_definitions (tenant, name)`
+    yield* sql`CREATE TABLE workflow_runs (
+      id TEXT PRIMARY KEY,
+      tenant TEXT NOT NULL,
+      workflow_id TEXT NOT NULL,
+      version INTEGER NOT NULL,
+      status TEXT NOT NULL,
+      input TEXT NOT NULL,
+      output TEXT,
+      error TEXT,
+      key_id TEXT,
+      deadline_ms BIGINT,
+      created_at TEXT NOT NULL,
+      updated_at TEXT NOT NULL
+    )`
+    yield* sql`CREATE INDEX workflow_runs_tenant ON workflow_runs (tenant, workflow_id, created_at)`
+    // One row per step run (a loop's steps once per pass): its output is stored before the step
+    // reports it finished, so a step re-run after a crash answers from here.
+    yield* sql`CREATE TABLE workflow_steps (
+      run_id TEXT NOT NULL,
+      step_key TEXT NOT NULL,
+      position INTEGER NOT NULL,
+      status TEXT NOT NULL,
+      output TEXT,
+      error TEXT,
+      attempts INTEGER NOT NULL,
+      cost_usd DOUBLE PRECISION NOT NULL,
+      started_at TEXT,
+      finished_at TEXT,
+      PRIMARY KEY (run_id, step_key)
+    )`
+    // What the run's event stream replays: step_started, step_finished, waiting, completed, failed.
+    yield* sql`CREATE TABLE workflow_events (
+      run_id TEXT NOT NULL,
+      seq INTEGER NOT NULL,
+      event TEXT NOT NULL,
+      data TEXT NOT NULL,
+      created_at TEXT NOT NULL,
+      PRIMARY KEY (run_id, seq)
+    )`
   })
 }
