@@ -14,6 +14,7 @@ import * as HttpApiSecurity from "effect/http-api/HttpApiSecurity"
 import * as OpenApi from "effect/http-api/OpenApi"
 import {
   Agent as AgentModule,
+  Audit,
   Experiments,
   IpAllowList,
   Message,
@@ -461,16 +462,8 @@ export class ExperimentsGroup extends HttpApiGroup.make("experiments")
   )
   .middleware(Authentication) {}
 
-/** One entry of `GET /v1/audit`. */
-export const AuditEntry = Schema.Struct({
-  time: Schema.String,
-  actor: Schema.String,
-  tenant: Schema.String,
-  action: Schema.String,
-  target: Schema.String,
-  request_id: Schema.NullOr(Schema.String),
-  outcome: Schema.String
-})
+/** One entry of `GET /v1/audit`: the audit log's own entry, on the wire. */
+export const AuditEntry = Schema.Struct(Audit.Entry.fields)
 
 export class AuditGroup extends HttpApiGroup.make("audit")
   .add(
