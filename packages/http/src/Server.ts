@@ -56,7 +56,7 @@ import * as FastLane from "./FastLane.ts"
 import * as Handlers from "./Handlers.ts"
 import * as Jwt from "./Jwt.ts"
 import * as KeyUsage from "./KeyUsage.ts"
-import { Listener } from "./Listener.ts"
+import { Listener, readTls } from "./Listener.ts"
 import * as Metrics from "./Metrics.ts"
 import * as RateLimit from "./RateLimit.ts"
 import { Readiness } from "./Readiness.ts"
@@ -260,8 +260,8 @@ const untilReachable = <A, E, R>(layer: Layer.Layer<A, E, R>): Layer.Layer<A, E,
 export const layer = (config: AppConfig.AppConfigValue, options: Options = {}) => {
   const listener = Layer.unwrap(
     Effect.gen(function* () {
-      const server = yield* Listener
-      return NodeHttpServer.layer(() => server, {
+      const listener = yield* Listener
+      return NodeHttpServer.layer(() => listener.server, {
         host: config.server.host,
         port: config.server.port,
         gracefulShutdownTimeout: Duration.toMillis(config.server.shutdownGrace)
@@ -269,11 +269,20 @@ export const layer = (config: AppConfig.AppConfigValue, options: Options = {}) =
     })
   ).pipe(
     Layer.provideMerge(
-      Listener.layer({
-        maxHeaderSize: config.server.maxHeaderSize,
-        headersTimeoutMs: Duration.toMillis(config.server.headersTimeout),
-        receiveTimeoutMs: Duration.toMillis(config.server.receiveTimeout)
-      })
+      Layer.unwrap(
+        Effect.map(
+          config.server.tls === null ? Effect.undefined : readTls(config.server.tls),
+          (tls) =>
+            Listener.layer(
+              {
+                maxHeaderSize: config.server.maxHeaderSize,
+                headersTimeoutMs: Duration.toMillis(config.server.headersTimeout),
+                receiveTimeoutMs: Duration.toMillis(config.server.receiveTimeout)
+              },
+              tls
+            )
+        )
+      )
     )
   )
   return untilReachable(application(config, options)).pipe(Layer.provideMerge(listener))

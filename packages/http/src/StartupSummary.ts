@@ -48,6 +48,10 @@ export const storageOf = (config: AppConfig.AppConfigValue): string =>
     }
   })
 
+/** Where the server listens, as a URL: `https://…` when `server.tls` is set. */
+export const listenOf = (config: AppConfig.AppConfigValue, address: string): string =>
+  config.server.tls === null ? address : address.replace(/^http:/, "https:")
+
 /** Logs `summary` at `info`. */
 export const log = (summary: Summary): Effect.Effect<void> =>
   Effect.annotateLogs(Effect.logInfo("PolyAgent started"), {
@@ -89,7 +93,7 @@ export const layer = (
       const catalog = yield* ModelCatalog.ModelCatalog
       const registry = yield* ToolRegistry.ToolRegistry
       yield* log({
-        listen: HttpServer.formatAddress(server.address),
+        listen: listenOf(config, HttpServer.formatAddress(server.address)),
         storage: storageOf(config),
         cluster,
         providers: [...new Set(catalog.list.map((model) => model.provider))],

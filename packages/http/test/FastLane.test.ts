@@ -8,7 +8,7 @@ import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { LocalModel } from "@polyagent/providers"
 import { AppConfig, ModelCatalog, ModelRouter } from "@polyagent/runtime"
 import { Array as Arr, Context, Deferred, Effect, Exit, Layer, Logger, References, Scope, Stream } from "effect"
-import type { Server } from "node:http"
+import { Server } from "node:http"
 import type { AddressInfo } from "node:net"
 import * as Authentication from "../src/Authentication.ts"
 import * as Cors from "../src/Cors.ts"
@@ -128,7 +128,9 @@ describe("FastLane", () => {
         scope
       )
     )
-    server = Context.get(context, Listener)
+    const listening = Context.get(context, Listener).server
+    if (!(listening instanceof Server)) throw new Error("the listener is not a node:http server")
+    server = listening
     server.on("request", (request, response) => {
       let body = ""
       request.on("data", (chunk: Buffer) => (body += chunk.toString()))

@@ -137,7 +137,12 @@ export const AppConfigSchema = Schema.Struct({
     /** Serves plain `POST /v1/chat/completions` beneath the HTTP stack (see `FastLane.ts`); `false` for the stack only. */
     fastLane: Schema.Boolean,
     /** Proxies whose `X-Forwarded-For` names the client (addresses or CIDR ranges); none by default. */
-    trustedProxies: SecretsConfig.IpList
+    trustedProxies: SecretsConfig.IpList,
+    /**
+     * PEM files (paths, relative to the working directory) of the certificate and private key:
+     * when set, the server speaks HTTPS only, HTTP/2 to clients that negotiate it; `null` = plain HTTP.
+     */
+    tls: Schema.NullOr(Schema.Struct({ cert: NonEmpty, key: NonEmpty }))
   }).pipe(
     Schema.encodeKeys({
       requestTimeout: "request_timeout",
@@ -242,7 +247,8 @@ export const defaults: AppConfigInput = {
     headers_timeout: "10s",
     receive_timeout: "30s",
     fast_lane: true,
-    trusted_proxies: SecretsConfig.defaults.trustedProxies
+    trusted_proxies: SecretsConfig.defaults.trustedProxies,
+    tls: null
   },
   cluster: { runner_host: null, runner_port: null, listen_host: null },
   storage: { data_dir: "./.polyagent", postgres_url: null },
