@@ -11,6 +11,7 @@ import { type ChildProcess, spawn } from "node:child_process"
 import { randomBytes } from "node:crypto"
 import { once } from "node:events"
 import { mkdtemp, rm, writeFile } from "node:fs/promises"
+import { get as httpsGet } from "node:https"
 import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
@@ -217,7 +218,20 @@ export interface StartOptions {
   readonly adminKey?: string
   /** What `start` waits for: `GET /v1/health` answering 200 (the default), or answering at all. */
   readonly until?: "healthy" | "listening"
+  /** The PEM certificate to trust when the server speaks HTTPS (`server.tls`); plain HTTP without it. */
+  readonly ca?: string
 }
+
+/** The status of `GET url` over HTTPS trusting `ca` (a self-signed test certificate), or `undefined` when it failed. */
+const httpsStatus = (url: string, ca: string): Promise<number | undefined> =>
+  new Promise((resolveStatus) => {
+    const request = httpsGet(url, { ca, timeout: 1_000 }, (response) => {
+      response.resume()
+      resolveStatus(response.statusCode)
+    })
+    request.on("timeout", () => request.destroy())
+    request.on("error", () => resolveStatus(undefined))
+  })
 
 /**
  * The real server as a child process. `start` waits until `GET /v1/health` answers 200;
@@ -232,13 +246,16 @@ export class Gateway {
   private readonly env: Readonly<Record<string, string>>
   private readonly client: Client
   private readonly until: "healthy" | "listening"
+  private readonly ca: string | undefined
 
   private constructor(
     adminKey: string,
     dataDir: string,
     env: Readonly<Record<string, string>>,
-    until: "healthy" | "listening"
+    until: "healthy" | "listening",
+    ca: string | undefined
   ) {
+    this.ca = ca
     this.adminKey = adminKey
     this.dataDir = dataDir
     this.env = env
@@ -260,7 +277,7 @@ export class Gateway {
       env["POLYAGENT_CONFIG"] = join(dataDir, "polyagent.yaml")
       await writeFile(env["POLYAGENT_CONFIG"], options.config)
     }
-    const gateway = new Gateway(adminKey, dataDir, env, options.until ?? "healthy")
+    const gateway = new Gateway(adminKey, dataDir, env, options.until ?? "healthy", options.ca)
     try {
       await gateway.launch()
     } catch (error) {
@@ -270,9 +287,9 @@ export class Gateway {
     return gateway
   }
 
-  /** The base URL, e.g. `http://127.0.0.1:40123`. */
+  /** The base URL, e.g. `http://127.0.0.1:40123` (`https://localhost:…` with {@link StartOptions.ca}). */
   get url(): string {
-    return `http://127.0.0.1:${this.currentPort}`
+    return this.ca === undefined ? `http://127.0.0.1:${this.currentPort}` : `https://localhost:${this.currentPort}`
   }
 
   /** The process id of the running server. */
@@ -297,13 +314,18 @@ export class Gateway {
           `server exited during start-up (code ${exited.code}, signal ${exited.signal}):\n${exited.stderr}`
         )
       }
-      const ready = await fetch(`${this.url}/v1/health`, { signal: AbortSignal.timeout(1_000) }).then(
-        (response) => {
-          const answered = this.until === "listening" || response.ok
-          return response.body?.cancel().then(() => answered) ?? answered
-        },
-        () => false
-      )
+      const ready =
+        this.ca === undefined
+          ? await fetch(`${this.url}/v1/health`, { signal: AbortSignal.timeout(1_000) }).then(
+              (response) => {
+                const answered = this.until === "listening" || response.ok
+                return response.body?.cancel().then(() => answered) ?? answered
+              },
+              () => false
+            )
+          : await httpsStatus(`${this.url}/v1/health`, this.ca).then(
+              (status) => status !== undefined && (this.until === "listening" || status === 200)
+            )
       if (ready) return
       await new Promise((resolveSleep) => setTimeout(resolveSleep, 100))
     }

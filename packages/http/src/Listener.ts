@@ -14,7 +14,13 @@ import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import { createPrivateKey, X509Certificate } from "node:crypto"
 import { readFileSync } from "node:fs"
-import { IncomingMessage, type ServerOptions as HttpServerOptions, STATUS_CODES, Server, ServerResponse } from "node:http"
+import {
+  IncomingMessage,
+  type ServerOptions as HttpServerOptions,
+  STATUS_CODES,
+  Server,
+  ServerResponse
+} from "node:http"
 import {
   createSecureServer,
   type Http2SecureServer,
@@ -117,10 +123,7 @@ export interface LaneServer {
  * Effect HTTP stack), and are answered 503 while it has none; Node's client errors are answered
  * with the envelope; `close` makes in-flight keep-alive connections close.
  */
-const install = (
-  server: NodeServer,
-  run: (effect: Effect.Effect<void>) => void
-): LaneServer => {
+const install = (server: NodeServer, run: (effect: Effect.Effect<void>) => void): LaneServer => {
   const hooks: Hooks = server
   const emit = hooks.emit.bind(hooks)
   const close = hooks.close.bind(hooks)

@@ -270,17 +270,15 @@ export const layer = (config: AppConfig.AppConfigValue, options: Options = {}) =
   ).pipe(
     Layer.provideMerge(
       Layer.unwrap(
-        Effect.map(
-          config.server.tls === null ? Effect.undefined : readTls(config.server.tls),
-          (tls) =>
-            Listener.layer(
-              {
-                maxHeaderSize: config.server.maxHeaderSize,
-                headersTimeoutMs: Duration.toMillis(config.server.headersTimeout),
-                receiveTimeoutMs: Duration.toMillis(config.server.receiveTimeout)
-              },
-              tls
-            )
+        Effect.map(config.server.tls === null ? Effect.undefined : readTls(config.server.tls), (tls) =>
+          Listener.layer(
+            {
+              maxHeaderSize: config.server.maxHeaderSize,
+              headersTimeoutMs: Duration.toMillis(config.server.headersTimeout),
+              receiveTimeoutMs: Duration.toMillis(config.server.receiveTimeout)
+            },
+            tls
+          )
         )
       )
     )
