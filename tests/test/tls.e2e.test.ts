@@ -2,7 +2,8 @@
  * HTTPS and HTTP/2 with `server.tls`, over real sockets and a self-signed certificate made here
  * with openssl: health and completions over HTTPS/1.1 (the fast lane's protocol), a completion
  * over HTTP/2 negotiated by ALPN (the stack's), with the same body shape and `X-Request-Id`;
- * plain HTTP to the TLS port fails; a certificate path that does not exist stops start-up
+ * Node's client errors (431) answered with the envelope over TLS; 503 over HTTP/2 and HTTPS/1.1
+ * while storage is unreachable (before the stack attaches); plain HTTP to the TLS port fails; a certificate path that does not exist stops start-up
  * naming `server.tls.cert`.
  */
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
@@ -13,7 +14,7 @@ import { connect as connectHttp2 } from "node:http2"
 import { request as httpsRequest } from "node:https"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { Gateway, newAdminKey, runUntilExit } from "../src/harness.ts"
+import { freePort, Gateway, newAdminKey, runUntilExit } from "../src/harness.ts"
 
 interface Reply {
   readonly status: number
@@ -25,7 +26,14 @@ interface Reply {
 const completion = JSON.stringify({ model: "local", messages: [{ role: "user", content: "hi" }] })
 
 /** A request over HTTPS/1.1 trusting `ca`. */
-const overHttps1 = (url: string, ca: string, method: string, token: string, body?: string) =>
+const overHttps1 = (
+  url: string,
+  ca: string,
+  method: string,
+  token: string,
+  body?: string,
+  extra: Record<string, string> = {}
+) =>
   new Promise<Reply>((resolve, reject) => {
     const request = httpsRequest(
       url,
@@ -34,6 +42,7 @@ const overHttps1 = (url: string, ca: string, method: string, token: string, body
         ca,
         headers: {
           authorization: `Bearer ${token}`,
+          ...extra,
           ...(body === undefined
             ? {}
             : { "content-type": "application/json", "content-length": Buffer.byteLength(body) })
@@ -56,13 +65,15 @@ const overHttps1 = (url: string, ca: string, method: string, token: string, body
     request.end(body)
   })
 
-/** A POST over HTTP/2 (ALPN `h2`) trusting `ca`. */
-const overHttp2 = (url: string, ca: string, path: string, token: string, body: string) =>
+/** A request over HTTP/2 (ALPN `h2`) trusting `ca`; a POST when there is a body. */
+const overHttp2 = (url: string, ca: string, path: string, token: string, body?: string) =>
   new Promise<Reply>((resolve, reject) => {
     const session = connectHttp2(url, { ca })
     session.on("error", reject)
+    // A stream nobody answers fails the test here rather than at the test's timeout.
+    session.setTimeout(10_000, () => session.destroy(new Error("no answer within 10 s")))
     const stream = session.request({
-      ":method": "POST",
+      ":method": body === undefined ? "GET" : "POST",
       ":path": path,
       authorization: `Bearer ${token}`,
       "content-type": "application/json"
@@ -165,6 +176,39 @@ describe("TLS", () => {
       () => "failed"
     )
     assert.strictEqual(outcome, "failed")
+  })
+
+  it("answers a head over server.max_header_size 431 with the envelope over HTTPS/1.1", async () => {
+    const big = await overHttps1(`${gateway.url}/v1/health`, ca, "GET", gateway.adminKey, undefined, {
+      "x-filler": "a".repeat(64 * 1024)
+    })
+    assert.strictEqual(big.status, 431)
+    assert.strictEqual((big.json as { error?: { type?: unknown } }).error?.type, "invalid_request")
+    assert.match(big.requestId ?? "", /^req_/)
+  })
+
+  it("answers 503 over HTTP/2 and HTTPS/1.1 while storage is unreachable", async () => {
+    const down = await Gateway.start({
+      ca,
+      until: "listening",
+      postgresUrl: `postgres://postgres@127.0.0.1:${await freePort()}/test`,
+      config: `server:\n  tls:\n    cert: ${join(dir, "cert.pem")}\n    key: ${join(dir, "key.pem")}\n`
+    })
+    try {
+      const health = await overHttp2(down.url, ca, "/v1/health", down.adminKey)
+      assert.strictEqual(health.status, 503)
+      assert.strictEqual(health.protocol, "HTTP/2")
+      assert.strictEqual((health.json as { status?: unknown }).status, "down")
+      const h2 = await overHttp2(down.url, ca, "/v1/chat/completions", down.adminKey, completion)
+      assert.strictEqual(h2.status, 503)
+      assert.strictEqual((h2.json as { error?: { type?: unknown } }).error?.type, "unavailable")
+      assert.match(h2.requestId ?? "", /^req_/)
+      const h1 = await overHttps1(`${down.url}/v1/chat/completions`, ca, "POST", down.adminKey, completion)
+      assert.strictEqual(h1.status, 503)
+      assert.strictEqual(h1.protocol, "HTTP/1.1")
+    } finally {
+      await down.dispose()
+    }
   })
 
   it("stops start-up naming server.tls.cert when the certificate cannot be read", async () => {
