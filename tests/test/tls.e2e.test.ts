@@ -231,4 +231,11 @@ describe("TLS", () => {
       await rm(configDir, { recursive: true, force: true })
     }
   })
+
+  it("stops on SIGTERM with exit 0 after serving HTTP/2 and HTTPS/1.1", async () => {
+    await overHttp2(gateway.url, ca, "/v1/health", gateway.adminKey)
+    const exited = await gateway.stop()
+    assert.strictEqual(exited?.code, 0)
+    assert.match(exited?.stdout ?? "", /PolyAgent stopped/)
+  })
 })
