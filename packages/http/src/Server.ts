@@ -125,7 +125,7 @@ const seenSignatures = (config: AppConfig.AppConfigValue) =>
 /** Everything that runs on the database, serving on the {@link Listener} once built. */
 const application = (config: AppConfig.AppConfigValue, options: Options) => {
   const db = database(config)
-  const storage = Storage.layerSql.pipe(Layer.provide(db))
+  const storage = (config.redaction.storage ? Storage.layerSqlRedacting : Storage.layerSql).pipe(Layer.provide(db))
   const budgets = Budgets.layer(config.budgets).pipe(Layer.provide(db))
   // Durable, written in the background, flushed when the server stops cleanly.
   const audit = Audit.layer.pipe(Layer.provide(db))

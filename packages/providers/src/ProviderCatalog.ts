@@ -29,6 +29,7 @@ import { parse } from "yaml"
 import * as LocalModel from "./local/LocalModel.ts"
 import type * as Provider from "./Provider.ts"
 import type * as ConnectionPool from "./ConnectionPool.ts"
+import * as RedactRequests from "./internal/redactRequests.ts"
 import * as UpstreamLog from "./UpstreamLog.ts"
 
 /** A catalogue entry, as `models.catalog` and `config/models.yaml` write it. */
@@ -175,12 +176,25 @@ export const layer = (
         const info = infoOf(id, entry)
         const modelId = entry.model ?? id
         const relay = provider.value.relay
+        // With redaction.providers, prompts leave masked whichever way the model is called.
+        const masked = config.redaction.providers
+        const calls = provider.value.calls(modelId)
         models.push({
           info,
           languageModel: yield* LanguageModel.make(
-            UpstreamLog.observeCalls(info, provider.value.calls(modelId), health)
+            UpstreamLog.observeCalls(info, masked ? RedactRequests.redactCalls(calls) : calls, health)
           ),
-          relay: relay === undefined ? undefined : relayOf(info, UpstreamLog.observeRelay(info, relay(modelId), health))
+          relay:
+            relay === undefined
+              ? undefined
+              : relayOf(
+                  info,
+                  UpstreamLog.observeRelay(
+                    info,
+                    masked ? RedactRequests.redactRelay(relay(modelId)) : relay(modelId),
+                    health
+                  )
+                )
         })
         modelsOfProvider.set(provider.value, [...(modelsOfProvider.get(provider.value) ?? []), id])
       }

@@ -18,7 +18,7 @@ import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
 import * as SqlClient from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
-import type { Message } from "./Message.ts"
+import { Message } from "./Message.ts"
 import { SessionInfo } from "./Session.ts"
 import type { Agent } from "./Agent.ts"
 import { within } from "./internal/bounded.ts"
@@ -36,6 +36,7 @@ import {
 } from "./internal/storageRows.ts"
 import { failWith, operationTimeout, queryOn, StorageError, storageError } from "./internal/storageQuery.ts"
 import { insertRows } from "./internal/storedText.ts"
+import { redactText } from "./Redaction.ts"
 import * as TurnWrites from "./internal/turnWrites.ts"
 
 export { operationTimeout, StorageError } from "./internal/storageQuery.ts"
@@ -388,3 +389,29 @@ export const make = Effect.gen(function* () {
 
 /** The storage on the `SqlClient` in context (SQLite or PostgreSQL), migrated by `Database`. */
 export const layerSql: Layer.Layer<Storage, never, SqlClient.SqlClient> = Layer.effect(Storage, make)
+
+/**
+ * `storage` storing what it is given with personal data masked (`Redaction.redactText`): the
+ * content of messages and memory facts (`redaction.storage`).
+ *
+ * Gotchas: a session resident in memory keeps its unmasked history until it passivates; what it
+ * reloads afterwards, and every other reader, sees the masked text.
+ */
+export const redacting = (storage: Storage["Service"]): Storage["Service"] =>
+  Storage.of({
+    ...storage,
+    appendMessages: (tenant, sessionId, messages, options) =>
+      storage.appendMessages(
+        tenant,
+        sessionId,
+        messages.map((message) => new Message({ ...message, content: redactText(message.content) })),
+        options
+      ),
+    addFact: (tenant, fact) => storage.addFact(tenant, new MemoryFact({ ...fact, fact: redactText(fact.fact) }))
+  })
+
+/** {@link layerSql}, masking personal data in what it stores ({@link redacting}). */
+export const layerSqlRedacting: Layer.Layer<Storage, never, SqlClient.SqlClient> = Layer.effect(
+  Storage,
+  Effect.map(make, redacting)
+)

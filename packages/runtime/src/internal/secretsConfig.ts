@@ -56,12 +56,16 @@ export const securityKeys = { secretKeys: "secret_keys" } as const
 /** The `redaction` section. */
 export const Redaction = Schema.Struct({
   /** Masks personal data in log lines (always on unless turned off here). */
-  logs: Schema.Boolean
+  logs: Schema.Boolean,
+  /** Masks it in what goes to providers too: prompts, relayed or converted. */
+  providers: Schema.Boolean,
+  /** Masks it in what is stored too: messages and memory facts. */
+  storage: Schema.Boolean
 })
 
 /** Defaults, in YAML shape. */
 export const defaults = {
   security: { secret_keys: null, signatures: { replay_window: "300s" }, tenants: {} },
   trustedProxies: [] as Array<string>,
-  redaction: { logs: true }
+  redaction: { logs: true, providers: false, storage: false }
 }
