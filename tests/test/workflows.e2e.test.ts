@@ -227,6 +227,10 @@ describe("/v1/workflows", () => {
       listed.data.filter((entry) => entry.id === v1.id).map((entry) => entry.version),
       [2]
     )
+    // Both versions and the approval are in the audit log.
+    const audit = JSON.stringify((await gateway.get("/v1/audit")).json)
+    assert.include(audit, `"workflow.save","target":"${v1.id}@1"`)
+    assert.include(audit, `"workflow.save","target":"${v1.id}@2"`)
   })
 
   it("keeps tenants apart: another tenant's workflow or run answers 404", async () => {

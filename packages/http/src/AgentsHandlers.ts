@@ -9,22 +9,7 @@ import * as HttpApiBuilder from "effect/http-api/HttpApiBuilder"
 import { Agent, Audit, Identifier, Storage } from "@polyagent/runtime"
 import { Api, Principal } from "./Api.ts"
 import * as ApiError from "./ApiError.ts"
-import * as Authentication from "./Authentication.ts"
-
-/** Records a change of the agent `target` by the caller. */
-const audited = (action: string, target: string) =>
-  Effect.gen(function* () {
-    const principal = yield* Principal
-    const audit = yield* Audit.Audit
-    yield* audit.record({
-      actor: Authentication.actorOf(principal),
-      tenant: principal.tenant,
-      action,
-      target,
-      request_id: yield* Effect.service(ApiError.RequestId),
-      outcome: "ok"
-    })
-  })
+import * as Authorization from "./Authorization.ts"
 
 const notFound = (id: string) => ApiError.fail("not_found", `agent ${id} not found`)
 
@@ -35,7 +20,7 @@ export const layer = HttpApiBuilder.group(
     const storage = yield* Storage.Storage
     const audit = yield* Audit.Audit
     const record = (action: string, target: string) =>
-      Effect.provideService(audited(action, target), Audit.Audit, audit)
+      Effect.provideService(Authorization.audited(action, target), Audit.Audit, audit)
     return handlers
       .handle("create", ({ payload }) =>
         Effect.gen(function* () {

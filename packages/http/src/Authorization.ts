@@ -11,7 +11,7 @@
  */
 import * as Effect from "effect/Effect"
 import { Audit, Storage } from "@polyagent/runtime"
-import type { Principal } from "./Api.ts"
+import { Principal } from "./Api.ts"
 import * as ApiError from "./ApiError.ts"
 
 /** The role each route needs, by `group.endpoint` of the HttpApi. */
@@ -81,4 +81,23 @@ export const refuse = (principal: Principal["Service"], route: string) =>
       outcome: "denied"
     })
     return yield* ApiError.fail("forbidden", `this route needs the ${roleOf(route)} role`)
+  })
+
+/**
+ * Records in the audit log that the caller did `action` to `target` (an agent, a workflow, …), `ok`.
+ *
+ * When to use: after a change of a tenant's resources has been stored.
+ */
+export const audited = (action: string, target: string) =>
+  Effect.gen(function* () {
+    const principal = yield* Principal
+    const audit = yield* Audit.Audit
+    yield* audit.record({
+      actor: actorOf(principal),
+      tenant: principal.tenant,
+      action,
+      target,
+      request_id: yield* Effect.service(ApiError.RequestId),
+      outcome: "ok"
+    })
   })

@@ -7,10 +7,11 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import * as HttpApiBuilder from "effect/http-api/HttpApiBuilder"
-import { type Storage, WorkflowDefinition, WorkflowRuns, WorkflowStorage } from "@polyagent/runtime"
+import { Audit, type Storage, WorkflowDefinition, WorkflowRuns, WorkflowStorage } from "@polyagent/runtime"
 import { Api, Principal, type WorkflowEvent } from "./Api.ts"
 import * as ApiError from "./ApiError.ts"
 import * as Authentication from "./Authentication.ts"
+import * as Authorization from "./Authorization.ts"
 
 type RunsError =
   | WorkflowRuns.RunNotFound
@@ -64,11 +65,16 @@ export const layer = HttpApiBuilder.group(
           .pipe(Effect.catch(toApiError))
       })
 
+    const audit = yield* Audit.Audit
+    const record = (action: string, target: string) =>
+      Effect.provideService(Authorization.audited(action, target), Audit.Audit, audit)
     return handlers
       .handle("create", ({ payload }) =>
         Effect.gen(function* () {
           const { tenant } = yield* Principal
-          return yield* runs.save(tenant, payload).pipe(Effect.catch(toApiError))
+          const saved = yield* runs.save(tenant, payload).pipe(Effect.catch(toApiError))
+          yield* record("workflow.save", `${saved.id}@${saved.version}`)
+          return saved
         })
       )
       .handle("list", () =>
@@ -91,7 +97,9 @@ export const layer = HttpApiBuilder.group(
         Effect.gen(function* () {
           const { tenant } = yield* Principal
           const deleted = yield* storage.deleteDefinition(tenant, params.id).pipe(Effect.catch(ApiError.storageFailed))
-          return deleted ? ({ id: params.id, deleted: true } as const) : yield* notFound(params.id)
+          if (!deleted) return yield* notFound(params.id)
+          yield* record("workflow.delete", params.id)
+          return { id: params.id, deleted: true } as const
         })
       )
       .handle("start", ({ params, payload }) =>
