@@ -30,19 +30,21 @@ const redactMessage = (message: Prompt.Message): Prompt.Message => {
 export const redactPrompt = (prompt: Prompt.Prompt): Prompt.Prompt =>
   Prompt.fromMessages(prompt.content.map(redactMessage))
 
+/** A message's content (a string, or parts) with its text masked. */
+const redactContent = (content: unknown): unknown => {
+  if (typeof content === "string") return Redaction.redactText(content)
+  if (!Array.isArray(content)) return content
+  return content.map((part: unknown) =>
+    Predicate.isObject(part) && part["type"] === "text" && typeof part["text"] === "string"
+      ? { ...part, text: Redaction.redactText(part["text"]) }
+      : part
+  )
+}
+
 /** A Chat Completions body with the text of its messages masked. */
 export const redactBody = (body: ModelCatalog.RelayBody): ModelCatalog.RelayBody => {
   const messages = body["messages"]
   if (!Array.isArray(messages)) return body
-  const redactContent = (content: unknown): unknown => {
-    if (typeof content === "string") return Redaction.redactText(content)
-    if (!Array.isArray(content)) return content
-    return content.map((part: unknown) =>
-      Predicate.isObject(part) && part["type"] === "text" && typeof part["text"] === "string"
-        ? { ...part, text: Redaction.redactText(part["text"]) }
-        : part
-    )
-  }
   return {
     ...body,
     messages: messages.map((message: unknown) =>
