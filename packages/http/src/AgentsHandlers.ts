@@ -18,9 +18,7 @@ export const layer = HttpApiBuilder.group(
   "agents",
   Effect.fn(function* (handlers) {
     const storage = yield* Storage.Storage
-    const audit = yield* Audit.Audit
-    const record = (action: string, target: string) =>
-      Effect.provideService(Authorization.audited(action, target), Audit.Audit, audit)
+    const record = Authorization.recorder(yield* Audit.Audit)
     return handlers
       .handle("create", ({ payload }) =>
         Effect.gen(function* () {

@@ -84,20 +84,21 @@ export const refuse = (principal: Principal["Service"], route: string) =>
   })
 
 /**
- * Records in the audit log that the caller did `action` to `target` (an agent, a workflow, …), `ok`.
+ * What records, in `audit`, that the caller did `action` to `target` (an agent, a workflow, …): `ok`.
  *
- * When to use: after a change of a tenant's resources has been stored.
+ * When to use: in a handler group, after a change of a tenant's resources has been stored.
  */
-export const audited = (action: string, target: string) =>
-  Effect.gen(function* () {
-    const principal = yield* Principal
-    const audit = yield* Audit.Audit
-    yield* audit.record({
-      actor: actorOf(principal),
-      tenant: principal.tenant,
-      action,
-      target,
-      request_id: yield* Effect.service(ApiError.RequestId),
-      outcome: "ok"
+export const recorder =
+  (audit: Audit.Audit["Service"]) =>
+  (action: string, target: string): Effect.Effect<void, never, Principal> =>
+    Effect.gen(function* () {
+      const principal = yield* Principal
+      yield* audit.record({
+        actor: actorOf(principal),
+        tenant: principal.tenant,
+        action,
+        target,
+        request_id: yield* Effect.service(ApiError.RequestId),
+        outcome: "ok"
+      })
     })
-  })

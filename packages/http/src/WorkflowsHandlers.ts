@@ -65,9 +65,7 @@ export const layer = HttpApiBuilder.group(
           .pipe(Effect.catch(toApiError))
       })
 
-    const audit = yield* Audit.Audit
-    const record = (action: string, target: string) =>
-      Effect.provideService(Authorization.audited(action, target), Audit.Audit, audit)
+    const record = Authorization.recorder(yield* Audit.Audit)
     return handlers
       .handle("create", ({ payload }) =>
         Effect.gen(function* () {
