@@ -286,12 +286,19 @@ const ExperimentsRoutes: Layer.Layer<
   Experiments.Experiments | Layer.Services<typeof ExperimentsHandlers.layer>
 > = ExperimentsHandlers.layer
 
-/** `/v1/keys`, on storage, the audit log and the router (which checks the names a key may ask for). */
+/** `/v1/keys`, on storage, the audit log, the keys' guards and the router (which checks the names a key may ask for). */
 const KeysRoutes: Layer.Layer<
   Layer.Success<typeof KeysHandlers.layer>,
   never,
-  ModelRouter.ModelRouter | Layer.Services<typeof KeysHandlers.layer>
+  ModelRouter.ModelRouter | KeyGuards.KeyGuards | Layer.Services<typeof KeysHandlers.layer>
 > = KeysHandlers.layer
+
+/** `/v1/tenants/{tenant}/providers`, on the tenants' sealed provider keys. */
+const TenantProvidersRoutes: Layer.Layer<
+  Layer.Success<typeof TenantProvidersHandlers.layer>,
+  never,
+  TenantProviderKeys.TenantProviderKeys | Layer.Services<typeof TenantProvidersHandlers.layer>
+> = TenantProvidersHandlers.layer
 
 /** `/v1/audit`, on the runtime's audit log. */
 const AuditRoutes: Layer.Layer<
@@ -299,9 +306,6 @@ const AuditRoutes: Layer.Layer<
   never,
   Audit.Audit | Layer.Services<typeof AuditHandlers.layer>
 > = AuditHandlers.layer
-
-/** The security services the handlers read: the audit log, the keys' guards, tenants' provider keys. */
-export type SecurityServices = Audit.Audit | KeyGuards.KeyGuards | TenantProviderKeys.TenantProviderKeys
 
 /** `/v1/usage`, on the ledger (and the budgets' writer, flushed before a report). */
 const UsageRoutes: Layer.Layer<
@@ -323,7 +327,7 @@ export const layer = Layer.mergeAll(
   SessionsHandlers,
   AgentsHandlers.layer,
   KeysRoutes,
-  TenantProvidersHandlers.layer,
+  TenantProvidersRoutes,
   UsageRoutes,
   ModelsHandlers,
   ExperimentsRoutes,
